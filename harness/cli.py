@@ -1,0 +1,265 @@
+"""The command line: each command parses, calls one library function, renders.
+
+Errors a user can fix print one line (``harness: error: ...``) and exit 2; a run that
+failed exits 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.classes import CLASSES
+from harness.errors import HarnessError, RunFailed
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark segmentation plugins under identical settings into leaderboards.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Make and check datasets.")
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _bar(description: str) -> Progress:
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option(help="Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse")],
+    loss: Annotated[str, typer.Option(help="Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3")],
+    optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin (protocol default if omitted)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Scheduler plugin (protocol default if omitted)")] = None,
+    aug: Annotated[str | None, typer.Option("--aug", help="Augmentation plugin (protocol default if omitted)")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Override the protocol's encoder")] = None,
+    data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the built-in synthetic phantom)")] = None,
+    protocol: Annotated[str, typer.Option(help="Protocol name or TOML file")] = "synthetic",
+    seeds: Annotated[str | None, typer.Option(help="A count (3) or a list (0,1,2)")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin module or .py file (repeatable)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a protocol field: KEY=VALUE (repeatable)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders and records go")] = Path("runs"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path("leaderboards"),
+) -> None:
+    """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
+    from harness.runs import RunRequest, execute, plan
+
+    request = RunRequest(
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        augmentation=aug,
+        encoder=encoder,
+        data=data,
+        protocol=protocol,
+        seeds=seeds,
+        plugins=plugin or (),
+        sets=set_ or (),
+        device=device,
+        runs_dir=runs_dir,
+        leaderboards_dir=leaderboards_dir,
+    )
+    with _bar("Generating the synthetic phantom (once)") as bar:
+        task = bar.add_task("synth", total=None)
+        resolved = plan(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bench = resolved.benchmark
+    err.print(
+        f"[bold]Benchmark[/bold] {bench.id}\n"
+        f"  dataset  {bench.dataset.name} ({bench.dataset.root}), fingerprint {bench.dataset.fingerprint[:16]}\n"
+        f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
+        f"  entry    {resolved.entry.label}\n"
+        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}"
+    )
+    outcomes = execute(resolved, err)
+    for path, record in outcomes:
+        out.print(_per_class_table(record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"))
+        out.print(
+            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
+            f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, not used for ranking), "
+            f"{record.cost['wall_s'] / 60:.1f} min; record {path}"
+        )
+    from harness.leaderboard import leaderboard_path
+
+    board = leaderboard_path(resolved.leaderboards_dir, bench.id)
+    row = _row_of(board, resolved.entry.label)
+    out.print(f"Leaderboard {board}:")
+    out.print(row, markup=False, highlight=False, soft_wrap=True)
+
+
+def _row_of(board: Path, label: str) -> str:
+    lines = board.read_text(encoding="utf-8").splitlines()
+    header = next(line for line in lines if line.startswith("| # |"))
+    row = next((line for line in lines if line.startswith("| ") and f"| {label} |" in line), "")
+    return f"{header}\n{row}"
+
+
+def _per_class_table(per_class: dict[str, float], title: str) -> Table:
+    table = Table(title=title)
+    for _ in range(3):
+        table.add_column("Class")
+        table.add_column("Dice", justify="right")
+    names = list(CLASSES)
+    third = (len(names) + 2) // 3
+    for i in range(third):
+        cells: list[str] = []
+        for col in range(3):
+            j = i + col * third
+            if j < len(names):
+                cells += [names[j], f"{per_class[names[j]]:.4f}"]
+            else:
+                cells += ["", ""]
+        table.add_row(*cells)
+    return table
+
+
+LIST_KINDS = ("models", "losses", "optimizers", "schedulers", "augmentations", "protocols")
+
+
+@app.command("list")
+def list_(
+    kind: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(LIST_KINDS)}")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin module or .py file")] = None,
+) -> None:
+    """Show every component with the plugin and distribution that provides it."""
+    from harness import protocol as protocols
+    from harness.plugin_manager import KINDS, Registry
+
+    if kind is not None and kind not in LIST_KINDS:
+        raise HarnessError(f"harness list {kind!r}: choose one of {', '.join(LIST_KINDS)}")
+    if kind in (None, "protocols"):
+        table = Table(title="protocols")
+        for col in ("name", "hash", "description"):
+            table.add_column(col)
+        for p in protocols.builtins():
+            table.add_row(p.name, p.hash, p.description)
+        out.print(table)
+    if kind == "protocols":
+        return
+    registry = Registry.load(plugin or ())
+    for k in [kind] if kind else KINDS:
+        table = Table(title=k)
+        for col in ("name", "plugin", "distribution"):
+            table.add_column(col)
+        for component in registry.components(k).values():
+            dist = f"{component.distribution} {component.version}" if component.distribution else "—"
+            table.add_row(component.name, component.plugin, dist)
+        out.print(table)
+
+
+@app.command()
+def leaderboard(
+    target: Annotated[str | None, typer.Argument(help="A leaderboard file or benchmark id (default: all)")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the run records are")] = Path("runs"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path("leaderboards"),
+) -> None:
+    """Regenerate leaderboard tables from the run records."""
+    from harness.leaderboard import regenerate, resolve
+
+    for benchmark_id in resolve(target, runs_dir):
+        path = regenerate(benchmark_id, runs_dir, leaderboards_dir)
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Dataset folder with labels")],
+    submission: Annotated[Path, typer.Option(help="Submission CSV (image_name,class,rle)")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write mean_dice and per_class_dice here")] = None,
+) -> None:
+    """Score a submission CSV exactly as the competition does."""
+    from harness.evaluate import evaluate_submission
+    from harness.records import atomic_write_text
+
+    result = evaluate_submission(data, submission)
+    out.print(_per_class_table(result.per_class_dice, f"{submission}: per-class Dice"))
+    out.print(f"mean Dice {result.mean_dice:.4f} over {len(result.images)} images")
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
+
+
+@data_app.command("synth")
+def data_synth(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="New folder to write the dataset into")],
+    ids: Annotated[int, typer.Option(help="Number of ID folders (two hands each) in train/")] = 20,
+    size: Annotated[int, typer.Option(help="Image side in pixels")] = 256,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes")] = 0,
+) -> None:
+    """Write the synthetic hand X-ray phantom in the competition layout."""
+    from harness.phantom import synthesize
+
+    with _bar("Drawing hands") as bar:
+        task = bar.add_task("synth", total=None)
+        synthesize(out_dir, ids=ids, size=size, seed=seed,
+                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(f"wrote {out_dir}")
+
+
+@data_app.command("check")
+def data_check(
+    path: Annotated[Path, typer.Argument(help="Dataset folder")],
+) -> None:
+    """Validate a dataset: every image has its labels, every label file is valid."""
+    from harness.check import check_dataset
+
+    problems, count = check_dataset(path)
+    for problem in problems:
+        err.print(f"harness: error: {problem}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    out.print(f"{path}: {count} labelled images, all valid")
+
+
+def main() -> None:
+    """Entry point: run the app and map errors to exit codes."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except HarnessError as exc:
+        if debug:
+            raise
+        err.print(f"harness: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except RunFailed as exc:
+        if debug:
+            raise
+        err.print(f"harness: run failed: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("harness: interrupted")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

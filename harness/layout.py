@@ -1,0 +1,45 @@
+"""The competition's folder layout: where images and their label files live.
+
+```
+DATA/<split>/DCM/IDnnn/image<digits>.png
+DATA/<split>/outputs_json/IDnnn/image<digits>.json   (train only)
+```
+Only paths are handled here; reading labels is ``harness.annotations``, pixels ``harness.data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+IMAGE_DIR = "DCM"
+LABEL_DIR = "outputs_json"
+
+
+def list_images(root: Path, split: str = "train") -> list[Path]:
+    """Every ``<split>/DCM/<ID>/*.png`` under ``root``, sorted by path (the split depends on it)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HarnessError(f"{root}: dataset folder not found; pass --data PATH to a dataset folder")
+    image_root = root / split / IMAGE_DIR
+    if not image_root.is_dir():
+        raise HarnessError(
+            f"{image_root}: missing; a dataset needs {split}/{IMAGE_DIR}/<ID>/<image>.png "
+            "(see `harness data synth` for an example)"
+        )
+    images = sorted(p for p in image_root.glob("*/*.png") if p.is_file())
+    if not images:
+        raise HarnessError(f"{image_root}: no PNG images in its ID folders")
+    return images
+
+
+def label_path(image: Path) -> Path:
+    """The JSON label file that belongs to ``image`` (``.../DCM/ID/x.png`` -> ``.../outputs_json/ID/x.json``)."""
+    image = Path(image)
+    return image.parent.parent.parent / LABEL_DIR / image.parent.name / f"{image.stem}.json"
+
+
+def group_of(image: Path) -> str:
+    """The ID folder an image belongs to: both hands of one person share it, and the split keeps them together."""
+    return Path(image).parent.name

@@ -1,0 +1,262 @@
+"""Protocols: the fixed training and evaluation settings that make runs comparable.
+
+A protocol is data (a TOML file), separate from the code that executes it, like
+nnU-Net's plans. Its hash covers every field that can change a score, so two runs
+share a leaderboard only when they were trained and scored the same way. Fields
+that only choose defaults for the entry (optimizer, scheduler, augmentation), the
+seeds to run, where the synthetic data comes from (the dataset fingerprint covers
+it) and how many loader workers to use are outside the hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+#: Fields that cannot change a score, so they stay out of the hash.
+UNHASHED = frozenset(
+    {
+        "name",
+        "description",
+        "version",
+        "seeds",
+        "optimizer",
+        "scheduler",
+        "augmentation",
+        "synth_ids",
+        "synth_size",
+        "synth_seed",
+        "num_workers",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Every setting of training and evaluation that the entry does not choose."""
+
+    name: str
+    description: str = ""
+    version: int = 1
+    # training
+    resolution: int = 128
+    epochs: int = 20
+    batch_size: int = 8
+    encoder: str = "resnet18"
+    encoder_weights: str = "none"
+    in_channels: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    grad_clip: float = 0.0
+    amp: bool = True
+    channels_last: bool = True
+    # split and evaluation
+    folds: int = 5
+    fold: int = 0
+    val_interval: int = 1
+    eval_resolution: str = "original"
+    threshold: float = 0.5
+    # defaults for what the entry does not say, and run bookkeeping (unhashed)
+    seeds: tuple[int, ...] = (0,)
+    optimizer: str = "adamw"
+    scheduler: str = "warmup-cosine"
+    augmentation: str = "none"
+    synth_ids: int = 20
+    synth_size: int = 256
+    synth_seed: int = 0
+    num_workers: int = 0
+    derived_from: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def hash(self) -> str:
+        """Ten hex digits of SHA-256 over the canonical JSON of the score-changing fields."""
+        text = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def hashed_fields(self) -> dict[str, Any]:
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in UNHASHED and f.name != "derived_from"
+        }
+
+    @property
+    def label(self) -> str:
+        """``name`` plus the ``--set`` overrides it was derived with."""
+        return self.name + "".join(f" {s}" for s in self.derived_from)
+
+    @property
+    def pretrained(self) -> str | None:
+        return None if self.encoder_weights == "none" else self.encoder_weights
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        d["hash"] = self.hash
+        return d
+
+    def derive(self, overrides: list[str] | tuple[str, ...]) -> Protocol:
+        """A new protocol with ``KEY=VALUE`` overrides (``--set``), values parsed as TOML."""
+        if not overrides:
+            return self
+        changes: dict[str, Any] = {}
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise HarnessError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=3")
+            if key not in _SETTABLE:
+                near = difflib.get_close_matches(key, _SETTABLE, n=3)
+                hint = f"did you mean {', '.join(near)}?" if near else "fields:"
+                raise HarnessError(
+                    f"--set {key}: unknown protocol field; {hint} "
+                    f"(all: {', '.join(sorted(_SETTABLE))})"
+                )
+            changes[key] = _coerce(key, _parse_value(raw.strip(), key), f"--set {key}")
+        applied = tuple(f"{k}={_fmt(v)}" for k, v in changes.items())
+        return dataclasses.replace(self, derived_from=self.derived_from + applied, **changes)
+
+
+_FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Protocol)}
+_SETTABLE = [k for k in _FIELD_TYPES if k not in ("name", "derived_from")]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _parse_value(raw: str, key: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        # Bare words are strings: --set encoder=resnet34
+        if "," in raw and key == "seeds":
+            return [_parse_value(p, key) for p in raw.split(",")]
+        return raw
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Check ``value`` against the field's type; ints are accepted where floats are expected."""
+    kind = _FIELD_TYPES[key]
+    bad = HarnessError(f"{where}: {value!r} is not a valid {kind}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str | int):
+            raise bad
+        return str(value)
+    if kind == "tuple[int, ...]":
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            raise bad
+        return tuple(items)
+    raise bad  # pragma: no cover - a field type this module does not know
+
+
+def _validate(p: Protocol) -> None:
+    where = f"protocol {p.name!r}"
+    positive = ("resolution", "epochs", "batch_size", "folds", "val_interval", "in_channels")
+    for key in positive:
+        if getattr(p, key) < 1:
+            raise HarnessError(f"{where}: {key} must be at least 1, got {getattr(p, key)}")
+    if p.resolution % 32:
+        raise HarnessError(f"{where}: resolution must be a multiple of 32, got {p.resolution}")
+    if not 0 <= p.fold < p.folds:
+        raise HarnessError(f"{where}: fold must be in 0..{p.folds - 1}, got {p.fold}")
+    if p.folds < 2:
+        raise HarnessError(f"{where}: folds must be at least 2, got {p.folds}")
+    if p.lr <= 0 or p.weight_decay < 0 or p.warmup_epochs < 0 or p.grad_clip < 0:
+        raise HarnessError(f"{where}: lr must be > 0; weight_decay, warmup_epochs, grad_clip >= 0")
+    if not 0 < p.threshold < 1:
+        raise HarnessError(f"{where}: threshold must be between 0 and 1, got {p.threshold}")
+    if p.eval_resolution != "original" and not (
+        p.eval_resolution.isdigit() and int(p.eval_resolution) >= 32
+    ):
+        raise HarnessError(
+            f"{where}: eval_resolution must be \"original\" or a size in pixels, "
+            f"got {p.eval_resolution!r}"
+        )
+    if p.synth_ids < 5 or p.synth_size < 64 or p.num_workers < 0:
+        raise HarnessError(f"{where}: synth_ids >= 5, synth_size >= 64, num_workers >= 0")
+    if not p.seeds:
+        raise HarnessError(f"{where}: seeds must name at least one seed")
+
+
+def from_mapping(data: dict[str, Any], source: str) -> Protocol:
+    """Build a protocol from parsed TOML, naming ``source`` in every error."""
+    unknown = sorted(set(data) - set(_SETTABLE) - {"name"})
+    if unknown:
+        raise HarnessError(
+            f"{source}: unknown protocol field {unknown[0]!r}; fields: {', '.join(_SETTABLE)}"
+        )
+    if "name" not in data:
+        raise HarnessError(f"{source}: a protocol needs a name = \"...\" field")
+    values = {k: _coerce(k, v, f"{source}: {k}") for k, v in data.items()}
+    try:
+        return Protocol(**values)
+    except HarnessError as exc:
+        raise HarnessError(f"{source}: {exc}") from None
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in _builtin_dir().iterdir() if p.suffix == ".toml")
+
+
+def _builtin_dir() -> Any:
+    return resources.files("harness") / "protocols"
+
+
+def load(name_or_path: str) -> Protocol:
+    """A built-in protocol by name, or a TOML file by path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.exists():
+        if not path.is_file():
+            raise HarnessError(f"{name_or_path}: protocol file not found")
+        return _load_file(path.read_bytes(), str(path))
+    if name_or_path not in builtin_names():
+        raise HarnessError(
+            f"unknown protocol {name_or_path!r}; built-in protocols: {', '.join(builtin_names())} "
+            "(or pass a .toml file)"
+        )
+    resource = _builtin_dir() / f"{name_or_path}.toml"
+    return _load_file(resource.read_bytes(), f"protocol {name_or_path!r}")
+
+
+def _load_file(raw: bytes, source: str) -> Protocol:
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{source}: not valid TOML ({exc})") from None
+    return from_mapping(data, source)
+
+
+def builtins() -> list[Protocol]:
+    return [load(name) for name in builtin_names()]
