@@ -54,20 +54,37 @@ def _bar(description: str) -> Progress:
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse")],
+    model: Annotated[
+        str, typer.Option(help="Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse")
+    ],
     loss: Annotated[str, typer.Option(help="Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3")],
-    optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin (protocol default if omitted)")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Scheduler plugin (protocol default if omitted)")] = None,
-    aug: Annotated[str | None, typer.Option("--aug", help="Augmentation plugin (protocol default if omitted)")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="Optimizer plugin (protocol default if omitted)")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Scheduler plugin (protocol default if omitted)")
+    ] = None,
+    aug: Annotated[
+        str | None, typer.Option("--aug", help="Augmentation plugin (protocol default if omitted)")
+    ] = None,
     encoder: Annotated[str | None, typer.Option(help="Override the protocol's encoder")] = None,
-    data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the built-in synthetic phantom)")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset folder (default: the built-in synthetic phantom)")
+    ] = None,
     protocol: Annotated[str, typer.Option(help="Protocol name or TOML file")] = "synthetic",
     seeds: Annotated[str | None, typer.Option(help="A count (3) or a list (0,1,2)")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin module or .py file (repeatable)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a protocol field: KEY=VALUE (repeatable)")] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option(help="Extra plugin module or .py file (repeatable)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a protocol field: KEY=VALUE (repeatable)"),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     runs_dir: Annotated[Path, typer.Option(help="Where run folders and records go")] = Path("runs"),
-    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path("leaderboards"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
+        "leaderboards"
+    ),
 ) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     from harness.runs import RunRequest, execute, plan
@@ -90,22 +107,32 @@ def run(
     )
     with _bar("Generating the synthetic phantom (once)") as bar:
         task = bar.add_task("synth", total=None)
-        resolved = plan(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        resolved = plan(
+            request, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     bench = resolved.benchmark
+    dataset = bench.dataset
     err.print(
         f"[bold]Benchmark[/bold] {bench.id}\n"
-        f"  dataset  {bench.dataset.name} ({bench.dataset.root}), fingerprint {bench.dataset.fingerprint[:16]}\n"
+        f"  dataset  {dataset.name} ({dataset.root}), fingerprint {dataset.fingerprint[:16]}\n"
         f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
         f"  entry    {resolved.entry.label}\n"
-        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}"
+        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}",
+        soft_wrap=True,
+        highlight=False,
     )
     outcomes = execute(resolved, err)
     for path, record in outcomes:
-        out.print(_per_class_table(record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"))
+        out.print(
+            _per_class_table(
+                record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"
+            )
+        )
         out.print(
             f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
-            f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, not used for ranking), "
-            f"{record.cost['wall_s'] / 60:.1f} min; record {path}"
+            f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, "
+            f"not used for ranking), {record.cost['wall_s'] / 60:.1f} min; record {path}",
+            soft_wrap=True,
         )
     from harness.leaderboard import leaderboard_path
 
@@ -147,7 +174,9 @@ LIST_KINDS = ("models", "losses", "optimizers", "schedulers", "augmentations", "
 @app.command("list")
 def list_(
     kind: Annotated[str | None, typer.Argument(help=f"One of: {', '.join(LIST_KINDS)}")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin module or .py file")] = None,
+    plugin: Annotated[
+        list[str] | None, typer.Option(help="Extra plugin module or .py file")
+    ] = None,
 ) -> None:
     """Show every component with the plugin and distribution that provides it."""
     from harness import protocol as protocols
@@ -170,16 +199,22 @@ def list_(
         for col in ("name", "plugin", "distribution"):
             table.add_column(col)
         for component in registry.components(k).values():
-            dist = f"{component.distribution} {component.version}" if component.distribution else "—"
+            dist = (
+                f"{component.distribution} {component.version}" if component.distribution else "—"
+            )
             table.add_row(component.name, component.plugin, dist)
         out.print(table)
 
 
 @app.command()
 def leaderboard(
-    target: Annotated[str | None, typer.Argument(help="A leaderboard file or benchmark id (default: all)")] = None,
+    target: Annotated[
+        str | None, typer.Argument(help="A leaderboard file or benchmark id (default: all)")
+    ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where the run records are")] = Path("runs"),
-    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path("leaderboards"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
+        "leaderboards"
+    ),
 ) -> None:
     """Regenerate leaderboard tables from the run records."""
     from harness.leaderboard import regenerate, resolve
@@ -193,7 +228,9 @@ def leaderboard(
 def evaluate(
     data: Annotated[Path, typer.Option(help="Dataset folder with labels")],
     submission: Annotated[Path, typer.Option(help="Submission CSV (image_name,class,rle)")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write mean_dice and per_class_dice here")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write mean_dice and per_class_dice here")
+    ] = None,
 ) -> None:
     """Score a submission CSV exactly as the competition does."""
     from harness.evaluate import evaluate_submission
@@ -208,7 +245,9 @@ def evaluate(
 
 @data_app.command("synth")
 def data_synth(
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="New folder to write the dataset into")],
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="OUT", help="New folder to write the dataset into")
+    ],
     ids: Annotated[int, typer.Option(help="Number of ID folders (two hands each) in train/")] = 20,
     size: Annotated[int, typer.Option(help="Image side in pixels")] = 256,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes")] = 0,
@@ -218,8 +257,13 @@ def data_synth(
 
     with _bar("Drawing hands") as bar:
         task = bar.add_task("synth", total=None)
-        synthesize(out_dir, ids=ids, size=size, seed=seed,
-                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+        synthesize(
+            out_dir,
+            ids=ids,
+            size=size,
+            seed=seed,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     out.print(f"wrote {out_dir}")
 
 

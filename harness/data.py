@@ -1,4 +1,4 @@
-"""Datasets: the validation split, the dataset fingerprint, the synthetic default, and pixels for training.
+"""Datasets: the split, the fingerprint, the synthetic default, and pixels for training.
 
 One loader serves the competition data and the built-in phantom, which is written in
 the same layout. Images are grey; training inputs are resized to the protocol's
@@ -23,7 +23,7 @@ from filelock import FileLock
 from sklearn.model_selection import GroupKFold
 from torch.utils.data import Dataset
 
-from harness.annotations import Annotation, read_annotation, rasterize
+from harness.annotations import Annotation, rasterize, read_annotation
 from harness.errors import HarnessError
 from harness.layout import group_of, label_path, list_images
 
@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 
 
 def split(images: Sequence[Path], folds: int = 5, fold: int = 0) -> tuple[list[Path], list[Path]]:
-    """Train and validation images: scikit-learn's GroupKFold on sorted paths, grouped by ID folder."""
+    """Train and validation images: GroupKFold on sorted paths, grouped by ID folder."""
     images = sorted(images)
     groups = [group_of(p) for p in images]
     if len(set(groups)) < folds:
@@ -79,7 +79,11 @@ def fingerprint(root: Path) -> str:
     not read every image again.
     """
     root = Path(root).resolve()
-    memo_path = cache_dir() / "fingerprints" / (hashlib.sha256(str(root).encode()).hexdigest()[:16] + ".json")
+    memo_path = (
+        cache_dir()
+        / "fingerprints"
+        / (hashlib.sha256(str(root).encode()).hexdigest()[:16] + ".json")
+    )
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
@@ -139,7 +143,8 @@ def to_input(image: np.ndarray) -> torch.Tensor:
 class TrainDataset(Dataset):
     """Training pairs at the protocol's resolution, decoded once and kept in memory.
 
-    ``augment`` is an albumentations transform called as ``augment(image=..., masks=[...])``.
+    ``augment`` is an albumentations transform called as ``augment(image=(H, W) uint8,
+    mask=(H, W, 29) uint8)``, the convention of ``harness_augmentations``.
     """
 
     def __init__(self, images: Sequence[Path], resolution: int, augment: Any = None) -> None:
@@ -162,9 +167,11 @@ class TrainDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, masks = self.images[index], self.masks[index]
         if self.augment is not None:
-            out = self.augment(image=image, masks=list(masks))
-            image, masks = out["image"], np.stack(out["masks"])
-        return to_input(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(masks)).float()
+            out = self.augment(image=image, mask=masks.transpose(1, 2, 0))
+            image, masks = out["image"], out["mask"].transpose(2, 0, 1)
+        return to_input(np.ascontiguousarray(image)), torch.from_numpy(
+            np.ascontiguousarray(masks)
+        ).float()
 
 
 class EvalDataset(Dataset):

@@ -21,7 +21,9 @@ def list_images(root: Path, split: str = "train") -> list[Path]:
     """Every ``<split>/DCM/<ID>/*.png`` under ``root``, sorted by path (the split depends on it)."""
     root = Path(root)
     if not root.is_dir():
-        raise HarnessError(f"{root}: dataset folder not found; pass --data PATH to a dataset folder")
+        raise HarnessError(
+            f"{root}: dataset folder not found; pass --data PATH to a dataset folder"
+        )
     image_root = root / split / IMAGE_DIR
     if not image_root.is_dir():
         raise HarnessError(
@@ -35,11 +37,11 @@ def list_images(root: Path, split: str = "train") -> list[Path]:
 
 
 def label_path(image: Path) -> Path:
-    """The JSON label file that belongs to ``image`` (``.../DCM/ID/x.png`` -> ``.../outputs_json/ID/x.json``)."""
+    """The label file of ``image``: ``.../DCM/ID/x.png`` -> ``.../outputs_json/ID/x.json``."""
     image = Path(image)
     return image.parent.parent.parent / LABEL_DIR / image.parent.name / f"{image.stem}.json"
 
 
 def group_of(image: Path) -> str:
-    """The ID folder an image belongs to: both hands of one person share it, and the split keeps them together."""
+    """The ID folder of an image: both hands of one person share it, so the split keeps it whole."""
     return Path(image).parent.name

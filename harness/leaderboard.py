@@ -49,9 +49,7 @@ class Row:
         return statistics.stdev(self.dice) if len(self.dice) > 1 else None
 
     def per_class(self) -> dict[str, float]:
-        return {
-            c: statistics.fmean(r.per_class_dice[c] for r in self.records) for c in CLASSES
-        }
+        return {c: statistics.fmean(r.per_class_dice[c] for r in self.records) for c in CLASSES}
 
     def cost(self, key: str) -> float | None:
         values = [r.cost[key] for r in self.records if r.cost.get(key) is not None]
@@ -76,9 +74,7 @@ def rows(records: Iterable[Record], benchmark_id: str) -> list[Row]:
         entry = Entry.from_dict(_names_only(record.entry))
         groups[entry.key].append(record)
         entries[entry.key] = entry
-    out = [
-        Row(entries[k], tuple(sorted(v, key=lambda r: r.seed))) for k, v in groups.items()
-    ]
+    out = [Row(entries[k], tuple(sorted(v, key=lambda r: r.seed))) for k, v in groups.items()]
     return sorted(out, key=lambda r: (-r.mean, r.entry.label))
 
 
@@ -98,9 +94,7 @@ def render(benchmark: dict, table_rows: Sequence[Row]) -> str:
     """The markdown leaderboard of one benchmark."""
     protocol = benchmark["protocol"]
     dataset = benchmark["dataset"]
-    settings = ", ".join(
-        f"{k} {_fmt(v)}" for k, v in sorted(protocol["fields"].items())
-    )
+    settings = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(protocol["fields"].items()))
     lines = [
         f"# Leaderboard: {protocol['label']} on {dataset['name']}",
         "",

@@ -201,7 +201,7 @@ def _validate(p: Protocol) -> None:
         p.eval_resolution.isdigit() and int(p.eval_resolution) >= 32
     ):
         raise HarnessError(
-            f"{where}: eval_resolution must be \"original\" or a size in pixels, "
+            f'{where}: eval_resolution must be "original" or a size in pixels, '
             f"got {p.eval_resolution!r}"
         )
     if p.synth_ids < 5 or p.synth_size < 64 or p.num_workers < 0:
@@ -218,7 +218,7 @@ def from_mapping(data: dict[str, Any], source: str) -> Protocol:
             f"{source}: unknown protocol field {unknown[0]!r}; fields: {', '.join(_SETTABLE)}"
         )
     if "name" not in data:
-        raise HarnessError(f"{source}: a protocol needs a name = \"...\" field")
+        raise HarnessError(f'{source}: a protocol needs a name = "..." field')
     values = {k: _coerce(k, v, f"{source}: {k}") for k, v in data.items()}
     try:
         return Protocol(**values)
@@ -227,7 +227,9 @@ def from_mapping(data: dict[str, Any], source: str) -> Protocol:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name.removesuffix(".toml") for p in _builtin_dir().iterdir() if p.suffix == ".toml")
+    return sorted(
+        p.name.removesuffix(".toml") for p in _builtin_dir().iterdir() if p.suffix == ".toml"
+    )
 
 
 def _builtin_dir() -> Any:

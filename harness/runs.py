@@ -16,7 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from harness import data, protocol as protocols
+from harness import data
+from harness import protocol as protocols
 from harness.data import DatasetInfo
 from harness.entry import KINDS_BY_FIELD, Component, Entry, parse_component
 from harness.errors import HarnessError, RunFailed
@@ -105,9 +106,7 @@ def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
     return seeds
 
 
-def plan(
-    request: RunRequest, progress: Callable[[int, int], None] | None = None
-) -> Plan:
+def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Resolve plugins, protocol, dataset and entry; fail with one clear line on bad input."""
     registry = Registry.load(request.plugins)
     proto = protocols.load(request.protocol).derive(list(request.sets))

@@ -32,10 +32,10 @@ from rich.progress import (
 )
 from torch.utils.data import DataLoader
 
+from harness.annotations import rasterize
 from harness.classes import CLASSES, NUM_CLASSES
 from harness.data import EvalDataset, TrainDataset
 from harness.dice import DiceAccumulator
-from harness.annotations import rasterize
 from harness.entry import Entry
 from harness.errors import HarnessError, RunFailed
 from harness.plugin_manager import Registry
@@ -84,7 +84,7 @@ def seed_everything(seed: int) -> None:
 
 
 def amp_dtype(protocol: Protocol, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16; None (fp32) on CPU or when the protocol says no."""
+    """bf16 where the GPU supports it, else fp16; None (fp32) on CPU or if the protocol says no."""
     if not protocol.amp or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -1,0 +1,75 @@
+"""Built-in learning-rate schedules, stepped once per optimizer step.
+
+All three are plain ``torch.optim.lr_scheduler`` objects so their state dicts
+checkpoint and resume like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    SequentialLR,
+)
+
+from harness import hookimpl
+
+
+def _check_steps(total_steps: int, warmup_steps: int) -> None:
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be at least 1, got {total_steps}")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
+
+
+def flat(
+    optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int, **params: Any
+) -> LRScheduler:
+    """The protocol's learning rate throughout (warm-up ignored)."""
+    _check_steps(total_steps, warmup_steps)
+    return ConstantLR(optimizer, factor=1.0, total_iters=0, **params)
+
+
+def cosine(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    eta_min: float = 0.0,
+) -> LRScheduler:
+    """Cosine annealing from the protocol's learning rate to ``eta_min`` over the run."""
+    _check_steps(total_steps, warmup_steps)
+    return CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=eta_min)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    eta_min: float = 0.0,
+) -> LRScheduler:
+    """Linear warm-up over ``warmup_steps``, then cosine annealing to ``eta_min``.
+
+    Step ``k < warmup_steps`` uses ``lr * (k + 1) / (warmup_steps + 1)``, so no step
+    is wasted at zero; step ``warmup_steps`` uses the full ``lr``, which then decays
+    along a cosine that would reach ``eta_min`` at ``total_steps``.
+    """
+    _check_steps(total_steps, warmup_steps)
+    decay = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=eta_min)
+    if warmup_steps == 0:
+        return decay
+    warmup = LinearLR(
+        optimizer, start_factor=1.0 / (warmup_steps + 1), end_factor=1.0, total_iters=warmup_steps
+    )
+    return SequentialLR(optimizer, schedulers=[warmup, decay], milestones=[warmup_steps])
+
+
+@hookimpl
+def harness_schedulers() -> dict[str, Any]:
+    return {"flat": flat, "cosine": cosine, "warmup-cosine": warmup_cosine}

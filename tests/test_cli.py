@@ -1,0 +1,214 @@
+"""The command line end to end: a tiny run, listing, leaderboards, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.classes import CLASSES
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real `harness run` under the tiny protocol, shared by the tests that read its output."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("tiny")
+    env_cache = tmp_path_factory.getbasetemp() / "cache"
+    cmd = [
+        sys.executable, "-m", "harness", "run", "--model", "unetpp", "--loss", "dice",
+        "--protocol", "tiny", "--runs-dir", str(root / "runs"),
+        "--leaderboards-dir", str(root / "boards"),
+    ]  # fmt: skip
+    import os
+
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HARNESS_CACHE_DIR": str(env_cache), "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {"root": root, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def test_tiny_run_prints_benchmark_table_and_row(tiny_run: dict) -> None:
+    assert tiny_run["stderr"].lstrip().startswith("Benchmark tiny-")
+    assert "protocol tiny, hash" in tiny_run["stderr"]
+    for name in ("finger-1", "Pisiform", "Ulna"):
+        assert name in tiny_run["stdout"]
+    assert "| 1 | unetpp · dice · adamw · warmup-cosine · none |" in tiny_run["stdout"]
+
+
+def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:
+    root = tiny_run["root"]
+    (record_path,) = (root / "runs").rglob("record.json")
+    record = json.loads(record_path.read_text())
+    assert record["status"] == "succeeded" and record["seed"] == 0
+    assert set(record["per_class_dice"]) == set(CLASSES)
+    assert 0.0 <= record["mean_dice"] <= 1.0
+    assert record["mean_dice"] == pytest.approx(
+        sum(record["per_class_dice"].values()) / len(CLASSES)
+    )
+    assert record["entry"]["model"]["distribution"] == "harness"
+    assert record["benchmark"]["protocol"]["name"] == "tiny"
+    assert record["cost"]["parameters"] > 0 and record["cost"]["train_images_per_s"] > 0
+    (board,) = (root / "boards").glob("*.md")
+    assert board.stem == record["benchmark"]["id"]
+
+
+def test_leaderboard_regenerates_same_bytes(tiny_run: dict, cli) -> None:
+    root = tiny_run["root"]
+    runs, boards = root / "runs", root / "boards"
+    result = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", root / "again")
+    assert result.code == 0, result.err
+    (again,) = (root / "again").glob("*.md")
+    (first,) = boards.glob("*.md")
+    assert again.read_bytes() == first.read_bytes()
+    assert "| 1 | unetpp" in again.read_text()
+
+
+def test_same_seed_same_result_on_cpu(tiny_run: dict, cli, tmp_path: Path) -> None:
+    result = cli(
+        "run", "--model", "unetpp", "--loss", "dice", "--protocol", "tiny",
+        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    (mine,) = (tmp_path / "runs").rglob("record.json")
+    (theirs,) = (tiny_run["root"] / "runs").rglob("record.json")
+    a, b = json.loads(mine.read_text()), json.loads(theirs.read_text())
+    assert a["per_class_dice"] == b["per_class_dice"]
+    assert a["history"][-1]["loss"] == b["history"][-1]["loss"]
+
+
+def test_list_shows_every_builtin_with_its_distribution(cli) -> None:
+    result = cli("list")
+    assert result.code == 0, result.err
+    for name in ("unet", "unetpp", "fpn", "deeplabv3plus", "bce", "dice", "combo", "sgd", "adam",
+                 "adamw", "flat", "cosine", "warmup-cosine", "none", "basic", "tiny",
+                 "synthetic", "standard-512", "standard-1024"):  # fmt: skip
+        assert f" {name} " in result.out, name
+    assert "harness 0.1.0" in result.out
+    protocols = cli("list", "protocols")
+    from harness.protocol import load
+
+    assert load("tiny").hash in protocols.out
+
+
+@pytest.mark.parametrize(
+    "args, culprit",
+    [
+        (["run", "--model", "unetp", "--loss", "dice", "--protocol", "tiny"], "unetpp"),
+        (["run", "--model", "unetpp", "--loss", "dcie", "--protocol", "tiny"], "did you mean"),
+        (["run", "--model", "unetpp", "--loss", "dice", "--protocol", "nope"], "unknown protocol"),
+        (
+            [
+                "run",
+                "--model",
+                "unetpp",
+                "--loss",
+                "dice",
+                "--protocol",
+                "tiny",
+                "--set",
+                "epoch=1",
+            ],
+            "epoch",
+        ),
+        (
+            [
+                "run",
+                "--model",
+                "unetpp",
+                "--loss",
+                "dice",
+                "--protocol",
+                "tiny",
+                "--set",
+                "epochs=-1",
+            ],
+            "epochs",
+        ),
+        (
+            ["run", "--model", "unetpp", "--loss", "dice", "--protocol", "tiny", "--seeds", "x"],
+            "--seeds",
+        ),
+        (["run", "--model", "unetpp", "--loss", "combo:dice", "--protocol", "tiny"], "--loss"),
+        (
+            [
+                "run",
+                "--model",
+                "unetpp",
+                "--loss",
+                "dice",
+                "--protocol",
+                "tiny",
+                "--plugin",
+                "missing_mod_xyz",
+            ],
+            "missing_mod_xyz",
+        ),
+        (
+            [
+                "run",
+                "--model",
+                "unetpp",
+                "--loss",
+                "dice",
+                "--protocol",
+                "tiny",
+                "--data",
+                "/nonexistent/data",
+            ],
+            "/nonexistent/data",
+        ),
+        (
+            [
+                "run",
+                "--model",
+                "unetpp",
+                "--loss",
+                "dice:nope=1",
+                "--protocol",
+                "tiny",
+                "--set",
+                "epochs=1",
+            ],
+            "nope",
+        ),
+        (["list", "gadgets"], "gadgets"),
+        (["leaderboard", "--runs-dir", "/nonexistent/runs"], "runs"),
+        (
+            ["evaluate", "--data", "/nonexistent/data", "--submission", "/nonexistent/s.csv"],
+            "nonexistent",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(cli, args: list[str], culprit: str, tmp_path: Path) -> None:
+    args = [*args, *(["--runs-dir", str(tmp_path)] if args[0] == "run" else [])]
+    result = cli(*args)
+    assert result.code == 2, (result.out, result.err)
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("harness: error:"), result.err
+    assert culprit in lines[0]
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "record.json").exists()
+
+
+def test_unknown_option_is_exit_2(cli) -> None:
+    assert cli("run", "--modle", "unetpp").code == 2
+
+
+def test_python_dash_m_works() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "run" in proc.stdout
