@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -297,12 +296,18 @@ def main() -> None:
             raise
         err.print(f"harness: run failed: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Abort:
+        err.print("harness: interrupted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # typer's own click: bad options and arguments
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except KeyboardInterrupt:
         err.print("harness: interrupted")
         sys.exit(130)
     if isinstance(code, int) and code:

@@ -26,7 +26,7 @@ from harness.leaderboard import regenerate
 from harness.plugin_manager import Registry
 from harness.protocol import Protocol
 from harness.records import RECORD_NAME, Record, code_revision, library_versions, write_record
-from harness.training import TrainResult, resolve_device, train
+from harness.training import TrainResult, build_components, resolve_device, train
 
 
 @dataclass
@@ -124,6 +124,8 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
         components[field_name] = component
     entry = Entry(**components, encoder=request.encoder)
+    # Build every component once now, so a parameter a plugin rejects fails before any work.
+    build_components(proto, entry, registry, steps_per_epoch=1)
     if request.data is None:
         root = data.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
     else:

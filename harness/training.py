@@ -158,6 +158,9 @@ def train(
     model, loss_fn, optimizer, scheduler, augment = build_components(
         protocol, entry, registry, steps_per_epoch
     )
+    if hasattr(augment, "set_random_seed"):
+        # albumentations 2.x keeps its own random state, independent of the global seeds.
+        augment.set_random_seed(seed)
     memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
     parameters = sum(p.numel() for p in model.parameters())

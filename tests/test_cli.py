@@ -212,3 +212,40 @@ def test_python_dash_m_works() -> None:
         [sys.executable, "-m", "harness", "--help"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "run" in proc.stdout
+
+
+def test_data_synth_then_evaluate_a_perfect_submission(cli, tmp_path: Path) -> None:
+    from harness.annotations import rasterize, read_annotation
+    from harness.layout import label_path, list_images
+    from harness.rle import encode
+    from harness.submission import write_submission
+
+    data = tmp_path / "phantom"
+    result = cli("data", "synth", data, "--ids", "5", "--size", "64")
+    assert result.code == 0, result.err
+    assert cli("data", "check", data).code == 0
+    rows = []
+    for image in list_images(data, "train"):
+        masks = rasterize(read_annotation(label_path(image)))
+        rows += [(image.name, c, encode(m)) for c, m in zip(CLASSES, masks, strict=True)]
+    write_submission(tmp_path / "sub.csv", rows)
+    out_json = tmp_path / "score.json"
+    result = cli("evaluate", "--data", data, "--submission", tmp_path / "sub.csv", "--json", out_json)
+    assert result.code == 0, result.err
+    score = json.loads(out_json.read_text())
+    assert score["mean_dice"] == 1.0 and set(score["per_class_dice"]) == set(CLASSES)
+    # An existing dataset is never overwritten.
+    again = cli("data", "synth", data, "--ids", "5", "--size", "64")
+    assert again.code == 2 and "already exists" in again.err
+
+
+def test_data_check_reports_every_problem(cli, tmp_path: Path) -> None:
+    data = tmp_path / "phantom"
+    assert cli("data", "synth", data, "--ids", "5", "--size", "64").code == 0
+    jsons = sorted((data / "train" / "outputs_json").rglob("*.json"))
+    jsons[0].write_text("{not json")
+    jsons[1].unlink()
+    result = cli("data", "check", data)
+    assert result.code == 2
+    assert jsons[0].name in result.err and jsons[1].stem in result.err
+    assert len([line for line in result.err.splitlines() if line.startswith("harness:")]) == 2
