@@ -230,7 +230,9 @@ def test_data_synth_then_evaluate_a_perfect_submission(cli, tmp_path: Path) -> N
         rows += [(image.name, c, encode(m)) for c, m in zip(CLASSES, masks, strict=True)]
     write_submission(tmp_path / "sub.csv", rows)
     out_json = tmp_path / "score.json"
-    result = cli("evaluate", "--data", data, "--submission", tmp_path / "sub.csv", "--json", out_json)
+    result = cli(
+        "evaluate", "--data", data, "--submission", tmp_path / "sub.csv", "--json", out_json
+    )
     assert result.code == 0, result.err
     score = json.loads(out_json.read_text())
     assert score["mean_dice"] == 1.0 and set(score["per_class_dice"]) == set(CLASSES)
