@@ -7,6 +7,7 @@ This is the library behind ``harness run``; everything it does can be done from 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -164,6 +165,21 @@ def entry_record(plan: Plan) -> dict[str, Any]:
     return out
 
 
+#: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
+WEIGHTS_NAME = "weights-final.safetensors"
+
+
+def save_weights(path: Path, model: Any) -> None:
+    """Model weights as safetensors (never pickle), written atomically."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -241,6 +257,7 @@ def execute(
             finished_at=_now(),
             **base,
         )
+        save_weights(path.parent / WEIGHTS_NAME, result.model)
         write_record(path, record)
         plan.outcomes.append((path, record))
         regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)

@@ -59,6 +59,7 @@ class TrainResult:
     peak_memory_mb: float = 0.0
     wall_s: float = 0.0
     device: str = "cpu"
+    model: torch.nn.Module | None = None
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -251,6 +252,7 @@ def train(
         peak_memory_mb=_peak_memory_mb(device),
         wall_s=time.perf_counter() - started,
         device=device_name(device),
+        model=model,
     )
 
 
