@@ -125,3 +125,35 @@ def test_no_records_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no run records"):
         resolve(None, tmp_path)
     assert resolve("leaderboards/x__y.md", tmp_path) == ["x__y"]
+
+
+def test_rows_within_noise_of_the_leader_are_marked(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed, (a, b, c) in enumerate(
+        [(0.80, 0.70, 0.805), (0.82, 0.71, 0.800), (0.81, 0.72, 0.818)]
+    ):
+        _write(runs, f"a{seed}", _record("dice", seed, a))
+        _write(runs, f"b{seed}", _record("bce", seed, b))
+        _write(runs, f"c{seed}", _record("combo", seed, c))
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    ranked = [line for line in text.splitlines() if line[:4] in ("| 1 ", "| 2 ", "| 3 ")]
+    rows = {line.split("|")[2].split(" · ")[1]: line for line in ranked}
+    assert "| leader |" in rows["dice"] or "| leader |" in rows["combo:dice=0.7"]
+    assert "| below |" in rows["bce"]
+    assert "| ≈ |" in rows["dice"] or "| ≈ |" in rows["combo:dice=0.7"]
+    assert "paired t-test" in text
+
+
+def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    good, bad = _record("dice", 0, 0.8), _record("bce", 0, 0.6)
+    good.val_images = bad.val_images = [f"img{i}.png" for i in range(6)]
+    good.per_image_dice = [[0.8 + 0.01 * i] * 29 for i in range(6)]
+    bad.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
+    _write(runs, "g", good)
+    _write(runs, "b", bad)
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    bce_row = next(
+        line for line in text.splitlines() if "· bce ·" in line and line.startswith("| 2")
+    )
+    assert "| below |" in bce_row and "ᵇ" in bce_row
