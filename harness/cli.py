@@ -141,6 +141,51 @@ def run(
     out.print(row, markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command()
+def sweep(
+    vary: Annotated[str, typer.Option(help="AXIS=v1,v2,... e.g. loss=bce,dice,combo")],
+    model: Annotated[str, typer.Option(help="Model plugin (fixed unless varied)")] = "unetpp",
+    loss: Annotated[str, typer.Option(help="Loss plugin (fixed unless varied)")] = "dice",
+    optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Scheduler plugin")] = None,
+    aug: Annotated[str | None, typer.Option("--aug", help="Augmentation plugin")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Override the protocol's encoder")] = None,
+    data: Annotated[Path | None, typer.Option(help="Dataset folder (default: phantom)")] = None,
+    protocol: Annotated[str, typer.Option(help="Protocol name or TOML file")] = "synthetic",
+    seeds: Annotated[str | None, typer.Option(help="A count (3) or a list (0,1,2)")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin (repeatable)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    runs_dir: Annotated[Path, typer.Option(help="Run folders")] = Path("runs"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Tables")] = Path("leaderboards"),
+) -> None:
+    """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
+    from harness.runs import RunRequest
+    from harness.sweep import parse_vary
+    from harness.sweep import sweep as run_sweep
+
+    axis = parse_vary(vary)
+    base = RunRequest(
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        augmentation=aug,
+        encoder=encoder,
+        data=data,
+        protocol=protocol,
+        seeds=seeds,
+        plugins=plugin or (),
+        sets=set_ or (),
+        device=device,
+        runs_dir=runs_dir,
+        leaderboards_dir=leaderboards_dir,
+    )
+    path, _ = run_sweep(base, axis, err)
+    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"wrote {path}", soft_wrap=True)
+
+
 def _row_of(board: Path, label: str) -> str:
     lines = board.read_text(encoding="utf-8").splitlines()
     header = next(line for line in lines if line.startswith("| # |"))
@@ -220,7 +265,7 @@ def leaderboard(
 
     for benchmark_id in resolve(target, runs_dir):
         path = regenerate(benchmark_id, runs_dir, leaderboards_dir)
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", soft_wrap=True)
 
 
 @app.command()
