@@ -20,6 +20,7 @@ from harness.classes import CLASSES
 from harness.entry import Entry
 from harness.errors import HarnessError
 from harness.records import Record, atomic_write_text, iter_records
+from harness.report import heatmap
 from harness.significance import (
     METHOD,
     Comparison,
@@ -141,7 +142,7 @@ def _num(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def render(benchmark: dict, table_rows: Sequence[Row]) -> str:
+def render(benchmark: dict, table_rows: Sequence[Row], picture: str | None = None) -> str:
     """The markdown leaderboard of one benchmark."""
     protocol = benchmark["protocol"]
     dataset = benchmark["dataset"]
@@ -185,6 +186,8 @@ def render(benchmark: dict, table_rows: Sequence[Row]) -> str:
     if not table_rows:
         lines.append("| — | no succeeded runs yet | | | | | | | | | | | |")
     lines += ["", "## Per-class Dice", ""]
+    if picture:
+        lines += [f"![Per-class Dice of every entry]({picture})", ""]
     lines.append("| Entry | " + " | ".join(CLASSES) + " |")
     lines.append("|---|" + "---:|" * len(CLASSES))
     for row in table_rows:
@@ -229,8 +232,18 @@ def regenerate(benchmark_id: str, runs_dir: Path, leaderboards_dir: Path) -> Pat
                 "run `harness run ...` first or pass --runs-dir"
             )
         benchmark = min(records, key=lambda r: (r.status != "succeeded", r.seed)).benchmark
-        atomic_write_text(path, render(benchmark, rows(records, benchmark_id)))
+        table_rows = rows(records, benchmark_id)
+        picture = heatmap_path(path)
+        if table_rows:
+            heatmap(
+                [r.entry.label for r in table_rows], [r.per_class() for r in table_rows], picture
+            )
+        atomic_write_text(path, render(benchmark, table_rows, picture.name if table_rows else None))
     return path
+
+
+def heatmap_path(board: Path) -> Path:
+    return board.with_name(f"{board.stem}.heatmap.png")
 
 
 def benchmark_ids(runs_dir: Path) -> list[str]:

@@ -92,7 +92,6 @@ def save_grid(path: Path, panels: Sequence[tuple[str, np.ndarray]], columns: int
     width, height = columns * (side + pad) + pad, rows * (side + title + pad) + pad
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
-    canvas = FigureCanvasAgg(fig)
     for k, (name, img) in enumerate(panels):
         row, col = divmod(k, columns)
         left = pad + col * (side + pad)
@@ -105,6 +104,13 @@ def save_grid(path: Path, panels: Sequence[tuple[str, np.ndarray]], columns: int
             ax.imshow(img, interpolation="nearest")
         ax.set_title(name, fontsize=9, pad=4)
         ax.set_axis_off()
+    save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Render a figure (Agg) to a metadata-free PNG, atomically: same figure, same bytes."""
+    path = Path(path)
+    canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[:, :, :3]
     ok, png = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])

@@ -157,3 +157,15 @@ def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
         line for line in text.splitlines() if "· bce ·" in line and line.startswith("| 2")
     )
     assert "| below |" in bce_row and "ᵇ" in bce_row
+
+
+def test_heatmap_is_written_linked_and_deterministic(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _write(runs, "a", _record("dice", 0, 0.8))
+    _write(runs, "b", _record("bce", 0, 0.6))
+    board = regenerate(BENCH["id"], runs, tmp_path / "b1")
+    picture = board.with_name(f"{board.stem}.heatmap.png")
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({picture.name})" in board.read_text()
+    again = regenerate(BENCH["id"], runs, tmp_path / "b2")
+    assert again.with_name(picture.name).read_bytes() == picture.read_bytes()
