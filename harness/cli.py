@@ -371,6 +371,34 @@ def data_check(
     out.print(f"{path}: {count} labelled images, all valid")
 
 
+@data_app.command("stats")
+def data_stats(
+    path: Annotated[
+        Path | None, typer.Argument(help="Dataset folder (default: the built-in phantom)")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for stats.json and the four plots")
+    ] = Path("stats"),
+) -> None:
+    """Measure a dataset: class areas, overlaps, wrist angle, contrast, hands; JSON and plots."""
+    from harness.stats import compute_stats, render_table, write_report
+
+    if path is None:
+        from harness import protocol
+        from harness.data import synthetic_dataset
+
+        p = protocol.load("synthetic")
+        path = synthetic_dataset(p.synth_ids, p.synth_size, p.synth_seed)
+    with _bar("Measuring") as bar:
+        task = bar.add_task("stats", total=None)
+        stats = compute_stats(
+            path, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    out.print(render_table(stats))
+    for written in write_report(stats, out_dir):
+        out.print(f"wrote {written}", soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app and map errors to exit codes."""
     debug = "--debug" in sys.argv[1:]

@@ -2,7 +2,9 @@
 
 One loader serves the competition data and the built-in phantom, which is written in
 the same layout. Images are grey; training inputs are resized to the protocol's
-resolution and masks are rasterized from the polygons directly at that size.
+resolution and masks are rasterized from the polygons directly at that size, once per
+dataset and resolution, into the memory-mapped preprocessing cache (``harness.cache``):
+decoding a 2048² PNG per sample would cost more than the training step.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import numpy as np
 import torch
 from filelock import FileLock
 from sklearn.model_selection import GroupKFold
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from harness.annotations import Annotation, rasterize, read_annotation
+from harness.dice import DiceAccumulator
 from harness.errors import HarnessError
 from harness.layout import group_of, label_path, list_images
 
 #: Bump when the phantom's drawing changes, so cached synthetic datasets are regenerated.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -140,32 +143,58 @@ def to_input(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(image).float().div_(255.0).unsqueeze(0)
 
 
-class TrainDataset(Dataset):
-    """Training pairs at the protocol's resolution, decoded once and kept in memory.
+def _in_worker() -> bool:
+    """In a data-loader worker (not the main process), OpenCV is made single-threaded once."""
+    if get_worker_info() is None:
+        return False
+    cv2.setNumThreads(0)
+    return True
 
-    ``augment`` is an albumentations transform called as ``augment(image=(H, W) uint8,
-    mask=(H, W, 29) uint8)``, the convention of ``harness_augmentations``.
+
+class TrainDataset(Dataset):
+    """Training pairs at the protocol's resolution, read from the preprocessing cache.
+
+    The cache (``harness.cache``) holds every labelled image of the dataset decoded,
+    resized and rasterized once, memory-mapped; it is built on first use (with a
+    progress bar) and rebuilt when a source file changes.  ``augment`` is an
+    albumentations transform called as ``augment(image=(H, W) uint8, mask=(H, W, 29)
+    uint8)``, the convention of ``harness_augmentations``.  In data-loader workers
+    OpenCV runs single-threaded (``harness.cache.worker_init_fn`` does the same).
     """
 
     def __init__(self, images: Sequence[Path], resolution: int, augment: Any = None) -> None:
+        from harness.cache import lookup
+
         self.resolution = resolution
         self.augment = augment
-        self.images: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-        for path in images:
-            ann = read_annotation(label_path(path))
-            image = read_gray(path)
-            _check_size(path, image, ann)
-            self.images.append(
-                cv2.resize(image, (resolution, resolution), interpolation=cv2.INTER_AREA)
-            )
-            self.masks.append(rasterize(ann, (resolution, resolution)))
+        self.paths = [Path(p) for p in images]
+        self.cache, self.rows = lookup(self.paths, resolution)
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arrays"] = None  # workers map the files themselves; never pickle the data
+        return state
+
+    def _open(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            _in_worker()
+            self._arrays = self.cache.arrays()
+        return self._arrays
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored pair, unaugmented: (R, R) uint8 image and (29, R, R) uint8 masks."""
+        from harness.cache import unpack_masks
+
+        images, masks = self._open()
+        row = self.rows[index]
+        return np.array(images[row]), unpack_masks(masks[row], self.resolution)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, masks = self.images[index], self.masks[index]
+        image, masks = self.sample(index)
         if self.augment is not None:
             out = self.augment(image=image, mask=masks.transpose(1, 2, 0))
             image, masks = out["image"], out["mask"].transpose(2, 0, 1)
@@ -177,28 +206,80 @@ class TrainDataset(Dataset):
 class EvalDataset(Dataset):
     """Validation images: the model input at the protocol's resolution and the label file.
 
-    Ground truth is rasterized per image when it is scored, at the original (or the
-    protocol's evaluation) resolution, so nothing of size 29 x H x W is kept.
+    Inputs come from the preprocessing cache (the same resized pixels as decoding and
+    resizing here would give).  Ground truth is rasterized per image only when it is
+    scored (``score``), at the original (or the protocol's evaluation) resolution, and
+    dropped straight after: nothing of size 29 x H x W outlives one image.
     """
 
     def __init__(self, images: Sequence[Path], resolution: int) -> None:
-        self.paths = list(images)
+        from harness.cache import lookup
+
+        self.paths = [Path(p) for p in images]
         self.resolution = resolution
+        self.cache, self.rows = lookup(self.paths, resolution) if self.paths else (None, [])
+        self._images: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_images"] = None
+        return state
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = read_gray(self.paths[index])
-        small = cv2.resize(image, (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
-        return to_input(small), index
+        if self._images is None:
+            _in_worker()
+            self._images = self.cache.arrays()[0]
+        return to_input(np.array(self._images[self.rows[index]])), index
 
     def annotation(self, index: int) -> Annotation:
-        ann = read_annotation(label_path(self.paths[index]))
-        return ann
+        return read_annotation(label_path(self.paths[index]))
+
+    def truth(self, index: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The image's (29, H, W) uint8 ground truth at ``size`` (default: original)."""
+        return torch.from_numpy(rasterize(self.annotation(index), size))
+
+    def score(
+        self,
+        scores: DiceAccumulator,
+        logits: torch.Tensor,
+        index: int,
+        size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Score one image's ``(29, h, w)`` logits into ``scores``; returns its per-class Dice.
+
+        The truth is rasterized here and released on return, so a caller's loop never
+        holds two images' full-resolution masks at once.
+        """
+        return scores.add_logits(logits, self.truth(index, size), name=self.paths[index].name)
 
 
-def _check_size(path: Path, image: np.ndarray, ann: Annotation) -> None:
+class PredictDataset(Dataset):
+    """Any images (e.g. unlabelled ``test/DCM``): model input, index and original (H, W).
+
+    Decodes each PNG when asked; used where no preprocessing cache applies.
+    """
+
+    def __init__(self, images: Sequence[Path], resolution: int) -> None:
+        self.paths = [Path(p) for p in images]
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, int]:
+        from harness.cache import resize_image
+
+        _in_worker()
+        image = read_gray(self.paths[index])
+        height, width = image.shape
+        return to_input(resize_image(image, self.resolution)), index, height, width
+
+
+def check_size(path: Path, image: np.ndarray, ann: Annotation) -> None:
+    """An image whose size differs from its label file's metadata is an error naming both."""
     if image.shape != (ann.height, ann.width):
         raise HarnessError(
             f"{path}: image is {image.shape[1]}x{image.shape[0]} but its label file says "

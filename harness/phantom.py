@@ -67,54 +67,57 @@ class _LongBone:
 
 # The five rays of a right hand: metacarpal base (on the distal carpal row), direction (degrees
 # from "up", positive towards the little finger), then the bones from proximal to distal.
+# The competition numbers each ray from the fingertip: finger-1 is the thumb's distal
+# phalanx and finger-3 its metacarpal, finger-4 the index tip ... finger-19 the little
+# finger's metacarpal (the study's smallest classes, finger-1 and finger-4, are tips).
 _RAYS: tuple[tuple[tuple[float, float], float, tuple[_LongBone, ...]], ...] = (
     (
         (0.368, 0.618),
         -42.0,
         (
-            _LongBone("finger-1", 0.130, 0.040, 0.026, 0.036),
+            _LongBone("finger-3", 0.130, 0.040, 0.026, 0.036),
             _LongBone("finger-2", 0.095, 0.036, 0.025, 0.031),
-            _LongBone("finger-3", 0.068, 0.031, 0.021, 0.025, cap_head=1.0),
+            _LongBone("finger-1", 0.068, 0.031, 0.021, 0.025, cap_head=1.0),
         ),
     ),
     (
         (0.425, 0.600),
         -9.0,
         (
-            _LongBone("finger-4", 0.190, 0.036, 0.024, 0.036, cap_head=0.9),
-            _LongBone("finger-5", 0.115, 0.034, 0.024, 0.029),
-            _LongBone("finger-6", 0.072, 0.029, 0.021, 0.026),
-            _LongBone("finger-7", 0.058, 0.026, 0.018, 0.023, cap_head=1.0),
+            _LongBone("finger-7", 0.190, 0.036, 0.024, 0.036, cap_head=0.9),
+            _LongBone("finger-6", 0.115, 0.034, 0.024, 0.029),
+            _LongBone("finger-5", 0.072, 0.029, 0.021, 0.026),
+            _LongBone("finger-4", 0.058, 0.026, 0.018, 0.023, cap_head=1.0),
         ),
     ),
     (
         (0.488, 0.598),
         -1.5,
         (
-            _LongBone("finger-8", 0.190, 0.037, 0.025, 0.037, cap_head=0.9),
-            _LongBone("finger-9", 0.125, 0.035, 0.025, 0.030),
-            _LongBone("finger-10", 0.082, 0.030, 0.022, 0.027),
-            _LongBone("finger-11", 0.060, 0.027, 0.019, 0.024, cap_head=1.0),
+            _LongBone("finger-11", 0.190, 0.037, 0.025, 0.037, cap_head=0.9),
+            _LongBone("finger-10", 0.125, 0.035, 0.025, 0.030),
+            _LongBone("finger-9", 0.082, 0.030, 0.022, 0.027),
+            _LongBone("finger-8", 0.060, 0.027, 0.019, 0.024, cap_head=1.0),
         ),
     ),
     (
         (0.546, 0.606),
         6.0,
         (
-            _LongBone("finger-12", 0.172, 0.034, 0.023, 0.034, cap_head=0.9),
-            _LongBone("finger-13", 0.115, 0.033, 0.024, 0.029),
-            _LongBone("finger-14", 0.076, 0.029, 0.021, 0.026),
-            _LongBone("finger-15", 0.057, 0.026, 0.018, 0.023, cap_head=1.0),
+            _LongBone("finger-15", 0.172, 0.034, 0.023, 0.034, cap_head=0.9),
+            _LongBone("finger-14", 0.115, 0.033, 0.024, 0.029),
+            _LongBone("finger-13", 0.076, 0.029, 0.021, 0.026),
+            _LongBone("finger-12", 0.057, 0.026, 0.018, 0.023, cap_head=1.0),
         ),
     ),
     (
         (0.598, 0.622),
         14.0,
         (
-            _LongBone("finger-16", 0.150, 0.033, 0.022, 0.032, cap_head=0.9),
-            _LongBone("finger-17", 0.092, 0.030, 0.021, 0.026),
-            _LongBone("finger-18", 0.058, 0.026, 0.019, 0.023),
-            _LongBone("finger-19", 0.050, 0.025, 0.017, 0.022, cap_head=1.0),
+            _LongBone("finger-19", 0.150, 0.033, 0.022, 0.032, cap_head=0.9),
+            _LongBone("finger-18", 0.092, 0.030, 0.021, 0.026),
+            _LongBone("finger-17", 0.058, 0.026, 0.019, 0.023),
+            _LongBone("finger-16", 0.050, 0.025, 0.017, 0.022, cap_head=1.0),
         ),
     ),
 )
@@ -379,7 +382,7 @@ def _soft_tissue(hand: _Hand, size: int) -> np.ndarray:
         for j, (p, q) in enumerate(zip(chain, [*chain[1:], tip], strict=True)):
             width = (0.048 - 0.003 * min(j, 3)) * (1.12 if ray_i == 0 else 1.0) * hand.scale
             cv2.line(canvas, px(p), px(q), 255, max(1, round(width * k)), cv2.LINE_AA)
-    palm = [hand.polys[n] for n in ("finger-1", "finger-4", "finger-16", "Trapezium", "Hamate")]
+    palm = [hand.polys[n] for n in ("finger-3", "finger-7", "finger-19", "Trapezium", "Hamate")]
     palm += [np.array(chain[:2]) for chain in hand.chains]
     hull = cv2.convexHull(np.rint(np.concatenate(palm) * k).astype(np.int32))
     cv2.fillConvexPoly(canvas, hull, 255, cv2.LINE_AA)

@@ -251,3 +251,15 @@ def test_data_check_reports_every_problem(cli, tmp_path: Path) -> None:
     assert result.code == 2
     assert jsons[0].name in result.err and jsons[1].stem in result.err
     assert len([line for line in result.err.splitlines() if line.startswith("harness:")]) == 2
+
+
+def test_data_stats_writes_json_and_plots(cli, tmp_path: Path) -> None:
+    data = tmp_path / "phantom"
+    assert cli("data", "synth", data, "--ids", "5", "--size", "64").code == 0
+    result = cli("data", "stats", data, "--out", tmp_path / "stats")
+    assert result.code == 0, result.err
+    names = sorted(p.name for p in (tmp_path / "stats").iterdir())
+    assert names == sorted(
+        ["stats.json", "class_areas.png", "overlap_matrix.png", "wrist_angle.png", "contrast.png"]
+    )
+    assert "Small bones" in result.out
