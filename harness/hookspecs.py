@@ -10,7 +10,7 @@ the hooks below with ``from harness import hookimpl``::
 
     @hookimpl
     def harness_losses():
-        return {"focal": focal_loss}
+        return {"my-focal": focal_loss}
 
 Each hook takes no arguments and returns a mapping from a public name to a
 *factory*: a callable the harness calls with the protocol's settings plus the

@@ -1,7 +1,7 @@
 """Built-in learning-rate schedules, stepped once per optimizer step.
 
-All three are plain ``torch.optim.lr_scheduler`` objects so their state dicts
-checkpoint and resume like any other.
+All are plain ``torch.optim.lr_scheduler`` objects (only the warm-up is composed
+here) so their state dicts checkpoint and resume like any other.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     LinearLR,
     LRScheduler,
+    OneCycleLR,
+    PolynomialLR,
     SequentialLR,
 )
 
@@ -70,6 +72,54 @@ def warmup_cosine(
     return SequentialLR(optimizer, schedulers=[warmup, decay], milestones=[warmup_steps])
 
 
+def poly(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    power: float = 0.9,
+) -> LRScheduler:
+    """Polynomial decay (``torch.optim.lr_scheduler.PolynomialLR``), DeepLab's schedule.
+
+    Step ``k`` uses ``lr * (1 - k / total_steps) ** power``; warm-up ignored.
+    """
+    _check_steps(total_steps, warmup_steps)
+    return PolynomialLR(optimizer, total_iters=total_steps, power=power)
+
+
+def onecycle(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    pct_start: float | None = None,
+    **params: Any,
+) -> LRScheduler:
+    """The one-cycle policy (``torch.optim.lr_scheduler.OneCycleLR``), peaking at the protocol's lr.
+
+    The rate rises from ``lr / div_factor`` (25) to ``lr`` over the first ``pct_start``
+    of the run, then anneals to ``lr / (div_factor * final_div_factor)``; momentum (or
+    Adam's beta1) cycles the other way where the optimizer has one. ``pct_start``
+    defaults to the protocol's warm-up share of the run (torch's 0.3 without warm-up).
+    Further parameters (``div_factor``, ``anneal_strategy``, ...) go to torch.
+    """
+    _check_steps(total_steps, warmup_steps)
+    if pct_start is None:
+        pct_start = warmup_steps / total_steps if warmup_steps > 0 else 0.3
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    defaults = optimizer.defaults
+    params.setdefault("cycle_momentum", "momentum" in defaults or "betas" in defaults)
+    return OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start, **params
+    )
+
+
 @hookimpl
 def harness_schedulers() -> dict[str, Any]:
-    return {"flat": flat, "cosine": cosine, "warmup-cosine": warmup_cosine}
+    return {
+        "flat": flat,
+        "cosine": cosine,
+        "warmup-cosine": warmup_cosine,
+        "poly": poly,
+        "onecycle": onecycle,
+    }

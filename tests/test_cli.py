@@ -263,3 +263,22 @@ def test_data_stats_writes_json_and_plots(cli, tmp_path: Path) -> None:
         ["stats.json", "class_areas.png", "overlap_matrix.png", "wrist_angle.png", "contrast.png"]
     )
     assert "Small bones" in result.out
+
+
+def test_check_plugin_passes_a_builtin_and_fails_a_broken_model(cli, tmp_path: Path) -> None:
+    good = cli("check-plugin", "combo:dice=0.5,bce=0.5")
+    assert good.code == 0, good.err
+    assert "conforms" in good.out
+    broken = tmp_path / "broken_model.py"
+    broken.write_text(
+        "import torch\n"
+        "from harness import hookimpl\n\n\n"
+        "def flat(*, num_classes, in_channels, encoder=None):\n"
+        "    return torch.nn.Conv2d(in_channels, 3, 1)  # wrong number of classes\n\n\n"
+        "@hookimpl\n"
+        "def harness_models():\n"
+        "    return {'flat-wrong': flat}\n"
+    )
+    bad = cli("check-plugin", "flat-wrong", "--plugin", broken)
+    assert bad.code == 1
+    assert "FAIL" in bad.out

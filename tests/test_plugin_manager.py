@@ -113,28 +113,28 @@ def test_plugin_manager_is_pluggy() -> None:
 
 
 def test_plugin_file(tmp_path: Path) -> None:
-    path = loss_plugin(tmp_path, "my_plugin.py", "['focal', 'tversky']")
+    path = loss_plugin(tmp_path, "my_plugin.py", "['my-focal', 'my-tversky']")
     registry = Registry.load([str(path)])
-    focal = registry.get("losses", "focal")
+    focal = registry.get("losses", "my-focal")
     assert focal.provider() == "my_plugin.py (file)"
     assert focal.distribution is None and focal.version is None
     assert "dice" in registry.components("losses")  # the built-ins are still there
 
 
 def test_plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loss_plugin(tmp_path, "harness_test_module_plugin.py", "['focal']")
+    loss_plugin(tmp_path, "harness_test_module_plugin.py", "['my-focal']")
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = Registry.load(["harness_test_module_plugin"], entry_points=False)
-    assert registry.get("losses", "focal").provider() == "harness_test_module_plugin (module)"
-    assert set(registry.components("losses")) == {"focal"}
+    assert registry.get("losses", "my-focal").provider() == "harness_test_module_plugin (module)"
+    assert set(registry.components("losses")) == {"my-focal"}
     assert registry.components("models") == {}
 
 
 def test_third_party_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    loss_plugin(tmp_path, "harness_test_ep_plugin.py", "['focal']")
+    loss_plugin(tmp_path, "harness_test_ep_plugin.py", "['my-focal']")
     fake_distribution(tmp_path, "foo-losses", "1.2", {"foo": "harness_test_ep_plugin"})
     monkeypatch.syspath_prepend(str(tmp_path))
-    focal = Registry.load().get("losses", "focal")
+    focal = Registry.load().get("losses", "my-focal")
     assert (focal.plugin, focal.distribution, focal.version) == ("foo", "foo-losses", "1.2")
     assert focal.provider() == "foo (foo-losses 1.2)"
 
@@ -227,10 +227,10 @@ def test_duplicate_name_names_both_providers(tmp_path: Path) -> None:
 def test_duplicate_name_between_two_files(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first = loss_plugin(tmp_path / "a", "one.py", "['focal']")
-    second = loss_plugin(tmp_path / "b", "two.py", "['focal']")
+    first = loss_plugin(tmp_path / "a", "one.py", "['my-focal']")
+    second = loss_plugin(tmp_path / "b", "two.py", "['my-focal']")
     registry = Registry.load([str(first), str(second)], entry_points=False)
-    message = error_of(registry.get, "losses", "focal")
+    message = error_of(registry.get, "losses", "my-focal")
     assert "one.py (file)" in message and "two.py (file)" in message
 
 
@@ -292,9 +292,9 @@ def test_bad_names(tmp_path: Path, name: object) -> None:
 @pytest.mark.parametrize(
     ("returned", "expected"),
     [
-        ("['focal']", "returned list, not a mapping of name to factory"),
+        ("['my-focal']", "returned list, not a mapping of name to factory"),
         ("None", "returned NoneType, not a mapping of name to factory"),
-        ("{'focal': 3}", "offers loss 'focal' as a int, not a callable factory"),
+        ("{'my-focal': 3}", "offers loss 'my-focal' as a int, not a callable factory"),
     ],
 )
 def test_bad_return_types(tmp_path: Path, returned: str, expected: str) -> None:

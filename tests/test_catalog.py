@@ -1,0 +1,390 @@
+"""The component catalog: every installed component conforms, and every promised name is there.
+
+``test_component_conforms`` is parametrized over the registry (entry points included),
+so a new plugin, built-in or installed, is checked without editing this file. The
+rest pins what the catalog promises: the names, ``--encoder`` reaching every SMP
+model, the documented behaviour of the components written here (attention gates,
+adaptive class weights, PAN's padding, unused encoder stages dropped), and that the
+conformance checks catch broken plugins without raising.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.classes import NUM_CLASSES
+from harness.conformance import Report, check_component, normalize_kind, resolve_kind
+from harness.errors import HarnessError
+from harness.plugin_manager import KINDS, Registry
+
+# The attention U-Net registers from its own module; listing it here keeps it covered until
+# its entry point is installed (the same module reached twice is one plugin).
+REGISTRY = Registry.load(["harness_plugins.attention_unet"])
+
+#: A light encoder for every model check (the SMP default, resnet34, is slower on 2 cores).
+LIGHT_ENCODER = "resnet18"
+
+PROMISED: dict[str, set[str]] = {
+    "models": {
+        "unetpp", "fpn", "deeplabv3plus", "attention-unet", "unet", "manet", "linknet",
+        "pspnet", "pan", "upernet", "segformer",
+    },
+    "losses": {"bce", "dice", "combo", "focal", "jaccard", "tversky", "lovasz", "adaptive-dice"},
+    "optimizers": {"sgd", "adam", "adamw", "lion", "radam", "muon"},
+    "schedulers": {"flat", "cosine", "warmup-cosine", "poly", "onecycle"},
+    "augmentations": {"none", "basic", "flip", "rotate", "clahe", "study"},
+}  # fmt: skip
+
+#: Models of this project that wrap an SMP architecture (and so take any SMP encoder).
+SMP_MODELS = sorted(PROMISED["models"])
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One thread: small tensors gain nothing from more, and a busy CPU stalls them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def failures(report: Report) -> str:
+    return report.summary + "".join(f"\n  {c.name}: {c.detail}" for c in report.failures)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [pytest.param(c.kind, c.name, id=f"{c.kind}:{c.name}") for c in REGISTRY.all()],
+)
+def test_component_conforms(kind: str, name: str) -> None:
+    encoder = LIGHT_ENCODER if kind == "models" else None
+    report = check_component(REGISTRY, kind, name, encoder=encoder)
+    assert report.ok, failures(report)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_promised_name_is_offered(kind: str) -> None:
+    missing = PROMISED[kind] - set(REGISTRY.components(kind))
+    assert not missing, f"{kind} missing: {sorted(missing)}"
+
+
+# -- --encoder -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SMP_MODELS)
+def test_every_smp_model_honours_the_encoder(name: str) -> None:
+    # On the meta device: which encoder was built is told by its modules, no weights needed.
+    with torch.device("meta"):
+        model = REGISTRY.get("models", name).build(
+            num_classes=NUM_CLASSES, in_channels=1, encoder="mobilenet_v2"
+        )
+    assert any(type(m).__name__ == "MobileNetV2Encoder" for m in model.modules())
+
+
+def test_a_timm_encoder_runs_through_tu_names() -> None:
+    report = check_component(REGISTRY, "models", "unet", encoder="tu-mobilenetv3_small_050")
+    assert report.ok, failures(report)
+    model = REGISTRY.get("models", "unet").build(
+        num_classes=NUM_CLASSES, in_channels=1, encoder="tu-mobilenetv3_small_050"
+    )
+    assert type(model.encoder).__name__ == "TimmUniversalEncoder"
+
+
+def test_segformer_takes_the_mix_transformer() -> None:
+    report = check_component(REGISTRY, "models", "segformer", encoder="mit_b0")
+    assert report.ok, failures(report)
+
+
+def test_an_architecture_refusing_an_encoder_is_a_one_line_error() -> None:
+    with pytest.raises(HarnessError, match="model 'unetpp' .* rejected its parameters"):
+        REGISTRY.get("models", "unetpp").build(num_classes=2, in_channels=1, encoder="mit_b0")
+
+
+# -- the components written here -------------------------------------------------------------
+
+
+def test_attention_unet_gates_every_skip() -> None:
+    from harness_plugins.attention_unet import AttentionGate
+
+    model = REGISTRY.get("models", "attention-unet").build(
+        num_classes=NUM_CLASSES, in_channels=1, encoder=LIGHT_ENCODER
+    )
+    gates = [m for m in model.modules() if isinstance(m, AttentionGate)]
+    # ResNet-18's skips at 1/16, 1/8, 1/4 and 1/2, each gated by the decoder one level down.
+    channels = [(g.theta.in_channels, g.phi.in_channels) for g in gates]
+    assert channels == [(256, 512), (128, 256), (64, 128), (64, 64)]
+    skip, coarse = torch.randn(2, 64, 16, 16), torch.randn(2, 128, 8, 8)
+    with torch.no_grad():
+        alpha = gates[2].attention(skip, coarse)
+    assert alpha.shape == (2, 1, 16, 16)
+    assert float(alpha.min()) >= 0 and float(alpha.max()) <= 1
+    assert gates[2](skip, coarse).shape == skip.shape
+
+
+def test_pan_pads_small_inputs_and_crops_back() -> None:
+    model = REGISTRY.get("models", "pan").build(num_classes=3, in_channels=1, encoder="resnet18")
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 64, 96)).shape == (1, 3, 64, 96)
+        assert model(torch.randn(1, 1, 128, 128)).shape == (1, 3, 128, 128)
+
+
+def test_pspnet_drops_the_encoder_stages_it_never_uses() -> None:
+    import segmentation_models_pytorch as smp
+
+    ours = REGISTRY.get("models", "pspnet").build(num_classes=3, in_channels=1, encoder="resnet18")
+    theirs = smp.PSPNet("resnet18", encoder_weights=None, in_channels=1, classes=3)
+
+    def count(model: torch.nn.Module) -> int:
+        return sum(p.numel() for p in model.parameters())
+
+    assert count(ours) < count(theirs) / 5  # layer3 and layer4 of a ResNet-18 are most of it
+    x = torch.randn(2, 1, 64, 64)
+    theirs.load_state_dict(ours.state_dict(), strict=False)
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x))  # the same network, minus dead weight
+
+
+def test_adaptive_dice_weighs_the_class_it_gets_wrong() -> None:
+    loss = REGISTRY.get("losses", "adaptive-dice").build(momentum=0.5)
+    target = torch.zeros(2, 3, 8, 8)
+    target[:, 0, :4] = 1  # class 0: predicted right
+    target[:, 1, 4:] = 1  # class 1: predicted wrong
+    logits = torch.full_like(target, -8.0)
+    logits[:, 0, :4] = 8.0
+    logits[:, 1, :4] = 8.0
+    for _ in range(5):
+        loss(logits.clone().requires_grad_(True), target)
+    weights = loss.weights()
+    # Running losses after 5 batches at momentum 0.5: ~0.03, 1 and 1 (class 2 unseen).
+    assert weights[0] < 0.1 and weights[1] > 1.4
+    assert weights[2] == pytest.approx(weights.max())  # class 2 never seen: still "wrong" (1)
+    assert float(weights.mean()) == pytest.approx(1.0)
+    # Under no_grad (e.g. evaluation) the weights hold still.
+    with torch.no_grad():
+        loss(logits, target)
+    assert torch.equal(loss.weights(), weights)
+
+
+def test_adaptive_dice_with_power_zero_is_dice() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, NUM_CLASSES, 16, 16, generator=generator)
+    target = (torch.rand(2, NUM_CLASSES, 16, 16, generator=generator) > 0.6).float()
+    adaptive = REGISTRY.get("losses", "adaptive-dice").build(power=0.0)
+    dice = REGISTRY.get("losses", "dice").build()
+    for _ in range(3):
+        assert adaptive(logits, target).item() == pytest.approx(dice(logits, target).item())
+
+
+def test_muon_orthogonalises_kernels_and_matrices_and_adamw_does_the_rest() -> None:
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1),  # a 1-channel stem: degenerate, AdamW
+        torch.nn.Conv2d(16, 32, 3, padding=1),  # flattened to (32, 144): Muon
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 32),  # Muon
+    )
+    optimizer = REGISTRY.get("optimizers", "muon").build(
+        net.parameters(), lr=1e-3, weight_decay=1e-4
+    )
+    net(torch.randn(3, 1, 8, 8)).sum().backward()
+    optimizer.step()
+    routed = {name for name, p in net.named_parameters() if optimizer.state[p]["use_muon"]}
+    assert routed == {"1.weight", "4.weight"}
+
+
+def test_lion_scales_the_protocol_lr_within_the_entry() -> None:
+    weight = torch.nn.Parameter(torch.zeros(2))
+    optimizer = REGISTRY.get("optimizers", "lion").build(
+        [weight], lr=1e-3, weight_decay=0.0, lr_scale=0.3
+    )
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
+
+
+def rates(name: str, total_steps: int, warmup_steps: int, **params: object) -> list[float]:
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0, momentum=0.9)
+    scheduler = REGISTRY.get("schedulers", name).build(
+        optimizer, total_steps=total_steps, warmup_steps=warmup_steps, **params
+    )
+    out = []
+    for _ in range(total_steps):
+        out.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_poly_decays_polynomially() -> None:
+    assert rates("poly", 10, 2) == pytest.approx([(1 - k / 10) ** 0.9 for k in range(10)])
+
+
+def test_onecycle_peaks_at_the_protocol_lr_after_the_warmup() -> None:
+    lrs = rates("onecycle", 20, 5)
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 4
+    assert lrs[0] == pytest.approx(1 / 25) and lrs[-1] < 1e-3
+
+
+def test_study_recipe_changes_contrast_and_geometry() -> None:
+    transform = REGISTRY.get("augmentations", "study").build(image_size=64)
+    transform.set_random_seed(0)
+    ramp = np.tile(np.linspace(40, 200, 64, dtype=np.uint8), (64, 1))
+    mask = np.zeros((64, 64, NUM_CLASSES), np.uint8)
+    mask[10:30, 5:20, 0] = 1
+    outs = [transform(image=ramp, mask=mask) for _ in range(20)]
+    assert any(not np.array_equal(o["mask"], mask) for o in outs)  # flips and rotations
+    assert any(
+        np.array_equal(o["mask"], mask) and not np.array_equal(o["image"], ramp) for o in outs
+    )
+
+
+# -- the checks catch broken plugins ---------------------------------------------------------
+
+BROKEN = """
+import numpy as np
+import torch
+from harness import hookimpl
+
+
+class Flat(torch.nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, num_classes, 3, padding=1)
+        self.unused = torch.nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Shrinks(torch.nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, num_classes, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def explodes(*, num_classes, in_channels, encoder):
+    raise RuntimeError("no GPU here")
+
+
+class ImageOnlyFlip:
+    def __call__(self, *, image, mask):
+        return {"image": np.ascontiguousarray(image[:, ::-1]), "mask": mask}
+
+
+class GreyMask:
+    def __call__(self, *, image, mask):
+        return {"image": image, "mask": (mask * 255).astype(np.uint8)}
+
+
+@hookimpl
+def harness_models():
+    return {
+        "with-unused": lambda *, num_classes, in_channels, encoder: Flat(num_classes),
+        "shrinks": lambda *, num_classes, in_channels, encoder: Shrinks(num_classes),
+        "explodes": explodes,
+    }
+
+
+@hookimpl
+def harness_losses():
+    def per_pixel(**params):
+        return lambda logits, target: (logits - target).abs()
+
+    def detached(**params):
+        return lambda logits, target: (logits - target).abs().mean().detach()
+
+    return {"per-pixel": per_pixel, "detached": detached}
+
+
+@hookimpl
+def harness_optimizers():
+    def fixed_lr(params, *, lr, weight_decay):
+        return torch.optim.SGD(params, lr=0.1)
+
+    return {"fixed-lr": fixed_lr}
+
+
+@hookimpl
+def harness_schedulers():
+    def negative(optimizer, *, total_steps, warmup_steps):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - k / 5)
+
+    return {"negative": negative}
+
+
+@hookimpl
+def harness_augmentations():
+    return {
+        "image-only-flip": lambda *, image_size: ImageOnlyFlip(),
+        "grey-mask": lambda *, image_size: GreyMask(),
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    path = Path(tmp_path_factory.mktemp("broken")) / "broken_plugin.py"
+    path.write_text(textwrap.dedent(BROKEN))
+    return Registry.load([str(path)], entry_points=False)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "check", "detail"),
+    [
+        ("models", "with-unused", "gradients reach every parameter", "unused.weight"),
+        ("models", "shrinks", "logits for 2x1x64x64", "expected (2, 29, 64, 64)"),
+        ("models", "explodes", "builds", "RuntimeError: no GPU here"),
+        ("losses", "per-pixel", "finite scalar", "expected a 0-dim tensor"),
+        ("losses", "detached", "differentiable", "does not require grad"),
+        ("optimizers", "fixed-lr", "honours lr and weight_decay", "lr 0.01 gives group lr 0.1"),
+        ("schedulers", "negative", "steps with lr finite and >= 0", "has lr -"),
+        ("augmentations", "image-only-flip", "keeps image and masks aligned", "IoU"),
+        ("augmentations", "grey-mask", "keeps masks binary", "mask values [0, 255]"),
+    ],
+)
+def test_checks_report_broken_plugins_without_raising(
+    broken: Registry, kind: str, name: str, check: str, detail: str
+) -> None:
+    report = check_component(broken, kind, name)
+    assert not report.ok
+    failed = {c.name: c.detail for c in report.failures}
+    assert check in failed, report.checks
+    assert detail in failed[check]
+    assert "does not conform" in report.summary and name in report.summary
+
+
+def test_a_model_that_does_not_build_skips_the_rest(broken: Registry) -> None:
+    report = check_component(broken, "models", "explodes")
+    assert [c.passed for c in report.checks] == [False] * 4
+    assert all(c.detail.startswith("not run") for c in report.checks[1:])
+
+
+def test_kinds_resolve_by_name_or_ask(tmp_path: Path) -> None:
+    assert resolve_kind(REGISTRY, "lovasz") == "losses"
+    assert resolve_kind(REGISTRY, "lovasz", "loss") == "losses"
+    assert normalize_kind("models") == "models"
+    with pytest.raises(HarnessError, match="unknown component kind 'modle'"):
+        normalize_kind("modle")
+    with pytest.raises(HarnessError, match="did you mean: lovasz"):
+        resolve_kind(REGISTRY, "lovaz")
+    both = tmp_path / "both.py"
+    both.write_text(
+        "from harness import hookimpl\n"
+        "@hookimpl\ndef harness_models():\n    return {'twice': print}\n"
+        "@hookimpl\ndef harness_losses():\n    return {'twice': print}\n"
+    )
+    registry = Registry.load([str(both)], entry_points=False)
+    with pytest.raises(HarnessError, match="'twice' names a model and a loss; .*--kind model"):
+        resolve_kind(registry, "twice")
+    with pytest.raises(HarnessError, match="unknown loss 'nope'"):
+        check_component(REGISTRY, "loss", "nope")
