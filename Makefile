@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/harness run --model unetpp --loss dice
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests benchmarks --benchmark-disable
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -27,6 +27,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Side-by-side speed measurements (harness vs the baselines each issue names).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
+		--benchmark-columns=min,median,mean,ops,rounds --benchmark-sort=mean
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -61,7 +61,10 @@ def _size_field(path: Path, metadata: dict[str, Any], key: str) -> int:
     return value
 
 
-def _polygon(path: Path, index: int, label: str, points: Any, height: int, width: int):
+def _polygon(
+    path: Path, index: int, label: str, points: Any, height: int | None, width: int | None
+) -> np.ndarray:
+    """The polygon as int32 ``(K, 2)``; bounds are checked only when the image size is known."""
     where = f"{path}: annotations[{index}] (label {label!r})"
     try:
         arr = np.asarray(points)
@@ -77,80 +80,130 @@ def _polygon(path: Path, index: int, label: str, points: Any, height: int, width
         if not np.isfinite(arr).all():
             raise HarnessError(f"{where}: 'points' contains a non-finite coordinate")
         arr = np.rint(arr)
-    outside = (arr[:, 0] < 0) | (arr[:, 0] >= width) | (arr[:, 1] < 0) | (arr[:, 1] >= height)
-    if outside.any():
-        k = int(np.flatnonzero(outside)[0])
-        x, y = (int(v) for v in arr[k])
-        raise HarnessError(
-            f"{where}: point {k} ({x}, {y}) lies outside the {width}x{height} image "
-            f"(need 0 <= x < {width}, 0 <= y < {height}); fix the point or metadata.width/height"
-        )
+    if height is not None and width is not None:
+        outside = (arr[:, 0] < 0) | (arr[:, 0] >= width) | (arr[:, 1] < 0) | (arr[:, 1] >= height)
+        if outside.any():
+            k = int(np.flatnonzero(outside)[0])
+            x, y = (int(v) for v in arr[k])
+            more = int(outside.sum()) - 1
+            others = f" and {more} more point(s)" if more else ""
+            raise HarnessError(
+                f"{where}: point {k} ({x}, {y}){others} lies outside the {width}x{height} image "
+                f"(need 0 <= x < {width}, 0 <= y < {height}); fix the point or "
+                "metadata.width/height"
+            )
+    elif np.abs(arr).max() >= 2**31:
+        raise HarnessError(f"{where}: 'points' has a coordinate too large for an image")
     poly = np.ascontiguousarray(arr, dtype=np.int32)
     poly.setflags(write=False)
     return poly
 
 
-def read_annotation(path: Path) -> Annotation:
-    """Parse and validate one label file; any problem is a ``HarnessError`` naming the file."""
-    path = Path(path)
+def _load_json(path: Path) -> Any:
     try:
         with path.open("rb") as f:
-            doc = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise HarnessError(
             f"{path}: label file not found; every training image needs one"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HarnessError(
             f"{path}: not a readable JSON label file ({reason}); re-export or fix it"
         ) from None
+
+
+def inspect_annotation(path: Path) -> tuple[Annotation | None, list[str]]:
+    """Parse one label file and collect *every* problem in it, each a line naming the file.
+
+    Returns the annotation (``None`` when anything is wrong) and the problems, in file order.
+    ``harness data check`` reports them all; ``read_annotation`` raises the first.
+    """
+    path = Path(path)
+    try:
+        doc = _load_json(path)
+    except HarnessError as exc:
+        return None, [str(exc)]
     if not isinstance(doc, dict):
-        raise HarnessError(f"{path}: the top level must be a JSON object with 'annotations'")
+        return None, [f"{path}: the top level must be a JSON object with 'annotations'"]
+    problems: list[str] = []
+    height: int | None = None
+    width: int | None = None
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict):
-        raise HarnessError(
+        problems.append(
             f"{path}: missing 'metadata' object; add metadata.height and metadata.width"
         )
-    height = _size_field(path, metadata, "height")
-    width = _size_field(path, metadata, "width")
+    else:
+        try:
+            height = _size_field(path, metadata, "height")
+        except HarnessError as exc:
+            problems.append(str(exc))
+        try:
+            width = _size_field(path, metadata, "width")
+        except HarnessError as exc:
+            problems.append(str(exc))
     annotations = doc.get("annotations")
     if not isinstance(annotations, list):
-        raise HarnessError(
+        problems.append(
             f"{path}: missing 'annotations' list; add one entry per class with 'label' and 'points'"
         )
+        return None, problems
 
     polygons: list[np.ndarray | None] = [None] * NUM_CLASSES
     seen_at: dict[str, int] = {}
     for i, entry in enumerate(annotations):
         if not isinstance(entry, dict):
-            raise HarnessError(
-                f"{path}: annotations[{i}] must be an object with 'label' and 'points'"
-            )
+            problems.append(f"{path}: annotations[{i}] must be an object with 'label' and 'points'")
+            continue
         label = entry.get("label")
         if not isinstance(label, str):
-            raise HarnessError(f"{path}: annotations[{i}] has no string 'label'; name its class")
+            problems.append(f"{path}: annotations[{i}] has no string 'label'; name its class")
+            continue
         if label not in CLASS_INDEX:
-            raise HarnessError(
+            problems.append(
                 f"{path}: annotations[{i}] has unknown label {label!r}; {_class_hint(label)}"
             )
+            continue
         if label in seen_at:
-            raise HarnessError(
+            problems.append(
                 f"{path}: label {label!r} appears twice (annotations[{seen_at[label]}] and "
                 f"annotations[{i}]); keep one polygon per class"
             )
+            continue
         seen_at[label] = i
         if "points" not in entry:
-            raise HarnessError(f"{path}: annotations[{i}] (label {label!r}) has no 'points'")
-        polygons[CLASS_INDEX[label]] = _polygon(path, i, label, entry["points"], height, width)
+            problems.append(f"{path}: annotations[{i}] (label {label!r}) has no 'points'")
+            continue
+        try:
+            polygons[CLASS_INDEX[label]] = _polygon(path, i, label, entry["points"], height, width)
+        except HarnessError as exc:
+            problems.append(str(exc))
 
-    missing = [name for name, poly in zip(CLASSES, polygons, strict=True) if poly is None]
+    missing = [name for name in CLASSES if name not in seen_at]
     if missing:
-        raise HarnessError(
+        problems.append(
             f"{path}: missing label(s) {', '.join(missing)}; every file needs all "
             f"{NUM_CLASSES} classes"
         )
-    return Annotation(path=path, height=height, width=width, polygons=tuple(polygons))
+    if problems or height is None or width is None:
+        return None, problems
+    return Annotation(path=path, height=height, width=width, polygons=tuple(polygons)), []
+
+
+def read_annotation(path: Path) -> Annotation:
+    """Parse and validate one label file; a problem is a ``HarnessError`` naming the file.
+
+    The message is the file's first problem; ``inspect_annotation`` lists them all.
+    """
+    ann, problems = inspect_annotation(path)
+    if ann is None:
+        first = problems[0]
+        if len(problems) > 1:
+            first += f" (and {len(problems) - 1} more problem(s) in this file)"
+        raise HarnessError(first)
+    return ann
 
 
 def rasterize(ann: Annotation, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -332,6 +332,47 @@ def _signed(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:+.{digits}f}"
 
 
+@app.command()
+def predict(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(metavar="RUN_DIR", help="A run folder: runs/<benchmark>/<entry>/seed-N"),
+    ],
+    data: Annotated[Path, typer.Option(help="Dataset folder")],
+    out_path: Annotated[Path, typer.Option("--out", help="Submission CSV to write")] = Path(
+        "submission.csv"
+    ),
+    split: Annotated[
+        str, typer.Option(help="test (test/DCM) or val (the validation fold)")
+    ] = "test",
+    tta: Annotated[
+        str, typer.Option(help="none, or flip: logits averaged with the mirror's")
+    ] = "none",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass")] = None,
+    num_workers: Annotated[int, typer.Option(help="Data-loader workers")] = 0,
+    plugin: Annotated[list[str] | None, typer.Option(help="Plugin the model came from")] = None,
+) -> None:
+    """Write the competition's submission CSV from a finished run's final weights."""
+    from harness.predict import predict_submission
+
+    with _bar("Predicting") as bar:
+        task = bar.add_task("predict", total=None)
+        path = predict_submission(
+            run_dir,
+            data,
+            out_path,
+            split=split,
+            tta=tta,
+            device=device,
+            batch_size=batch_size,
+            plugins=plugin or (),
+            num_workers=num_workers,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(f"wrote {path}", soft_wrap=True)
+
+
 @app.command("check-plugin")
 def check_plugin(
     name: Annotated[str, typer.Argument(help="Component name, optionally NAME:KEY=VALUE,...")],
@@ -393,7 +434,11 @@ def data_check(
     """Validate a dataset: every image has its labels, every label file is valid."""
     from harness.check import check_dataset
 
-    problems, count = check_dataset(path)
+    with _bar("Checking images") as bar:
+        task = bar.add_task("check", total=None)
+        problems, count = check_dataset(
+            path, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     for problem in problems:
         err.print(f"harness: error: {problem}", markup=False, highlight=False)
     if problems:

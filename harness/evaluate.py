@@ -20,7 +20,7 @@ from harness.dice import DiceAccumulator
 from harness.errors import HarnessError
 from harness.layout import label_path, list_images
 from harness.rle import decode
-from harness.submission import read_submission
+from harness.submission import read_submission_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +46,7 @@ def evaluate_submission(
 ) -> DiceResult:
     """Score every image the submission names against ``data/<split>``'s labels."""
     data, submission = Path(data), Path(submission)
-    rows = read_submission(submission)
+    rows, lines = read_submission_rows(submission)
     if not rows:
         raise HarnessError(f"{submission}: no rows after the header; nothing to evaluate")
 
@@ -57,8 +57,9 @@ def evaluate_submission(
     for name in rows:
         paths = by_name.get(name)
         if paths is None:
+            row = min(n for (image, _), n in lines.items() if image == name)
             raise HarnessError(
-                f"{submission}: image {name!r} is not in {data / split}; "
+                f"{submission}: row {row}: image {name!r} is not in {data / split}; "
                 "score a submission against the dataset it was predicted on"
             )
         if len(paths) > 1:
@@ -72,27 +73,40 @@ def evaluate_submission(
     torch_device = torch.device(device)
     acc = DiceAccumulator(CLASSES)
     for image in chosen:
-        label = label_path(image)
-        if not label.is_file():
-            raise HarnessError(
-                f"{label}: missing label file for {image.name}; only labelled images can be scored"
-            )
-        ann = read_annotation(label)
-        truth = torch.from_numpy(rasterize(ann))
-        pred = np.empty((NUM_CLASSES, ann.height, ann.width), dtype=bool)
-        for c, cls in enumerate(CLASSES):
-            try:
-                pred[c] = decode(rows[image.name][cls], ann.height, ann.width)
-            except ValueError as exc:
-                raise HarnessError(
-                    f"{submission}: image {image.name!r}, class {cls!r}: bad RLE ({exc})"
-                ) from None
-        acc.add_masks(
-            torch.from_numpy(pred).to(torch_device), truth.to(torch_device), name=image.name
-        )
+        _score_one(acc, image, rows[image.name], lines, submission, torch_device)
     return DiceResult(
         mean_dice=acc.mean(),
         per_class_dice=acc.per_class(),
         per_image=acc.per_image(),
         images=tuple(image.name for image in chosen),
     )
+
+
+def _score_one(
+    acc: DiceAccumulator,
+    image: Path,
+    rles: dict[str, str],
+    lines: dict[tuple[str, str], int],
+    submission: Path,
+    device: torch.device,
+) -> None:
+    """Decode one image's 29 rows and score them; its masks are freed on return."""
+    label = label_path(image)
+    if not label.is_file():
+        raise HarnessError(
+            f"{label}: missing label file for {image.name}; only labelled images can be scored"
+        )
+    ann = read_annotation(label)
+    pred = np.empty((NUM_CLASSES, ann.height, ann.width), dtype=bool)
+    for c, cls in enumerate(CLASSES):
+        try:
+            pred[c] = decode(rles[cls], ann.height, ann.width)
+        except ValueError as exc:
+            row = lines.get((image.name, cls))
+            where = f"row {row}: " if row is not None else ""
+            raise HarnessError(
+                f"{submission}: {where}image {image.name!r}, class {cls!r}: bad RLE for a "
+                f"{ann.width}x{ann.height} image ({exc})"
+            ) from None
+    truth = torch.from_numpy(rasterize(ann))
+    acc.add_masks(torch.from_numpy(pred).to(device), truth.to(device), name=image.name)

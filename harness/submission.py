@@ -50,6 +50,13 @@ def _class_hint(name: str) -> str:
 
 def read_submission(path: Path) -> dict[str, dict[str, str]]:
     """``image_name -> class -> rle``, classes in ``CLASSES`` order; malformed: ``HarnessError``."""
+    return read_submission_rows(path)[0]
+
+
+def read_submission_rows(
+    path: Path,
+) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], int]]:
+    """``read_submission`` and the CSV line of each ``(image_name, class)`` row, for errors."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: submission file not found; pass --submission PATH to a CSV")
@@ -57,6 +64,7 @@ def read_submission(path: Path) -> dict[str, dict[str, str]]:
         csv.field_size_limit(_FIELD_LIMIT)
     out: dict[str, dict[str, str]] = {}
     first_row: dict[str, int] = {}
+    line_of: dict[tuple[str, str], int] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -92,6 +100,7 @@ def read_submission(path: Path) -> dict[str, dict[str, str]]:
                         f"{path}: row {n}: duplicate row for image {image!r}, class {cls!r}"
                     )
                 classes[cls] = rle
+                line_of[image, cls] = n
     except csv.Error as exc:
         raise HarnessError(f"{path}: row {reader.line_num}: not valid CSV ({exc})") from None
     except UnicodeDecodeError:
@@ -105,4 +114,4 @@ def read_submission(path: Path) -> dict[str, dict[str, str]]:
                 f"{len(classes)} of {NUM_CLASSES} class rows; first missing: {missing!r}"
             )
         out[image] = {c: classes[c] for c in CLASSES}
-    return out
+    return out, line_of

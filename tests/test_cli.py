@@ -282,3 +282,21 @@ def test_check_plugin_passes_a_builtin_and_fails_a_broken_model(cli, tmp_path: P
     bad = cli("check-plugin", "flat-wrong", "--plugin", broken)
     assert bad.code == 1
     assert "FAIL" in bad.out
+
+
+def test_predict_val_scores_like_the_run(tiny_run: dict, cli, tmp_path: Path) -> None:
+    from harness.data import synthetic_dataset
+
+    data = synthetic_dataset(5, 64, 0)
+    (record_path,) = (tiny_run["root"] / "runs").rglob("record.json")
+    sub = tmp_path / "val.csv"
+    result = cli("predict", record_path.parent, "--data", data, "--split", "val", "--out", sub)
+    assert result.code == 0, result.err
+    scored = tmp_path / "score.json"
+    assert cli("evaluate", "--data", data, "--submission", sub, "--json", scored).code == 0
+    record = json.loads(record_path.read_text())
+    assert json.loads(scored.read_text())["mean_dice"] == pytest.approx(
+        record["mean_dice"], abs=1e-9
+    )
+    missing = cli("predict", tmp_path / "no-such-run", "--data", data, "--out", sub)
+    assert missing.code == 2 and "no-such-run" in missing.err

@@ -158,3 +158,45 @@ def test_header_only_submission_is_an_error(data: Path, tmp_path: Path) -> None:
     write_submission(sub, [])
     with pytest.raises(HarnessError, match="no rows"):
         evaluate_submission(data, sub)
+
+
+def test_bad_rle_names_the_row(data: Path, tmp_path: Path) -> None:
+    images = list_images(data)
+    rows = perfect_rows(images)
+    rows[NUM_CLASSES + 5] = (images[1].name, CLASSES[5], "3 x")
+    sub = tmp_path / "sub.csv"
+    write_submission(sub, rows)
+    with pytest.raises(HarnessError) as info:
+        evaluate_submission(data, sub)
+    # header is row 1, so the 35th data row is row 36
+    assert f"row {NUM_CLASSES + 5 + 2}:" in str(info.value) and "'x'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needles"),
+    [
+        (
+            lambda text: text.replace("image_name,class,rle", "name,class,rle", 1),
+            ["row 1", "header"],
+        ),
+        (lambda text: "\n".join(text.splitlines()[:-1]) + "\n", ["28 of 29", "'Ulna'"]),
+        (lambda text: text.replace(",finger-7,", ",finger-77,", 1), ["row 8", "finger-77"]),
+        (lambda text: text.replace("image100.png", "image999.png"), ["row 2", "image999.png"]),
+        (lambda text: text.replace(",Ulna,", ",Ulna,1 ", 1), ["row 30", "odd number"]),
+        (lambda text: text + "image100.png,Ulna,\n", ["duplicate", "Ulna"]),
+        (lambda text: text.replace(",finger-3,", ",finger-3,,", 1), ["row 4", "columns"]),
+    ],
+)
+def test_each_malformed_submission_is_one_exit_2_line(
+    cli, data: Path, tmp_path: Path, mutate, needles: list[str]
+) -> None:
+    sub = tmp_path / "sub.csv"
+    write_submission(sub, perfect_rows(list_images(data)[:2]))
+    sub.write_text(mutate(sub.read_text()))
+    with pytest.raises(HarnessError) as info:
+        evaluate_submission(data, sub)
+    for needle in needles:
+        assert needle in str(info.value)
+    result = cli("evaluate", "--data", data, "--submission", sub)
+    assert result.code == 2
+    assert result.err.startswith("harness: error:") and "Traceback" not in result.err

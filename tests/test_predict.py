@@ -1,0 +1,217 @@
+"""harness predict: a run folder rebuilt into a submission; TTA; every broken input named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness import protocol as protocols
+from harness.classes import CLASSES
+from harness.data import split
+from harness.errors import HarnessError
+from harness.evaluate import evaluate_submission
+from harness.layout import list_images
+from harness.plugin_manager import Registry
+from harness.predict import WEIGHTS_NAME, load_run, predict_submission, tta_logits
+from harness.rle import decode
+from harness.runs import save_weights
+from harness.submission import HEADER, read_submission
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from harness.phantom import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("predict") / "data", ids=5, size=80, test_ids=1)
+
+
+def make_run(folder: Path, *, model: str = "unet", params: dict | None = None) -> Path:
+    """A run folder as ``harness run`` leaves it: record.json and the final weights."""
+    proto = protocols.load("tiny")
+    params = params or {}
+    torch.manual_seed(0)
+    net = (
+        Registry.load()
+        .get("models", model)
+        .build(num_classes=len(CLASSES), in_channels=1, encoder=proto.encoder, **params)
+    )
+    record = {
+        "status": "succeeded",
+        "seed": 0,
+        "mean_dice": 0.5,
+        "per_class_dice": {},
+        "benchmark": {
+            "id": "x",
+            "protocol": {"name": "tiny", "hash": proto.hash, "fields": proto.hashed_fields()},
+        },
+        "entry": {
+            "model": {"name": model, "params": params},
+            "encoder": None,
+            "effective_encoder": proto.encoder,
+        },
+    }
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps(record))
+    save_weights(folder / WEIGHTS_NAME, net)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("runs") / "seed-0")
+
+
+def test_test_split_submission_is_complete_and_decodes(
+    run_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    out = predict_submission(run_dir, data, tmp_path / "sub" / "test.csv", device="cpu")
+    assert out == tmp_path / "sub" / "test.csv"
+    lines = out.read_text().splitlines()
+    assert lines[0] == ",".join(HEADER)
+    images = list_images(data, "test")
+    assert len(lines) == 1 + len(images) * len(CLASSES)
+    assert [line.split(",")[0] for line in lines[1 :: len(CLASSES)]] == [i.name for i in images]
+    assert [line.split(",")[1] for line in lines[1:30]] == list(CLASSES)
+    rows = read_submission(out)
+    for masks in rows.values():
+        for rle in masks.values():
+            assert decode(rle, 80, 80).shape == (80, 80)
+    assert [p.name for p in out.parent.iterdir()] == ["test.csv"]
+
+
+def test_val_split_matches_scoring_the_model_directly(
+    run_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    from harness.data import EvalDataset
+    from harness.dice import DiceAccumulator
+
+    out = predict_submission(run_dir, data, tmp_path / "val.csv", split="val", batch_size=1)
+    val = split(list_images(data), 5, 0)[1]
+    assert list(read_submission(out)) == [p.name for p in val]
+    scored = evaluate_submission(data, out)
+
+    # The same images scored straight from logits, as training's validation does.
+    run = load_run(run_dir)
+    dataset = EvalDataset(val, run.protocol.resolution)
+    acc = DiceAccumulator(threshold=run.protocol.threshold)
+    with torch.no_grad():
+        for i in range(len(dataset)):
+            dataset.score(acc, run.model(dataset[i][0][None])[0], i)
+    assert scored.mean_dice == pytest.approx(acc.mean(), abs=1e-12)
+
+
+def test_flip_tta_averages_logits_before_the_threshold(
+    run_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    ramp = torch.linspace(-1, 1, 8).expand(1, 1, 4, 8)
+
+    class Shifted(torch.nn.Module):  # f(x) = x + ramp: not flip-equivariant
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + ramp
+
+    x = torch.randn(2, 1, 4, 8)
+    assert torch.equal(tta_logits(Shifted(), x, "none"), x + ramp)
+    torch.testing.assert_close(tta_logits(Shifted(), x, "flip"), x + (ramp + ramp.flip(-1)) / 2)
+    with pytest.raises(HarnessError, match="--tta 'rot'"):
+        tta_logits(Shifted(), x, "rot")
+
+    plain = predict_submission(run_dir, data, tmp_path / "a.csv", split="val")
+    flipped = predict_submission(run_dir, data, tmp_path / "b.csv", split="val", tta="flip")
+    assert plain.read_text() != flipped.read_text()
+    assert list(read_submission(flipped)) == list(read_submission(plain))
+
+
+def test_bad_arguments(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="--split 'train'"):
+        predict_submission(run_dir, data, tmp_path / "s.csv", split="train")
+    with pytest.raises(HarnessError, match="--tta 'both'"):
+        predict_submission(run_dir, data, tmp_path / "s.csv", tta="both")
+    with pytest.raises(HarnessError, match="is a folder"):
+        predict_submission(run_dir, data, tmp_path)
+    with pytest.raises(HarnessError, match="nowhere"):
+        predict_submission(run_dir, tmp_path / "nowhere", tmp_path / "s.csv")
+
+
+def _broken(folder: Path, how: str) -> str:
+    """Break a copy of a run folder; returns the file name the error must name."""
+    record = folder / "record.json"
+    weights = folder / WEIGHTS_NAME
+    if how == "no_folder":
+        shutil.rmtree(folder)
+        return folder.name
+    if how == "no_record":
+        record.unlink()
+        return "record.json"
+    if how == "bad_json":
+        record.write_text("{")
+        return "record.json"
+    if how == "failed":
+        doc = json.loads(record.read_text())
+        doc.update(status="failed", error="loss became nan")
+        record.write_text(json.dumps(doc))
+        return "record.json"
+    if how == "no_fields":
+        doc = json.loads(record.read_text())
+        del doc["benchmark"]["protocol"]["fields"]
+        record.write_text(json.dumps(doc))
+        return "record.json"
+    if how == "unknown_model":
+        doc = json.loads(record.read_text())
+        doc["entry"]["model"]["name"] = "mystery-net"
+        record.write_text(json.dumps(doc))
+        return "record.json"
+    if how == "no_weights":
+        weights.unlink()
+        return WEIGHTS_NAME
+    if how == "corrupt_weights":
+        weights.write_bytes(b"\x00" * 64)
+        return WEIGHTS_NAME
+    if how == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        return WEIGHTS_NAME
+    if how == "other_model":
+        doc = json.loads(record.read_text())
+        doc["entry"]["model"]["name"] = "fpn"
+        record.write_text(json.dumps(doc))
+        return WEIGHTS_NAME
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    ("how", "needle"),
+    [
+        ("no_folder", "run folder not found"),
+        ("no_record", "missing"),
+        ("bad_json", "not a readable run record"),
+        ("failed", "loss became nan"),
+        ("no_fields", "benchmark.protocol.fields"),
+        ("unknown_model", "mystery-net"),
+        ("no_weights", "missing"),
+        ("corrupt_weights", "not a readable safetensors file"),
+        ("truncated_weights", "not a readable safetensors file"),
+        ("other_model", "does not fit model 'fpn'"),
+    ],
+)
+def test_broken_run_folders_name_the_file(
+    run_dir: Path, data: Path, tmp_path: Path, how: str, needle: str
+) -> None:
+    folder = Path(shutil.copytree(run_dir, tmp_path / "seed-0"))
+    culprit = _broken(folder, how)
+    with pytest.raises(HarnessError) as info:
+        predict_submission(folder, data, tmp_path / "s.csv")
+    message = str(info.value)
+    assert culprit in message and needle in message and "\n" not in message
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_weights_are_never_unpickled(run_dir: Path) -> None:
+    # A safetensors file holds only tensors; a pickle file under that name is refused.
+    folder = Path(shutil.copytree(run_dir, run_dir.parent / "pickled"))
+    torch.save({"evil": np.zeros(1)}, folder / WEIGHTS_NAME)
+    with pytest.raises(HarnessError, match="not a readable safetensors file"):
+        load_run(folder)
