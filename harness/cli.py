@@ -84,6 +84,12 @@ def run(
     leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
         "leaderboards"
     ),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue each seed from its last checkpoint")
+    ] = False,
+    tta: Annotated[
+        str, typer.Option(help="Validation test-time augmentation: none or flip (in the entry)")
+    ] = "none",
 ) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     from harness.runs import RunRequest, execute, plan
@@ -103,8 +109,10 @@ def run(
         device=device,
         runs_dir=runs_dir,
         leaderboards_dir=leaderboards_dir,
+        resume=resume,
+        tta=tta,
     )
-    with _bar("Generating the synthetic phantom (once)") as bar:
+    with _bar("Preparing the dataset") as bar:
         task = bar.add_task("synth", total=None)
         resolved = plan(
             request, progress=lambda done, total: bar.update(task, completed=done, total=total)

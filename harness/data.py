@@ -29,6 +29,7 @@ from harness.annotations import Annotation, rasterize, read_annotation
 from harness.dice import DiceAccumulator
 from harness.errors import HarnessError
 from harness.layout import group_of, label_path, list_images
+from harness.records import atomic_write_text
 
 #: Bump when the phantom's drawing changes, so cached synthetic datasets are regenerated.
 PHANTOM_VERSION = 2
@@ -105,15 +106,8 @@ def fingerprint(root: Path) -> str:
         fresh[rel] = [st.st_size, st.st_mtime_ns, digest]
         total.update(f"{rel}\0{digest}\n".encode())
     if fresh != memo:
-        _atomic_write_text(memo_path, json.dumps(fresh))
+        atomic_write_text(memo_path, json.dumps(fresh))
     return total.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def synthetic_dataset(

@@ -94,6 +94,7 @@ class Entry:
     scheduler: Component
     augmentation: Component
     encoder: str | None = None
+    tta: str = "none"
 
     def components(self) -> dict[str, Component]:
         return {f: getattr(self, f) for f in KINDS_BY_FIELD}
@@ -103,19 +104,23 @@ class Entry:
         """The row's name in a leaderboard: every component with its parameters."""
         parts = [str(self.model) + (f" ({self.encoder})" if self.encoder else "")]
         parts += [str(c) for f, c in self.components().items() if f != "model"]
+        if self.tta != "none":
+            parts.append(f"tta {self.tta}")
         return " · ".join(parts)
 
     @property
     def key(self) -> str:
         """A stable identity for grouping the seeds of one entry."""
-        return "|".join(str(c) for c in self.components().values()) + f"|{self.encoder or ''}"
+        key = "|".join(str(c) for c in self.components().values()) + f"|{self.encoder or ''}"
+        return key if self.tta == "none" else f"{key}|tta={self.tta}"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {f: c.to_dict() for f, c in self.components().items()}
         data["encoder"] = self.encoder
+        data["tta"] = self.tta
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
         comps = {f: Component.from_dict(data[f]) for f in KINDS_BY_FIELD}
-        return cls(**comps, encoder=data.get("encoder"))
+        return cls(**comps, encoder=data.get("encoder"), tta=data.get("tta", "none"))

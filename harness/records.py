@@ -1,14 +1,24 @@
 """Records: one JSON file per run, the only source a leaderboard is built from.
 
-Written atomically (temp file, fsync, rename), so a reader never sees half a record,
-with keys in a fixed order so that two identical runs differ only in timestamps.
+Written atomically (temp file, fsync, rename, fsync of the folder), so a reader never
+sees half a record, even after a kill -9 or a power cut, with keys in a fixed order so
+that two identical runs differ only in timestamps. Temp files left by a killed writer
+are swept by the next write of the same file.
+
+Records are read back defensively: a file that is not valid JSON, is of another schema,
+lacks what a leaderboard needs, or names a benchmark id that could walk out of the
+leaderboards folder is skipped, never trusted.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
 import platform
+import re
+import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,6 +50,8 @@ class Record:
     code_revision: str | None = None
     started_at: str = ""
     finished_at: str = ""
+    #: Where an interrupted run was continued from: ``{"epoch", "batch", "at"}`` per resume.
+    resumes: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
 
     @property
@@ -57,24 +69,135 @@ def write_record(path: Path, record: Record) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write, flush to disk, then rename over ``path``: readers see the old or the new file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
+
+    A kill at any moment leaves ``path`` with its old bytes or its new bytes, never a mix;
+    the folder is fsynced too so the rename survives a power cut.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    # Not mkstemp: its files are private (0600); records and tables keep the usual umask.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    _sweep_stale_temps(path)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames) to disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sweep_stale_temps(path: Path) -> None:
+    """Remove temp files of ``path`` left by writers that were killed (their pid is gone)."""
+    prefix = f".{path.name}.tmp-"
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*"):
+        _remove_if_stale(tmp, tmp.name[len(prefix) :])
+
+
+def sweep_stale_temps(folder: Path) -> None:
+    """Remove every temp file in ``folder`` whose writer was killed before its rename."""
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        _remove_if_stale(tmp, tmp.name.rpartition(".tmp-")[2])
+
+
+def _remove_if_stale(tmp: Path, suffix: str) -> None:
+    pid_text = suffix.partition("-")[0]
+    if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def read_record(path: Path) -> Record | None:
-    """The record at ``path``, or None when it is unreadable or of another schema."""
+    """The record at ``path``, or None when it is unreadable, of another schema or malformed."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("schema") != SCHEMA:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             return None
-        return Record(**data)
+        record = Record(**data)
     except (OSError, ValueError, TypeError):
         return None
+    return record if _well_formed(record) else None
+
+
+#: A benchmark id becomes a file name (``LEADERBOARDS/<id>.md``): no separators, no dot first.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_ENTRY_FIELDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
+
+
+def safe_name(text: object) -> bool:
+    """Whether ``text`` can be used as one file name inside an output folder."""
+    return isinstance(text, str) and bool(_SAFE_ID.match(text))
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _well_formed(r: Record) -> bool:
+    """What rendering a leaderboard relies on; anything else a hand-edited file may omit."""
+    from harness.classes import CLASSES
+
+    bench = r.benchmark
+    if r.status not in ("succeeded", "failed") or not isinstance(r.seed, int) or r.seed < 0:
+        return False
+    if not isinstance(bench, dict) or not safe_name(bench.get("id")):
+        return False
+    protocol, dataset = bench.get("protocol"), bench.get("dataset")
+    if not isinstance(protocol, dict) or not isinstance(dataset, dict):
+        return False
+    if not all(isinstance(protocol.get(k), str) for k in ("label", "hash")):
+        return False
+    if not isinstance(protocol.get("fields"), dict):
+        return False
+    if not all(isinstance(dataset.get(k), str) for k in ("name", "fingerprint")):
+        return False
+    if not isinstance(r.entry, dict) or not isinstance(r.cost, dict):
+        return False
+    for name in _ENTRY_FIELDS:
+        component = r.entry.get(name)
+        if not isinstance(component, dict) or not isinstance(component.get("name"), str):
+            return False
+        if not isinstance(component.get("params", {}), dict):
+            return False
+    if r.status == "succeeded":
+        per_class = r.per_class_dice
+        if not _number(r.mean_dice) or not isinstance(per_class, dict):
+            return False
+        if not all(_number(per_class.get(c)) for c in CLASSES):
+            return False
+    return True
 
 
 def iter_records(runs_dir: Path) -> Iterator[tuple[Path, Record]]:

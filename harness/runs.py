@@ -2,23 +2,33 @@
 leave a record per seed, and regenerate the benchmark's leaderboard.
 
 This is the library behind ``harness run``; everything it does can be done from Python.
+
+A run never costs more than its last epoch and never damages what other runs wrote: it
+checkpoints into ``RUN_DIR/checkpoints/`` as it trains, ``resume`` continues it from
+there after a crash, a kill or a Ctrl-C (which prints the command to do so), and a run
+that fails leaves a record with status ``failed`` and the reason, and no leaderboard
+row. One process at a time may work in a run folder (a lock says who).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
+import json
+import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from rich.console import Console
 
-from harness import data
+from harness import checkpoint, data
 from harness import protocol as protocols
+from harness.check import check_cached
 from harness.data import DatasetInfo
 from harness.entry import KINDS_BY_FIELD, Component, Entry, parse_component
 from harness.errors import HarnessError, RunFailed
@@ -26,8 +36,17 @@ from harness.layout import list_images
 from harness.leaderboard import regenerate
 from harness.plugin_manager import Registry
 from harness.protocol import Protocol
-from harness.records import RECORD_NAME, Record, code_revision, library_versions, write_record
-from harness.training import TrainResult, build_components, resolve_device, train
+from harness.records import (
+    RECORD_NAME,
+    Record,
+    atomic_write_bytes,
+    code_revision,
+    library_versions,
+    read_record,
+    sweep_stale_temps,
+    write_record,
+)
+from harness.training import Interrupted, TrainResult, build_components, resolve_device, train
 
 
 @dataclass
@@ -48,6 +67,11 @@ class RunRequest:
     device: str = "auto"
     runs_dir: Path = Path("runs")
     leaderboards_dir: Path = Path("leaderboards")
+    #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
+    #: only reported, and one with no checkpoint starts from the beginning.
+    resume: bool = False
+    #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
+    tta: str = "none"
 
 
 @dataclass
@@ -56,6 +80,8 @@ class Benchmark:
 
     dataset: DatasetInfo
     protocol: Protocol
+    #: The classes of the leaderboard's small-bone column, from the dataset's statistics.
+    small_bones: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -74,6 +100,7 @@ class Benchmark:
                 "hash": self.protocol.hash,
                 "fields": self.protocol.hashed_fields(),
             },
+            "small_bones": list(self.small_bones),
         }
 
 
@@ -89,6 +116,9 @@ class Plan:
     runs_dir: Path
     leaderboards_dir: Path
     outcomes: list[tuple[Path, Record]] = field(default_factory=list)
+    resume: bool = False
+    #: The request it was resolved from (for the resume command printed on Ctrl-C).
+    request: RunRequest | None = None
 
 
 def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
@@ -124,29 +154,97 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         component = parse_component(text, option)
         registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
         components[field_name] = component
-    entry = Entry(**components, encoder=request.encoder)
+    from harness.predict import TTA_CHOICES
+
+    if request.tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    entry = Entry(**components, encoder=request.encoder, tta=request.tta)
     # Build every component once now, so a parameter a plugin rejects fails before any work.
     build_components(proto, entry, registry, steps_per_epoch=1)
     if request.data is None:
         root = data.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
     else:
         root = Path(request.data)
+    check_cached(root, progress)  # every label file valid before any training; cached
     dataset = data.describe(root)
     return Plan(
         registry=registry,
-        benchmark=Benchmark(dataset, proto),
+        benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
         entry=entry,
         seeds=parse_seeds(request.seeds, proto.seeds),
         device=resolve_device(request.device),
         runs_dir=Path(request.runs_dir),
         leaderboards_dir=Path(request.leaderboards_dir),
+        resume=request.resume,
+        request=request,
+    )
+
+
+def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:
+    """The small-bone classes of ``dataset`` by ``harness.stats``'s rule, cached by fingerprint.
+
+    The first run on a dataset measures it (``harness data stats``; the report and its plots
+    stay in the cache folder); later runs read the cached set.
+    """
+    from harness.stats import JSON_NAME, compute_stats, write_report
+
+    folder = data.cache_dir() / "stats" / dataset.fingerprint
+    try:
+        report = json.loads((folder / JSON_NAME).read_text(encoding="utf-8"))
+        return tuple(report["small_bones"]["classes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    write_report(compute_stats(dataset.root), folder)
+    return tuple(
+        json.loads((folder / JSON_NAME).read_text(encoding="utf-8"))["small_bones"]["classes"]
     )
 
 
 def run_dir(plan: Plan, seed: int) -> Path:
+    """``RUNS/<benchmark>/<entry slug>-<hash>/seed-N``: every part a plain name, so it stays inside.
+
+    The parts come from ``slug()`` (letters, digits, hyphens) and hex digits, so nothing a
+    plugin, protocol or entry label says can climb out of ``runs_dir``; checked anyway.
+    """
     key = hashlib.sha256(plan.entry.key.encode()).hexdigest()[:8]
     name = data.slug(plan.entry.label)[:60]
-    return plan.runs_dir / plan.benchmark.id / f"{name}-{key}" / f"seed-{seed}"
+    parts = (plan.benchmark.id, f"{name}-{key}", f"seed-{int(seed)}")
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise HarnessError(f"run folder name {part!r} is not a plain name; report this bug")
+    return plan.runs_dir.joinpath(*parts)
+
+
+def resume_command(request: RunRequest) -> str:
+    """The ``harness run ... --resume`` command that continues ``request``."""
+    args = ["harness", "run", "--model", request.model, "--loss", request.loss]
+    options = (
+        ("--optimizer", request.optimizer),
+        ("--scheduler", request.scheduler),
+        ("--aug", request.augmentation),
+        ("--encoder", request.encoder),
+        ("--data", request.data),
+        ("--protocol", request.protocol),
+        ("--seeds", request.seeds),
+    )
+    for flag, value in options:
+        if value is not None:
+            args += [flag, str(value)]
+    for spec in request.plugins:
+        args += ["--plugin", str(spec)]
+    for item in request.sets:
+        args += ["--set", item]
+    if request.device != "auto":
+        args += ["--device", request.device]
+    if request.tta != "none":
+        args += ["--tta", request.tta]
+    args += [
+        "--runs-dir",
+        str(request.runs_dir),
+        "--leaderboards-dir",
+        str(request.leaderboards_dir),
+    ]
+    return shlex.join([*args, "--resume"])
 
 
 def entry_record(plan: Plan) -> dict[str, Any]:
@@ -161,6 +259,7 @@ def entry_record(plan: Plan) -> dict[str, Any]:
             "version": provider.version,
         }
     out["encoder"] = plan.entry.encoder
+    out["tta"] = plan.entry.tta
     out["effective_encoder"] = plan.entry.encoder or plan.benchmark.protocol.encoder
     return out
 
@@ -170,14 +269,8 @@ WEIGHTS_NAME = "weights-final.safetensors"
 
 
 def save_weights(path: Path, model: Any) -> None:
-    """Model weights as safetensors (never pickle), written atomically."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    """Model weights as safetensors (never pickle), written atomically (temp, fsync, rename)."""
+    atomic_write_bytes(Path(path), checkpoint.weights_bytes(model.state_dict()))
 
 
 def _now() -> str:
@@ -189,78 +282,209 @@ def execute(
     console: Console,
     on_result: Callable[[int, TrainResult], None] | None = None,
 ) -> list[tuple[Path, Record]]:
-    """Train every seed of the plan; write a record per seed and regenerate the leaderboard."""
+    """Train every seed of the plan; write a record per seed and regenerate the leaderboard.
+
+    A seed that fails leaves a ``failed`` record and raises ``RunFailed`` (or the
+    ``HarnessError`` of a plugin that broke its contract); nothing else is touched.
+    """
     proto = plan.benchmark.protocol
     images = list_images(plan.benchmark.dataset.root, "train")
     train_images, val_images = data.split(images, proto.folds, proto.fold)
     for seed in plan.seeds:
-        started = _now()
-        base = {
-            "seed": seed,
-            "benchmark": plan.benchmark.to_dict(),
-            "entry": entry_record(plan),
-            "versions": library_versions(),
-            "code_revision": code_revision(),
-            "started_at": started,
-        }
-        path = run_dir(plan, seed) / RECORD_NAME
-        t0 = time.perf_counter()
-        try:
-            result = train(
-                proto,
-                plan.entry,
-                plan.registry,
-                seed=seed,
-                train_images=train_images,
-                val_images=val_images,
-                device=plan.device,
-                console=console,
+        folder = run_dir(plan, seed)
+        with _run_lock(folder):
+            _execute_seed(plan, seed, folder, console, train_images, val_images, on_result)
+    return plan.outcomes
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for this process; a second process on the same run is refused.
+
+    The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise HarnessError(
+            f"{folder}: another harness process is running this run (lock {folder / '.lock'}); "
+            "wait for it to finish or stop it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_id(plan: Plan, seed: int) -> dict[str, Any]:
+    """What a checkpoint must belong to: this benchmark, this entry, this seed."""
+    return {"benchmark": plan.benchmark.id, "entry": plan.entry.key, "seed": int(seed)}
+
+
+def _execute_seed(
+    plan: Plan,
+    seed: int,
+    folder: Path,
+    console: Console,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+    on_result: Callable[[int, TrainResult], None] | None,
+) -> None:
+    proto = plan.benchmark.protocol
+    path = folder / RECORD_NAME
+    ckpt_dir = checkpoint.directory(folder)
+    for place in (folder, ckpt_dir):  # half-written files of a process killed here before
+        sweep_stale_temps(place)
+    existing = read_record(path)
+    resume_from = None
+    resumes: list[dict[str, Any]] = []
+    started = _now()
+    if plan.resume:
+        if existing is not None and existing.status == "succeeded":
+            console.print(
+                f"seed {seed}: already succeeded (mean Dice {existing.mean_dice:.4f}); "
+                f"nothing to resume. Record: {path}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
-        except Exception as exc:
-            if isinstance(exc, HarnessError):
-                raise
-            reason = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
-            record = Record(
-                status="failed",
-                mean_dice=None,
-                per_class_dice={},
-                error=reason,
-                cost={"wall_s": time.perf_counter() - t0},
-                finished_at=_now(),
-                **base,
+            plan.outcomes.append((path, existing))
+            # Same records, same bytes: this only repairs a table a kill left behind.
+            regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+            return
+        resume_from = checkpoint.load(ckpt_dir, "last")
+        if resume_from is None:
+            console.print(
+                f"seed {seed}: no checkpoint in {ckpt_dir}; starting from the beginning",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )
-            write_record(path, record)
-            plan.outcomes.append((path, record))
-            if isinstance(exc, RunFailed):
-                raise RunFailed(f"seed {seed} failed: {reason} (record: {path})") from None
-            raise
+        else:
+            resumes = [
+                *resume_from.state.get("resumes", []),
+                {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
+            ]
+            started = str(resume_from.state.get("started_at", started))
+            console.print(
+                f"seed {seed}: resuming from {resume_from.describe()} ({resume_from.path})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    elif checkpoint.exists(ckpt_dir) and existing is None:
+        ckpt = checkpoint.load_state(checkpoint.paths(ckpt_dir, "last")[0])
+        where = f"epoch {ckpt['epoch']} of {proto.epochs} done"
+        command = resume_command(plan.request) if plan.request else "resume=True"
+        raise HarnessError(
+            f"{ckpt_dir}: an interrupted run of seed {seed} left a checkpoint here ({where}); "
+            f"continue it with `{command}`, or delete that folder to start over"
+        )
+    elif ckpt_dir.exists():
+        checkpoint.discard(ckpt_dir)  # a finished or failed run's: this run starts afresh
+
+    base = {
+        "seed": seed,
+        "benchmark": plan.benchmark.to_dict(),
+        "entry": entry_record(plan),
+        "versions": library_versions(),
+        "code_revision": code_revision(),
+        "started_at": started,
+        "resumes": resumes,
+    }
+    t0 = time.perf_counter()
+
+    def failed(reason: str) -> Record:
         record = Record(
-            status="succeeded",
-            mean_dice=result.mean_dice,
-            per_class_dice=result.per_class_dice,
-            best={
-                "epoch": result.best_epoch,
-                "mean_dice": result.best_mean_dice,
-                "per_class_dice": result.best_per_class_dice,
-            },
-            cost={
-                "parameters": result.parameters,
-                "train_images_per_s": result.train_images_per_s,
-                "peak_memory_mb": result.peak_memory_mb,
-                "wall_s": result.wall_s,
-                "device_hours": result.wall_s / 3600,
-                "device": result.device,
-            },
-            history=result.history,
-            per_image_dice=result.per_image_dice,
-            val_images=result.val_images,
+            status="failed",
+            mean_dice=None,
+            per_class_dice={},
+            error=reason,
+            cost={"wall_s": time.perf_counter() - t0, "device": str(plan.device)},
             finished_at=_now(),
             **base,
         )
-        save_weights(path.parent / WEIGHTS_NAME, result.model)
         write_record(path, record)
         plan.outcomes.append((path, record))
-        regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
-        if on_result is not None:
-            on_result(seed, result)
-    return plan.outcomes
+        return record
+
+    try:
+        result = train(
+            proto,
+            plan.entry,
+            plan.registry,
+            seed=seed,
+            train_images=train_images,
+            val_images=val_images,
+            device=plan.device,
+            console=console,
+            checkpoints=ckpt_dir,
+            resume_from=resume_from,
+            run_id=_run_id(plan, seed),
+            extra_state={"resumes": resumes, "started_at": started},
+        )
+    except KeyboardInterrupt as exc:
+        _report_interrupt(plan, seed, ckpt_dir, exc, console)
+        raise
+    except checkpoint.CheckpointError:
+        raise  # a checkpoint that cannot be used: nothing was run, nothing is written
+    except HarnessError as exc:
+        failed(str(exc))
+        raise
+    except RunFailed as exc:
+        failed(str(exc))
+        raise RunFailed(f"seed {seed} failed: {exc} (record: {path})") from exc
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        failed(reason)
+        raise RunFailed(f"seed {seed} failed: {reason} (record: {path})") from exc
+    record = Record(
+        status="succeeded",
+        mean_dice=result.mean_dice,
+        per_class_dice=result.per_class_dice,
+        best={
+            "epoch": result.best_epoch,
+            "mean_dice": result.best_mean_dice,
+            "per_class_dice": result.best_per_class_dice,
+        },
+        cost={
+            "parameters": result.parameters,
+            "train_images_per_s": result.train_images_per_s,
+            "peak_memory_mb": result.peak_memory_mb,
+            "wall_s": result.wall_s,
+            "device_hours": result.wall_s / 3600,
+            "device": result.device,
+        },
+        history=result.history,
+        per_image_dice=result.per_image_dice,
+        val_images=result.val_images,
+        finished_at=_now(),
+        **base,
+    )
+    save_weights(path.parent / WEIGHTS_NAME, result.model)
+    write_record(path, record)
+    plan.outcomes.append((path, record))
+    regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+    if on_result is not None:
+        on_result(seed, result)
+
+
+def _report_interrupt(
+    plan: Plan, seed: int, ckpt_dir: Path, exc: KeyboardInterrupt, console: Console
+) -> None:
+    """Say where an interrupted seed stopped, what was saved and the command to continue."""
+    if isinstance(exc, Interrupted) and exc.checkpoint is not None:
+        saved = f"stopped at {exc.where}; checkpoint saved: {exc.checkpoint}"
+    elif checkpoint.exists(ckpt_dir):
+        saved = f"stopped; last checkpoint: {checkpoint.paths(ckpt_dir, 'last')[0]}"
+    else:
+        saved = "stopped before the first checkpoint; the resume starts from the beginning"
+    command = resume_command(plan.request) if plan.request else "execute() with plan.resume=True"
+    console.print(
+        f"seed {seed}: {saved}\nResume with:\n  {command}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -4,6 +4,14 @@ Everything that makes runs comparable is fixed here or by the protocol: seeding,
 precision (AMP on CUDA — bf16 where supported, else fp16 with a grad scaler — and
 fp32 on CPU), the split, the validation schedule and the metric. The final epoch's
 Dice is what the leaderboard ranks; the best epoch is recorded apart.
+
+Runs are long, so training never loses more than an epoch: a checkpoint is written at
+the end of every epoch (``harness.checkpoint``), a Ctrl-C stops at the next step boundary
+and saves one mid-epoch, and a resumed run replays the interrupted epoch's data draws so
+that it ends with exactly the result of a run left alone. A plugin that breaks the
+contract (a factory that raises, a model whose output has the wrong shape, a loss that
+is not a scalar) is a one-line error naming it; a run that goes wrong (non-finite loss,
+out of memory, any exception) is a ``RunFailed`` saying where and what to try.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ import contextlib
 import math
 import random
 import resource
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +42,14 @@ from rich.progress import (
 )
 from torch.utils.data import DataLoader
 
-from harness.annotations import rasterize
+from harness import checkpoint
+from harness.checkpoint import Checkpoint, CheckpointError
 from harness.classes import CLASSES, NUM_CLASSES
 from harness.data import EvalDataset, TrainDataset
 from harness.dice import DiceAccumulator
 from harness.entry import Entry
 from harness.errors import HarnessError, RunFailed
-from harness.plugin_manager import Registry
+from harness.plugin_manager import Component, Registry
 from harness.protocol import Protocol
 
 
@@ -94,36 +105,99 @@ def amp_dtype(protocol: Protocol, device: torch.device) -> torch.dtype | None:
 def build_components(
     protocol: Protocol, entry: Entry, registry: Registry, steps_per_epoch: int
 ) -> tuple[torch.nn.Module, Any, torch.optim.Optimizer, Any, Any]:
-    """Model, loss, optimizer, scheduler and augmentation, each from its plugin."""
+    """Model, loss, optimizer, scheduler and augmentation, each from its plugin.
+
+    A factory that raises, or returns something of the wrong kind, is a ``HarnessError``
+    naming the component and the plugin that provides it.
+    """
     model_kwargs: dict[str, Any] = dict(entry.model.kwargs)
     if protocol.pretrained:
         model_kwargs.setdefault("encoder_weights", protocol.pretrained)
-    model = registry.get("models", entry.model.name).build(
+    model_c = registry.get("models", entry.model.name)
+    model = _build(
+        model_c,
         num_classes=NUM_CLASSES,
         in_channels=protocol.in_channels,
         encoder=entry.encoder or protocol.encoder,
         **model_kwargs,
     )
     if not isinstance(model, torch.nn.Module):
-        raise HarnessError(f"model {entry.model.name!r} did not return a torch.nn.Module")
-    loss = registry.get("losses", entry.loss.name).build(**entry.loss.kwargs)
-    optimizer = registry.get("optimizers", entry.optimizer.name).build(
+        raise HarnessError(
+            f"model '{entry.model.name}' from {model_c.provider()} returned a "
+            f"{type(model).__name__}, not a torch.nn.Module; fix the plugin's factory"
+        )
+    loss_c = registry.get("losses", entry.loss.name)
+    loss = _build(loss_c, **entry.loss.kwargs)
+    if not callable(loss):
+        raise HarnessError(
+            f"loss '{entry.loss.name}' from {loss_c.provider()} returned a "
+            f"{type(loss).__name__}, not a callable loss(logits, target); fix the plugin's factory"
+        )
+    optimizer_c = registry.get("optimizers", entry.optimizer.name)
+    optimizer = _build(
+        optimizer_c,
         [p for p in model.parameters() if p.requires_grad],
         lr=protocol.lr,
         weight_decay=protocol.weight_decay,
         **entry.optimizer.kwargs,
     )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise HarnessError(
+            f"optimizer '{entry.optimizer.name}' from {optimizer_c.provider()} returned a "
+            f"{type(optimizer).__name__}, not a torch.optim.Optimizer; fix the plugin's factory"
+        )
     total = protocol.epochs * steps_per_epoch
-    scheduler = registry.get("schedulers", entry.scheduler.name).build(
+    scheduler_c = registry.get("schedulers", entry.scheduler.name)
+    scheduler = _build(
+        scheduler_c,
         optimizer,
         total_steps=total,
         warmup_steps=min(total - 1, round(protocol.warmup_epochs * steps_per_epoch)),
         **entry.scheduler.kwargs,
     )
-    augment = registry.get("augmentations", entry.augmentation.name).build(
-        image_size=protocol.resolution, **entry.augmentation.kwargs
-    )
+    for method in ("step", "state_dict", "load_state_dict"):
+        if not callable(getattr(scheduler, method, None)):
+            raise HarnessError(
+                f"scheduler '{entry.scheduler.name}' from {scheduler_c.provider()} returned a "
+                f"{type(scheduler).__name__} without {method}(); return a torch LR scheduler"
+            )
+    augment_c = registry.get("augmentations", entry.augmentation.name)
+    augment = _build(augment_c, image_size=protocol.resolution, **entry.augmentation.kwargs)
+    if augment is not None and not callable(augment):
+        raise HarnessError(
+            f"augmentation '{entry.augmentation.name}' from {augment_c.provider()} returned a "
+            f"{type(augment).__name__}, not a callable transform; fix the plugin's factory"
+        )
     return model, loss, optimizer, scheduler, augment
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _build(component: Component, *args: Any, **kwargs: Any) -> Any:
+    """``component.build`` with any exception from the plugin turned into a one-line error."""
+    try:
+        return component.build(*args, **kwargs)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        noun = _noun(component)
+        raise HarnessError(
+            f"{noun} '{component.name}' from {component.provider()}: its factory raised "
+            f"{type(exc).__name__}: {_one_line(exc, 200)}; fix the plugin or choose another {noun}"
+        ) from exc
+
+
+def _noun(component: Component) -> str:
+    return {
+        "models": "model",
+        "losses": "loss",
+        "optimizers": "optimizer",
+        "schedulers": "scheduler",
+        "augmentations": "augmentation",
+    }.get(component.kind, component.kind)
 
 
 def _progress(console: Console) -> Progress:
@@ -140,6 +214,103 @@ def _progress(console: Console) -> Progress:
     )
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C; ``checkpoint`` is the state file it saved (None: none)."""
+
+    def __init__(self, checkpoint: Path | None, where: str) -> None:
+        super().__init__(f"stopped at {where}")
+        self.checkpoint = checkpoint
+        self.where = where
+
+
+class _StopRequested(Exception):
+    """Raised inside validation when a Ctrl-C asked training to stop."""
+
+
+class _StopOnCtrlC:
+    """While active, the first Ctrl-C asks training to stop at the next safe point.
+
+    A step is never cut in half (the optimizer could be half-way through its update), so
+    the request is honoured between steps, where a checkpoint is consistent. A second
+    Ctrl-C interrupts at once, keeping the last checkpoint written.
+    """
+
+    def __init__(self, on_request: Callable[[], None] | None = None) -> None:
+        self.requested = False
+        self._on_request = on_request
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _StopOnCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self._on_request is not None:
+            with contextlib.suppress(Exception):
+                self._on_request()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class _Counters:
+    """Where training stands: everything besides the components that a checkpoint carries."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in epoch ``epoch + 1`` (mid-epoch checkpoints)
+    step: int = 0
+    seen: int = 0
+    train_time: float = 0.0
+    wall_s: float = 0.0  # spent by earlier sessions of this run
+    running: float = 0.0  # sum of this epoch's batch losses
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_dice: float = -1.0
+    best_epoch: int = 0
+    best_per_class: dict[str, float] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "seen": self.seen,
+            "train_time": self.train_time,
+            "wall_s": self.wall_s,
+            "running": self.running,
+            "history": [dict(h) for h in self.history],
+            "best": {
+                "mean_dice": self.best_dice,
+                "epoch": self.best_epoch,
+                "per_class_dice": dict(self.best_per_class),
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Counters:
+        best = state["best"]
+        return cls(
+            epoch=int(state["epoch"]),
+            batch=int(state["batch"]),
+            step=int(state["step"]),
+            seen=int(state["seen"]),
+            train_time=float(state["train_time"]),
+            wall_s=float(state["wall_s"]),
+            running=float(state["running"]),
+            history=[dict(h) for h in state["history"]],
+            best_dice=float(best["mean_dice"]),
+            best_epoch=int(best["epoch"]),
+            best_per_class=dict(best["per_class_dice"]),
+        )
+
+
 def train(
     protocol: Protocol,
     entry: Entry,
@@ -150,8 +321,19 @@ def train(
     val_images: Sequence[Path],
     device: torch.device,
     console: Console | None = None,
+    checkpoints: Path | None = None,
+    resume_from: Checkpoint | None = None,
+    run_id: Mapping[str, Any] | None = None,
+    extra_state: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train one entry with one seed under ``protocol``; evaluate on ``val_images``."""
+    """Train one entry with one seed under ``protocol``; evaluate on ``val_images``.
+
+    With ``checkpoints`` (a folder), the state is saved there at the end of every epoch
+    (``last``, and ``best`` when validation improves) and on Ctrl-C, which then raises
+    ``Interrupted``. ``resume_from`` continues from such a checkpoint; ``run_id`` is stored
+    in each checkpoint and must match the one being resumed; ``extra_state`` (plain values)
+    is stored in each ``last`` checkpoint as it is, for the caller to read back.
+    """
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seed_everything(seed)
@@ -176,7 +358,10 @@ def train(
         generator=generator,
         num_workers=protocol.num_workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=protocol.num_workers > 0,
+        # Workers start afresh each epoch, seeded from the loader's generator (which a
+        # checkpoint restores), so a resumed run draws what the uninterrupted one drew.
+        persistent_workers=False,
+        worker_init_fn=_worker_init,
     )
     val_set = EvalDataset(val_images, protocol.resolution)
     dtype = amp_dtype(protocol, device)
@@ -184,76 +369,389 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, float]] = (-1.0, 0, {})
+    counters = _Counters()
+    pending: Mapping[str, Any] | None = None  # a mid-epoch checkpoint, replayed at its epoch
+    if resume_from is not None:
+        _restore(resume_from, run_id, model, optimizer, scheduler, scaler)
+        counters = _Counters.from_state(resume_from.state)
+        rng = resume_from.state["rng"]
+        if counters.batch:
+            pending = resume_from.state
+        else:
+            checkpoint.set_global_rng_state(rng["global"])
+            generator.set_state(rng["loader"])
+            _set_augment_rng(augment, rng["augment"], resume_from.path)
+
+    def snapshot(
+        batch: int,
+        epoch_rng: Mapping[str, Any] | None,
+        global_rng: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Copies (on the CPU) of everything ``last`` holds, taken now, for writing later."""
+        counters.batch = batch
+        counters.wall_s = wall_before + time.perf_counter() - started
+        state = {
+            **dict(extra_state or {}),
+            "run": dict(run_id or {}),
+            **counters.to_state(),
+            "optimizer": _state_of(optimizer, "optimizer", entry.optimizer.name),
+            "scheduler": _state_of(scheduler, "scheduler", entry.scheduler.name),
+            "scaler": scaler.state_dict(),
+            "rng": {
+                "global": dict(global_rng or checkpoint.global_rng_state()),
+                "loader": generator.get_state(),
+                "augment": checkpoint.augment_rng_state(augment),
+            },
+            "epoch_start_rng": dict(epoch_rng) if batch and epoch_rng is not None else None,
+        }
+        return _cpu_copy(model.state_dict()), _cpu_copy(state)
+
+    def save_last_now(
+        batch: int,
+        epoch_rng: Mapping[str, Any] | None,
+        global_rng: Mapping[str, Any] | None = None,
+    ) -> Path | None:
+        if checkpoints is None:
+            return None
+        writer.wait()
+        weights, state = snapshot(batch, epoch_rng, global_rng)
+        return checkpoint.save(checkpoints, "last", weights, state)
+
+    def save_epoch_end(improved: bool) -> Path | None:
+        """``last`` (and ``best``) of the epoch just finished, written while training goes on."""
+        if checkpoints is None:
+            return None
+        weights, state = snapshot(0, None)
+        best = {
+            "run": dict(run_id or {}),
+            "epoch": counters.epoch,
+            "mean_dice": counters.best_dice,
+            "per_class_dice": dict(counters.best_per_class),
+        }
+
+        def write() -> None:
+            blob = checkpoint.weights_bytes(weights)
+            checkpoint.save(checkpoints, "last", blob, state)
+            if improved:
+                checkpoint.save(checkpoints, "best", blob, best)
+
+        writer.submit(write)
+        return checkpoint.paths(checkpoints, "last")[0]
+
+    wall_before = counters.wall_s
     last: DiceAccumulator | None = None
-    train_time = 0.0
-    seen = 0
-    step = 0
     total_steps = protocol.epochs * steps_per_epoch
-    with _progress(console) as progress:
-        task = progress.add_task(f"seed {seed}", total=total_steps, info="")
-        for epoch in range(1, protocol.epochs + 1):
-            model.train()
-            epoch_start = time.perf_counter()
-            running = 0.0
-            for inputs, targets in loader:
-                inputs = inputs.to(device, non_blocking=True, memory_format=memory_format)
-                targets = targets.to(device, non_blocking=True)
-                with _autocast(device, dtype):
-                    logits = model(inputs)
-                    loss = loss_fn(logits.float(), targets)
-                step += 1
-                if not torch.isfinite(loss):
-                    raise RunFailed(
-                        f"loss became {loss.item()} at step {step} (epoch {epoch}); "
-                        "try a lower lr (--set lr=...) or --set grad_clip=1.0"
+    checked = False
+    epoch = counters.epoch + 1
+    phase = f"the start of epoch {epoch}"  # where a failure happened, for its message
+    writer = _BackgroundWriter()
+    stop = _StopOnCtrlC(
+        lambda: console.print(
+            "Stopping after this step to save a checkpoint (Ctrl-C again stops at once)"
+        )
+    )
+    with _progress(console) as progress, stop, writer:
+        task = progress.add_task(
+            f"seed {seed}", total=total_steps, completed=counters.step, info=""
+        )
+        try:
+            for epoch in range(counters.epoch + 1, protocol.epochs + 1):
+                model.train()
+                if pending is not None:
+                    epoch_rng = pending["epoch_start_rng"]
+                    generator.set_state(epoch_rng["loader"])
+                    _set_augment_rng(augment, epoch_rng["augment"], resume_from.path)
+                else:
+                    epoch_rng = {
+                        "loader": generator.get_state(),
+                        "augment": checkpoint.augment_rng_state(augment),
+                    }
+                    counters.running = 0.0
+                batches: Iterator = iter(loader)
+                done = 0
+                if pending is not None:
+                    # Replay the draws (shuffle, augmentation) of the batches already trained.
+                    for _ in range(counters.batch):
+                        next(batches)
+                    done = counters.batch
+                    checkpoint.set_global_rng_state(pending["rng"]["global"])
+                    pending = None
+                epoch_start = time.perf_counter()
+                for inputs, targets in batches:
+                    phase = f"step {counters.step + 1} (epoch {epoch})"
+                    inputs = inputs.to(device, non_blocking=True, memory_format=memory_format)
+                    targets = targets.to(device, non_blocking=True)
+                    with _autocast(device, dtype):
+                        logits = model(inputs)
+                        if not checked:
+                            _check_logits(logits, inputs, entry, registry)
+                        loss = loss_fn(logits.float(), targets)
+                    if not checked:
+                        _check_loss(loss, entry, registry)
+                        checked = True
+                    counters.step += 1
+                    if not torch.isfinite(loss):
+                        raise RunFailed(
+                            f"loss became {loss.item()} at step {counters.step} (epoch {epoch}); "
+                            "try a lower lr (--set lr=...) or --set grad_clip=1.0"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if protocol.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    counters.running += loss.item()
+                    counters.seen += inputs.shape[0]
+                    done += 1
+                    progress.update(
+                        task,
+                        advance=1,
+                        info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
                     )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if protocol.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                running += loss.item()
-                seen += inputs.shape[0]
-                progress.update(
-                    task,
-                    advance=1,
-                    info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
+                    if stop.requested:
+                        counters.train_time += time.perf_counter() - epoch_start
+                        where = f"epoch {epoch}, batch {done} of {steps_per_epoch}"
+                        raise Interrupted(save_last_now(done, epoch_rng), where)
+                counters.train_time += time.perf_counter() - epoch_start
+                record: dict[str, float] = {
+                    "epoch": epoch,
+                    "loss": counters.running / steps_per_epoch,
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+                if epoch % protocol.val_interval == 0 or epoch == protocol.epochs:
+                    progress.update(task, info=f"epoch {epoch}/{protocol.epochs} validating")
+                    # Validation draws from the global generator (its loader's base seed), so
+                    # a stop during it saves the state from before, and the resume redoes it.
+                    before_validation = checkpoint.global_rng_state()
+                    phase = f"the validation of epoch {epoch}"
+                    try:
+                        last = evaluate(
+                            model,
+                            val_set,
+                            protocol,
+                            device,
+                            dtype,
+                            memory_format,
+                            should_stop=lambda: stop.requested,
+                            tta=entry.tta,
+                        )
+                    except _StopRequested:
+                        where = f"epoch {epoch}, during validation"
+                        saved = save_last_now(done, epoch_rng, before_validation)
+                        raise Interrupted(saved, where) from None
+                    record["val_mean_dice"] = last.mean()
+                    improved = last.mean() > counters.best_dice
+                    if improved:
+                        counters.best_dice = last.mean()
+                        counters.best_epoch = epoch
+                        counters.best_per_class = last.per_class()
+                else:
+                    improved = False
+                counters.history.append(record)
+                counters.epoch = epoch
+                phase = f"the checkpoint of epoch {epoch}"
+                saved = save_epoch_end(improved)
+                if stop.requested:
+                    writer.wait()
+                    raise Interrupted(saved, f"the end of epoch {epoch}")
+            if last is None:  # resumed from the final epoch's checkpoint: score it again
+                phase = "the final validation"
+                last = evaluate(
+                    model, val_set, protocol, device, dtype, memory_format, tta=entry.tta
                 )
-            train_time += time.perf_counter() - epoch_start
-            record: dict[str, float] = {
-                "epoch": epoch,
-                "loss": running / steps_per_epoch,
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-            if epoch % protocol.val_interval == 0 or epoch == protocol.epochs:
-                progress.update(task, info=f"epoch {epoch}/{protocol.epochs} validating")
-                last = evaluate(model, val_set, protocol, device, dtype, memory_format)
-                record["val_mean_dice"] = last.mean()
-                if last.mean() > best[0]:
-                    best = (last.mean(), epoch, last.per_class())
-            history.append(record)
-    assert last is not None
+            phase = f"the checkpoint of epoch {epoch}"
+            writer.wait()  # the final checkpoint is on disk before the record says succeeded
+        except (HarnessError, RunFailed, KeyboardInterrupt):
+            raise
+        except torch.OutOfMemoryError as exc:
+            raise RunFailed(
+                f"out of memory on {device_name(device)} at {phase}: "
+                f"{_one_line(exc, 160)}; try a smaller batch "
+                "(--set batch_size=...) or resolution (--set resolution=...), or another device"
+            ) from exc
+        except Exception as exc:
+            raise RunFailed(
+                f"{type(exc).__name__} at {phase}: "
+                f"{_one_line(exc, 240)}; rerun with --debug for the traceback"
+            ) from exc
     return TrainResult(
         mean_dice=last.mean(),
         per_class_dice=last.per_class(),
         per_image_dice=last.per_image().tolist(),
         val_images=[p.name for p in val_images],
-        best_epoch=best[1],
-        best_mean_dice=best[0],
-        best_per_class_dice=best[2],
-        history=history,
+        best_epoch=counters.best_epoch,
+        best_mean_dice=counters.best_dice,
+        best_per_class_dice=counters.best_per_class,
+        history=counters.history,
         parameters=parameters,
-        train_images_per_s=seen / train_time if train_time else 0.0,
+        train_images_per_s=counters.seen / counters.train_time if counters.train_time else 0.0,
         peak_memory_mb=_peak_memory_mb(device),
-        wall_s=time.perf_counter() - started,
+        wall_s=wall_before + time.perf_counter() - started,
         device=device_name(device),
         model=model,
     )
+
+
+class _BackgroundWriter:
+    """Writes one checkpoint at a time on a thread, so training does not wait for the disk.
+
+    What it writes is a copy taken at the end of the epoch, so the next epoch may change
+    the model freely; ``wait`` blocks until the write is on disk and re-raises its error.
+    A kill during a write leaves the previous checkpoint, as every write is atomic.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(job,), daemon=True)
+        self._thread.start()
+
+    def _run(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # handed to the training thread by wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def __enter__(self) -> _BackgroundWriter:
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.wait()
+            return
+        with contextlib.suppress(Exception):  # already failing: keep that error, not this one
+            self.wait()
+
+
+def _cpu_copy(value: Any) -> Any:
+    """Tensors copied to the CPU (training goes on changing the originals), containers rebuilt."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu_copy(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_cpu_copy(v) for v in value)
+    return value
+
+
+def _state_of(component: Any, noun: str, name: str) -> dict[str, Any]:
+    """A component's ``state_dict()``, refused early if a checkpoint could not hold it."""
+    state = component.state_dict()
+    checkpoint.check_plain(state, f"{noun} '{name}'")
+    return state
+
+
+def _set_augment_rng(augment: Any, state: list[Any], path: Path) -> None:
+    try:
+        checkpoint.set_augment_rng_state(augment, state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _restore(
+    ckpt: Checkpoint,
+    run_id: Mapping[str, Any] | None,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Load a checkpoint into freshly built components; any mismatch names the file."""
+    state = ckpt.state
+    if run_id is not None and state.get("run") != dict(run_id):
+        raise CheckpointError(
+            f"{ckpt.path}: this checkpoint belongs to another run ({state.get('run')}); "
+            f"delete {ckpt.path.parent} to start this run afresh"
+        )
+    try:
+        model.load_state_dict(ckpt.weights)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(
+            f"{ckpt.weights_path}: does not fit the model ({_one_line(exc, 160)}); was the "
+            f"model plugin changed? delete {ckpt.path.parent} to start afresh"
+        ) from None
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler.is_enabled() and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        counters = _Counters.from_state(state)
+        needed = ["global", "loader", "augment"]
+        missing = [k for k in needed if k not in state["rng"]]
+        if counters.batch and not isinstance(state.get("epoch_start_rng"), dict):
+            missing.append("epoch_start_rng")
+        if missing:
+            raise KeyError(missing[0])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(
+            f"{ckpt.path}: incomplete or incompatible training state "
+            f"({type(exc).__name__}: {_one_line(exc, 160)}); delete {ckpt.path.parent} "
+            "to start afresh"
+        ) from None
+
+
+def _check_logits(logits: Any, inputs: torch.Tensor, entry: Entry, registry: Registry) -> None:
+    """The model contract: ``(N, in_channels, H, W)`` in, ``(N, 29, H, W)`` logits out."""
+    n, _, h, w = inputs.shape
+    expected = (n, NUM_CLASSES, h, w)
+    if isinstance(logits, torch.Tensor) and tuple(logits.shape) == expected:
+        return
+    got = (
+        f"shape {tuple(logits.shape)}"
+        if isinstance(logits, torch.Tensor)
+        else f"a {type(logits).__name__}"
+    )
+    provider = registry.get("models", entry.model.name).provider()
+    raise HarnessError(
+        f"model '{entry.model.name}' from {provider} returned {got} for input of shape "
+        f"{tuple(inputs.shape)}; a model must return logits of shape {expected} "
+        f"(N, {NUM_CLASSES}, H, W)"
+    )
+
+
+def _check_loss(loss: Any, entry: Entry, registry: Registry) -> None:
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point():
+        return
+    got = (
+        f"a tensor of shape {tuple(loss.shape)}"
+        if isinstance(loss, torch.Tensor)
+        else f"a {type(loss).__name__}"
+    )
+    provider = registry.get("losses", entry.loss.name).provider()
+    raise HarnessError(
+        f"loss '{entry.loss.name}' from {provider} returned {got}; a loss must return a "
+        "scalar float tensor"
+    )
+
+
+def _worker_init(worker_id: int) -> None:
+    """In each DataLoader worker: leave Ctrl-C to the main process, and reseed the augmentation.
+
+    Each worker holds a copy of the transform; reseeded from the worker's own seed (the
+    loader's base seed plus its id), workers stop repeating each other's draws, and the
+    draws follow from the loader's generator, which checkpoints restore.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    info = torch.utils.data.get_worker_info()
+    augment = getattr(info.dataset, "augment", None) if info is not None else None
+    if hasattr(augment, "set_random_seed"):
+        augment.set_random_seed(info.seed % 2**32)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -270,21 +768,36 @@ def evaluate(
     device: torch.device,
     dtype: torch.dtype | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
+    should_stop: Callable[[], bool] | None = None,
+    tta: str = "none",
 ) -> DiceAccumulator:
-    """Dice on ``dataset``, one image at a time at its original resolution, on ``device``."""
+    """Dice on ``dataset``, one image at a time at its original resolution, on ``device``.
+
+    ``should_stop`` is asked before each batch; when it says yes, validation is abandoned.
+    ``tta="flip"`` averages the logits of each image and of its mirror before the threshold,
+    exactly as ``harness predict --tta flip`` does.
+    """
+    from harness.predict import tta_logits  # predict builds on runs, which builds on us
+
     model.eval()
     scores = DiceAccumulator(CLASSES, threshold=protocol.threshold)
-    loader = DataLoader(dataset, batch_size=protocol.batch_size, num_workers=protocol.num_workers)
+    loader = DataLoader(
+        dataset,
+        batch_size=protocol.batch_size,
+        num_workers=protocol.num_workers,
+        worker_init_fn=_worker_init,
+    )
     for inputs, indices in loader:
+        if should_stop is not None and should_stop():
+            model.train()
+            raise _StopRequested
         with _autocast(device, dtype):
-            logits = model(inputs.to(device, memory_format=memory_format))
+            logits = tta_logits(model, inputs.to(device, memory_format=memory_format), tta)
+        size = None
+        if protocol.eval_resolution != "original":
+            size = (int(protocol.eval_resolution),) * 2
         for row, index in zip(logits, indices.tolist(), strict=True):
-            ann = dataset.annotation(index)
-            size = None
-            if protocol.eval_resolution != "original":
-                size = (int(protocol.eval_resolution),) * 2
-            target = torch.from_numpy(rasterize(ann, size))
-            scores.add_logits(row, target, name=dataset.paths[index].name)
+            dataset.score(scores, row, index, size)
     model.train()
     return scores
 

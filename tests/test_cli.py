@@ -300,3 +300,28 @@ def test_predict_val_scores_like_the_run(tiny_run: dict, cli, tmp_path: Path) ->
     )
     missing = cli("predict", tmp_path / "no-such-run", "--data", data, "--out", sub)
     assert missing.code == 2 and "no-such-run" in missing.err
+
+
+def test_tta_flip_is_part_of_the_entry(cli, tmp_path: Path) -> None:
+    result = cli(
+        "run", "--model", "unet", "--loss", "dice", "--protocol", "tiny", "--set", "epochs=1",
+        "--tta", "flip", "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    (record_path,) = (tmp_path / "runs").rglob("record.json")
+    record = json.loads(record_path.read_text())
+    assert record["entry"]["tta"] == "flip"
+    (board,) = (tmp_path / "b").glob("*.md")
+    assert "· tta flip |" in board.read_text()
+    assert cli("run", "--model", "unet", "--loss", "dice", "--tta", "spin").code == 2
+
+
+def test_small_bone_column_comes_from_the_dataset_statistics(tiny_run: dict) -> None:
+    (record_path,) = (tiny_run["root"] / "runs").rglob("record.json")
+    small = json.loads(record_path.read_text())["benchmark"]["small_bones"]
+    assert len(small) == 7 and set(small) <= set(CLASSES)
+    (board,) = (tiny_run["root"] / "boards").glob("*.md")
+    text = board.read_text()
+    assert f"the mean Dice over {', '.join(small)}" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 1 |"))
+    assert row.split("|")[8].strip() != "—"
