@@ -166,6 +166,9 @@ def sweep(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     runs_dir: Annotated[Path, typer.Option(help="Run folders")] = Path("runs"),
     leaderboards_dir: Annotated[Path, typer.Option(help="Tables")] = Path("leaderboards"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep finished runs; continue interrupted ones")
+    ] = False,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
     from harness.runs import RunRequest
@@ -188,6 +191,7 @@ def sweep(
         device=device,
         runs_dir=runs_dir,
         leaderboards_dir=leaderboards_dir,
+        resume=resume,
     )
     path, _ = run_sweep(base, axis, err)
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)

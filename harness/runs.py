@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,7 @@ from harness.records import (
     sweep_stale_temps,
     write_record,
 )
+from harness.report import run_pictures
 from harness.training import Interrupted, TrainResult, build_components, resolve_device, train
 
 
@@ -159,14 +161,18 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     entry = Entry(**components, encoder=request.encoder, tta=request.tta)
-    # Build every component once now, so a parameter a plugin rejects fails before any work.
-    build_components(proto, entry, registry, steps_per_epoch=1)
     if request.data is None:
         root = data.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
     else:
         root = Path(request.data)
     check_cached(root, progress)  # every label file valid before any training; cached
     dataset = data.describe(root)
+    # Build every component once now, with the real step count, so a parameter a plugin
+    # rejects fails before any work.
+    train_images, _ = data.split(list_images(dataset.root, "train"), proto.folds, proto.fold)
+    build_components(
+        proto, entry, registry, steps_per_epoch=math.ceil(len(train_images) / proto.batch_size)
+    )
     return Plan(
         registry=registry,
         benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
@@ -467,6 +473,16 @@ def _execute_seed(
     write_record(path, record)
     plan.outcomes.append((path, record))
     regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+    proto = plan.benchmark.protocol
+    run_pictures(  # after the record: a picture never costs a result
+        path.parent,
+        result.history,
+        result.per_class_dice,
+        model=result.model,
+        image_path=val_images[0] if val_images else None,
+        resolution=proto.resolution,
+        threshold=proto.threshold,
+    )
     if on_result is not None:
         on_result(seed, result)
 

@@ -104,8 +104,14 @@ def onecycle(
     Further parameters (``div_factor``, ``anneal_strategy``, ...) go to torch.
     """
     _check_steps(total_steps, warmup_steps)
+    if total_steps < 3:
+        raise ValueError(
+            f"onecycle needs at least 3 optimizer steps, got {total_steps}; train longer"
+        )
     if pct_start is None:
         pct_start = warmup_steps / total_steps if warmup_steps > 0 else 0.3
+    # torch divides by the length of each phase: both must be at least one step.
+    pct_start = min(max(pct_start * total_steps, 2.0), total_steps - 1.0) / total_steps
     max_lr = [group["lr"] for group in optimizer.param_groups]
     defaults = optimizer.defaults
     params.setdefault("cycle_momentum", "momentum" in defaults or "betas" in defaults)

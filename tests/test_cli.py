@@ -59,6 +59,8 @@ def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:
     assert record["cost"]["parameters"] > 0 and record["cost"]["train_images_per_s"] > 0
     (board,) = (root / "boards").glob("*.md")
     assert board.stem == record["benchmark"]["id"]
+    for picture in ("curves.png", "per-class-dice.png", "prediction.png"):
+        assert (record_path.parent / picture).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_leaderboard_regenerates_same_bytes(tiny_run: dict, cli) -> None:
