@@ -35,7 +35,7 @@ from torch import nn
 
 from harness.classes import NUM_CLASSES
 from harness.errors import HarnessError
-from harness.plugin_manager import KINDS, Component, Registry
+from harness.plugin_manager import KINDS, SINGULAR, Component, Registry
 
 #: The input sides a model is checked at (both divisible by 32).
 MODEL_SIZES: tuple[int, int] = (64, 96)
@@ -44,14 +44,6 @@ MODEL_BATCH = 2
 #: The image side an augmentation is checked at, and how many random draws it gets.
 AUGMENTATION_SIZE = 64
 AUGMENTATION_DRAWS = 16
-
-_SINGULAR: dict[str, str] = {
-    "models": "model",
-    "losses": "loss",
-    "optimizers": "optimizer",
-    "schedulers": "scheduler",
-    "augmentations": "augmentation",
-}
 
 
 class Check(NamedTuple):
@@ -87,7 +79,7 @@ class Report:
         spec = self.name
         if self.params:
             spec += ":" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{_SINGULAR[self.kind]} '{spec}' from {self.provider}"
+        return f"{SINGULAR[self.kind]} '{spec}' from {self.provider}"
 
     @property
     def summary(self) -> str:
@@ -102,9 +94,9 @@ class Report:
 
 def normalize_kind(kind: str) -> str:
     """``"model"`` or ``"models"`` -> ``"models"``; anything else is a ``HarnessError``."""
-    plural = {singular: plural for plural, singular in _SINGULAR.items()}.get(kind, kind)
+    plural = {singular: plural for plural, singular in SINGULAR.items()}.get(kind, kind)
     if plural not in KINDS:
-        choices = ", ".join(_SINGULAR[k] for k in KINDS)
+        choices = ", ".join(SINGULAR[k] for k in KINDS)
         raise HarnessError(f"unknown component kind '{kind}'; choose one of: {choices}")
     return plural
 
@@ -121,8 +113,8 @@ def resolve_kind(registry: Registry, name: str, kind: str | None = None) -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        kinds = " and ".join(f"a {_SINGULAR[k]}" for k in found)
-        choices = " or ".join(f"--kind {_SINGULAR[k]}" for k in found)
+        kinds = " and ".join(f"a {SINGULAR[k]}" for k in found)
+        choices = " or ".join(f"--kind {SINGULAR[k]}" for k in found)
         raise HarnessError(f"'{name}' names {kinds}; choose one with {choices}")
     names = sorted({n for k in KINDS for n in registry.components(k)})
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)

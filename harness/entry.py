@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.plugin_manager import SINGULAR
 
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 Scalar = str | int | float | bool
@@ -75,13 +76,8 @@ def _parse_scalar(raw: str) -> Scalar:
     return value if isinstance(value, str | int | float | bool) else raw
 
 
-KINDS_BY_FIELD = {
-    "model": "models",
-    "loss": "losses",
-    "optimizer": "optimizers",
-    "scheduler": "schedulers",
-    "augmentation": "augmentations",
-}
+#: Entry field -> plugin kind ("loss" -> "losses").
+KINDS_BY_FIELD: dict[str, str] = {field: kind for kind, field in SINGULAR.items()}
 
 
 @dataclass(frozen=True)

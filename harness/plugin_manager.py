@@ -39,7 +39,8 @@ KINDS: tuple[str, ...] = ("models", "losses", "optimizers", "schedulers", "augme
 #: The entry-point group (and pluggy project name) plugins register under.
 GROUP = "harness"
 
-_SINGULAR: dict[str, str] = {
+#: Each kind's singular noun, as messages and entries spell it.
+SINGULAR: dict[str, str] = {
     "models": "model",
     "losses": "loss",
     "optimizers": "optimizer",
@@ -88,7 +89,7 @@ class Component:
             return self.factory(*args, **kwargs)
         except (TypeError, ValueError, KeyError) as exc:
             raise HarnessError(
-                f"{_SINGULAR[self.kind]} '{self.name}' from {self.provider()} rejected its "
+                f"{SINGULAR[self.kind]} '{self.name}' from {self.provider()} rejected its "
                 f"parameters {kwargs!r}: {_describe(exc)}; see `harness list {self.kind}`"
             ) from exc
 
@@ -160,7 +161,7 @@ class Registry:
         components = self.components(kind)
         if name in components:
             return components[name]
-        noun = _SINGULAR[kind]
+        noun = SINGULAR[kind]
         shows_all = f"(`harness list {kind}` shows all)"
         if not components:
             raise HarnessError(
@@ -181,7 +182,7 @@ class Registry:
         return [c for kind in KINDS for c in self.components(kind).values()]
 
     def _collect(self, kind: str) -> dict[str, Component]:
-        noun = _SINGULAR[kind]
+        noun = SINGULAR[kind]
         hook_name = f"{_HOOK_PREFIX}{kind}"
         found: dict[str, Component] = {}
         for impl in getattr(self._pm.hook, hook_name).get_hookimpls():

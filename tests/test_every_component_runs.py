@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin_manager import KINDS, Registry
+from harness.plugin_manager import KINDS, SINGULAR, Registry
 
 OPTION = {
     "models": "--model",
@@ -34,6 +34,5 @@ def test_runs_under_tiny(cli, tmp_path: Path, kind: str, name: str) -> None:
     assert result.code == 0, result.err[-800:]
     (record_path,) = (tmp_path / "runs").rglob("record.json")
     record = json.loads(record_path.read_text())
-    field = {"models": "model", "losses": "loss", "optimizers": "optimizer",
-             "schedulers": "scheduler", "augmentations": "augmentation"}[kind]  # fmt: skip
+    field = SINGULAR[kind]
     assert record["status"] == "succeeded" and record["entry"][field]["name"] == name
