@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from harness.classes import CLASSES
 from harness.errors import HarnessError, RunFailed
+
+if TYPE_CHECKING:
+    from harness.runs import RunRequest
 
 app = typer.Typer(
     add_completion=False,
@@ -92,20 +95,20 @@ def run(
     ] = "none",
 ) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
-    from harness.runs import RunRequest, execute, plan
+    from harness.runs import execute, plan
 
-    request = RunRequest(
+    request = _request(
         model=model,
         loss=loss,
         optimizer=optimizer,
         scheduler=scheduler,
-        augmentation=aug,
+        aug=aug,
         encoder=encoder,
         data=data,
         protocol=protocol,
         seeds=seeds,
-        plugins=plugin or (),
-        sets=set_ or (),
+        plugin=plugin,
+        set_=set_,
         device=device,
         runs_dir=runs_dir,
         leaderboards_dir=leaderboards_dir,
@@ -171,23 +174,22 @@ def sweep(
     ] = False,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
-    from harness.runs import RunRequest
     from harness.sweep import parse_vary
     from harness.sweep import sweep as run_sweep
 
     axis = parse_vary(vary)
-    base = RunRequest(
+    base = _request(
         model=model,
         loss=loss,
         optimizer=optimizer,
         scheduler=scheduler,
-        augmentation=aug,
+        aug=aug,
         encoder=encoder,
         data=data,
         protocol=protocol,
         seeds=seeds,
-        plugins=plugin or (),
-        sets=set_ or (),
+        plugin=plugin,
+        set_=set_,
         device=device,
         runs_dir=runs_dir,
         leaderboards_dir=leaderboards_dir,
@@ -196,6 +198,15 @@ def sweep(
     path, _ = run_sweep(base, axis, err)
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
+
+
+def _request(
+    *, aug: str | None, plugin: list[str] | None, set_: list[str] | None, **fields: Any
+) -> RunRequest:
+    """``run`` and ``sweep`` options -> the library's RunRequest (some names differ)."""
+    from harness.runs import RunRequest
+
+    return RunRequest(augmentation=aug, plugins=plugin or (), sets=set_ or (), **fields)
 
 
 def _row_of(board: Path, label: str) -> str:
