@@ -7,6 +7,7 @@ failed exits 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -93,9 +94,34 @@ def run(
     tta: Annotated[
         str, typer.Option(help="Validation test-time augmentation: none or flip (in the entry)")
     ] = "none",
+    micro_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Split each batch into pieces of N (gradient accumulation; same protocol). "
+            "Default: whole batches, halved automatically if the first step runs out of memory"
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="Run the training step through torch.compile")
+    ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train data-parallel over N processes (torch.distributed.run, as torchrun)"
+        ),
+    ] = 1,
 ) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
+    from harness import distributed
     from harness.runs import execute, plan
+
+    if nproc < 1:
+        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
+    if nproc > 1 and not distributed.launched():
+        # Start N copies of this command under torch's launcher; each finds its rank there.
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    if os.environ.get("RANK", "0") != "0":
+        err.quiet = out.quiet = True  # one voice in a data-parallel run: the main rank's
 
     request = _request(
         model=model,
@@ -114,6 +140,8 @@ def run(
         leaderboards_dir=leaderboards_dir,
         resume=resume,
         tta=tta,
+        micro_batch=micro_batch,
+        compile=compile_,
     )
     with _bar("Preparing the dataset") as bar:
         task = bar.add_task("synth", total=None)
@@ -131,7 +159,12 @@ def run(
         soft_wrap=True,
         highlight=False,
     )
-    outcomes = execute(resolved, err)
+    try:
+        outcomes = execute(resolved, err)
+    finally:
+        distributed.shutdown()
+    if not resolved.world.is_main:
+        return  # the main rank reports (and only it has written the record and the table)
     for path, record in outcomes:
         out.print(
             _per_class_table(
@@ -207,6 +240,20 @@ def _request(
     from harness.runs import RunRequest
 
     return RunRequest(augmentation=aug, plugins=plugin or (), sets=set_ or (), **fields)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus ``--nproc N`` / ``--nproc=N``: what each launched rank runs."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def _row_of(board: Path, label: str) -> str:

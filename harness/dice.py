@@ -110,6 +110,25 @@ class DiceAccumulator:
         self._rows: list[np.ndarray] = []
         self._names: list[str | None] = []
 
+    @classmethod
+    def from_rows(
+        cls,
+        rows: np.ndarray,
+        names: Sequence[str | None],
+        class_names: Sequence[str] = CLASSES,
+        threshold: float = 0.5,
+    ) -> DiceAccumulator:
+        """An accumulator holding score rows computed elsewhere (another rank), in order."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != len(class_names) or len(names) != len(rows):
+            raise ValueError(
+                f"expected ({len(names)}, {len(class_names)}) score rows, got {rows.shape}"
+            )
+        scores = cls(class_names, threshold)
+        scores._rows = [row.copy() for row in rows]
+        scores._names = list(names)
+        return scores
+
     def _check(self, pred_shape: torch.Size, target: torch.Tensor) -> None:
         channels = len(self.class_names)
         if (

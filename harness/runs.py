@@ -24,13 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from harness import checkpoint, data
+from harness import checkpoint, data, distributed
 from harness import protocol as protocols
 from harness.check import check_cached
 from harness.data import DatasetInfo
+from harness.distributed import World
 from harness.entry import KINDS_BY_FIELD, Component, Entry, parse_component
 from harness.errors import HarnessError, RunFailed
 from harness.layout import list_images
@@ -74,6 +76,11 @@ class RunRequest:
     resume: bool = False
     #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
     tta: str = "none"
+    #: Split each batch into pieces of this size (gradient accumulation); None: whole
+    #: batches, halved automatically if the first step runs out of GPU memory.
+    micro_batch: int | None = None
+    #: Run the training step through torch.compile (recorded; not part of the protocol).
+    compile: bool = False
 
 
 @dataclass
@@ -121,6 +128,8 @@ class Plan:
     resume: bool = False
     #: The request it was resolved from (for the resume command printed on Ctrl-C).
     request: RunRequest | None = None
+    #: This process's place in a data-parallel run (one process: ``World()``).
+    world: World = field(default_factory=World)
 
 
 def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
@@ -161,6 +170,17 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     entry = Entry(**components, encoder=request.encoder, tta=request.tta)
+    if request.micro_batch is not None and request.micro_batch < 1:
+        raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
+    device = resolve_device(request.device)
+    world = distributed.init(device.type)  # World() unless started by torch.distributed.run
+    if world.active and proto.batch_size < world.size:
+        raise HarnessError(
+            f"--nproc {world.size}: the protocol's batch of {proto.batch_size} cannot be shared "
+            f"by {world.size} processes; use at most {proto.batch_size}"
+        )
+    if world.active and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     if request.data is None:
         root = data.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
     else:
@@ -178,11 +198,12 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
         entry=entry,
         seeds=parse_seeds(request.seeds, proto.seeds),
-        device=resolve_device(request.device),
+        device=device,
         runs_dir=Path(request.runs_dir),
         leaderboards_dir=Path(request.leaderboards_dir),
         resume=request.resume,
         request=request,
+        world=world,
     )
 
 
@@ -244,6 +265,12 @@ def resume_command(request: RunRequest) -> str:
         args += ["--device", request.device]
     if request.tta != "none":
         args += ["--tta", request.tta]
+    if request.micro_batch is not None:
+        args += ["--micro-batch", str(request.micro_batch)]
+    if request.compile:
+        args += ["--compile"]
+    if distributed.current().active:
+        args += ["--nproc", str(distributed.current().size)]
     args += [
         "--runs-dir",
         str(request.runs_dir),
@@ -298,7 +325,9 @@ def execute(
     train_images, val_images = data.split(images, proto.folds, proto.fold)
     for seed in plan.seeds:
         folder = run_dir(plan, seed)
-        with _run_lock(folder):
+        # In a data-parallel run the main rank holds the folder and writes; the others train.
+        lock = _run_lock(folder) if plan.world.is_main else contextlib.nullcontext()
+        with lock:
             _execute_seed(plan, seed, folder, console, train_images, val_images, on_result)
     return plan.outcomes
 
@@ -338,6 +367,54 @@ def _execute_seed(
     val_images: Sequence[Path],
     on_result: Callable[[int, TrainResult], None] | None,
 ) -> None:
+    ckpt_dir = checkpoint.directory(folder)
+    world = plan.world
+    prepared: _Prepared | str | None
+    if world.is_main:
+        try:
+            prepared = _prepare(plan, seed, folder, console)
+        except HarnessError as exc:
+            prepared = str(exc)
+    else:
+        prepared = None
+    if world.active:  # every rank does what the main rank decided, or stops with it
+        prepared = distributed.broadcast_object(prepared, world)
+    if isinstance(prepared, str):
+        raise HarnessError(prepared)
+    if prepared is None or prepared.done:
+        return
+    resume_from = None
+    if prepared.resume:
+        resume_from = checkpoint.load(ckpt_dir, "last")
+        if resume_from is None:
+            raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
+    resumes, started = prepared.resumes, prepared.started
+    _train_seed(
+        plan,
+        seed,
+        folder,
+        console,
+        train_images,
+        val_images,
+        on_result,
+        resume_from,
+        resumes,
+        started,
+    )
+
+
+@dataclass
+class _Prepared:
+    """What the main rank found in a run folder before training: plain values, broadcastable."""
+
+    done: bool = False  # already succeeded (``resume``): nothing to train
+    resume: bool = False  # continue from the ``last`` checkpoint
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    started: str = ""
+
+
+def _prepare(plan: Plan, seed: int, folder: Path, console: Console) -> _Prepared:
+    """Sweep stale temps, decide between skip, resume and a fresh start; refuse what is unsafe."""
     proto = plan.benchmark.protocol
     path = folder / RECORD_NAME
     ckpt_dir = checkpoint.directory(folder)
@@ -359,7 +436,7 @@ def _execute_seed(
             plan.outcomes.append((path, existing))
             # Same records, same bytes: this only repairs a table a kill left behind.
             regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
-            return
+            return _Prepared(done=True)
         resume_from = checkpoint.load(ckpt_dir, "last")
         if resume_from is None:
             console.print(
@@ -390,7 +467,26 @@ def _execute_seed(
         )
     elif ckpt_dir.exists():
         checkpoint.discard(ckpt_dir)  # a finished or failed run's: this run starts afresh
+    return _Prepared(resume=resume_from is not None, resumes=resumes, started=started)
 
+
+def _train_seed(
+    plan: Plan,
+    seed: int,
+    folder: Path,
+    console: Console,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+    on_result: Callable[[int, TrainResult], None] | None,
+    resume_from: checkpoint.Checkpoint | None,
+    resumes: list[dict[str, Any]],
+    started: str,
+) -> None:
+    """Train one seed and, on the main rank, write its record, weights and pictures."""
+    proto = plan.benchmark.protocol
+    path = folder / RECORD_NAME
+    ckpt_dir = checkpoint.directory(folder)
+    main = plan.world.is_main
     base = {
         "seed": seed,
         "benchmark": plan.benchmark.to_dict(),
@@ -402,7 +498,9 @@ def _execute_seed(
     }
     t0 = time.perf_counter()
 
-    def failed(reason: str) -> Record:
+    def failed(reason: str) -> Record | None:
+        if not main:
+            return None
         record = Record(
             status="failed",
             mean_dice=None,
@@ -426,13 +524,17 @@ def _execute_seed(
             val_images=val_images,
             device=plan.device,
             console=console,
-            checkpoints=ckpt_dir,
+            checkpoints=ckpt_dir if main else None,
             resume_from=resume_from,
             run_id=_run_id(plan, seed),
             extra_state={"resumes": resumes, "started_at": started},
+            micro_batch=plan.request.micro_batch if plan.request else None,
+            compile=plan.request.compile if plan.request else False,
+            world=plan.world,
         )
     except KeyboardInterrupt as exc:
-        _report_interrupt(plan, seed, ckpt_dir, exc, console)
+        if main:
+            _report_interrupt(plan, seed, ckpt_dir, exc, console)
         raise
     except checkpoint.CheckpointError:
         raise  # a checkpoint that cannot be used: nothing was run, nothing is written
@@ -460,8 +562,9 @@ def _execute_seed(
             "train_images_per_s": result.train_images_per_s,
             "peak_memory_mb": result.peak_memory_mb,
             "wall_s": result.wall_s,
-            "device_hours": result.wall_s / 3600,
+            "device_hours": result.wall_s / 3600 * plan.world.size,
             "device": result.device,
+            **result.execution,
         },
         history=result.history,
         per_image_dice=result.per_image_dice,
@@ -469,6 +572,8 @@ def _execute_seed(
         finished_at=_now(),
         **base,
     )
+    if not main:
+        return
     save_weights(path.parent / WEIGHTS_NAME, result.model)
     write_record(path, record)
     plan.outcomes.append((path, record))

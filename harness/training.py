@@ -40,17 +40,19 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from harness import checkpoint
+from harness import checkpoint, distributed
 from harness.checkpoint import Checkpoint, CheckpointError
 from harness.classes import CLASSES, NUM_CLASSES
 from harness.data import EvalDataset, TrainDataset
 from harness.dice import DiceAccumulator
+from harness.distributed import ShardedBatchSampler, World
 from harness.entry import Entry
 from harness.errors import HarnessError, RunFailed
 from harness.plugin_manager import Component, Registry
 from harness.protocol import Protocol
+from harness.step import TrainStep, autocast
 
 
 @dataclass
@@ -71,6 +73,8 @@ class TrainResult:
     wall_s: float = 0.0
     device: str = "cpu"
     model: torch.nn.Module | None = None
+    #: How the run executed (never part of the protocol): micro-batch, processes, compile.
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -214,6 +218,91 @@ def _progress(console: Console) -> Progress:
     )
 
 
+#: On a GPU, the loss is read back (and checked) every this many steps, not every step.
+_SYNC_EVERY = 16
+
+
+def _global_batch(n: int, batch_size: int, done: int) -> int:
+    """Images in the ``done``-th global batch of an epoch over ``n`` images (the last is short)."""
+    return min(batch_size, n - (done - 1) * batch_size)
+
+
+class _Keyed(Dataset):
+    """Training samples addressed by ``(index, epoch_seed)``: each draws its own augmentation.
+
+    The augmentation's random state is set from the epoch's seed and the sample's index
+    before each sample, so what a sample looks like depends on neither the loader worker
+    nor the rank that happens to load it, and persistent workers need no reseeding.
+    """
+
+    def __init__(self, dataset: TrainDataset) -> None:
+        self.dataset = dataset
+        self.augment = dataset.augment
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, epoch_seed = key
+        if hasattr(self.augment, "set_random_seed"):
+            state = np.random.SeedSequence([epoch_seed, index]).generate_state(1)[0]
+            self.augment.set_random_seed(int(state))
+        return self.dataset[index]
+
+
+class _KeyedBatches(torch.utils.data.Sampler):
+    """A batch sampler's batches as ``(index, epoch_seed)`` keys, one seed drawn per epoch."""
+
+    def __init__(self, batches: ShardedBatchSampler, generator: torch.Generator) -> None:
+        self.batches = batches
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        # One int64 then the permutation: the draws, in order, of a shuffled DataLoader
+        # (its workers' base seed, then RandomSampler's), so un-augmented runs train on
+        # exactly the batches of the loader this harness used before, and results do not
+        # depend on the number of workers or processes.
+        epoch_seed = int(torch.empty((), dtype=torch.int64).random_(generator=self.generator))
+        for batch in self.batches:
+            yield [(index, epoch_seed) for index in batch]
+
+
+def make_train_loader(
+    dataset: TrainDataset,
+    protocol: Protocol,
+    device: torch.device,
+    generator: torch.Generator,
+    world: World | None = None,
+    *,
+    seed: int = 0,
+) -> DataLoader:
+    """The training loader: shuffled by ``generator``, batches of the protocol's size.
+
+    Batches come from a ``ShardedBatchSampler`` (on several processes each rank gets its
+    part of every global batch), keyed by a per-epoch seed from which each sample draws
+    its augmentation; workers persist across epochs and memory is pinned on CUDA. All the
+    randomness follows from ``generator``, which checkpoints restore.
+    """
+    world = world or World()
+    pin = device.type == "cuda"
+    workers = protocol.num_workers
+    batches = ShardedBatchSampler(len(dataset), protocol.batch_size, world, generator)
+    return DataLoader(
+        _Keyed(dataset),
+        batch_sampler=_KeyedBatches(batches, generator),
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+        worker_init_fn=_worker_init,
+        # The loader draws its workers' base seed from its own generator, not the one that
+        # shuffles, so the shuffle does not depend on when workers start.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped on Ctrl-C; ``checkpoint`` is the state file it saved (None: none)."""
 
@@ -235,16 +324,20 @@ class _StopOnCtrlC:
     Ctrl-C interrupts at once, keeping the last checkpoint written.
     """
 
-    def __init__(self, on_request: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_request: Callable[[], None] | None = None,
+        signals: Sequence[signal.Signals] = (signal.SIGINT,),
+    ) -> None:
         self.requested = False
         self._on_request = on_request
-        self._previous: Any = None
-        self._installed = False
+        self._signals = tuple(signals)
+        self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> _StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for sig in self._signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -256,8 +349,9 @@ class _StopOnCtrlC:
                 self._on_request()
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 @dataclass
@@ -325,6 +419,9 @@ def train(
     resume_from: Checkpoint | None = None,
     run_id: Mapping[str, Any] | None = None,
     extra_state: Mapping[str, Any] | None = None,
+    micro_batch: int | None = None,
+    compile: bool = False,
+    world: World | None = None,
 ) -> TrainResult:
     """Train one entry with one seed under ``protocol``; evaluate on ``val_images``.
 
@@ -333,8 +430,16 @@ def train(
     ``Interrupted``. ``resume_from`` continues from such a checkpoint; ``run_id`` is stored
     in each checkpoint and must match the one being resumed; ``extra_state`` (plain values)
     is stored in each ``last`` checkpoint as it is, for the caller to read back.
+
+    ``micro_batch`` splits each batch for gradient accumulation (None: whole batches, and
+    after an out-of-memory error on the first step, halves until one fits); ``compile``
+    runs the training step through ``torch.compile``. ``world`` (``harness.distributed``)
+    makes this one rank of a data-parallel run: the batch is shared out, gradients are
+    all-reduced, validation is sharded and gathered, and only the main rank should be
+    given ``checkpoints``.
     """
     console = console or Console(stderr=True)
+    world = world or World()
     started = time.perf_counter()
     seed_everything(seed)
     steps_per_epoch = max(1, math.ceil(len(train_images) / protocol.batch_size))
@@ -346,26 +451,41 @@ def train(
         augment.set_random_seed(seed)
     memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
+    if device.type == "cuda":
+        # Every batch has the protocol's shape: let cuDNN time its kernels once and keep the
+        # fastest (GPU runs are not bit-reproducible anyway; CPU runs are, and unaffected).
+        torch.backends.cudnn.benchmark = True
     parameters = sum(p.numel() for p in model.parameters())
 
     train_set = TrainDataset(train_images, protocol.resolution, augment)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        train_set,
-        batch_size=protocol.batch_size,
-        shuffle=True,
-        drop_last=False,
-        generator=generator,
-        num_workers=protocol.num_workers,
-        pin_memory=device.type == "cuda",
-        # Workers start afresh each epoch, seeded from the loader's generator (which a
-        # checkpoint restores), so a resumed run draws what the uninterrupted one drew.
-        persistent_workers=False,
-        worker_init_fn=_worker_init,
-    )
+    loader = make_train_loader(train_set, protocol, device, generator, world, seed=seed)
     val_set = EvalDataset(val_images, protocol.resolution)
     dtype = amp_dtype(protocol, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    step_model: torch.nn.Module = model
+    if world.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile:
+        step_model = torch.compile(step_model)
+    train_step = TrainStep(
+        step_model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        device=device,
+        dtype=dtype,
+        scaler=scaler,
+        grad_clip=protocol.grad_clip,
+        micro_batch=micro_batch,
+        memory_format=memory_format,
+        check_logits=lambda logits, inputs: _check_logits(logits, inputs, entry, registry),
+        check_loss=lambda loss: _check_loss(loss, entry, registry),
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -373,6 +493,9 @@ def train(
     pending: Mapping[str, Any] | None = None  # a mid-epoch checkpoint, replayed at its epoch
     if resume_from is not None:
         _restore(resume_from, run_id, model, optimizer, scheduler, scaler)
+        if micro_batch is None and resume_from.state.get("micro_batch"):
+            # The size an earlier session fell back to after running out of memory.
+            train_step.micro_batch = int(resume_from.state["micro_batch"])
         counters = _Counters.from_state(resume_from.state)
         rng = resume_from.state["rng"]
         if counters.batch:
@@ -403,6 +526,7 @@ def train(
                 "augment": checkpoint.augment_rng_state(augment),
             },
             "epoch_start_rng": dict(epoch_rng) if batch and epoch_rng is not None else None,
+            "micro_batch": train_step.micro_batch,
         }
         return _cpu_copy(model.state_dict()), _cpu_copy(state)
 
@@ -439,16 +563,48 @@ def train(
         return checkpoint.paths(checkpoints, "last")[0]
 
     wall_before = counters.wall_s
+    first_step = counters.step
+
+    def agreed(flag: bool) -> bool:
+        """``flag`` on one rank is ``flag`` on all: every rank stops at the same step."""
+        return distributed.agree_any(flag, world) if world.active else flag
+
+    def run_step(inputs: torch.Tensor, targets: torch.Tensor, share: float) -> torch.Tensor:
+        """One step; out of memory on this process's first step halves the micro-batch."""
+        while True:
+            try:
+                return train_step(inputs, targets, share)
+            except torch.OutOfMemoryError:
+                size = train_step.micro_batch or inputs.shape[0]
+                # Only automatic, on one process, before anything was learnt: a rank that
+                # changed its micro-batch alone would no longer match the others' steps.
+                if micro_batch is not None or world.active or counters.step != first_step:
+                    raise
+                if size <= 1:
+                    raise
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            train_step.micro_batch = size // 2
+            console.print(
+                f"out of memory on the first step with batches of {inputs.shape[0]}: "
+                f"retrying with micro-batches of {size // 2} (gradient accumulation, same "
+                "protocol; recorded with the run)",
+                markup=False,
+                highlight=False,
+            )
+
     last: DiceAccumulator | None = None
     total_steps = protocol.epochs * steps_per_epoch
-    checked = False
     epoch = counters.epoch + 1
     phase = f"the start of epoch {epoch}"  # where a failure happened, for its message
     writer = _BackgroundWriter()
     stop = _StopOnCtrlC(
         lambda: console.print(
             "Stopping after this step to save a checkpoint (Ctrl-C again stops at once)"
-        )
+        ),
+        # torchrun answers Ctrl-C by sending its workers SIGTERM: stop as cleanly on that.
+        signals=(signal.SIGINT, signal.SIGTERM) if world.active else (signal.SIGINT,),
     )
     with _progress(console) as progress, stop, writer:
         task = progress.add_task(
@@ -469,6 +625,7 @@ def train(
                     counters.running = 0.0
                 batches: Iterator = iter(loader)
                 done = 0
+                unread: torch.Tensor | None = None  # losses of steps not yet read back
                 if pending is not None:
                     # Replay the draws (shuffle, augmentation) of the batches already trained.
                     for _ in range(counters.batch):
@@ -479,46 +636,44 @@ def train(
                 epoch_start = time.perf_counter()
                 for inputs, targets in batches:
                     phase = f"step {counters.step + 1} (epoch {epoch})"
-                    inputs = inputs.to(device, non_blocking=True, memory_format=memory_format)
-                    targets = targets.to(device, non_blocking=True)
-                    with _autocast(device, dtype):
-                        logits = model(inputs)
-                        if not checked:
-                            _check_logits(logits, inputs, entry, registry)
-                        loss = loss_fn(logits.float(), targets)
-                    if not checked:
-                        _check_loss(loss, entry, registry)
-                        checked = True
+                    global_n = _global_batch(len(train_set), protocol.batch_size, done + 1)
+                    # DDP averages the ranks' gradients; weighting each by its share of the
+                    # global batch makes that the global batch's mean when shares differ.
+                    share = inputs.shape[0] * world.size / global_n if world.active else 1.0
+                    loss = run_step(inputs, targets, share)
                     counters.step += 1
-                    if not torch.isfinite(loss):
-                        raise RunFailed(
-                            f"loss became {loss.item()} at step {counters.step} (epoch {epoch}); "
-                            "try a lower lr (--set lr=...) or --set grad_clip=1.0"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if protocol.grad_clip > 0:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    counters.running += loss.item()
-                    counters.seen += inputs.shape[0]
                     done += 1
-                    progress.update(
-                        task,
-                        advance=1,
-                        info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
-                    )
-                    if stop.requested:
+                    counters.seen += global_n
+                    unread = loss if unread is None else unread + loss
+                    if device.type != "cuda" or done % _SYNC_EVERY == 0 or done == steps_per_epoch:
+                        # Reading the loss makes the host wait for the device: every step on a
+                        # CPU (where it costs nothing), every few steps on a GPU.
+                        value = unread.item()
+                        unread = None
+                        if not math.isfinite(value):
+                            raise RunFailed(
+                                f"loss became {value} by step {counters.step} (epoch {epoch}); "
+                                "try a lower lr (--set lr=...) or --set grad_clip=1.0"
+                            )
+                        counters.running += value
+                        progress.update(
+                            task,
+                            completed=counters.step,
+                            info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
+                        )
+                    if agreed(stop.requested):
+                        if unread is not None:
+                            counters.running += unread.item()
                         counters.train_time += time.perf_counter() - epoch_start
                         where = f"epoch {epoch}, batch {done} of {steps_per_epoch}"
                         raise Interrupted(save_last_now(done, epoch_rng), where)
                 counters.train_time += time.perf_counter() - epoch_start
+                epoch_loss = counters.running
+                if world.active:  # the mean over ranks of their shards' losses
+                    epoch_loss = sum(distributed.gather_objects(epoch_loss, world)) / world.size
                 record: dict[str, float] = {
                     "epoch": epoch,
-                    "loss": counters.running / steps_per_epoch,
+                    "loss": epoch_loss / steps_per_epoch,
                     "lr": optimizer.param_groups[0]["lr"],
                 }
                 if epoch % protocol.val_interval == 0 or epoch == protocol.epochs:
@@ -535,8 +690,10 @@ def train(
                             device,
                             dtype,
                             memory_format,
-                            should_stop=lambda: stop.requested,
+                            # Ranks validate different numbers of batches: only agree at the end.
+                            should_stop=None if world.active else lambda: stop.requested,
                             tta=entry.tta,
+                            world=world,
                         )
                     except _StopRequested:
                         where = f"epoch {epoch}, during validation"
@@ -554,13 +711,20 @@ def train(
                 counters.epoch = epoch
                 phase = f"the checkpoint of epoch {epoch}"
                 saved = save_epoch_end(improved)
-                if stop.requested:
+                if agreed(stop.requested):
                     writer.wait()
                     raise Interrupted(saved, f"the end of epoch {epoch}")
             if last is None:  # resumed from the final epoch's checkpoint: score it again
                 phase = "the final validation"
                 last = evaluate(
-                    model, val_set, protocol, device, dtype, memory_format, tta=entry.tta
+                    model,
+                    val_set,
+                    protocol,
+                    device,
+                    dtype,
+                    memory_format,
+                    tta=entry.tta,
+                    world=world,
                 )
             phase = f"the checkpoint of epoch {epoch}"
             writer.wait()  # the final checkpoint is on disk before the record says succeeded
@@ -569,8 +733,8 @@ def train(
         except torch.OutOfMemoryError as exc:
             raise RunFailed(
                 f"out of memory on {device_name(device)} at {phase}: "
-                f"{_one_line(exc, 160)}; try a smaller batch "
-                "(--set batch_size=...) or resolution (--set resolution=...), or another device"
+                f"{_one_line(exc, 160)}; try --micro-batch N (same protocol, smaller "
+                "pieces of each batch) or another device"
             ) from exc
         except Exception as exc:
             raise RunFailed(
@@ -590,8 +754,14 @@ def train(
         train_images_per_s=counters.seen / counters.train_time if counters.train_time else 0.0,
         peak_memory_mb=_peak_memory_mb(device),
         wall_s=wall_before + time.perf_counter() - started,
-        device=device_name(device),
+        device=device_name(device) if not world.active else f"{world.size} × {device_name(device)}",
         model=model,
+        execution={
+            "micro_batch": train_step.micro_batch,
+            "processes": world.size,
+            "compile": bool(compile),
+            "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
+        },
     )
 
 
@@ -754,12 +924,6 @@ def _worker_init(worker_id: int) -> None:
         augment.set_random_seed(info.seed % 2**32)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -770,28 +934,35 @@ def evaluate(
     memory_format: torch.memory_format = torch.contiguous_format,
     should_stop: Callable[[], bool] | None = None,
     tta: str = "none",
+    world: World | None = None,
 ) -> DiceAccumulator:
     """Dice on ``dataset``, one image at a time at its original resolution, on ``device``.
 
     ``should_stop`` is asked before each batch; when it says yes, validation is abandoned.
     ``tta="flip"`` averages the logits of each image and of its mirror before the threshold,
-    exactly as ``harness predict --tta flip`` does.
+    exactly as ``harness predict --tta flip`` does. With an active ``world`` each rank
+    scores every ``world.size``-th image and the per-image score rows are gathered, so
+    every rank returns what one process scoring all images would, row for row.
     """
     from harness.predict import tta_logits  # predict builds on runs, which builds on us
 
+    world = world or World()
     model.eval()
     scores = DiceAccumulator(CLASSES, threshold=protocol.threshold)
+    positions = distributed.shard(len(dataset), world)
+    part = Subset(dataset, positions) if world.active else dataset
     loader = DataLoader(
-        dataset,
+        part,
         batch_size=protocol.batch_size,
         num_workers=protocol.num_workers,
         worker_init_fn=_worker_init,
+        pin_memory=device.type == "cuda",
     )
     for inputs, indices in loader:
         if should_stop is not None and should_stop():
             model.train()
             raise _StopRequested
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             logits = tta_logits(model, inputs.to(device, memory_format=memory_format), tta)
         size = None
         if protocol.eval_resolution != "original":
@@ -799,7 +970,11 @@ def evaluate(
         for row, index in zip(logits, indices.tolist(), strict=True):
             dataset.score(scores, row, index, size)
     model.train()
-    return scores
+    if not world.active:
+        return scores
+    rows = distributed.gather_rows(scores.per_image(), positions, len(dataset), world)
+    names = [p.name for p in dataset.paths]
+    return DiceAccumulator.from_rows(rows, names, CLASSES, threshold=protocol.threshold)
 
 
 def _peak_memory_mb(device: torch.device) -> float:

@@ -1,0 +1,229 @@
+"""Scale: the training loader, micro-batching, torch.compile and data-parallel runs (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from harness import protocol as protocols
+from harness.data import TrainDataset, split, synthetic_dataset
+from harness.layout import list_images
+from harness.training import make_train_loader
+
+TINY = ["--protocol", "tiny", "--device", "cpu"]
+
+
+def _tiny_images() -> list[Path]:
+    root = synthetic_dataset(5, 64, 0)
+    train, _ = split(list_images(root, "train"), 5, 0)
+    return train
+
+
+def _batches(loader: DataLoader, epochs: int) -> list[torch.Tensor]:
+    return [inputs.clone() for _ in range(epochs) for inputs, _ in loader]
+
+
+def test_loader_draws_the_batches_of_a_plain_shuffled_loader() -> None:
+    # Without augmentation the harness's loader trains on exactly the batches (and leaves
+    # the generator exactly where) a DataLoader(shuffle=True) would: results published
+    # before it existed stay reproducible.
+    proto = protocols.load("tiny").derive(["batch_size=3"])
+    dataset = TrainDataset(_tiny_images(), proto.resolution)
+    plain_gen, ours_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    plain = DataLoader(dataset, batch_size=3, shuffle=True, generator=plain_gen)
+    ours = make_train_loader(dataset, proto, torch.device("cpu"), ours_gen, seed=7)
+    a, b = _batches(plain, 3), _batches(ours, 3)
+    assert len(a) == len(b) == 3 * 3  # 8 images: batches of 3, 3, 2
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert torch.equal(plain_gen.get_state(), ours_gen.get_state())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_augmented_batches_do_not_depend_on_loader_workers(workers: int) -> None:
+    from harness.plugin_manager import Registry
+
+    registry = Registry.load()
+    proto = protocols.load("tiny")
+    images = _tiny_images()
+
+    def draw(num_workers: int) -> list[torch.Tensor]:
+        augment = registry.get("augmentations", "basic").build(image_size=proto.resolution)
+        dataset = TrainDataset(images, proto.resolution, augment)
+        p = proto.derive([f"num_workers={num_workers}"]) if num_workers else proto
+        gen = torch.Generator().manual_seed(3)
+        return _batches(make_train_loader(dataset, p, torch.device("cpu"), gen, seed=3), 2)
+
+    alone, with_workers = draw(0), draw(workers)
+    assert all(torch.equal(x, y) for x, y in zip(alone, with_workers, strict=True))
+    # and the augmentation really draws: two epochs of the same images differ
+    assert not torch.equal(alone[0].sum(0), alone[2].sum(0)) or not torch.equal(alone[0], alone[2])
+
+
+def _record(runs: Path) -> dict[str, Any]:
+    (path,) = runs.rglob("record.json")
+    return json.loads(path.read_text())
+
+
+def test_micro_batch_is_recorded_and_resumable(cli: Callable[..., Any], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli(
+        "run", "--model", "unet", "--loss", "bce", *TINY, "--micro-batch", "2",
+        "--set", "epochs=1", "--runs-dir", runs, "--leaderboards-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    record = _record(runs)
+    assert record["status"] == "succeeded"
+    assert record["cost"]["micro_batch"] == 2
+    assert record["cost"]["processes"] == 1
+    assert record["cost"]["compile"] is False
+    assert record["cost"]["precision"] == "fp32"
+
+
+def test_bad_micro_batch_is_one_line(cli: Callable[..., Any], tmp_path: Path) -> None:
+    result = cli("run", "--model", "unet", "--loss", "bce", *TINY, "--micro-batch", "0")
+    assert result.code == 2
+    assert "--micro-batch 0" in result.err and "Traceback" not in result.err
+
+
+_OOM_PLUGIN = """
+import segmentation_models_pytorch as smp
+import torch
+from harness import hookimpl
+
+
+class Hungry(torch.nn.Module):
+    \"\"\"A U-Net that 'runs out of memory' on batches of more than 2 while training.\"\"\"
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.net = smp.Unet(encoder_name="resnet18", encoder_weights=None, encoder_depth=3,
+                            decoder_channels=(32, 16, 8), **kwargs)
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+@hookimpl
+def harness_models():
+    def build(*, num_classes, in_channels, encoder=None):
+        return Hungry(in_channels=in_channels, classes=num_classes)
+
+    return {"hungry": build}
+"""
+
+
+def test_out_of_memory_on_the_first_step_halves_the_micro_batch(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    plugin = tmp_path / "hungry.py"
+    plugin.write_text(_OOM_PLUGIN)
+    runs = tmp_path / "runs"
+    result = cli(
+        "run", "--model", "hungry", "--loss", "bce", *TINY, "--plugin", plugin,
+        "--set", "epochs=1", "--runs-dir", runs, "--leaderboards-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "retrying with micro-batches of 2" in result.err
+    assert _record(runs)["cost"]["micro_batch"] == 2
+    # asked for explicitly, the size is kept: the run fails with advice, one line
+    runs2 = tmp_path / "runs2"
+    result = cli(
+        "run", "--model", "hungry", "--loss", "bce", *TINY, "--plugin", plugin,
+        "--micro-batch", "4", "--set", "epochs=1", "--runs-dir", runs2,
+        "--leaderboards-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.code == 1
+    assert "out of memory" in result.err and "--micro-batch" in result.err
+    assert "Traceback" not in result.err
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_path: Path) -> None:
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    command = [
+        sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice", *TINY,
+        "--nproc", "2", "--runs-dir", str(runs), "--leaderboards-dir", str(boards),
+    ]  # fmt: skip
+    proc = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = list(runs.rglob("record.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "succeeded"
+    assert record["cost"]["processes"] == 2
+    assert record["cost"]["device"].startswith("2 × cpu")
+    assert len(record["per_image_dice"]) == len(record["val_images"]) == 2
+    (board,) = boards.glob("*.md")
+    assert sum(line.startswith("| 1 |") for line in board.read_text().splitlines()) == 1
+    assert proc.stdout.count("per-class Dice") == 1  # only the main rank speaks
+
+    # One checkpoint, scored by 1 and by 2 processes over an odd number of images.
+    script = tmp_path / "score.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, sys
+            import torch
+            from harness import distributed
+            from harness.data import EvalDataset, synthetic_dataset
+            from harness.layout import list_images
+            from harness.predict import load_run
+            from harness.training import evaluate
+
+            world = distributed.init("cpu")
+            run = load_run({str(records[0].parent)!r})
+            images = list_images(synthetic_dataset(5, 64, 0), "train")[:9]
+            scores = evaluate(run.model, EvalDataset(images, run.protocol.resolution),
+                              run.protocol, torch.device("cpu"), world=world)
+            if world.is_main:
+                json.dump({{"rows": scores.per_image().tolist(), "names": list(scores.names),
+                           "mean": scores.mean()}}, open(sys.argv[1], "w"))
+            distributed.shutdown()
+            """
+        )
+    )
+    results = {}
+    for n in (1, 2):
+        out = tmp_path / f"scores-{n}.json"
+        launcher = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={n}", str(script), str(out),
+        ]  # fmt: skip
+        proc = subprocess.run(launcher, env=_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[n] = json.loads(out.read_text())
+    one, two = results[1], results[2]
+    assert one["names"] == two["names"] and len(one["names"]) == 9
+    assert torch.allclose(torch.tensor(one["rows"]), torch.tensor(two["rows"]), atol=1e-6, rtol=0)
+    assert abs(one["mean"] - two["mean"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_compile_is_recorded_and_outside_the_hash(cli: Callable[..., Any], tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli(
+        "run", "--model", "unet", "--loss", "bce", *TINY, "--compile", "--set", "epochs=1",
+        "--runs-dir", runs, "--leaderboards-dir", tmp_path / "b",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    record = _record(runs)
+    assert record["cost"]["compile"] is True
+    assert (
+        record["benchmark"]["protocol"]["hash"] == protocols.load("tiny").derive(["epochs=1"]).hash
+    )
