@@ -106,10 +106,10 @@ class TrainStep:
                     self._checked = True
                 if size < n:
                     loss = loss * (x.shape[0] / n)
+                part = loss.detach()
                 if weight != 1.0:
                     loss = loss * weight
                 self.scaler.scale(loss).backward()
-            part = loss.detach() if weight == 1.0 else loss.detach() / weight
             total = part if total is None else total + part
         if self.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)

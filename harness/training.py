@@ -405,6 +405,39 @@ class _Counters:
         )
 
 
+def make_train_step(
+    model: torch.nn.Module,
+    loss_fn: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    protocol: Protocol,
+    entry: Entry,
+    registry: Registry,
+    device: torch.device,
+    micro_batch: int | None = None,
+) -> TrainStep:
+    """The protocol's training step for these components, exactly as ``train`` runs it.
+
+    Precision (``amp_dtype``; a grad scaler only for fp16), memory format, gradient
+    clipping, and the plugin contract checks on the first batch naming ``entry``'s plugins.
+    """
+    dtype = amp_dtype(protocol, device)
+    return TrainStep(
+        model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        device=device,
+        dtype=dtype,
+        scaler=torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
+        grad_clip=protocol.grad_clip,
+        micro_batch=micro_batch,
+        memory_format=torch.channels_last if protocol.channels_last else torch.contiguous_format,
+        check_logits=lambda logits, inputs: _check_logits(logits, inputs, entry, registry),
+        check_loss=lambda loss: _check_loss(loss, entry, registry),
+    )
+
+
 def train(
     protocol: Protocol,
     entry: Entry,
@@ -462,7 +495,6 @@ def train(
     loader = make_train_loader(train_set, protocol, device, generator, world, seed=seed)
     val_set = EvalDataset(val_images, protocol.resolution)
     dtype = amp_dtype(protocol, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     step_model: torch.nn.Module = model
     if world.active:
         from torch.nn.parallel import DistributedDataParallel
@@ -472,20 +504,10 @@ def train(
         )
     if compile:
         step_model = torch.compile(step_model)
-    train_step = TrainStep(
-        step_model,
-        loss_fn,
-        optimizer,
-        scheduler,
-        device=device,
-        dtype=dtype,
-        scaler=scaler,
-        grad_clip=protocol.grad_clip,
-        micro_batch=micro_batch,
-        memory_format=memory_format,
-        check_logits=lambda logits, inputs: _check_logits(logits, inputs, entry, registry),
-        check_loss=lambda loss: _check_loss(loss, entry, registry),
+    train_step = make_train_step(
+        step_model, loss_fn, optimizer, scheduler, protocol, entry, registry, device, micro_batch
     )
+    scaler = train_step.scaler
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 

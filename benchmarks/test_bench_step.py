@@ -1,0 +1,209 @@
+"""(d) The training step and validation of the default benchmark, on the CPU.
+
+Step: the harness's ``TrainStep`` with every component from its plugin, built as
+``harness.training.train`` builds it (UNet++ with a MobileNetV2 encoder, SMP's
+multi-label Dice, AdamW, warm-up + cosine, fp32 and channels_last as the ``synthetic``
+protocol says), against the same training written by hand: ``smp.UnetPlusPlus``, SMP's
+``DiceLoss``, ``torch.optim.AdamW`` and the same schedule, ``zero_grad / forward / loss /
+backward / step / scheduler.step`` inline.  Same seed, weights, memory format and batch
+(the phantom's first 8 training images at 128 px, as the loader collates them).  One round
+is one optimizer step, after two warm-up steps.  Target: the harness at most 1.05x the
+bare loop's time.  ``tests/test_step.py`` checks that both give the same weights to the bit.
+
+Evaluation: ``harness.training.evaluate`` on the synthetic protocol's 8 validation images
+(inputs at 128 px, Dice at their original 256 px), as every validation runs it; one round
+is one pass, so images per second are 8 x ``ops`` (also stored as ``images_per_s`` in the
+benchmark's ``extra_info``).
+
+Both run with one torch thread and are timed in CPU time of this process
+(``time.process_time``): on a 2-core machine shared with other jobs, two OpenMP threads
+spin-waiting for each other made one step take anywhere from 1.3 s to 14 s of wall time,
+which drowns any difference between two loops.  One thread's CPU time is the step's own
+cost (on an idle core, its wall time) and leaves out the time spent descheduled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from harness import protocol as protocols
+from harness.data import EvalDataset, TrainDataset, split, synthetic_dataset
+from harness.entry import Component, Entry
+from harness.layout import list_images
+from harness.plugin_manager import Registry
+from harness.protocol import Protocol
+from harness.step import TrainStep
+from harness.training import (
+    amp_dtype,
+    build_components,
+    evaluate,
+    make_train_step,
+    seed_everything,
+)
+
+CPU = torch.device("cpu")
+ENTRY = Entry(
+    Component("unetpp"),
+    Component("dice"),
+    Component("adamw"),
+    Component("warmup-cosine"),
+    Component("none"),
+)
+STEP_GROUP = "step: UNet++/mobilenet_v2 train step, batch 8 at 128 px, CPU fp32 channels_last"
+EVAL_GROUP = "evaluate: one pass over 8 synthetic val images (128 px in, Dice at 256 px)"
+WARMUP_STEPS = 2
+#: CPU time of the one-threaded process (see above); rounds enough for the 5 % the target needs.
+STEP_TIMING = {"timer": time.process_time, "min_rounds": 10}
+
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def protocol() -> Protocol:
+    p = protocols.load("synthetic")
+    assert (p.batch_size, p.resolution, p.encoder) == (8, 128, "mobilenet_v2")
+    assert p.channels_last and p.grad_clip == 0
+    assert (p.optimizer, p.scheduler) == (ENTRY.optimizer.name, ENTRY.scheduler.name)
+    return p
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.load()
+
+
+@pytest.fixture(scope="module")
+def phantom(
+    protocol: Protocol, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[Path], list[Path]]:
+    """The synthetic protocol's training and validation images, in the suite's own cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "bench-cache"))
+        root = synthetic_dataset(protocol.synth_ids, protocol.synth_size, protocol.synth_seed)
+        train, val = split(list_images(root, "train"), protocol.folds, protocol.fold)
+        TrainDataset(train, protocol.resolution)  # build the preprocessing caches here,
+        EvalDataset(val, protocol.resolution)  # under the suite's cache folder
+    return train, val
+
+
+@pytest.fixture(scope="module")
+def batch(phantom: tuple[list[Path], list[Path]], protocol: Protocol) -> tuple[torch.Tensor, ...]:
+    train, _ = phantom
+    loader = DataLoader(TrainDataset(train, protocol.resolution), batch_size=protocol.batch_size)
+    inputs, targets = next(iter(loader))
+    return inputs, targets
+
+
+def steps_per_epoch(phantom: tuple[list[Path], list[Path]], protocol: Protocol) -> int:
+    return -(-len(phantom[0]) // protocol.batch_size)
+
+
+def harness_step(protocol: Protocol, registry: Registry, steps_per_epoch: int) -> TrainStep:
+    """``TrainStep`` as ``harness.training.train`` builds it, every component from its plugin."""
+    seed_everything(0)
+    model, loss_fn, optimizer, scheduler, _ = build_components(
+        protocol, ENTRY, registry, steps_per_epoch
+    )
+    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+    model = model.to(device=CPU, memory_format=memory_format)
+    return make_train_step(model, loss_fn, optimizer, scheduler, protocol, ENTRY, registry, CPU)
+
+
+def bare_step(protocol: Protocol, steps_per_epoch: int) -> tuple[torch.nn.Module, Step]:
+    """The same training by hand: the libraries' classes, the loop written out."""
+    import segmentation_models_pytorch as smp
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    seed_everything(0)
+    model = smp.UnetPlusPlus(
+        encoder_name="mobilenet_v2", encoder_weights=None, in_channels=1, classes=29
+    ).to(memory_format=torch.channels_last)
+    loss_fn = smp.losses.DiceLoss("multilabel", from_logits=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=protocol.lr, weight_decay=protocol.weight_decay
+    )
+    total = protocol.epochs * steps_per_epoch
+    warmup = round(protocol.warmup_epochs * steps_per_epoch)
+    scheduler = SequentialLR(
+        optimizer,
+        [
+            LinearLR(optimizer, 1 / (warmup + 1), 1.0, total_iters=warmup),
+            CosineAnnealingLR(optimizer, T_max=total - warmup),
+        ],
+        milestones=[warmup],
+    )
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.to(CPU, memory_format=torch.channels_last)
+        targets = targets.to(CPU)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = loss_fn(logits, targets)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss.detach()
+
+    return model, step
+
+
+def run_benchmark(
+    benchmark, request: pytest.FixtureRequest, step: Step, batch: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    if not request.config.getoption("benchmark_disable", default=False):
+        for _ in range(WARMUP_STEPS):
+            step(*batch)
+    return benchmark(step, *batch)
+
+
+@pytest.mark.benchmark(group=STEP_GROUP, **STEP_TIMING)
+def test_harness_step(benchmark, request, protocol, registry, phantom, batch) -> None:
+    step = harness_step(protocol, registry, steps_per_epoch(phantom, protocol))
+    first = next(step.model.parameters()).detach().clone()
+    loss = run_benchmark(benchmark, request, step, batch)
+    assert torch.isfinite(loss) and loss.dim() == 0
+    assert not torch.equal(first, next(step.model.parameters()))
+
+
+@pytest.mark.benchmark(group=STEP_GROUP, **STEP_TIMING)
+def test_bare_step(benchmark, request, protocol, phantom, batch) -> None:
+    model, step = bare_step(protocol, steps_per_epoch(phantom, protocol))
+    first = next(model.parameters()).detach().clone()
+    loss = run_benchmark(benchmark, request, step, batch)
+    assert torch.isfinite(loss) and loss.dim() == 0
+    assert not torch.equal(first, next(model.parameters()))
+
+
+@pytest.mark.benchmark(group=EVAL_GROUP, timer=time.process_time)
+def test_harness_evaluate(benchmark, request, protocol, registry, phantom) -> None:
+    _, val = phantom
+    assert protocol.num_workers == 0  # all of validation runs in this process: CPU time sees it
+    seed_everything(0)
+    model = build_components(protocol, ENTRY, registry, steps_per_epoch(phantom, protocol))[0]
+    model = model.to(device=CPU, memory_format=torch.channels_last)
+    dataset = EvalDataset(val, protocol.resolution)
+    args = (model, dataset, protocol, CPU, amp_dtype(protocol, CPU), torch.channels_last)
+    if not request.config.getoption("benchmark_disable", default=False):
+        evaluate(*args)  # warm-up
+    scores = benchmark(evaluate, *args)
+    assert scores.count == len(val) == 8
+    assert 0.0 <= scores.mean() <= 1.0
+    assert model.training  # evaluate hands the model back in training mode
+    if benchmark.stats is not None:
+        benchmark.extra_info["images_per_s"] = len(val) / benchmark.stats.stats.mean
