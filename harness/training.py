@@ -519,6 +519,9 @@ def train(
             # The size an earlier session fell back to after running out of memory.
             train_step.micro_batch = int(resume_from.state["micro_batch"])
         counters = _Counters.from_state(resume_from.state)
+        by_rank = resume_from.state.get("running_by_rank")
+        if world.active and isinstance(by_rank, list) and len(by_rank) == world.size:
+            counters.running = float(by_rank[world.rank])
         rng = resume_from.state["rng"]
         if counters.batch:
             pending = resume_from.state
@@ -549,6 +552,8 @@ def train(
             },
             "epoch_start_rng": dict(epoch_rng) if batch and epoch_rng is not None else None,
             "micro_batch": train_step.micro_batch,
+            # Each rank's part-epoch loss sum (mid-epoch stops of a data-parallel run).
+            "running_by_rank": running_by_rank if batch else None,
         }
         return _cpu_copy(model.state_dict()), _cpu_copy(state)
 
@@ -586,6 +591,7 @@ def train(
 
     wall_before = counters.wall_s
     first_step = counters.step
+    running_by_rank: list[float] | None = None
 
     def agreed(flag: bool) -> bool:
         """``flag`` on one rank is ``flag`` on all: every rank stops at the same step."""
@@ -687,6 +693,8 @@ def train(
                         if unread is not None:
                             counters.running += unread.item()
                         counters.train_time += time.perf_counter() - epoch_start
+                        if world.active:  # every rank is here, at the same step
+                            running_by_rank = distributed.gather_objects(counters.running, world)
                         where = f"epoch {epoch}, batch {done} of {steps_per_epoch}"
                         raise Interrupted(save_last_now(done, epoch_rng), where)
                 counters.train_time += time.perf_counter() - epoch_start

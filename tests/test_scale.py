@@ -227,3 +227,45 @@ def test_compile_is_recorded_and_outside_the_hash(cli: Callable[..., Any], tmp_p
     assert (
         record["benchmark"]["protocol"]["hash"] == protocols.load("tiny").derive(["epochs=1"]).hash
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_rank_and_the_resume_ends_like_a_run_left_alone(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import time
+
+    def command(runs: Path, *extra: str) -> list[str]:
+        return [
+            sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice", *TINY,
+            "--set", "epochs=6", "--nproc", "2", "--runs-dir", str(runs),
+            "--leaderboards-dir", str(tmp_path / "boards"), *extra,
+        ]  # fmt: skip
+
+    alone = subprocess.run(
+        command(tmp_path / "alone"), env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    runs = tmp_path / "stopped"
+    proc = subprocess.Popen(
+        command(runs), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not list(runs.rglob("checkpoints/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # what a Ctrl-C in the terminal does to the launcher
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Resume with:" in err and "--nproc 2" in err
+    assert not list(runs.rglob("record.json"))
+    resumed = subprocess.run(
+        command(runs, "--resume"), env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    mine, reference = _record(runs), _record(tmp_path / "alone")
+    assert mine["resumes"], "the second command should have resumed, not started afresh"
+    assert mine["mean_dice"] == reference["mean_dice"]
+    assert mine["per_class_dice"] == reference["per_class_dice"]
+    assert mine["history"] == reference["history"]
