@@ -55,7 +55,7 @@ def pytest_terminal_summary(
             if other != name:
                 lines.append(
                     f"{group}: {name} {mean * 1e3:.2f} ms vs {other} {theirs * 1e3:.2f} ms "
-                    f"= {theirs / mean:.1f}x faster"
+                    f"= {name} takes {mean / theirs:.3f}x the time of {other}"
                 )
         lines.append(f"{group}: {name} {mean * 1e3:.2f} ms per call ({1 / mean:.1f}/s)")
     if lines:
