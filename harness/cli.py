@@ -117,9 +117,6 @@ def run(
 
     if nproc < 1:
         raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
-    if nproc > 1 and not distributed.launched():
-        # Start N copies of this command under torch's launcher; each finds its rank there.
-        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
     if os.environ.get("RANK", "0") != "0":
         err.quiet = out.quiet = True  # one voice in a data-parallel run: the main rank's
 
@@ -143,6 +140,16 @@ def run(
         micro_batch=micro_batch,
         compile=compile_,
     )
+    if nproc > 1 and not distributed.launched():
+        # Every input is checked and the dataset prepared once, here; then N copies of this
+        # command start under torch's launcher, and each finds its rank there.
+        with _bar("Preparing the dataset") as bar:
+            task = bar.add_task("synth", total=None)
+            resolved = plan(
+                request, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        _check_devices(nproc, resolved.device)
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
     with _bar("Preparing the dataset") as bar:
         task = bar.add_task("synth", total=None)
         resolved = plan(
@@ -240,6 +247,16 @@ def _request(
     from harness.runs import RunRequest
 
     return RunRequest(augmentation=aug, plugins=plugin or (), sets=set_ or (), **fields)
+
+
+def _check_devices(nproc: int, device: Any) -> None:
+    import torch
+
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise HarnessError(
+            f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use at most that many processes (one per GPU)"
+        )
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -544,6 +561,14 @@ def data_stats(
         out.print(f"wrote {written}", soft_wrap=True)
 
 
+def _say(line: str) -> None:
+    """An error line on stderr; from a rank other than 0 of a data-parallel run, marked so."""
+    rank = os.environ.get("RANK", "0")
+    if rank != "0":  # that rank's consoles are quiet, and its error may be the only one
+        line = f"[rank {rank}] {line}"
+    Console(stderr=True).print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app and map errors to exit codes."""
     debug = "--debug" in sys.argv[1:]
@@ -552,12 +577,13 @@ def main() -> None:
     except HarnessError as exc:
         if debug:
             raise
-        err.print(f"harness: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        if not getattr(exc, "echoed", False):
+            _say(f"harness: error: {exc}")
         sys.exit(2)
     except RunFailed as exc:
         if debug:
             raise
-        err.print(f"harness: run failed: {exc}", markup=False, highlight=False, soft_wrap=True)
+        _say(f"harness: run failed: {exc}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

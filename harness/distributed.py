@@ -40,6 +40,11 @@ T = TypeVar("T")
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
+#: Set in the children of ``launch``: the ``--nproc`` they were started with (a bare
+#: ``torchrun`` does not set it, so a resume command can say which to rerun).
+NPROC_ENV = "HARNESS_NPROC"
+
+
 @dataclass(frozen=True)
 class World:
     """Where this process stands: its rank among ``size`` processes and its local GPU."""
@@ -371,6 +376,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     )
     with _launcher_quiet():
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cpus() // nproc)))
+        os.environ[NPROC_ENV] = str(nproc)  # children know they came from --nproc
         try:
             torchrun.run(args)
         except ChildFailedError as exc:

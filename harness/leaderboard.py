@@ -89,8 +89,17 @@ class Row:
         return bootstrap_se(list(images.values())), True
 
     def device_hours(self) -> float | None:
+        """Summed over seeds; a run on N processes (devices) counts N times its wall time."""
         values = [r.cost.get("wall_s") for r in self.records]
-        return sum(values) / 3600 if all(v is not None for v in values) else None
+        if any(v is None for v in values):
+            return None
+        return (
+            sum(
+                v * int(r.cost.get("processes") or 1)
+                for v, r in zip(values, self.records, strict=True)
+            )
+            / 3600
+        )
 
     def small_bone_dice(self, small: Sequence[str]) -> float | None:
         if not small:

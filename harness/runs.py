@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -269,8 +270,10 @@ def resume_command(request: RunRequest) -> str:
         args += ["--micro-batch", str(request.micro_batch)]
     if request.compile:
         args += ["--compile"]
-    if distributed.current().active:
-        args += ["--nproc", str(distributed.current().size)]
+    if os.environ.get(distributed.NPROC_ENV):
+        args += ["--nproc", os.environ[distributed.NPROC_ENV]]
+    elif distributed.launched():  # started by a torchrun command: that command resumes it
+        return "the same torchrun command with --resume added to the harness arguments"
     args += [
         "--runs-dir",
         str(request.runs_dir),
@@ -380,12 +383,18 @@ def _execute_seed(
     if world.active:  # every rank does what the main rank decided, or stops with it
         prepared = distributed.broadcast_object(prepared, world)
     if isinstance(prepared, str):
-        raise HarnessError(prepared)
+        error = HarnessError(prepared)
+        error.echoed = not world.is_main  # the main rank says it; the others only stop
+        raise error
     if prepared is None or prepared.done:
         return
     resume_from = None
     if prepared.resume:
-        resume_from = checkpoint.load(ckpt_dir, "last")
+        # The main rank reads the checkpoint and hands it to the others, so ranks on other
+        # machines need no shared runs folder.
+        resume_from = checkpoint.load(ckpt_dir, "last") if world.is_main else None
+        if world.active:
+            resume_from = distributed.broadcast_object(resume_from, world)
         if resume_from is None:
             raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
     resumes, started = prepared.resumes, prepared.started

@@ -680,7 +680,8 @@ def train(
                         unread = None
                         if not math.isfinite(value):
                             raise RunFailed(
-                                f"loss became {value} by step {counters.step} (epoch {epoch}); "
+                                f"loss became {value} {'by' if device.type == 'cuda' else 'at'} "
+                                f"step {counters.step} (epoch {epoch}); "
                                 "try a lower lr (--set lr=...) or --set grad_clip=1.0"
                             )
                         counters.running += value
@@ -761,10 +762,16 @@ def train(
         except (HarnessError, RunFailed, KeyboardInterrupt):
             raise
         except torch.OutOfMemoryError as exc:
+            advice = (
+                "try --micro-batch N (same protocol, smaller pieces of each batch) or "
+                "another device"
+                if "validation" not in phase
+                else "validation scores one batch of full-resolution images at a time; "
+                "try a device with more memory"
+            )
             raise RunFailed(
                 f"out of memory on {device_name(device)} at {phase}: "
-                f"{_one_line(exc, 160)}; try --micro-batch N (same protocol, smaller "
-                "pieces of each batch) or another device"
+                f"{_one_line(exc, 160)}; {advice}"
             ) from exc
         except Exception as exc:
             raise RunFailed(

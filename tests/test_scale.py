@@ -269,3 +269,45 @@ def test_ctrl_c_stops_every_rank_and_the_resume_ends_like_a_run_left_alone(
     assert mine["mean_dice"] == reference["mean_dice"]
     assert mine["per_class_dice"] == reference["per_class_dice"]
     assert mine["history"] == reference["history"]
+
+
+def test_nproc_checks_the_input_once_before_starting_processes(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    result = cli("run", "--model", "unett", "--loss", "dice", *TINY, "--nproc", "2")
+    assert result.code == 2
+    lines = [line for line in result.err.splitlines() if line.startswith("harness:")]
+    assert len(lines) == 1 and "unknown model 'unett'" in lines[0]
+    assert "[rank" not in result.err  # no rank was started
+    result = cli("run", "--model", "unet", "--loss", "dice", *TINY, "--nproc", "0")
+    assert result.code == 2 and "--nproc 0" in result.err
+
+
+def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import distributed
+    from harness.runs import RunRequest, resume_command
+
+    request = RunRequest(model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True)
+    plain = resume_command(request)
+    assert plain.endswith("--micro-batch 2 --compile --runs-dir runs --leaderboards-dir "
+                          "leaderboards --resume")  # fmt: skip
+    for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    assert "torchrun" in resume_command(request)  # a bare torchrun: rerun that command
+    monkeypatch.setenv(distributed.NPROC_ENV, "2")
+    assert "--nproc 2" in resume_command(request)
+
+
+def test_device_hours_count_every_process() -> None:
+    from harness.leaderboard import Row
+    from harness.records import Record
+
+    def record(seed: int, processes: int) -> Record:
+        return Record(
+            status="succeeded", seed=seed, mean_dice=0.5, per_class_dice={}, benchmark={},
+            entry={}, cost={"wall_s": 1800.0, "processes": processes},
+        )  # fmt: skip
+
+    assert Row(None, (record(0, 1), record(1, 2))).device_hours() == pytest.approx(1.5)
