@@ -212,11 +212,26 @@ def sweep(
     resume: Annotated[
         bool, typer.Option("--resume", help="Keep finished runs; continue interrupted ones")
     ] = False,
+    micro_batch: Annotated[
+        int | None, typer.Option(help="Split each batch into pieces of N (as for run)")
+    ] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="Run the training step through torch.compile")
+    ] = False,
+    nproc: Annotated[int, typer.Option(help="Train each run data-parallel over N processes")] = 1,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
+    import dataclasses
+
+    from harness import distributed
+    from harness.runs import plan
     from harness.sweep import parse_vary
     from harness.sweep import sweep as run_sweep
 
+    if nproc < 1:
+        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
+    if os.environ.get("RANK", "0") != "0":
+        err.quiet = out.quiet = True
     axis = parse_vary(vary)
     base = _request(
         model=model,
@@ -234,8 +249,20 @@ def sweep(
         runs_dir=runs_dir,
         leaderboards_dir=leaderboards_dir,
         resume=resume,
+        micro_batch=micro_batch,
+        compile=compile_,
     )
-    path, _ = run_sweep(base, axis, err)
+    if nproc > 1 and not distributed.launched():
+        # Every value checked (and the dataset prepared) once, before the ranks start.
+        plans = [plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
+        _check_devices(nproc, plans[0].device)
+        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    try:
+        path, plans = run_sweep(base, axis, err)
+    finally:
+        distributed.shutdown()
+    if not plans[0].world.is_main:
+        return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
 

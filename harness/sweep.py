@@ -118,5 +118,6 @@ def sweep(
     by_key = {row.entry.key: row for row in rows(records, first.benchmark.id)}
     table = [(v, by_key.get(p.entry.key)) for v, p in zip(axis.values, plans, strict=True)]
     path = ablation_path(first, axis)
-    atomic_write_text(path, render_ablation(axis, table, first.benchmark.id))
+    if first.world.is_main:  # in a data-parallel sweep the main rank writes, as for records
+        atomic_write_text(path, render_ablation(axis, table, first.benchmark.id))
     return path, plans

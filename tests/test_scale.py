@@ -311,3 +311,21 @@ def test_device_hours_count_every_process() -> None:
         )  # fmt: skip
 
     assert Row(None, (record(0, 1), record(1, 2))).device_hours() == pytest.approx(1.5)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_each_value_on_two_processes(tmp_path: Path) -> None:
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    command = [
+        sys.executable, "-m", "harness", "sweep", "--vary", "loss=bce,dice", "--model", "unet",
+        *TINY, "--set", "epochs=1", "--micro-batch", "1", "--nproc", "2",
+        "--runs-dir", str(runs), "--leaderboards-dir", str(boards),
+    ]  # fmt: skip
+    proc = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in runs.rglob("record.json")]
+    assert sorted(r["entry"]["loss"]["name"] for r in records) == ["bce", "dice"]
+    assert all(r["cost"]["processes"] == 2 and r["cost"]["micro_batch"] == 1 for r in records)
+    (ablation,) = boards.glob("*.ablation-loss.md")
+    assert "| bce |" in ablation.read_text() and "| dice |" in ablation.read_text()
+    assert proc.stdout.count("wrote ") == 1  # the main rank reports
