@@ -8,7 +8,8 @@ protocol says), against the same training written by hand: ``smp.UnetPlusPlus``,
 backward / step / scheduler.step`` inline.  Same seed, weights, memory format and batch
 (the phantom's first 8 training images at 128 px, as the loader collates them).  One round
 is one optimizer step, after two warm-up steps.  Target: the harness at most 1.05x the
-bare loop's time.  ``tests/test_step.py`` checks that both give the same weights to the bit.
+bare loop's time.  The tests at the end of this file check that both give the same weights
+to the bit, and (loosely, for CI) that they cost about the same.
 
 Evaluation: ``harness.training.evaluate`` on the synthetic protocol's 8 validation images
 (inputs at 128 px, Dice at their original 256 px), as every validation runs it; one round
@@ -24,8 +25,10 @@ cost (on an idle core, its wall time) and leaves out the time spent descheduled.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -125,7 +128,14 @@ def harness_step(protocol: Protocol, registry: Registry, steps_per_epoch: int) -
     return make_train_step(model, loss_fn, optimizer, scheduler, protocol, ENTRY, registry, CPU)
 
 
-def bare_step(protocol: Protocol, steps_per_epoch: int) -> tuple[torch.nn.Module, Step]:
+@dataclass
+class Bare:
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    step: Step
+
+
+def bare_step(protocol: Protocol, steps_per_epoch: int) -> Bare:
     """The same training by hand: the libraries' classes, the loop written out."""
     import segmentation_models_pytorch as smp
     from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
@@ -160,7 +170,7 @@ def bare_step(protocol: Protocol, steps_per_epoch: int) -> tuple[torch.nn.Module
         scheduler.step()
         return loss.detach()
 
-    return model, step
+    return Bare(model, optimizer, step)
 
 
 def run_benchmark(
@@ -183,11 +193,11 @@ def test_harness_step(benchmark, request, protocol, registry, phantom, batch) ->
 
 @pytest.mark.benchmark(group=STEP_GROUP, **STEP_TIMING)
 def test_bare_step(benchmark, request, protocol, phantom, batch) -> None:
-    model, step = bare_step(protocol, steps_per_epoch(phantom, protocol))
-    first = next(model.parameters()).detach().clone()
-    loss = run_benchmark(benchmark, request, step, batch)
+    bare = bare_step(protocol, steps_per_epoch(phantom, protocol))
+    first = next(bare.model.parameters()).detach().clone()
+    loss = run_benchmark(benchmark, request, bare.step, batch)
     assert torch.isfinite(loss) and loss.dim() == 0
-    assert not torch.equal(first, next(model.parameters()))
+    assert not torch.equal(first, next(bare.model.parameters()))
 
 
 @pytest.mark.benchmark(group=EVAL_GROUP, timer=time.process_time)
@@ -207,3 +217,68 @@ def test_harness_evaluate(benchmark, request, protocol, registry, phantom) -> No
     assert model.training  # evaluate hands the model back in training mode
     if benchmark.stats is not None:
         benchmark.extra_info["images_per_s"] = len(val) / benchmark.stats.stats.mean
+
+
+# Correctness, and a loose guard on cost, under `make test` (benchmarking disabled): random
+# batches at 64 px keep these fast; the step does not care what the pixels are.
+STEPS = 4  # steps per epoch of the synthetic protocol (32 training images in batches of 8)
+#: The loose guard for a noisy 2-core CI; the target (1.05x) is what `make bench` reports.
+MAX_RATIO = 1.25
+
+
+def random_batches(count: int, size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Grey inputs in [0, 1] and multi-label {0, 1} targets, as the data loader gives them."""
+    gen = torch.Generator().manual_seed(0)
+    return [
+        (
+            torch.rand(8, 1, size, size, generator=gen),
+            (torch.rand(8, 29, size, size, generator=gen) < 0.2).float(),
+        )
+        for _ in range(count)
+    ]
+
+
+def test_same_weights_as_the_bare_loop_bit_for_bit(protocol: Protocol, registry: Registry) -> None:
+    assert protocol.channels_last and protocol.grad_clip == 0 and protocol.optimizer == "adamw"
+    ours = harness_step(protocol, registry, STEPS)
+    bare = bare_step(protocol, STEPS)
+    before = {k: v.clone() for k, v in ours.model.state_dict().items()}
+    theirs = bare.model.state_dict()
+    assert before.keys() == theirs.keys()
+    assert all(torch.equal(before[k], theirs[k]) for k in before), "different initial weights"
+    for inputs, targets in random_batches(3):
+        assert torch.equal(ours(inputs, targets), bare.step(inputs, targets))
+    after, theirs = ours.model.state_dict(), bare.model.state_dict()
+    differ = [k for k in after if not torch.equal(after[k], theirs[k])]
+    assert not differ, f"{len(differ)} tensors differ after 3 steps, e.g. {differ[:3]}"
+    first = next(iter(after))
+    assert not torch.equal(after[first], before[first]), "3 steps left the weights unchanged"
+    assert ours.optimizer.param_groups[0]["lr"] == bare.optimizer.param_groups[0]["lr"]
+
+
+def test_costs_about_what_the_bare_loop_costs(protocol: Protocol, registry: Registry) -> None:
+    """Interleaved timings after warm-up, alternating which goes first, so that drift in the
+    machine's load hits both alike; CPU time of this (one-threaded) process, not wall time,
+    so that time spent descheduled for other jobs counts for neither."""
+    ours = harness_step(protocol, registry, STEPS)
+    bare = bare_step(protocol, STEPS).step
+    data = random_batches(3)
+
+    def timed(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+        start = time.process_time()
+        for inputs, targets in data:
+            step(inputs, targets)
+        return time.process_time() - start
+
+    for step in (ours, bare):  # warm-up: the first steps set up kernels and allocations
+        step(*data[0])
+        step(*data[1])
+    times: dict[str, list[float]] = {"harness": [], "bare": []}
+    for i in range(5):
+        order = [("harness", ours), ("bare", bare)]
+        for name, step in order if i % 2 == 0 else order[::-1]:
+            times[name].append(timed(step))
+    ratio = statistics.median(times["harness"]) / statistics.median(times["bare"])
+    shown = {k: [round(t, 3) for t in v] for k, v in times.items()}
+    print(f"harness/bare step time: {ratio:.3f} (CPU seconds per 3 steps: {shown})")
+    assert ratio <= MAX_RATIO, f"the harness step costs {ratio:.2f}x the bare loop's: {shown}"
