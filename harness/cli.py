@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -115,10 +115,7 @@ def run(
     from harness import distributed
     from harness.runs import execute, plan
 
-    if nproc < 1:
-        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
-    if os.environ.get("RANK", "0") != "0":
-        err.quiet = out.quiet = True  # one voice in a data-parallel run: the main rank's
+    start_ranks = _ranks(nproc)
 
     request = _request(
         model=model,
@@ -140,16 +137,13 @@ def run(
         micro_batch=micro_batch,
         compile=compile_,
     )
-    if nproc > 1 and not distributed.launched():
-        # Every input is checked and the dataset prepared once, here; then N copies of this
-        # command start under torch's launcher, and each finds its rank there.
+    if start_ranks:  # every input checked and the dataset prepared once, here
         with _bar("Preparing the dataset") as bar:
             task = bar.add_task("synth", total=None)
             resolved = plan(
                 request, progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
-        _check_devices(nproc, resolved.device)
-        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+        _start_ranks(nproc, resolved.device)
     with _bar("Preparing the dataset") as bar:
         task = bar.add_task("synth", total=None)
         resolved = plan(
@@ -228,10 +222,7 @@ def sweep(
     from harness.sweep import parse_vary
     from harness.sweep import sweep as run_sweep
 
-    if nproc < 1:
-        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
-    if os.environ.get("RANK", "0") != "0":
-        err.quiet = out.quiet = True
+    start_ranks = _ranks(nproc)
     axis = parse_vary(vary)
     base = _request(
         model=model,
@@ -252,11 +243,9 @@ def sweep(
         micro_batch=micro_batch,
         compile=compile_,
     )
-    if nproc > 1 and not distributed.launched():
-        # Every value checked (and the dataset prepared) once, before the ranks start.
+    if start_ranks:  # every value checked (and the dataset prepared) once, here
         plans = [plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
-        _check_devices(nproc, plans[0].device)
-        raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+        _start_ranks(nproc, plans[0].device)
     try:
         path, plans = run_sweep(base, axis, err)
     finally:
@@ -276,14 +265,34 @@ def _request(
     return RunRequest(augmentation=aug, plugins=plugin or (), sets=set_ or (), **fields)
 
 
-def _check_devices(nproc: int, device: Any) -> None:
+def _ranks(nproc: int) -> bool:
+    """Check ``--nproc``; True when this process must start the ranks itself.
+
+    In a rank other than 0 of a data-parallel run, this process's consoles go quiet: the
+    main rank is the one voice (errors still show, marked with their rank: ``_say``).
+    """
+    from harness import distributed
+
+    if nproc < 1:
+        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
+    if os.environ.get("RANK", "0") != "0":
+        err.quiet = out.quiet = True
+    return nproc > 1 and not distributed.launched()
+
+
+def _start_ranks(nproc: int, device: Any) -> NoReturn:
+    """Run N copies of this command under torch's launcher (each finds its rank there); exit
+    with their code. The caller has checked the input, so a bad option fails once, here."""
     import torch
+
+    from harness import distributed
 
     if device.type == "cuda" and nproc > torch.cuda.device_count():
         raise HarnessError(
             f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s); "
             "use at most that many processes (one per GPU)"
         )
+    raise typer.Exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

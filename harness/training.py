@@ -50,7 +50,7 @@ from harness.dice import DiceAccumulator
 from harness.distributed import ShardedBatchSampler, World
 from harness.entry import Entry
 from harness.errors import HarnessError, RunFailed
-from harness.plugin_manager import Component, Registry
+from harness.plugin_manager import SINGULAR, Component, Registry
 from harness.protocol import Protocol
 from harness.step import TrainStep, autocast
 
@@ -187,21 +187,11 @@ def _build(component: Component, *args: Any, **kwargs: Any) -> Any:
     except HarnessError:
         raise
     except Exception as exc:
-        noun = _noun(component)
+        noun = SINGULAR.get(component.kind, component.kind)
         raise HarnessError(
             f"{noun} '{component.name}' from {component.provider()}: its factory raised "
             f"{type(exc).__name__}: {_one_line(exc, 200)}; fix the plugin or choose another {noun}"
         ) from exc
-
-
-def _noun(component: Component) -> str:
-    return {
-        "models": "model",
-        "losses": "loss",
-        "optimizers": "optimizer",
-        "schedulers": "scheduler",
-        "augmentations": "augmentation",
-    }.get(component.kind, component.kind)
 
 
 def _progress(console: Console) -> Progress:
@@ -494,7 +484,6 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     loader = make_train_loader(train_set, protocol, device, generator, world, seed=seed)
     val_set = EvalDataset(val_images, protocol.resolution)
-    dtype = amp_dtype(protocol, device)
     step_model: torch.nn.Module = model
     if world.active:
         from torch.nn.parallel import DistributedDataParallel
@@ -507,7 +496,7 @@ def train(
     train_step = make_train_step(
         step_model, loss_fn, optimizer, scheduler, protocol, entry, registry, device, micro_batch
     )
-    scaler = train_step.scaler
+    scaler, dtype = train_step.scaler, train_step.dtype
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
