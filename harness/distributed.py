@@ -197,6 +197,19 @@ def shard(n: int, world: World) -> list[int]:
     return list(range(world.rank, n, world.size))
 
 
+def broadcast_buffers(module: Any, world: World, src: int = 0) -> None:
+    """Give every rank the ``src`` rank's buffers (BatchNorm running statistics) in place.
+
+    DistributedDataParallel keeps the parameters of the ranks equal, but each rank's
+    buffers move with its own part of the batch after the last broadcast; a model scored on
+    several ranks must be one model, the one rank 0 checkpoints.
+    """
+    if not world.active:
+        return
+    for buffer in module.buffers():
+        _dist().broadcast(buffer, src)
+
+
 def gather_rows(rows: np.ndarray, positions: Sequence[int], n: int, world: World) -> np.ndarray:
     """Assemble per-item rows computed on every rank into one ``(n, C)`` array, in order.
 

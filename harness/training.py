@@ -973,6 +973,7 @@ def evaluate(
     from harness.predict import tta_logits  # predict builds on runs, which builds on us
 
     world = world or World()
+    distributed.broadcast_buffers(model, world)  # every shard scored by rank 0's model
     model.eval()
     scores = DiceAccumulator(CLASSES, threshold=protocol.threshold)
     positions = distributed.shard(len(dataset), world)

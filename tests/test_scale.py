@@ -172,6 +172,32 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     (board,) = boards.glob("*.md")
     assert sum(line.startswith("| 1 |") for line in board.read_text().splitlines()) == 1
     assert proc.stdout.count("per-class Dice") == 1  # only the main rank speaks
+    # The record's validation (sharded over the ranks) is the saved model's, image by image:
+    # every rank scored with rank 0's BatchNorm statistics, which the weights file holds.
+    from harness.data import EvalDataset
+    from harness.predict import load_run
+    from harness.training import evaluate
+
+    run = load_run(records[0].parent)
+    _, val = split(list_images(synthetic_dataset(5, 64, 0), "train"), 5, 0)
+    dataset = EvalDataset(val, run.protocol.resolution)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank ran (OMP_NUM_THREADS=1): the same float sums
+    try:
+        alone = evaluate(run.model, dataset, run.protocol, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert list(alone.names) == record["val_images"]
+    # Batches of other sizes (one image per rank here) may flip a few pixels: 1e-6 on the
+    # mean, as for sharded scoring above; a rank scoring with its own BatchNorm statistics
+    # was off by about 2e-3 on its images.
+    assert abs(alone.mean() - record["mean_dice"]) < 1e-6
+    assert torch.allclose(
+        torch.tensor(alone.per_image()),
+        torch.tensor(record["per_image_dice"], dtype=torch.float64),
+        atol=1e-5,
+        rtol=0,
+    )
 
     # One checkpoint, scored by 1 and by 2 processes over an odd number of images.
     script = tmp_path / "score.py"
