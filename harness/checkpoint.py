@@ -98,6 +98,16 @@ def exists(folder: Path, name: str = "last") -> bool:
     return paths(folder, name)[0].is_file()
 
 
+def retire(folder: Path, name: str = "last") -> None:
+    """Remove checkpoint ``name`` once a run has succeeded: nothing resumes from it any more.
+
+    The state file goes first, so a kill part-way leaves no committed pair, only weights
+    that nothing loads (a succeeded record is never resumed).
+    """
+    for path in paths(Path(folder), name):
+        path.unlink(missing_ok=True)
+
+
 def discard(folder: Path) -> None:
     """Remove every checkpoint in ``folder`` (a fresh run replacing an unfinished one)."""
     if Path(folder).is_dir():

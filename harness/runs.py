@@ -585,6 +585,9 @@ def _train_seed(
         return
     save_weights(path.parent / WEIGHTS_NAME, result.model)
     write_record(path, record)
+    # The resume state (weights and optimizer, twice the model) is spent once the record
+    # says succeeded: weights-final holds the same weights, and best.* stays.
+    checkpoint.retire(ckpt_dir, "last")
     plan.outcomes.append((path, record))
     regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
     proto = plan.benchmark.protocol

@@ -90,6 +90,9 @@ def test_tiny_run_leaves_a_record_and_weights(run_dir: Path) -> None:
     assert record["benchmark"]["protocol"]["name"] == "tiny"
     assert len(record["val_images"]) == 2
     assert (run_dir / "weights-final.safetensors").is_file()
+    assert not (run_dir / "checkpoints" / "last.pt").exists(), (
+        "a succeeded run keeps no resume state"
+    )
 
 
 def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path) -> None:

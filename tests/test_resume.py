@@ -177,6 +177,8 @@ def test_sigkill_after_first_checkpoint_then_resume_gives_the_same_dice(
     assert mine["resumes"] and mine["resumes"][0]["epoch"] == saved.epoch
     assert (last.parent / "best.safetensors").is_file()
     assert (last.parent.parent / "weights-final.safetensors").is_file()
+    # Succeeded: the resume state is spent and removed; nothing else in the folder is.
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "best.safetensors"]
 
 
 @pytest.mark.parametrize(
