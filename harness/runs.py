@@ -321,7 +321,8 @@ def execute(
     """Train every seed of the plan; write a record per seed and regenerate the leaderboard.
 
     A seed that fails leaves a ``failed`` record and raises ``RunFailed`` (or the
-    ``HarnessError`` of a plugin that broke its contract); nothing else is touched.
+    ``HarnessError`` of a plugin that broke its contract); nothing else is touched. A
+    failed rerun of a seed that had succeeded keeps the succeeded record instead.
     """
     proto = plan.benchmark.protocol
     images = list_images(plan.benchmark.dataset.root, "train")
@@ -509,6 +510,20 @@ def _train_seed(
 
     def failed(reason: str) -> Record | None:
         if not main:
+            return None
+        earlier = read_record(path)
+        if earlier is not None and earlier.status == "succeeded":
+            # A rerun that fails never costs a result: the earlier record and its weights
+            # stay. The rerun's checkpoints go: --resume skips a succeeded seed, so nothing
+            # would continue them, and best.* would no longer match the record.
+            checkpoint.discard(ckpt_dir)
+            console.print(
+                f"seed {seed}: this rerun failed; the earlier succeeded record (mean Dice "
+                f"{earlier.mean_dice:.4f}) and its weights-final are kept: {path}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             return None
         record = Record(
             status="failed",

@@ -36,6 +36,8 @@ def harness_models():
     return {"unetpp": lambda **kw: None}
 """,
     "bad_models.py": """
+import os
+
 import torch
 
 from harness import hookimpl
@@ -62,6 +64,17 @@ class Pair(Half):
 class Raises(Half):
     def forward(self, x):
         raise RuntimeError("index 7 is out of bounds")
+
+
+class Flaky(torch.nn.Module):
+    def __init__(self, in_channels, num_classes):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        if os.environ.get("HARNESS_TEST_FLAKY"):
+            raise RuntimeError("the flaky model broke this time")
+        return self.conv(x)
 
 
 class Oom(Half):
@@ -91,7 +104,7 @@ def vector_loss(**kw):
 def harness_models():
     return {
         "boom": boom, "half-size": make(Half), "pair": make(Pair),
-        "raises": make(Raises), "oom": make(Oom),
+        "raises": make(Raises), "oom": make(Oom), "flaky": make(Flaky),
     }
 
 
@@ -554,3 +567,29 @@ def test_bad_input(cli, world: World, tmp_path: Path, name: str) -> None:
     for path in records:  # a run that failed says so, with the reason
         record = read_record(path)
         assert record is not None and record.status == "failed" and record.error
+
+
+def test_a_failed_rerun_keeps_the_earlier_succeeded_record(
+    cli, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boards = tmp_path / "boards"
+    args = run(world, tmp_path, "--plugin", str(world.plugins / "bad_models.py"), model="flaky")
+    args[args.index(str(world.boards))] = str(boards)
+    first = cli(*args)
+    assert first.code == 0, first.err
+    (record,) = (tmp_path / "runs").rglob("record.json")
+    folder = record.parent
+    kept = {
+        name: (folder / name).read_bytes() for name in ("record.json", "weights-final.safetensors")
+    }
+    table = _snapshot(boards)
+
+    monkeypatch.setenv("HARNESS_TEST_FLAKY", "1")
+    again = cli(*args)
+    assert again.code == 1, again.err
+    assert "the flaky model broke this time" in again.err
+    assert "the earlier succeeded record (mean Dice" in again.err
+    assert "Traceback" not in again.err + again.out
+    assert {name: (folder / name).read_bytes() for name in kept} == kept  # byte for byte
+    assert _snapshot(boards) == table
+    assert not (folder / "checkpoints").exists(), "the failed rerun's checkpoints were left"
