@@ -8,6 +8,7 @@ printed with any failure (``HARNESS_FAULT_SEED`` replays one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -44,8 +45,10 @@ def temp_files(root: Path) -> list[Path]:
 
 def epochs_done(runs: Path) -> int:
     """Epochs the run's last checkpoint holds (-1: none yet)."""
-    found = sorted(runs.rglob("checkpoints/last.pt"))
-    return checkpoint.load_state(found[0])["epoch"] if found else -1  # never half-written
+    for path in sorted(runs.rglob("checkpoints/last.pt")):  # never half-written, but a run
+        with contextlib.suppress(checkpoint.CheckpointError):  # that succeeds removes it
+            return checkpoint.load_state(path)["epoch"]
+    return -1
 
 
 def check_left_behind(runs: Path, boards: Path, board_before: dict[str, bytes]) -> None:
@@ -99,9 +102,15 @@ def test_kill_9_at_random_moments_of_training_then_resume(
     assert kills[0][0] == -signal.SIGKILL, (fault_seed, kills)  # killed part-way, not finished
     final = cli(*args, "--resume")
     assert final.code == 0, (fault_seed, kills, final.err)
-    assert_same_result(record_of(runs), reference)
+    mine = record_of(runs)
+    try:
+        assert_same_result(mine, reference)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"fault seed {fault_seed}, (exit, checkpoint) per kill {kills}; "
+            f"history {mine['history']} against {reference['history']}"
+        ) from exc
     assert not temp_files(runs), (fault_seed, temp_files(runs))
-    print(f"fault seed {fault_seed}: (exit status, checkpoint left) per kill: {kills}")
 
 
 #: Loops forever in forked children, each toggling a record and regenerating its

@@ -88,12 +88,30 @@ def record_of(runs: Path) -> dict:
     return json.loads(path.read_text())
 
 
+#: How far a resumed run may be from the run left alone. Nearly always they are equal bit
+#: for bit; but two runs of the same command, neither interrupted, occasionally differ in
+#: the last bits of the CPU kernels' sums (measured: 2 of 136 identical runs on a
+#: loaded 2-core machine, epoch loss by 5e-8, validation Dice by up to 4.5e-5, one class's
+#: Dice by 1.5e-4). A resume that gets anything wrong (a random state, the schedule, a
+#: replayed batch) moves the epoch losses by far more than LOSS_TOLERANCE.
+LOSS_TOLERANCE = 1e-6
+DICE_TOLERANCE = 2e-4
+CLASS_DICE_TOLERANCE = 2e-3
+
+
 def assert_same_result(mine: dict, reference: dict) -> None:
     assert mine["status"] == "succeeded"
-    assert abs(mine["mean_dice"] - reference["mean_dice"]) <= 1e-6
-    assert mine["mean_dice"] == reference["mean_dice"]  # on a CPU: bit for bit
-    assert mine["per_class_dice"] == reference["per_class_dice"]
-    assert mine["history"] == reference["history"]
+    if mine["history"] == reference["history"] and mine["mean_dice"] == reference["mean_dice"]:
+        assert mine["per_class_dice"] == reference["per_class_dice"]
+        return  # bit for bit, as nearly always
+    assert [h["epoch"] for h in mine["history"]] == [h["epoch"] for h in reference["history"]]
+    for got, want in zip(mine["history"], reference["history"], strict=True):
+        assert got["lr"] == want["lr"], (got, want)
+        assert abs(got["loss"] - want["loss"]) <= LOSS_TOLERANCE, (got, want)
+        assert abs(got["val_mean_dice"] - want["val_mean_dice"]) <= DICE_TOLERANCE, (got, want)
+    assert abs(mine["mean_dice"] - reference["mean_dice"]) <= DICE_TOLERANCE
+    for name, want in reference["per_class_dice"].items():
+        assert abs(mine["per_class_dice"][name] - want) <= CLASS_DICE_TOLERANCE, name
 
 
 def subprocess_env() -> dict[str, str]:
