@@ -508,22 +508,25 @@ def _train_seed(
     }
     t0 = time.perf_counter()
 
-    def failed(reason: str) -> Record | None:
-        if not main:
-            return None
+    def kept_earlier(outcome: str) -> bool:
+        """A rerun that fails or stops never costs a result: a succeeded record and its
+        weights stay. The rerun's checkpoints go: --resume skips a succeeded seed, so
+        nothing would continue them, and best.* would no longer match the record."""
         earlier = read_record(path)
-        if earlier is not None and earlier.status == "succeeded":
-            # A rerun that fails never costs a result: the earlier record and its weights
-            # stay. The rerun's checkpoints go: --resume skips a succeeded seed, so nothing
-            # would continue them, and best.* would no longer match the record.
-            checkpoint.discard(ckpt_dir)
-            console.print(
-                f"seed {seed}: this rerun failed; the earlier succeeded record (mean Dice "
-                f"{earlier.mean_dice:.4f}) and its weights-final are kept: {path}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+        if earlier is None or earlier.status != "succeeded":
+            return False
+        checkpoint.discard(ckpt_dir)
+        console.print(
+            f"seed {seed}: this rerun {outcome}; the earlier succeeded record (mean Dice "
+            f"{earlier.mean_dice:.4f}) and its weights-final are kept: {path}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return True
+
+    def failed(reason: str) -> Record | None:
+        if not main or kept_earlier("failed"):
             return None
         record = Record(
             status="failed",
@@ -557,7 +560,7 @@ def _train_seed(
             world=plan.world,
         )
     except KeyboardInterrupt as exc:
-        if main:
+        if main and not kept_earlier("was stopped"):
             _report_interrupt(plan, seed, ckpt_dir, exc, console)
         raise
     except checkpoint.CheckpointError:

@@ -37,6 +37,7 @@ def harness_models():
 """,
     "bad_models.py": """
 import os
+import signal
 
 import torch
 
@@ -72,7 +73,9 @@ class Flaky(torch.nn.Module):
         self.conv = torch.nn.Conv2d(in_channels, num_classes, 3, padding=1)
 
     def forward(self, x):
-        if os.environ.get("HARNESS_TEST_FLAKY"):
+        if os.environ.get("HARNESS_TEST_FLAKY") == "sigint":
+            os.kill(os.getpid(), signal.SIGINT)  # what a Ctrl-C does
+        elif os.environ.get("HARNESS_TEST_FLAKY"):
             raise RuntimeError("the flaky model broke this time")
         return self.conv(x)
 
@@ -569,8 +572,18 @@ def test_bad_input(cli, world: World, tmp_path: Path, name: str) -> None:
         assert record is not None and record.status == "failed" and record.error
 
 
-def test_a_failed_rerun_keeps_the_earlier_succeeded_record(
-    cli, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "how, code, said",
+    [("1", 1, "the flaky model broke this time"), ("sigint", 130, "this rerun was stopped")],
+)
+def test_a_failed_or_stopped_rerun_keeps_the_earlier_succeeded_record(
+    cli,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    code: int,
+    said: str,
 ) -> None:
     boards = tmp_path / "boards"
     args = run(world, tmp_path, "--plugin", str(world.plugins / "bad_models.py"), model="flaky")
@@ -584,10 +597,11 @@ def test_a_failed_rerun_keeps_the_earlier_succeeded_record(
     }
     table = _snapshot(boards)
 
-    monkeypatch.setenv("HARNESS_TEST_FLAKY", "1")
+    monkeypatch.setenv("HARNESS_TEST_FLAKY", how)
     again = cli(*args)
-    assert again.code == 1, again.err
-    assert "the flaky model broke this time" in again.err
+    assert again.code == code, again.err
+    assert said in again.err
+    assert "Resume with" not in again.err  # --resume would only skip the succeeded seed
     assert "the earlier succeeded record (mean Dice" in again.err
     assert "Traceback" not in again.err + again.out
     assert {name: (folder / name).read_bytes() for name in kept} == kept  # byte for byte
