@@ -619,7 +619,8 @@ def main() -> None:
     except RunFailed as exc:
         if debug:
             raise
-        _say(f"harness: run failed: {exc}")
+        if not getattr(exc, "echoed", False):
+            _say(f"harness: run failed: {exc}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

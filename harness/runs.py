@@ -570,7 +570,9 @@ def _train_seed(
         raise
     except RunFailed as exc:
         failed(str(exc))
-        raise RunFailed(f"seed {seed} failed: {exc} (record: {path})") from exc
+        wrapped = RunFailed(f"seed {seed} failed: {exc} (record: {path})")
+        wrapped.echoed = getattr(exc, "echoed", False)  # said by the main rank alone
+        raise wrapped from exc
     except Exception as exc:
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         failed(reason)

@@ -662,24 +662,33 @@ def train(
                     done += 1
                     counters.seen += global_n
                     unread = loss if unread is None else unread + loss
+                    bad: float | None = None  # this rank's loss, when it is not finite
                     if device.type != "cuda" or done % _SYNC_EVERY == 0 or done == steps_per_epoch:
                         # Reading the loss makes the host wait for the device: every step on a
                         # CPU (where it costs nothing), every few steps on a GPU.
                         value = unread.item()
                         unread = None
-                        if not math.isfinite(value):
-                            raise RunFailed(
-                                f"loss became {value} {'by' if device.type == 'cuda' else 'at'} "
-                                f"step {counters.step} (epoch {epoch}); "
-                                "try a lower lr (--set lr=...) or --set grad_clip=1.0"
+                        if math.isfinite(value):
+                            counters.running += value
+                            progress.update(
+                                task,
+                                completed=counters.step,
+                                info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
                             )
-                        counters.running += value
-                        progress.update(
-                            task,
-                            completed=counters.step,
-                            info=f"epoch {epoch}/{protocol.epochs} loss {loss.item():.4f}",
-                        )
-                    if agreed(stop.requested):
+                        elif not world.active:
+                            raise RunFailed(_not_finite(value, counters.step, epoch, device))
+                        else:
+                            bad = value
+                    if agreed(stop.requested or bad is not None):
+                        if world.active:
+                            # Every rank fails together, so the main rank writes the record.
+                            losses = distributed.gather_objects(bad, world)
+                            for rank, value in enumerate(losses):
+                                if value is not None:
+                                    message = _not_finite(value, counters.step, epoch, device, rank)
+                                    failure = RunFailed(message)
+                                    failure.echoed = not world.is_main  # the main rank says it
+                                    raise failure
                         if unread is not None:
                             counters.running += unread.item()
                         counters.train_time += time.perf_counter() - epoch_start
@@ -788,6 +797,17 @@ def train(
             "compile": bool(compile),
             "precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype],
         },
+    )
+
+
+def _not_finite(
+    value: float, step: int, epoch: int, device: torch.device, rank: int | None = None
+) -> str:
+    """The message of a run whose loss stopped being a number (on ``rank`` of several)."""
+    on = f" on rank {rank}" if rank is not None else ""
+    return (
+        f"loss became {value} {'by' if device.type == 'cuda' else 'at'} step {step}{on} "
+        f"(epoch {epoch}); try a lower lr (--set lr=...) or --set grad_clip=1.0"
     )
 
 

@@ -241,6 +241,51 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     assert abs(one["mean"] - two["mean"]) < 1e-6
 
 
+_RANK_NAN_PLUGIN = """
+import os
+
+import torch
+from harness import hookimpl
+
+
+@hookimpl
+def harness_losses():
+    def build(**kwargs):
+        def loss(logits, target):
+            value = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+            # Only rank 1's loss turns into NaN, from its third step on.
+            build.calls = getattr(build, "calls", 0) + 1
+            if os.environ.get("RANK") == "1" and build.calls >= 3:
+                return value * float("nan")
+            return value
+
+        return loss
+
+    return {"nan-on-rank-1": build}
+"""
+
+
+@pytest.mark.slow
+def test_a_loss_that_breaks_on_one_rank_fails_every_rank_with_a_record(tmp_path: Path) -> None:
+    plugin = tmp_path / "nan_rank.py"
+    plugin.write_text(_RANK_NAN_PLUGIN)
+    runs = tmp_path / "runs"
+    command = [
+        sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "nan-on-rank-1",
+        *TINY, "--plugin", str(plugin), "--nproc", "2", "--runs-dir", str(runs),
+        "--leaderboards-dir", str(tmp_path / "boards"),
+    ]  # fmt: skip
+    proc = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    record = _record(runs)  # written by rank 0, whose own loss was fine
+    assert record["status"] == "failed"
+    assert "loss became nan at step 3 on rank 1 (epoch 2)" in record["error"], record["error"]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "harness: run failed:" in line]
+    assert len(said) == 1 and not said[0].startswith("[rank"), said  # rank 0 speaks for all
+    assert not list((tmp_path / "boards").glob("*.md"))
+
+
 @pytest.mark.slow
 def test_compile_is_recorded_and_outside_the_hash(cli: Callable[..., Any], tmp_path: Path) -> None:
     runs = tmp_path / "runs"
