@@ -322,7 +322,7 @@ def execute(
 
     A seed that fails leaves a ``failed`` record and raises ``RunFailed`` (or the
     ``HarnessError`` of a plugin that broke its contract); nothing else is touched. A
-    failed rerun of a seed that had succeeded keeps the succeeded record instead.
+    failed or stopped rerun of a seed that had succeeded keeps the succeeded record instead.
     """
     proto = plan.benchmark.protocol
     images = list_images(plan.benchmark.dataset.root, "train")
