@@ -681,14 +681,7 @@ def train(
                             bad = value
                     if agreed(stop.requested or bad is not None):
                         if world.active:
-                            # Every rank fails together, so the main rank writes the record.
-                            losses = distributed.gather_objects(bad, world)
-                            for rank, value in enumerate(losses):
-                                if value is not None:
-                                    message = _not_finite(value, counters.step, epoch, device, rank)
-                                    failure = RunFailed(message)
-                                    failure.echoed = not world.is_main  # the main rank says it
-                                    raise failure
+                            _fail_together(bad, world, counters.step, epoch, device)
                         if unread is not None:
                             counters.running += unread.item()
                         counters.train_time += time.perf_counter() - epoch_start
@@ -809,6 +802,20 @@ def _not_finite(
         f"loss became {value} {'by' if device.type == 'cuda' else 'at'} step {step}{on} "
         f"(epoch {epoch}); try a lower lr (--set lr=...) or --set grad_clip=1.0"
     )
+
+
+def _fail_together(
+    bad: float | None, world: World, step: int, epoch: int, device: torch.device
+) -> None:
+    """Raise on every rank if any rank's loss was not finite (``bad``), so that the main
+    rank writes the failed record; it alone prints the error. A collective: every rank calls."""
+    losses = distributed.gather_objects(bad, world)
+    culprits = [(rank, value) for rank, value in enumerate(losses) if value is not None]
+    if culprits:
+        rank, value = culprits[0]
+        failure = RunFailed(_not_finite(value, step, epoch, device, rank))
+        failure.echoed = not world.is_main
+        raise failure
 
 
 class _BackgroundWriter:
