@@ -28,7 +28,7 @@ def _isolated_cache(
 @pytest.fixture(scope="session")
 def hands_2048(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two ID folders (four hands) of the phantom at the competition's 2048x2048."""
-    from harness.phantom import synthesize
+    from harness.data.phantom import synthesize
 
     return synthesize(tmp_path_factory.mktemp("bench") / "hands", ids=2, size=SIZE, test_ids=0)
 

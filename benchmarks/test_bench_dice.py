@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.annotations import rasterize, read_annotation
-from harness.dice import dice_scores
-from harness.layout import label_path, list_images
+from harness.data.annotations import rasterize, read_annotation
+from harness.data.layout import label_path, list_images
+from harness.metric.dice import dice_scores
 
 GROUP = "dice: one 29x2048x2048 image, per-class scores"
 

@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from harness.classes import CLASS_INDEX, NUM_CLASSES
-from harness.data import TrainDataset
-from harness.layout import label_path, list_images
+from harness.data.datasets import TrainDataset
+from harness.data.layout import label_path, list_images
 
 RESOLUTION = 512
 

@@ -1,6 +1,6 @@
 """(b) RLE encoding of the 29 masks of one 2048² image, on one core: target at most 35 ms.
 
-The harness's encoder (``harness.rle.encode``) looks only at the band of rows holding
+The harness's encoder (``harness.metric.rle.encode``) looks only at the band of rows holding
 foreground and diffs it vectorized; the competition's reference encoder pads and diffs
 the whole flattened mask.  Both must give the same strings.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.annotations import rasterize, read_annotation
-from harness.layout import label_path, list_images
-from harness.rle import encode
+from harness.data.annotations import rasterize, read_annotation
+from harness.data.layout import label_path, list_images
+from harness.metric.rle import encode
 
 GROUP = "rle: encode the 29 masks of one 2048x2048 image"
 

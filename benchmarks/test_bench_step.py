@@ -1,7 +1,7 @@
 """(d) The training step and validation of the default benchmark, on the CPU.
 
 Step: the harness's ``TrainStep`` with every component from its plugin, built as
-``harness.training.train`` builds it (UNet++ with a MobileNetV2 encoder, SMP's
+``harness.engine.trainer.train`` builds it (UNet++ with a MobileNetV2 encoder, SMP's
 multi-label Dice, AdamW, warm-up + cosine, fp32 and channels_last as the ``synthetic``
 protocol says), against the same training written by hand: ``smp.UnetPlusPlus``, SMP's
 ``DiceLoss``, ``torch.optim.AdamW`` and the same schedule, ``zero_grad / forward / loss /
@@ -11,7 +11,7 @@ is one optimizer step, after two warm-up steps.  Target: the harness at most 1.0
 bare loop's time.  The tests at the end of this file check that both give the same weights
 to the bit, and (loosely, for CI) that they cost about the same.
 
-Evaluation: ``harness.training.evaluate`` on the synthetic protocol's 8 validation images
+Evaluation: ``harness.engine.trainer.evaluate`` on the synthetic protocol's 8 validation images
 (inputs at 128 px, Dice at their original 256 px), as every validation runs it; one round
 is one pass, so images per second are 8 x ``ops`` (also stored as ``images_per_s`` in the
 benchmark's ``extra_info``).
@@ -36,19 +36,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness import protocol as protocols
-from harness.data import EvalDataset, TrainDataset, split, synthetic_dataset
-from harness.entry import Component, Entry
-from harness.layout import list_images
-from harness.plugin_manager import Registry
+from harness.components.contracts import build_components
+from harness.components.entry import Component, Entry
+from harness.components.registry import Registry
+from harness.data.datasets import EvalDataset, TrainDataset
+from harness.data.layout import list_images, split
+from harness.data.sources import synthetic_dataset
+from harness.engine.step import TrainStep
+from harness.engine.trainer import amp_dtype, evaluate, make_train_step, seed_everything
 from harness.protocol import Protocol
-from harness.step import TrainStep
-from harness.training import (
-    amp_dtype,
-    build_components,
-    evaluate,
-    make_train_step,
-    seed_everything,
-)
 
 CPU = torch.device("cpu")
 ENTRY = Entry(
@@ -118,7 +114,7 @@ def steps_per_epoch(phantom: tuple[list[Path], list[Path]], protocol: Protocol) 
 
 
 def harness_step(protocol: Protocol, registry: Registry, steps_per_epoch: int) -> TrainStep:
-    """``TrainStep`` as ``harness.training.train`` builds it, every component from its plugin."""
+    """``TrainStep`` as the trainer builds it, every component from its plugin."""
     seed_everything(0)
     model, loss_fn, optimizer, scheduler, _ = build_components(
         protocol, ENTRY, registry, steps_per_epoch

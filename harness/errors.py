@@ -14,3 +14,9 @@ class RunFailed(Exception):
     """A run started but did not finish (non-finite loss, out of memory, ...). Exit code 1."""
 
     exit_code = 1
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """Whitespace collapsed (and cut at ``limit`` characters), so a message fits one line."""
+    flat = " ".join(str(text).split())
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"

@@ -6,7 +6,7 @@ it, else fp16 with a grad scaler) and channels_last, as ``harness run --protocol
 standard-512 --set encoder=resnet34`` trains it, this measures:
 
 1. training images per second and peak GPU memory of the harness's ``TrainStep`` (every
-   component from its plugin, built as ``harness.training.train`` builds it) and of the
+   component from its plugin, built as ``harness.engine.trainer.train`` builds it) and of the
    same training written by hand (``smp.UnetPlusPlus``, SMP's ``DiceLoss``,
    ``torch.optim.AdamW``, the loop inline), both fed the same pinned batches; warm-up steps
    are excluded and the device is synchronized around each timed loop;
@@ -46,11 +46,11 @@ import torch
 from torch.utils.data import DataLoader
 
 if TYPE_CHECKING:  # imported where used, so that a machine without CUDA is told at once
-    from harness.data import TrainDataset
-    from harness.entry import Entry
-    from harness.plugin_manager import Registry
+    from harness.components.entry import Entry
+    from harness.components.registry import Registry
+    from harness.data.datasets import TrainDataset
+    from harness.engine.step import TrainStep
     from harness.protocol import Protocol
-    from harness.step import TrainStep
 
 PROG = "gpu_bench"
 MODEL = "unetpp"
@@ -162,12 +162,9 @@ def release(device: torch.device) -> None:
 def harness_step(
     protocol: Protocol, entry: Entry, registry: Registry, device: torch.device, steps_per_epoch: int
 ) -> TrainStep:
-    """``harness.step.TrainStep`` as ``harness.training.train`` builds it."""
-    from harness.training import (
-        build_components,
-        make_train_step,
-        seed_everything,
-    )
+    """``harness.engine.step.TrainStep`` as ``harness.engine.trainer.train`` builds it."""
+    from harness.components.contracts import build_components
+    from harness.engine.trainer import make_train_step, seed_everything
 
     seed_everything(0)
     model, loss_fn, optimizer, scheduler, _ = build_components(
@@ -281,8 +278,8 @@ def fixed_batches(dataset: TrainDataset, settings: Settings, device: torch.devic
 
 
 def train_loader(dataset: TrainDataset, protocol: Protocol, device: torch.device) -> DataLoader:
-    """The harness's training DataLoader, as ``harness.training.train`` makes it."""
-    from harness.training import make_train_loader
+    """The harness's training DataLoader, as ``harness.engine.trainer.train`` makes it."""
+    from harness.engine.trainer import make_train_loader
 
     return make_train_loader(dataset, protocol, device, torch.Generator().manual_seed(0))
 
@@ -294,12 +291,12 @@ def endless(loader: DataLoader) -> Iterator[Batch]:
 
 def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, Any]:
     from harness import protocol as protocols
-    from harness.data import TrainDataset
-    from harness.entry import Component, Entry
-    from harness.layout import list_images
-    from harness.phantom import synthesize
-    from harness.plugin_manager import Registry
-    from harness.training import amp_dtype
+    from harness.components.entry import Component, Entry
+    from harness.components.registry import Registry
+    from harness.data.datasets import TrainDataset
+    from harness.data.layout import list_images
+    from harness.data.phantom import synthesize
+    from harness.engine.trainer import amp_dtype
 
     started = time.perf_counter()
     protocol = protocols.load(PROTOCOL).derive(

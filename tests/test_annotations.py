@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.annotations import Annotation, rasterize, read_annotation
 from harness.classes import CLASSES, NUM_CLASSES
+from harness.data.annotations import Annotation, rasterize, read_annotation
 from harness.errors import HarnessError
 
 

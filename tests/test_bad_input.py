@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from harness.classes import CLASSES
-from harness.leaderboard import regenerate
-from harness.records import Record, read_record, write_record
+from harness.results.leaderboard import regenerate
+from harness.results.records import Record, read_record, write_record
 from tests.test_resume import PLUGIN
 
 PLUGINS = {
@@ -132,8 +132,8 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from rich.console import Console
 
-    from harness.phantom import synthesize
-    from harness.runs import RunRequest, execute, plan
+    from harness.data.phantom import synthesize
+    from harness.runs.execution import RunRequest, execute, plan
 
     root = tmp_path_factory.mktemp("world")
     phantom = synthesize(root / "phantom", ids=5, size=64)
@@ -145,7 +145,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
         # As if killed after the last checkpoint, before the record: the resume state stays.
-        mp.setattr("harness.checkpoint.retire", lambda *args, **kwargs: None)
+        mp.setattr("harness.engine.checkpoint.retire", lambda *args, **kwargs: None)
         request = RunRequest(
             model="small-cnn",
             loss="dice",

@@ -1,6 +1,6 @@
 """The plugin contract, checked for every installed component (a new plugin is covered for free).
 
-Each test is parametrized over the registry, so these check what ``harness/hookspecs.py``
+Each test is parametrized over the registry, so these check what ``harness/components/hookspecs.py``
 promises, not how the built-ins happen to be written. A few tests at the end pin the
 built-ins' own documented behaviour (the warm-up shape, the flip).
 """
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from harness.classes import NUM_CLASSES
+from harness.components.registry import Component, Registry
 from harness.errors import HarnessError
-from harness.plugin_manager import Component, Registry
 
 REGISTRY = Registry.load()
 

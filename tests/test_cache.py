@@ -14,14 +14,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from harness import cache
-from harness.annotations import rasterize, read_annotation
-from harness.cache import lookup, preprocessed, unpack_masks, worker_init_fn
 from harness.classes import NUM_CLASSES
-from harness.data import EvalDataset, TrainDataset, cache_dir, read_gray
+from harness.data import cache
+from harness.data.annotations import rasterize, read_annotation
+from harness.data.cache import lookup, preprocessed, unpack_masks, worker_init_fn
+from harness.data.datasets import EvalDataset, TrainDataset
+from harness.data.images import read_gray
+from harness.data.layout import label_path, list_images
+from harness.data.phantom import synthesize
+from harness.data.sources import cache_dir
 from harness.errors import HarnessError
-from harness.layout import label_path, list_images
-from harness.phantom import synthesize
 
 R = 48  # not a multiple of 8: the packed rows carry padding bits
 

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from harness.classes import NUM_CLASSES
-from harness.conformance import Report, check_component, normalize_kind, resolve_kind
+from harness.components.conformance import Report, check_component, normalize_kind, resolve_kind
+from harness.components.registry import KINDS, Registry
 from harness.errors import HarnessError
-from harness.plugin_manager import KINDS, Registry
 
 # The attention U-Net registers from its own module; listing it here keeps it covered until
 # its entry point is installed (the same module reached twice is one plugin).

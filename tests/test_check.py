@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from harness import check
-from harness.check import check_cached, check_dataset
+from harness.data import checks as check
+from harness.data.checks import check_cached, check_dataset
+from harness.data.layout import label_path, list_images
+from harness.data.phantom import synthesize
 from harness.errors import HarnessError
-from harness.layout import label_path, list_images
-from harness.phantom import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness import checkpoint
-from harness.checkpoint import CheckpointError
+from harness.engine import checkpoint
+from harness.engine.checkpoint import CheckpointError
 from harness.errors import HarnessError
 
 

@@ -216,10 +216,10 @@ def test_python_dash_m_works() -> None:
 
 
 def test_data_synth_then_evaluate_a_perfect_submission(cli, tmp_path: Path) -> None:
-    from harness.annotations import rasterize, read_annotation
-    from harness.layout import label_path, list_images
-    from harness.rle import encode
-    from harness.submission import write_submission
+    from harness.data.annotations import rasterize, read_annotation
+    from harness.data.layout import label_path, list_images
+    from harness.metric.rle import encode
+    from harness.metric.submission import write_submission
 
     data = tmp_path / "phantom"
     result = cli("data", "synth", data, "--ids", "5", "--size", "64")
@@ -286,7 +286,7 @@ def test_check_plugin_passes_a_builtin_and_fails_a_broken_model(cli, tmp_path: P
 
 
 def test_predict_val_scores_like_the_run(tiny_run: dict, cli, tmp_path: Path) -> None:
-    from harness.data import synthetic_dataset
+    from harness.data.sources import synthetic_dataset
 
     data = synthetic_dataset(5, 64, 0)
     (record_path,) = (tiny_run["root"] / "runs").rglob("record.json")

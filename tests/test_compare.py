@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.compare import compare
-from harness.leaderboard import regenerate
+from harness.results.compare import compare
+from harness.results.leaderboard import regenerate
 from tests.test_leaderboard import BENCH, _record, _write
 
 

@@ -13,7 +13,7 @@ import pytest
 
 @pytest.mark.slow
 def test_four_concurrent_runs_aggregate_into_one_row(tmp_path: Path) -> None:
-    from harness.data import synthetic_dataset
+    from harness.data.sources import synthetic_dataset
 
     synthetic_dataset(5, 64, 0)  # generated once up front, as the first run would
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sklearn.model_selection import GroupKFold
 
-from harness.data import split
+from harness.data.layout import split
 from harness.errors import HarnessError
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.classes import CLASSES, NUM_CLASSES
-from harness.dice import EPS, DiceAccumulator, dice_scores
+from harness.metric.dice import EPS, DiceAccumulator, dice_scores
 
 
 def masks(*channels: list[list[int]]) -> torch.Tensor:

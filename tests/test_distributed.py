@@ -23,8 +23,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 
-from harness import distributed
-from harness.distributed import World
+from harness.engine import distributed
+from harness.engine.distributed import World
 from harness.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +258,10 @@ def test_two_processes_over_gloo(tmp_path: Path) -> None:
 
 
 def _launch(*argv: str) -> subprocess.CompletedProcess[str]:
-    code = "import sys\nfrom harness.distributed import launch\nsys.exit(launch(2, sys.argv[1:]))\n"
+    code = (
+        "import sys\nfrom harness.engine.distributed import launch\n"
+        "sys.exit(launch(2, sys.argv[1:]))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCH_ENV}
     env.pop("OMP_NUM_THREADS", None)
     return subprocess.run(

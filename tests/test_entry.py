@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.entry import Component, Entry, parse_component
+from harness.components.entry import Component, Entry, parse_component
 from harness.errors import HarnessError
 
 

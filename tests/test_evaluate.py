@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.annotations import rasterize, read_annotation
 from harness.classes import CLASSES, NUM_CLASSES
-from harness.dice import EPS
+from harness.data.annotations import rasterize, read_annotation
+from harness.data.layout import label_path, list_images
 from harness.errors import HarnessError
-from harness.evaluate import DiceResult, evaluate_submission
-from harness.layout import label_path, list_images
-from harness.rle import encode
-from harness.submission import write_submission
+from harness.metric.dice import EPS
+from harness.metric.evaluate import DiceResult, evaluate_submission
+from harness.metric.rle import encode
+from harness.metric.submission import write_submission
 
 H, W = 40, 48
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin_manager import KINDS, SINGULAR, Registry
+from harness.components.registry import KINDS, SINGULAR, Registry
 
 OPTION = {
     "models": "--model",

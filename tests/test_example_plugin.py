@@ -73,8 +73,8 @@ def test_list_names_the_components_with_distribution_and_version(
 def test_components_pass_the_conformance_checks(site: Path, tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from harness.conformance import check_component\n"
-        "from harness.plugin_manager import Registry\n"
+        "from harness.components.conformance import check_component\n"
+        "from harness.components.registry import Registry\n"
         "registry = Registry.load()\n"
         "reports = [check_component(registry, 'models', 'mini-unet'),\n"
         "           check_component(registry, 'losses', 'soft-dice')]\n"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoint
 from harness.classes import CLASSES
-from harness.leaderboard import regenerate
-from harness.records import Record, read_record, write_record
+from harness.engine import checkpoint
+from harness.results.leaderboard import regenerate
+from harness.results.records import Record, read_record, write_record
 from tests.test_resume import (
     assert_same_result,
     plugin,  # noqa: F401 - a fixture
@@ -120,8 +120,8 @@ WRITER = r"""
 import os, random, shutil, signal, sys, time
 from pathlib import Path
 
-from harness.leaderboard import regenerate
-from harness.records import read_record, write_record
+from harness.results.leaderboard import regenerate
+from harness.results.records import read_record, write_record
 
 runs, boards, snaps = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 bench, cycles, seed = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])

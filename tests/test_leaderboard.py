@@ -10,8 +10,8 @@ import pytest
 
 from harness.classes import CLASSES
 from harness.errors import HarnessError
-from harness.leaderboard import regenerate, resolve
-from harness.records import Record, read_record, write_record
+from harness.results.leaderboard import regenerate, resolve
+from harness.results.records import Record, read_record, write_record
 
 BENCH = {
     "id": "tiny-abc__phantom-1234",

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
+from harness.data.layout import label_path, list_images
+from harness.data.phantom import SMALLEST_BONE_FRACTION, synthesize
 from harness.errors import HarnessError
-from harness.layout import label_path, list_images
-from harness.phantom import SMALLEST_BONE_FRACTION, synthesize
-from harness.pictures import class_colors, overlay, save_grid
+from harness.pictures.overlays import class_colors, overlay, save_grid
 
 SIZE = 256
 IDS = 4

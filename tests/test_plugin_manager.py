@@ -10,8 +10,8 @@ import pluggy
 import pytest
 
 import harness
+from harness.components.registry import KINDS, Component, Registry
 from harness.errors import HarnessError
-from harness.plugin_manager import KINDS, Component, Registry
 
 BUILTIN = {
     "models": {"unet", "unetpp", "fpn", "deeplabv3plus"},
@@ -168,9 +168,9 @@ def test_components_are_computed_once(tmp_path: Path) -> None:
 
 
 def test_registry_never_names_the_builtin_package() -> None:
-    import harness.plugin_manager
+    import harness.components.registry
 
-    assert "harness_plugins" not in Path(harness.plugin_manager.__file__).read_text()
+    assert "harness_plugins" not in Path(harness.components.registry.__file__).read_text()
 
 
 # -- Component.build -------------------------------------------------------------------------

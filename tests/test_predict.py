@@ -12,20 +12,19 @@ import torch
 
 from harness import protocol as protocols
 from harness.classes import CLASSES
-from harness.data import split
+from harness.components.registry import Registry
+from harness.data.layout import list_images, split
 from harness.errors import HarnessError
-from harness.evaluate import evaluate_submission
-from harness.layout import list_images
-from harness.plugin_manager import Registry
-from harness.predict import WEIGHTS_NAME, load_run, predict_submission, tta_logits
-from harness.rle import decode
-from harness.runs import save_weights
-from harness.submission import HEADER, read_submission
+from harness.metric.evaluate import evaluate_submission
+from harness.metric.rle import decode
+from harness.metric.submission import HEADER, read_submission
+from harness.runs.execution import save_weights
+from harness.runs.predict import WEIGHTS_NAME, load_run, predict_submission, tta_logits
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.phantom import synthesize
+    from harness.data.phantom import synthesize
 
     return synthesize(tmp_path_factory.mktemp("predict") / "data", ids=5, size=80, test_ids=1)
 
@@ -87,8 +86,8 @@ def test_test_split_submission_is_complete_and_decodes(
 def test_val_split_matches_scoring_the_model_directly(
     run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    from harness.data import EvalDataset
-    from harness.dice import DiceAccumulator
+    from harness.data.datasets import EvalDataset
+    from harness.metric.dice import DiceAccumulator
 
     out = predict_submission(run_dir, data, tmp_path / "val.csv", split="val", batch_size=1)
     val = split(list_images(data), 5, 0)[1]
@@ -101,7 +100,8 @@ def test_val_split_matches_scoring_the_model_directly(
     acc = DiceAccumulator(threshold=run.protocol.threshold)
     with torch.no_grad():
         for i in range(len(dataset)):
-            dataset.score(acc, run.model(dataset[i][0][None])[0], i)
+            logits = run.model(dataset[i][0][None])[0]
+            acc.add_logits(logits, dataset.truth(i), name=dataset.paths[i].name)
     assert scored.mean_dice == pytest.approx(acc.mean(), abs=1e-12)
 
 

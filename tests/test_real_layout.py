@@ -14,13 +14,12 @@ from typing import Any
 import cv2
 import pytest
 
-from harness.annotations import rasterize, read_annotation
-from harness.check import check_cached, check_dataset
 from harness.classes import CLASSES
-from harness.data import split
-from harness.layout import label_path, list_images
-from harness.rle import decode, encode
-from harness.submission import read_submission, write_submission
+from harness.data.annotations import rasterize, read_annotation
+from harness.data.checks import check_cached, check_dataset
+from harness.data.layout import label_path, list_images, split
+from harness.metric.rle import decode, encode
+from harness.metric.submission import read_submission, write_submission
 
 SIZE = 2048
 REAL_KEYS = {
@@ -37,7 +36,7 @@ REAL_KEYS = {
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.phantom import synthesize
+    from harness.data.phantom import synthesize
 
     return synthesize(tmp_path_factory.mktemp("real") / "hands", ids=5, size=SIZE, test_ids=1)
 
@@ -96,7 +95,7 @@ def test_tiny_run_leaves_a_record_and_weights(run_dir: Path) -> None:
 
 
 def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path) -> None:
-    from harness.predict import predict_submission
+    from harness.runs.predict import predict_submission
 
     out = predict_submission(run_dir, data, run_dir.parent / "test.csv", device="cpu")
     rows = read_submission(out)
@@ -110,7 +109,7 @@ def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path)
 def test_predict_val_split_scores_what_the_run_recorded(
     cli, run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    from harness.predict import predict_submission
+    from harness.runs.predict import predict_submission
 
     out = predict_submission(run_dir, data, tmp_path / "val.csv", split="val", device="cpu")
     assert list(read_submission(out)) == [p.name for p in split(list_images(data), 5, 0)[1]]

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from harness.classes import CLASSES
-from harness.layout import list_images
-from harness.phantom import synthesize
-from harness.report import run_pictures
+from harness.data.layout import list_images
+from harness.data.phantom import synthesize
+from harness.runs.report import run_pictures
 
 
 def test_run_pictures(tmp_path: Path) -> None:

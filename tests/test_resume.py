@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import harness
-from harness import checkpoint
+from harness.engine import checkpoint
 
 #: The test model. ``HARNESS_TEST_SIGINT=train:K`` (or ``eval:K``) makes it send itself
 #: SIGINT at its K-th forward pass in that mode, which is what a Ctrl-C does.
@@ -134,7 +134,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
     """The run left alone (in-process, through the library the command line calls)."""
     from rich.console import Console
 
-    from harness.runs import RunRequest, execute, plan
+    from harness.runs.execution import RunRequest, execute, plan
 
     root = tmp_path_factory.mktemp("reference")
     with pytest.MonkeyPatch.context() as mp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.rle import decode, encode
+from harness.metric.rle import decode, encode
 
 
 def reference_encode(mask: np.ndarray) -> str:

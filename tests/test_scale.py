@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness import protocol as protocols
-from harness.data import TrainDataset, split, synthetic_dataset
-from harness.layout import list_images
-from harness.training import make_train_loader
+from harness.data.datasets import TrainDataset
+from harness.data.layout import list_images, split
+from harness.data.sources import synthetic_dataset
+from harness.engine.trainer import make_train_loader
 from tests.test_resume import assert_same_result
 
 TINY = ["--protocol", "tiny", "--device", "cpu"]
@@ -51,7 +52,7 @@ def test_loader_draws_the_batches_of_a_plain_shuffled_loader() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_augmented_batches_do_not_depend_on_loader_workers(workers: int) -> None:
-    from harness.plugin_manager import Registry
+    from harness.components.registry import Registry
 
     registry = Registry.load()
     proto = protocols.load("tiny")
@@ -175,9 +176,9 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     assert proc.stdout.count("per-class Dice") == 1  # only the main rank speaks
     # The record's validation (sharded over the ranks) is the saved model's, image by image:
     # every rank scored with rank 0's BatchNorm statistics, which the weights file holds.
-    from harness.data import EvalDataset
-    from harness.predict import load_run
-    from harness.training import evaluate
+    from harness.data.datasets import EvalDataset
+    from harness.engine.trainer import evaluate
+    from harness.runs.predict import load_run
 
     run = load_run(records[0].parent)
     _, val = split(list_images(synthetic_dataset(5, 64, 0), "train"), 5, 0)
@@ -207,11 +208,12 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
             f"""
             import json, sys
             import torch
-            from harness import distributed
-            from harness.data import EvalDataset, synthetic_dataset
-            from harness.layout import list_images
-            from harness.predict import load_run
-            from harness.training import evaluate
+            from harness.engine import distributed
+            from harness.data.datasets import EvalDataset
+            from harness.data.sources import synthetic_dataset
+            from harness.data.layout import list_images
+            from harness.runs.predict import load_run
+            from harness.engine.trainer import evaluate
 
             world = distributed.init("cpu")
             run = load_run({str(records[0].parent)!r})
@@ -354,8 +356,8 @@ def test_nproc_checks_the_input_once_before_starting_processes(
 
 
 def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import distributed
-    from harness.runs import RunRequest, resume_command
+    from harness.engine import distributed
+    from harness.runs.execution import RunRequest, resume_command
 
     request = RunRequest(model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True)
     plain = resume_command(request)
@@ -371,8 +373,8 @@ def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.Monke
 
 
 def test_device_hours_count_every_process() -> None:
-    from harness.leaderboard import Row
-    from harness.records import Record
+    from harness.results.leaderboard import Row
+    from harness.results.records import Record
 
     def record(seed: int, processes: int) -> Record:
         return Record(

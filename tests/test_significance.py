@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.significance import bootstrap_se, compare_images, compare_seeds
+from harness.results.significance import bootstrap_se, compare_images, compare_seeds
 
 
 def test_clear_difference_over_seeds_is_significant() -> None:

@@ -13,10 +13,9 @@ import pytest
 from rich.console import Console
 
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
-from harness.errors import HarnessError
-from harness.layout import IMAGE_DIR, LABEL_DIR
-from harness.phantom import synthesize
-from harness.stats import (
+from harness.data.layout import IMAGE_DIR, LABEL_DIR
+from harness.data.phantom import synthesize
+from harness.data.stats import (
     JSON_NAME,
     PLOT_NAMES,
     SMALL_BONE_COUNT,
@@ -25,6 +24,7 @@ from harness.stats import (
     small_bones,
     write_report,
 )
+from harness.errors import HarnessError
 
 W, H = 300, 400
 PIXELS = W * H

@@ -1,4 +1,4 @@
-"""The training step (``harness.step.TrainStep``): micro-batches, weights, clipping, checks.
+"""The training step (``harness.engine.step.TrainStep``): micro-batches, weights, clipping, checks.
 
 Micro-batches must not change a mean-over-samples gradient, a rank's weight scales the
 gradient and not the reported loss, and the plugin contract checks run once. The step
@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.step import TrainStep
+from harness.engine.step import TrainStep
 
 CPU = torch.device("cpu")
 #: Smaller than the protocol's 128 px so that the file stays fast; the step does not care.

@@ -8,7 +8,7 @@ import pytest
 
 from harness.classes import CLASSES
 from harness.errors import HarnessError
-from harness.submission import HEADER, read_submission, write_submission
+from harness.metric.submission import HEADER, read_submission, write_submission
 
 
 def rows_for(*images: str) -> list[tuple[str, str, str]]:

@@ -3,7 +3,7 @@
 The harness finds this module through the entry point in ``pyproject.toml``
 (group ``harness``) and calls the two ``@hookimpl`` functions below; each returns
 a mapping from a public name to a factory with the signature that
-``harness/hookspecs.py`` documents.
+``harness/components/hookspecs.py`` documents.
 """
 
 from __future__ import annotations

@@ -1,0 +1,122 @@
+"""Entries: the plugin choices that vary between rows of one leaderboard.
+
+A component is written on the command line as ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE``
+(e.g. ``--loss combo:dice=0.7,bce=0.3``). Values are read as TOML scalars, so
+``0.7`` is a float, ``3`` an int, ``true`` a bool and a bare word a string.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from harness.components.registry import SINGULAR
+from harness.errors import HarnessError
+
+_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Component:
+    """One plugin choice: its public name and the parameters given to its factory."""
+
+    name: str
+    params: tuple[tuple[str, Scalar], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Scalar]:
+        return dict(self.params)
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={_format(v)}" for k, v in self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.kwargs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Component:
+        return cls(data["name"], tuple(sorted(data.get("params", {}).items())))
+
+
+def _format(value: Scalar) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def parse_component(text: str, option: str) -> Component:
+    """Parse ``NAME[:KEY=VALUE,...]``; ``option`` (e.g. ``--loss``) is named in errors."""
+    name, _, rest = text.strip().partition(":")
+    name = name.strip()
+    if not name:
+        raise HarnessError(f"{option} {text!r}: missing a name, e.g. {option} dice")
+    params: dict[str, Scalar] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))) if rest else ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.match(key):
+            raise HarnessError(
+                f"{option} {text!r}: parameter {item!r} must be KEY=VALUE "
+                f"(e.g. {option} {name}:alpha=0.5)"
+            )
+        if key in params:
+            raise HarnessError(f"{option} {text!r}: parameter {key!r} given twice")
+        params[key] = _parse_scalar(raw.strip())
+    return Component(name, tuple(sorted(params.items())))
+
+
+def _parse_scalar(raw: str) -> Scalar:
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+    return value if isinstance(value, str | int | float | bool) else raw
+
+
+#: Entry field -> plugin kind ("loss" -> "losses").
+KINDS_BY_FIELD: dict[str, str] = {field: kind for kind, field in SINGULAR.items()}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one leaderboard row varies: five components and an optional encoder override."""
+
+    model: Component
+    loss: Component
+    optimizer: Component
+    scheduler: Component
+    augmentation: Component
+    encoder: str | None = None
+    tta: str = "none"
+
+    def components(self) -> dict[str, Component]:
+        return {f: getattr(self, f) for f in KINDS_BY_FIELD}
+
+    @property
+    def label(self) -> str:
+        """The row's name in a leaderboard: every component with its parameters."""
+        parts = [str(self.model) + (f" ({self.encoder})" if self.encoder else "")]
+        parts += [str(c) for f, c in self.components().items() if f != "model"]
+        if self.tta != "none":
+            parts.append(f"tta {self.tta}")
+        return " · ".join(parts)
+
+    @property
+    def key(self) -> str:
+        """A stable identity for grouping the seeds of one entry."""
+        key = "|".join(str(c) for c in self.components().values()) + f"|{self.encoder or ''}"
+        return key if self.tta == "none" else f"{key}|tta={self.tta}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {f: c.to_dict() for f, c in self.components().items()}
+        data["encoder"] = self.encoder
+        data["tta"] = self.tta
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        comps = {f: Component.from_dict(data[f]) for f in KINDS_BY_FIELD}
+        return cls(**comps, encoder=data.get("encoder"), tta=data.get("tta", "none"))

@@ -1,0 +1,1 @@
+"""Drawing: charts (curves, bars, heatmaps) and mask overlays, written reproducibly."""

@@ -1,0 +1,93 @@
+"""Charts: a run's training curves and per-class Dice bars, a leaderboard's heatmap.
+
+People would rather look than read: these are written beside ``record.json`` and beside
+each leaderboard (linked from its markdown), drawn with matplotlib's Agg canvas (never
+pyplot: no global state, no display) and encoded without metadata so the same numbers
+give the same bytes. Only numpy and matplotlib are loaded to draw them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from harness.atomic import atomic_write_bytes
+from harness.classes import CLASSES
+
+CURVES = "curves.png"
+PER_CLASS = "per-class-dice.png"
+
+
+def training_curves(history: Sequence[dict[str, float]], path: Path) -> Path:
+    """Training loss per epoch and validation mean Dice where it was measured."""
+    fig = Figure(figsize=(7, 3.2), dpi=100, facecolor="white")
+    loss_ax, dice_ax = fig.subplots(1, 2)
+    epochs = [h["epoch"] for h in history]
+    loss_ax.plot(epochs, [h["loss"] for h in history], color="tab:blue")
+    loss_ax.set(title="training loss", xlabel="epoch")
+    val = [(h["epoch"], h["val_mean_dice"]) for h in history if "val_mean_dice" in h]
+    if val:
+        dice_ax.plot(*zip(*val, strict=True), marker="o", color="tab:green")
+    dice_ax.set(title="validation mean Dice", xlabel="epoch", ylim=(0, 1))
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def per_class_bars(per_class: dict[str, float], path: Path, title: str = "") -> Path:
+    """One bar per bone, in class order, with the mean as a line."""
+    fig = Figure(figsize=(9, 3.4), dpi=100, facecolor="white")
+    ax = fig.subplots()
+    values = [per_class[c] for c in CLASSES]
+    ax.bar(range(len(CLASSES)), values, color="tab:blue")
+    ax.axhline(float(np.mean(values)), color="tab:red", linewidth=1, label="mean")
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=90, fontsize=7)
+    ax.set(ylim=(0, 1), ylabel="Dice", title=title or "per-class Dice (final epoch)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def heatmap(labels: Sequence[str], per_class: Sequence[dict[str, float]], path: Path) -> Path:
+    """Entries (rows) × the 29 classes (columns), Dice as colour, values written in."""
+    data = (
+        np.array([[row[c] for c in CLASSES] for row in per_class])
+        if per_class
+        else np.zeros((0, 29))
+    )
+    height = 1.6 + 0.42 * max(1, len(labels))
+    fig = Figure(figsize=(15, height), dpi=100, facecolor="white")
+    ax = fig.subplots()
+    image = ax.imshow(data, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), [_short(label) for label in labels], fontsize=7)
+    for (i, j), value in np.ndenumerate(data):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                color="white" if value < 0.6 else "black")  # fmt: skip
+    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def _short(label: str, width: int = 60) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Render a figure (Agg) to a metadata-free PNG, atomically: same figure, same bytes."""
+    import cv2  # only to encode: tables are rendered without loading OpenCV
+
+    path = Path(path)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[:, :, :3]
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise OSError(f"{path}: could not encode the picture")
+    atomic_write_bytes(path, png.tobytes())

@@ -1,0 +1,271 @@
+"""Leaderboards: markdown tables regenerated from records, never edited by hand.
+
+A table is a pure function of its records (same records, same bytes): rows are sorted
+by mean Dice, numbers are formatted with fixed precision and nothing time-dependent is
+written. Updates take a file lock and replace the file atomically, so runs finishing
+at once never lose a row.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness.atomic import atomic_write_text
+from harness.classes import CLASSES
+from harness.components.entry import Entry
+from harness.errors import HarnessError
+from harness.pictures.charts import heatmap
+from harness.results.records import Record, iter_records
+from harness.results.significance import (
+    METHOD,
+    Comparison,
+    bootstrap_se,
+    compare_images,
+    compare_seeds,
+    paired_seeds,
+)
+
+DICE_DEFINITION = (
+    "Dice per image and class is (2|P∩G| + 1e-4) / (|P| + |G| + 1e-4) on binary masks at the "
+    "image's original resolution (logits upsampled bilinearly, sigmoid > 0.5); averaged over "
+    "images per class, then over the 29 classes. Empty prediction on empty truth scores 1. "
+    "Rows rank by the final epoch's Dice; the best epoch is never used."
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry's succeeded seeds, aggregated."""
+
+    entry: Entry
+    records: tuple[Record, ...]
+
+    @property
+    def dice(self) -> list[float]:
+        return [float(r.mean_dice) for r in self.records if r.mean_dice is not None]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.dice)
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.dice) if len(self.dice) > 1 else None
+
+    def per_class(self) -> dict[str, float]:
+        return {c: statistics.fmean(r.per_class_dice[c] for r in self.records) for c in CLASSES}
+
+    def cost(self, key: str) -> float | None:
+        values = [r.cost[key] for r in self.records if r.cost.get(key) is not None]
+        return statistics.fmean(values) if values else None
+
+    @property
+    def device(self) -> str:
+        return ", ".join(sorted({str(r.cost.get("device", "?")) for r in self.records}))
+
+    def by_seed(self) -> dict[int, float]:
+        return {r.seed: float(r.mean_dice) for r in self.records if r.mean_dice is not None}
+
+    def per_image(self, seed: int) -> dict[str, float]:
+        """Mean over classes of each validation image's Dice, for one seed."""
+        for r in self.records:
+            if r.seed == seed and r.per_image_dice and len(r.val_images) == len(r.per_image_dice):
+                return {
+                    name: statistics.fmean(scores)
+                    for name, scores in zip(r.val_images, r.per_image_dice, strict=True)
+                }
+        return {}
+
+    def noise(self) -> tuple[float | None, bool]:
+        """The ± of the row: std over seeds, or (one seed) the bootstrap s.e. over images."""
+        if len(self.records) > 1:
+            return self.std, False
+        images = self.per_image(self.records[0].seed)
+        return bootstrap_se(list(images.values())), True
+
+    def device_hours(self) -> float | None:
+        """Summed over seeds; a run on N processes (devices) counts N times its wall time."""
+        values = [r.cost.get("wall_s") for r in self.records]
+        if any(v is None for v in values):
+            return None
+        return (
+            sum(
+                v * int(r.cost.get("processes") or 1)
+                for v, r in zip(values, self.records, strict=True)
+            )
+            / 3600
+        )
+
+    def small_bone_dice(self, small: Sequence[str]) -> float | None:
+        if not small:
+            return None
+        per_class = self.per_class()
+        return statistics.fmean(per_class[c] for c in small)
+
+
+def versus_leader(leader: Row, row: Row) -> Comparison:
+    """The paired test of ``row`` against ``leader`` (see harness.results.significance)."""
+    a, b = leader.by_seed(), row.by_seed()
+    shared = paired_seeds(a, b)
+    if len(shared) >= 2:
+        return compare_seeds([a[s] for s in shared], [b[s] for s in shared])
+    if shared:
+        ia, ib = leader.per_image(shared[0]), row.per_image(shared[0])
+        names = sorted(set(ia) & set(ib))
+        return compare_images([ia[n] for n in names], [ib[n] for n in names])
+    return Comparison("n/a", within_noise=True)
+
+
+def leaderboard_path(leaderboards_dir: Path, benchmark_id: str) -> Path:
+    return Path(leaderboards_dir) / f"{benchmark_id}.md"
+
+
+def rows(records: Iterable[Record], benchmark_id: str) -> list[Row]:
+    """Succeeded records of one benchmark, grouped by entry, best mean Dice first."""
+    groups: dict[str, list[Record]] = defaultdict(list)
+    entries: dict[str, Entry] = {}
+    for record in records:
+        if record.status != "succeeded" or record.benchmark.get("id") != benchmark_id:
+            continue
+        entry = Entry.from_dict(_names_only(record.entry))
+        groups[entry.key].append(record)
+        entries[entry.key] = entry
+    out = [Row(entries[k], tuple(sorted(v, key=lambda r: r.seed))) for k, v in groups.items()]
+    return sorted(out, key=lambda r: (-r.mean, r.entry.label))
+
+
+def _names_only(entry: dict) -> dict:
+    """An entry as the leaderboard keys it: names and parameters, not provider versions."""
+    return {
+        k: ({"name": v["name"], "params": v.get("params", {})} if isinstance(v, dict) else v)
+        for k, v in entry.items()
+    }
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def render(benchmark: dict, table_rows: Sequence[Row], picture: str | None = None) -> str:
+    """The markdown leaderboard of one benchmark."""
+    protocol = benchmark["protocol"]
+    dataset = benchmark["dataset"]
+    small: list[str] = list(benchmark.get("small_bones") or [])
+    settings = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(protocol["fields"].items()))
+    lines = [
+        f"# Leaderboard: {protocol['label']} on {dataset['name']}",
+        "",
+        f"- **Dataset**: `{dataset['name']}`, fingerprint `{dataset['fingerprint'][:16]}`",
+        f"- **Protocol**: `{protocol['label']}`, hash `{protocol['hash']}` — {settings}",
+        f"- **Dice**: {DICE_DEFINITION}",
+        f"- **Runs**: {sum(len(r.records) for r in table_rows)} succeeded; n is the number of "
+        "seeds of a row; ± is the standard deviation over seeds, or for one seed (marked ᵇ) the "
+        "bootstrap standard error over validation images.",
+        f"- **Noise**: {METHOD}",
+        f"- **Small bones**: {_small_bones_text(small)}",
+        "",
+        "Generated by `harness leaderboard` from the run records; do not edit by hand.",
+        "",
+        "| # | Entry | Mean Dice | ± | n | vs #1 | Worst class | Small-bone Dice | Params (M) "
+        "| Train img/s | Peak mem (MB) | Device-hours | Device |",
+        "|---:|---|---:|---:|---:|:---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for rank, row in enumerate(table_rows, 1):
+        per_class = row.per_class()
+        worst = min(CLASSES, key=lambda c: (per_class[c], c))
+        params = row.cost("parameters")
+        noise, by_images = row.noise()
+        mark = "leader" if rank == 1 else _mark(versus_leader(table_rows[0], row))
+        hours = row.device_hours()
+        lines.append(
+            f"| {rank} | {row.entry.label} | {row.mean:.4f} | {_num(noise, 4)}"
+            f"{'ᵇ' if by_images and noise is not None else ''} "
+            f"| {len(row.records)} | {mark} | {worst} {per_class[worst]:.4f} "
+            f"| {_num(row.small_bone_dice(small), 4)} "
+            f"| {_num(params / 1e6 if params else None, 2)} "
+            f"| {_num(row.cost('train_images_per_s'), 1)} "
+            f"| {_num(row.cost('peak_memory_mb'), 0)} "
+            f"| {_num(hours, 4)} | {row.device} |"
+        )
+    if not table_rows:
+        lines.append("| — | no succeeded runs yet | | | | | | | | | | | |")
+    lines += ["", "## Per-class Dice", ""]
+    if picture:
+        lines += [f"![Per-class Dice of every entry]({picture})", ""]
+    lines.append("| Entry | " + " | ".join(CLASSES) + " |")
+    lines.append("|---|" + "---:|" * len(CLASSES))
+    for row in table_rows:
+        per_class = row.per_class()
+        lines.append(
+            f"| {row.entry.label} | " + " | ".join(f"{per_class[c]:.3f}" for c in CLASSES) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _mark(comparison: Comparison) -> str:
+    if comparison.method == "n/a":
+        return "?"
+    return "≈" if comparison.within_noise else "below"
+
+
+def _small_bones_text(small: Sequence[str]) -> str:
+    if not small:
+        return "no small-bone set recorded for this benchmark."
+    return f"the mean Dice over {', '.join(small)} (from the dataset's measured areas)."
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def regenerate(benchmark_id: str, runs_dir: Path, leaderboards_dir: Path) -> Path:
+    """Rebuild one benchmark's table from every record under ``runs_dir``, safely.
+
+    The lock covers reading the records as well as writing the table: two runs finishing
+    at once each regenerate after the other's record is visible, so no row is lost.
+    """
+    path = leaderboard_path(leaderboards_dir, benchmark_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        records = [r for _, r in iter_records(runs_dir) if r.benchmark.get("id") == benchmark_id]
+        if not records:
+            raise HarnessError(
+                f"no records of benchmark {benchmark_id!r} under {runs_dir}; "
+                "run `harness run ...` first or pass --runs-dir"
+            )
+        benchmark = min(records, key=lambda r: (r.status != "succeeded", r.seed)).benchmark
+        table_rows = rows(records, benchmark_id)
+        picture = heatmap_path(path)
+        if table_rows:
+            heatmap(
+                [r.entry.label for r in table_rows], [r.per_class() for r in table_rows], picture
+            )
+        atomic_write_text(path, render(benchmark, table_rows, picture.name if table_rows else None))
+    return path
+
+
+def heatmap_path(board: Path) -> Path:
+    return board.with_name(f"{board.stem}.heatmap.png")
+
+
+def benchmark_ids(runs_dir: Path) -> list[str]:
+    return sorted({r.benchmark["id"] for _, r in iter_records(runs_dir)})
+
+
+def resolve(target: str | None, runs_dir: Path) -> list[str]:
+    """Benchmark ids named by a leaderboard file, a benchmark id, or (None) all with records."""
+    if target is None:
+        ids = benchmark_ids(runs_dir)
+        if not ids:
+            raise HarnessError(f"{runs_dir}: no run records found; pass --runs-dir")
+        return ids
+    name = Path(target).name.removesuffix(".md")
+    return [name]

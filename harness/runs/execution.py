@@ -1,0 +1,645 @@
+"""Runs: resolve what the user asked for into a benchmark and an entry, train each seed,
+leave a record per seed, and regenerate the benchmark's leaderboard.
+
+This is the library behind ``harness run``; everything it does can be done from Python.
+
+A run never costs more than its last epoch and never damages what other runs wrote: it
+checkpoints into ``RUN_DIR/checkpoints/`` as it trains, ``resume`` continues it from
+there after a crash, a kill or a Ctrl-C (which prints the command to do so), and a run
+that fails leaves a record with status ``failed`` and the reason, and no leaderboard
+row. One process at a time may work in a run folder (a lock says who).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+from rich.console import Console
+
+from harness.engine import checkpoint
+from harness.data import sources
+from harness.engine import distributed
+from harness import protocol as protocols
+from harness.data.checks import check_cached
+from harness.data.sources import DatasetInfo
+from harness.engine.distributed import World
+from harness.components.entry import KINDS_BY_FIELD, Component, Entry, parse_component
+from harness.errors import HarnessError, RunFailed
+from harness.data.layout import list_images, split
+from harness.results.leaderboard import regenerate
+from harness.components.registry import Registry
+from harness.protocol import Protocol
+from harness.results.records import (
+    RECORD_NAME,
+    Record,
+    code_revision,
+    library_versions,
+    read_record,
+    write_record,
+)
+from harness.atomic import atomic_write_bytes, sweep_stale_temps
+from harness.runs.report import run_pictures
+from harness.engine.trainer import Interrupted, TrainResult, resolve_device, train
+from harness.components.contracts import build_components
+
+
+@dataclass
+class RunRequest:
+    """What ``harness run`` was asked, before anything is resolved."""
+
+    model: str
+    loss: str
+    optimizer: str | None = None
+    scheduler: str | None = None
+    augmentation: str | None = None
+    encoder: str | None = None
+    data: Path | None = None
+    protocol: str = "synthetic"
+    seeds: str | None = None
+    plugins: Sequence[str] = ()
+    sets: Sequence[str] = ()
+    device: str = "auto"
+    runs_dir: Path = Path("runs")
+    leaderboards_dir: Path = Path("leaderboards")
+    #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
+    #: only reported, and one with no checkpoint starts from the beginning.
+    resume: bool = False
+    #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
+    tta: str = "none"
+    #: Split each batch into pieces of this size (gradient accumulation); None: whole
+    #: batches, halved automatically if the first step runs out of GPU memory.
+    micro_batch: int | None = None
+    #: Run the training step through torch.compile (recorded; not part of the protocol).
+    compile: bool = False
+
+
+@dataclass
+class Benchmark:
+    """One dataset (by fingerprint) under one protocol (by hash): one leaderboard."""
+
+    dataset: DatasetInfo
+    protocol: Protocol
+    #: The classes of the leaderboard's small-bone column, from the dataset's statistics.
+    small_bones: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{sources.slug(self.protocol.name)}-{self.protocol.hash}"
+            f"__{self.dataset.name}-{self.dataset.fingerprint[:8]}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "dataset": {"name": self.dataset.name, "fingerprint": self.dataset.fingerprint},
+            "protocol": {
+                "name": self.protocol.name,
+                "label": self.protocol.label,
+                "hash": self.protocol.hash,
+                "fields": self.protocol.hashed_fields(),
+            },
+            "small_bones": list(self.small_bones),
+        }
+
+
+@dataclass
+class Plan:
+    """A resolved request: everything needed to start training."""
+
+    registry: Registry
+    benchmark: Benchmark
+    entry: Entry
+    seeds: list[int]
+    device: Any
+    runs_dir: Path
+    leaderboards_dir: Path
+    outcomes: list[tuple[Path, Record]] = field(default_factory=list)
+    resume: bool = False
+    #: The request it was resolved from (for the resume command printed on Ctrl-C).
+    request: RunRequest | None = None
+    #: This process's place in a data-parallel run (one process: ``World()``).
+    world: World = field(default_factory=World)
+
+
+def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
+    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those."""
+    if text is None:
+        return list(default)
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise HarnessError(f"--seeds {text!r}: give a count (3) or a list (0,1,2)") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise HarnessError(f"--seeds {text!r}: need at least one seed, non-negative, no repeats")
+    return seeds
+
+
+def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
+    """Resolve plugins, protocol, dataset and entry; fail with one clear line on bad input."""
+    registry = Registry.load(request.plugins)
+    proto = protocols.load(request.protocol).derive(list(request.sets))
+    chosen = {
+        "model": request.model,
+        "loss": request.loss,
+        "optimizer": request.optimizer or proto.optimizer,
+        "scheduler": request.scheduler or proto.scheduler,
+        "augmentation": request.augmentation or proto.augmentation,
+    }
+    components: dict[str, Component] = {}
+    for field_name, text in chosen.items():
+        option = "--aug" if field_name == "augmentation" else f"--{field_name}"
+        component = parse_component(text, option)
+        registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
+        components[field_name] = component
+    from harness.runs.predict import TTA_CHOICES
+
+    if request.tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    entry = Entry(**components, encoder=request.encoder, tta=request.tta)
+    if request.micro_batch is not None and request.micro_batch < 1:
+        raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
+    device = resolve_device(request.device)
+    world = distributed.init(device.type)  # World() unless started by torch.distributed.run
+    if world.active and proto.batch_size < world.size:
+        raise HarnessError(
+            f"--nproc {world.size}: the protocol's batch of {proto.batch_size} cannot be shared "
+            f"by {world.size} processes; use at most {proto.batch_size}"
+        )
+    if world.active and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if request.data is None:
+        root = sources.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
+    else:
+        root = Path(request.data)
+    check_cached(root, progress)  # every label file valid before any training; cached
+    dataset = sources.describe(root)
+    # Build every component once now, with the real step count, so a parameter a plugin
+    # rejects fails before any work.
+    train_images, _ = split(list_images(dataset.root, "train"), proto.folds, proto.fold)
+    build_components(
+        proto, entry, registry, steps_per_epoch=math.ceil(len(train_images) / proto.batch_size)
+    )
+    return Plan(
+        registry=registry,
+        benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
+        entry=entry,
+        seeds=parse_seeds(request.seeds, proto.seeds),
+        device=device,
+        runs_dir=Path(request.runs_dir),
+        leaderboards_dir=Path(request.leaderboards_dir),
+        resume=request.resume,
+        request=request,
+        world=world,
+    )
+
+
+def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:
+    """The small-bone classes of ``dataset`` by ``harness.data.stats``'s rule, cached by fingerprint.
+
+    The first run on a dataset measures it (``harness data stats``; the report and its plots
+    stay in the cache folder); later runs read the cached set.
+    """
+    from harness.data.stats import JSON_NAME, compute_stats, write_report
+
+    folder = sources.cache_dir() / "stats" / dataset.fingerprint
+    try:
+        report = json.loads((folder / JSON_NAME).read_text(encoding="utf-8"))
+        return tuple(report["small_bones"]["classes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    write_report(compute_stats(dataset.root), folder)
+    return tuple(
+        json.loads((folder / JSON_NAME).read_text(encoding="utf-8"))["small_bones"]["classes"]
+    )
+
+
+def run_dir(plan: Plan, seed: int) -> Path:
+    """``RUNS/<benchmark>/<entry slug>-<hash>/seed-N``: every part a plain name, so it stays inside.
+
+    The parts come from ``slug()`` (letters, digits, hyphens) and hex digits, so nothing a
+    plugin, protocol or entry label says can climb out of ``runs_dir``; checked anyway.
+    """
+    key = hashlib.sha256(plan.entry.key.encode()).hexdigest()[:8]
+    name = sources.slug(plan.entry.label)[:60]
+    parts = (plan.benchmark.id, f"{name}-{key}", f"seed-{int(seed)}")
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
+            raise HarnessError(f"run folder name {part!r} is not a plain name; report this bug")
+    return plan.runs_dir.joinpath(*parts)
+
+
+def resume_command(request: RunRequest) -> str:
+    """The ``harness run ... --resume`` command that continues ``request``."""
+    args = ["harness", "run", "--model", request.model, "--loss", request.loss]
+    options = (
+        ("--optimizer", request.optimizer),
+        ("--scheduler", request.scheduler),
+        ("--aug", request.augmentation),
+        ("--encoder", request.encoder),
+        ("--data", request.data),
+        ("--protocol", request.protocol),
+        ("--seeds", request.seeds),
+    )
+    for flag, value in options:
+        if value is not None:
+            args += [flag, str(value)]
+    for spec in request.plugins:
+        args += ["--plugin", str(spec)]
+    for item in request.sets:
+        args += ["--set", item]
+    if request.device != "auto":
+        args += ["--device", request.device]
+    if request.tta != "none":
+        args += ["--tta", request.tta]
+    if request.micro_batch is not None:
+        args += ["--micro-batch", str(request.micro_batch)]
+    if request.compile:
+        args += ["--compile"]
+    if os.environ.get(distributed.NPROC_ENV):
+        args += ["--nproc", os.environ[distributed.NPROC_ENV]]
+    elif distributed.launched():  # started by a torchrun command: that command resumes it
+        return "the same torchrun command with --resume added to the harness arguments"
+    args += [
+        "--runs-dir",
+        str(request.runs_dir),
+        "--leaderboards-dir",
+        str(request.leaderboards_dir),
+    ]
+    return shlex.join([*args, "--resume"])
+
+
+def entry_record(plan: Plan) -> dict[str, Any]:
+    """The entry as recorded: each component with its parameters and provider."""
+    out: dict[str, Any] = {}
+    for field_name, component in plan.entry.components().items():
+        provider = plan.registry.get(KINDS_BY_FIELD[field_name], component.name)
+        out[field_name] = {
+            **component.to_dict(),
+            "plugin": provider.plugin,
+            "distribution": provider.distribution,
+            "version": provider.version,
+        }
+    out["encoder"] = plan.entry.encoder
+    out["tta"] = plan.entry.tta
+    out["effective_encoder"] = plan.entry.encoder or plan.benchmark.protocol.encoder
+    return out
+
+
+#: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
+WEIGHTS_NAME = "weights-final.safetensors"
+
+
+def save_weights(path: Path, model: Any) -> None:
+    """Model weights as safetensors (never pickle), written atomically (temp, fsync, rename)."""
+    atomic_write_bytes(Path(path), checkpoint.weights_bytes(model.state_dict()))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def execute(
+    plan: Plan,
+    console: Console,
+    on_result: Callable[[int, TrainResult], None] | None = None,
+) -> list[tuple[Path, Record]]:
+    """Train every seed of the plan; write a record per seed and regenerate the leaderboard.
+
+    A seed that fails leaves a ``failed`` record and raises ``RunFailed`` (or the
+    ``HarnessError`` of a plugin that broke its contract); nothing else is touched. A
+    failed or stopped rerun of a seed that had succeeded keeps the succeeded record instead.
+    """
+    proto = plan.benchmark.protocol
+    images = list_images(plan.benchmark.dataset.root, "train")
+    train_images, val_images = split(images, proto.folds, proto.fold)
+    for seed in plan.seeds:
+        folder = run_dir(plan, seed)
+        # In a data-parallel run the main rank holds the folder and writes; the others train.
+        lock = _run_lock(folder) if plan.world.is_main else contextlib.nullcontext()
+        with lock:
+            _execute_seed(plan, seed, folder, console, train_images, val_images, on_result)
+    return plan.outcomes
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for this process; a second process on the same run is refused.
+
+    The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise HarnessError(
+            f"{folder}: another harness process is running this run (lock {folder / '.lock'}); "
+            "wait for it to finish or stop it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_id(plan: Plan, seed: int) -> dict[str, Any]:
+    """What a checkpoint must belong to: this benchmark, this entry, this seed."""
+    return {"benchmark": plan.benchmark.id, "entry": plan.entry.key, "seed": int(seed)}
+
+
+def _execute_seed(
+    plan: Plan,
+    seed: int,
+    folder: Path,
+    console: Console,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+    on_result: Callable[[int, TrainResult], None] | None,
+) -> None:
+    ckpt_dir = checkpoint.directory(folder)
+    world = plan.world
+    prepared: _Prepared | str | None
+    if world.is_main:
+        try:
+            prepared = _prepare(plan, seed, folder, console)
+        except HarnessError as exc:
+            prepared = str(exc)
+    else:
+        prepared = None
+    if world.active:  # every rank does what the main rank decided, or stops with it
+        prepared = distributed.broadcast_object(prepared, world)
+    if isinstance(prepared, str):
+        error = HarnessError(prepared)
+        error.echoed = not world.is_main  # the main rank says it; the others only stop
+        raise error
+    if prepared is None or prepared.done:
+        return
+    resume_from = None
+    if prepared.resume:
+        # The main rank reads the checkpoint and hands it to the others, so ranks on other
+        # machines need no shared runs folder.
+        resume_from = checkpoint.load(ckpt_dir, "last") if world.is_main else None
+        if world.active:
+            resume_from = distributed.broadcast_object(resume_from, world)
+        if resume_from is None:
+            raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
+    resumes, started = prepared.resumes, prepared.started
+    _train_seed(
+        plan,
+        seed,
+        folder,
+        console,
+        train_images,
+        val_images,
+        on_result,
+        resume_from,
+        resumes,
+        started,
+    )
+
+
+@dataclass
+class _Prepared:
+    """What the main rank found in a run folder before training: plain values, broadcastable."""
+
+    done: bool = False  # already succeeded (``resume``): nothing to train
+    resume: bool = False  # continue from the ``last`` checkpoint
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    started: str = ""
+
+
+def _prepare(plan: Plan, seed: int, folder: Path, console: Console) -> _Prepared:
+    """Sweep stale temps, decide between skip, resume and a fresh start; refuse what is unsafe."""
+    proto = plan.benchmark.protocol
+    path = folder / RECORD_NAME
+    ckpt_dir = checkpoint.directory(folder)
+    for place in (folder, ckpt_dir):  # half-written files of a process killed here before
+        sweep_stale_temps(place)
+    existing = read_record(path)
+    resume_from = None
+    resumes: list[dict[str, Any]] = []
+    started = _now()
+    if plan.resume:
+        if existing is not None and existing.status == "succeeded":
+            console.print(
+                f"seed {seed}: already succeeded (mean Dice {existing.mean_dice:.4f}); "
+                f"nothing to resume. Record: {path}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            plan.outcomes.append((path, existing))
+            # Same records, same bytes: this only repairs a table a kill left behind.
+            regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+            return _Prepared(done=True)
+        resume_from = checkpoint.load(ckpt_dir, "last")
+        if resume_from is None:
+            console.print(
+                f"seed {seed}: no checkpoint in {ckpt_dir}; starting from the beginning",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            resumes = [
+                *resume_from.state.get("resumes", []),
+                {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
+            ]
+            started = str(resume_from.state.get("started_at", started))
+            console.print(
+                f"seed {seed}: resuming from {resume_from.describe()} ({resume_from.path})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    elif checkpoint.exists(ckpt_dir) and existing is None:
+        ckpt = checkpoint.load_state(checkpoint.paths(ckpt_dir, "last")[0])
+        where = f"epoch {ckpt['epoch']} of {proto.epochs} done"
+        command = resume_command(plan.request) if plan.request else "resume=True"
+        raise HarnessError(
+            f"{ckpt_dir}: an interrupted run of seed {seed} left a checkpoint here ({where}); "
+            f"continue it with `{command}`, or delete that folder to start over"
+        )
+    elif ckpt_dir.exists():
+        checkpoint.discard(ckpt_dir)  # a finished or failed run's: this run starts afresh
+    return _Prepared(resume=resume_from is not None, resumes=resumes, started=started)
+
+
+def _train_seed(
+    plan: Plan,
+    seed: int,
+    folder: Path,
+    console: Console,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+    on_result: Callable[[int, TrainResult], None] | None,
+    resume_from: checkpoint.Checkpoint | None,
+    resumes: list[dict[str, Any]],
+    started: str,
+) -> None:
+    """Train one seed and, on the main rank, write its record, weights and pictures."""
+    proto = plan.benchmark.protocol
+    path = folder / RECORD_NAME
+    ckpt_dir = checkpoint.directory(folder)
+    main = plan.world.is_main
+    base = {
+        "seed": seed,
+        "benchmark": plan.benchmark.to_dict(),
+        "entry": entry_record(plan),
+        "versions": library_versions(),
+        "code_revision": code_revision(),
+        "started_at": started,
+        "resumes": resumes,
+    }
+    t0 = time.perf_counter()
+
+    def kept_earlier(outcome: str) -> bool:
+        """A rerun that fails or stops never costs a result: a succeeded record and its
+        weights stay. The rerun's checkpoints go: --resume skips a succeeded seed, so
+        nothing would continue them, and best.* would no longer match the record."""
+        earlier = read_record(path)
+        if earlier is None or earlier.status != "succeeded":
+            return False
+        checkpoint.discard(ckpt_dir)
+        console.print(
+            f"seed {seed}: this rerun {outcome}; the earlier succeeded record (mean Dice "
+            f"{earlier.mean_dice:.4f}) and its weights-final are kept: {path}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return True
+
+    def failed(reason: str) -> Record | None:
+        if not main or kept_earlier("failed"):
+            return None
+        record = Record(
+            status="failed",
+            mean_dice=None,
+            per_class_dice={},
+            error=reason,
+            cost={"wall_s": time.perf_counter() - t0, "device": str(plan.device)},
+            finished_at=_now(),
+            **base,
+        )
+        write_record(path, record)
+        plan.outcomes.append((path, record))
+        return record
+
+    try:
+        result = train(
+            proto,
+            plan.entry,
+            plan.registry,
+            seed=seed,
+            train_images=train_images,
+            val_images=val_images,
+            device=plan.device,
+            console=console,
+            checkpoints=ckpt_dir if main else None,
+            resume_from=resume_from,
+            run_id=_run_id(plan, seed),
+            extra_state={"resumes": resumes, "started_at": started},
+            micro_batch=plan.request.micro_batch if plan.request else None,
+            compile=plan.request.compile if plan.request else False,
+            world=plan.world,
+        )
+    except KeyboardInterrupt as exc:
+        if main and not kept_earlier("was stopped"):
+            _report_interrupt(plan, seed, ckpt_dir, exc, console)
+        raise
+    except checkpoint.CheckpointError:
+        raise  # a checkpoint that cannot be used: nothing was run, nothing is written
+    except HarnessError as exc:
+        failed(str(exc))
+        raise
+    except RunFailed as exc:
+        failed(str(exc))
+        wrapped = RunFailed(f"seed {seed} failed: {exc} (record: {path})")
+        wrapped.echoed = getattr(exc, "echoed", False)  # said by the main rank alone
+        raise wrapped from exc
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        failed(reason)
+        raise RunFailed(f"seed {seed} failed: {reason} (record: {path})") from exc
+    record = Record(
+        status="succeeded",
+        mean_dice=result.mean_dice,
+        per_class_dice=result.per_class_dice,
+        best={
+            "epoch": result.best_epoch,
+            "mean_dice": result.best_mean_dice,
+            "per_class_dice": result.best_per_class_dice,
+        },
+        cost={
+            "parameters": result.parameters,
+            "train_images_per_s": result.train_images_per_s,
+            "peak_memory_mb": result.peak_memory_mb,
+            "wall_s": result.wall_s,
+            "device_hours": result.wall_s / 3600 * plan.world.size,
+            "device": result.device,
+            **result.execution,
+        },
+        history=result.history,
+        per_image_dice=result.per_image_dice,
+        val_images=result.val_images,
+        finished_at=_now(),
+        **base,
+    )
+    if not main:
+        return
+    save_weights(path.parent / WEIGHTS_NAME, result.model)
+    write_record(path, record)
+    # The resume state (weights and optimizer, twice the model) is spent once the record
+    # says succeeded: weights-final holds the same weights, and best.* stays.
+    checkpoint.retire(ckpt_dir, "last")
+    plan.outcomes.append((path, record))
+    regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+    proto = plan.benchmark.protocol
+    run_pictures(  # after the record: a picture never costs a result
+        path.parent,
+        result.history,
+        result.per_class_dice,
+        model=result.model,
+        image_path=val_images[0] if val_images else None,
+        resolution=proto.resolution,
+        threshold=proto.threshold,
+    )
+    if on_result is not None:
+        on_result(seed, result)
+
+
+def _report_interrupt(
+    plan: Plan, seed: int, ckpt_dir: Path, exc: KeyboardInterrupt, console: Console
+) -> None:
+    """Say where an interrupted seed stopped, what was saved and the command to continue."""
+    if isinstance(exc, Interrupted) and exc.checkpoint is not None:
+        saved = f"stopped at {exc.where}; checkpoint saved: {exc.checkpoint}"
+    elif checkpoint.exists(ckpt_dir):
+        saved = f"stopped; last checkpoint: {checkpoint.paths(ckpt_dir, 'last')[0]}"
+    else:
+        saved = "stopped before the first checkpoint; the resume starts from the beginning"
+    command = resume_command(plan.request) if plan.request else "execute() with plan.resume=True"
+    console.print(
+        f"seed {seed}: {saved}\nResume with:\n  {command}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,291 @@
+"""Predicting a submission from a finished run (``harness predict``).
+
+A run folder is self-describing: ``record.json`` names the protocol's fields (resolution,
+encoder, input channels, threshold, split) and the entry (the model plugin and its
+parameters), and ``weights-final.safetensors`` holds the final epoch's weights — the ones
+the record's Dice measured.  So the model is rebuilt through the same plugin registry,
+the weights are loaded without pickle (a weights file cannot run code), and images are
+scored exactly as validation scores them: the same resizing, the same autocast, logits
+upsampled to the original size and thresholded with ``harness.metric.dice.logits_to_masks``.
+The CSV is written one image at a time (rows are generated while the file is written,
+atomically), so memory holds one image's 29 full-size masks at most.
+
+Horizontal-flip test-time augmentation averages the logits of the image and of its
+mirror (flipped back) before the threshold; ``tta_logits`` is the one place that does
+it, for ``harness predict --tta flip`` and for validation alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from harness.classes import CLASSES, NUM_CLASSES
+from harness.errors import HarnessError
+from harness.results.records import RECORD_NAME
+from harness.runs.execution import WEIGHTS_NAME
+
+TTA_CHOICES = ("none", "flip")
+SPLITS = ("test", "val")
+
+Progress = Callable[[int, int], None]
+
+
+def tta_logits(model: torch.nn.Module, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """The model's logits for ``(N, C, H, W)`` inputs under a test-time augmentation.
+
+    ``"none"``: the logits as they are.  ``"flip"``: the mean, in float32, of the logits of
+    the inputs and of the horizontally mirrored inputs mirrored back, so the threshold
+    applies to the averaged logits.
+    """
+    if tta == "none":
+        return model(inputs)
+    if tta == "flip":
+        plain = model(inputs).float()
+        mirrored = model(torch.flip(inputs, dims=(-1,))).float()
+        return plain.add_(torch.flip(mirrored, dims=(-1,))).mul_(0.5)
+    raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+
+
+@dataclass
+class LoadedRun:
+    """A finished run rebuilt for inference: its record, protocol and model (in eval mode)."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    protocol: Any  # harness.protocol.Protocol
+    model: torch.nn.Module
+    model_name: str
+
+
+def _read_record(run_dir: Path) -> dict[str, Any]:
+    if not run_dir.is_dir():
+        raise HarnessError(
+            f"{run_dir}: run folder not found; pass the folder holding record.json "
+            "(runs/<benchmark>/<entry>/seed-N)"
+        )
+    path = run_dir / RECORD_NAME
+    if not path.is_file():
+        raise HarnessError(f"{path}: missing; is {run_dir} a run folder (runs/.../seed-N)?")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(f"{path}: not a readable run record ({reason})") from None
+    if not isinstance(record, dict):
+        raise HarnessError(f"{path}: not a run record (the top level must be an object)")
+    if record.get("status") != "succeeded":
+        why = f" ({record['error']})" if record.get("error") else ""
+        raise HarnessError(
+            f"{path}: the run's status is {record.get('status')!r}{why}; only a succeeded "
+            "run has final weights to predict with"
+        )
+    return record
+
+
+def _field(record: dict[str, Any], path: Path, *keys: str) -> Any:
+    value: Any = record
+    for i, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise HarnessError(
+                f"{path}: missing {'.'.join(keys[: i + 1])}; the record is incomplete or "
+                "from an incompatible harness version"
+            )
+        value = value[key]
+    return value
+
+
+def load_run(
+    run_dir: Path, *, device: torch.device | str = "cpu", plugins: Sequence[str] = ()
+) -> LoadedRun:
+    """Rebuild a run's final model from its folder; any problem names the file at fault."""
+    from safetensors.torch import load_file
+
+    from harness import protocol as protocols
+    from harness.components.registry import Registry
+
+    run_dir = Path(run_dir)
+    record = _read_record(run_dir)
+    record_path = run_dir / RECORD_NAME
+    fields = _field(record, record_path, "benchmark", "protocol", "fields")
+    name = _field(record, record_path, "benchmark", "protocol", "name")
+    model_entry = _field(record, record_path, "entry", "model")
+    if not isinstance(fields, dict) or not isinstance(model_entry, dict):
+        raise HarnessError(
+            f"{record_path}: benchmark.protocol.fields and entry.model must be objects"
+        )
+    model_name = _field(record, record_path, "entry", "model", "name")
+    params = model_entry.get("params") or {}
+    try:
+        protocol = protocols.from_mapping({**fields, "name": name}, str(record_path))
+    except HarnessError as exc:
+        raise HarnessError(f"{exc} (benchmark.protocol.fields)") from None
+    entry = record["entry"]
+    encoder = entry.get("effective_encoder") or entry.get("encoder") or protocol.encoder
+
+    try:
+        component = Registry.load(plugins).get("models", model_name)
+    except HarnessError as exc:
+        raise HarnessError(
+            f"{record_path}: the run's model {model_name!r} is not available: {exc}; "
+            "pass the plugin it came from with --plugin"
+        ) from None
+    model = component.build(
+        num_classes=NUM_CLASSES, in_channels=protocol.in_channels, encoder=encoder, **params
+    )
+    if not isinstance(model, torch.nn.Module):
+        raise HarnessError(f"model {model_name!r} did not return a torch.nn.Module")
+
+    weights = run_dir / WEIGHTS_NAME
+    if not weights.is_file():
+        raise HarnessError(
+            f"{weights}: missing; the run folder has no final weights (re-run it, or copy the "
+            "whole run folder)"
+        )
+    try:
+        state = load_file(str(weights), device="cpu")
+    except Exception as exc:  # safetensors raises its own error type for corrupt files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(f"{weights}: not a readable safetensors file ({reason})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise HarnessError(
+            f"{weights}: does not fit model {model_name!r} with encoder {encoder!r} ({reason})"
+        ) from None
+    del state
+    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+    model = model.to(device=torch.device(device), memory_format=memory_format).eval()
+    return LoadedRun(run_dir, record, protocol, model, model_name)
+
+
+def images_for(data: Path, split: str, protocol: Any) -> list[Path]:
+    """``test/DCM`` images, or the protocol's validation fold of ``train/DCM``, sorted."""
+    from harness.data.layout import list_images, split as split_images
+
+    if split == "test":
+        images = list_images(data, "test")
+    elif split == "val":
+        images = split_images(list_images(data, "train"), protocol.folds, protocol.fold)[1]
+    else:
+        raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    images = sorted(images)
+    seen: dict[str, Path] = {}
+    for image in images:
+        if image.name in seen:
+            raise HarnessError(
+                f"{image}: same base name as {seen[image.name]}; a submission names images "
+                "by base name, so they must be unique"
+            )
+        seen[image.name] = image
+    return images
+
+
+def predict_rows(
+    run: LoadedRun,
+    images: Sequence[Path],
+    *,
+    tta: str = "none",
+    batch_size: int | None = None,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+) -> Iterator[tuple[str, str, str]]:
+    """Submission rows ``(image_name, class, rle)``, image by image in the given order."""
+    from harness.data.datasets import PredictDataset
+    from harness.metric.dice import logits_to_masks
+    from harness.metric.rle import encode
+    from harness.engine.trainer import amp_dtype
+
+    if tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    protocol = run.protocol
+    batch_size = batch_size or protocol.batch_size
+    if batch_size < 1:
+        raise HarnessError(f"--batch-size {batch_size}: must be at least 1")
+    device = next(run.model.parameters()).device
+    dtype = amp_dtype(protocol, device)
+    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+    dataset = PredictDataset(images, protocol.resolution)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda"
+    )
+    done = 0
+    if progress is not None:
+        progress(done, len(dataset))
+    with torch.inference_mode():
+        for inputs, indices, heights, widths in loader:
+            x = inputs.to(device, non_blocking=True)
+            if protocol.in_channels != x.shape[1]:
+                x = x.expand(-1, protocol.in_channels, -1, -1)
+            x = x.contiguous(memory_format=memory_format)
+            autocast = (
+                torch.autocast(device_type=device.type, dtype=dtype)
+                if dtype is not None
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                logits = tta_logits(run.model, x, tta)
+            for row, index, height, width in zip(
+                logits, indices.tolist(), heights.tolist(), widths.tolist(), strict=True
+            ):
+                masks = logits_to_masks(row, (height, width), protocol.threshold).cpu().numpy()
+                name = dataset.paths[index].name
+                for cls, mask in zip(CLASSES, masks, strict=True):
+                    yield name, cls, encode(mask)
+                del masks
+                done += 1
+                if progress is not None:
+                    progress(done, len(dataset))
+            del logits
+
+
+def predict_submission(
+    run_dir: Path,
+    data: Path,
+    out: Path,
+    *,
+    split: str = "test",
+    tta: str = "none",
+    device: str = "auto",
+    batch_size: int | None = None,
+    plugins: Sequence[str] = (),
+    num_workers: int = 0,
+    progress: Progress | None = None,
+) -> Path:
+    """Predict ``data``'s test images (or validation fold) with a run; write the CSV to ``out``.
+
+    The CSV is the competition's (``harness.metric.submission``): 29 rows per image in class
+    order, images sorted by path.  Returns ``out``.
+    """
+    from harness.metric.submission import write_submission
+    from harness.engine.trainer import resolve_device
+
+    if split not in SPLITS:
+        raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    if tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    out = Path(out)
+    if out.is_dir():
+        raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
+    run = load_run(Path(run_dir), device=resolve_device(device), plugins=plugins)
+    images = images_for(Path(data), split, run.protocol)
+    write_submission(
+        out,
+        predict_rows(
+            run,
+            images,
+            tta=tta,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        ),
+    )
+    return out
