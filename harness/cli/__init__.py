@@ -613,13 +613,13 @@ def main() -> None:
     except HarnessError as exc:
         if debug:
             raise
-        if not getattr(exc, "echoed", False):
+        if not exc.echoed:
             _say(f"harness: error: {exc}")
         sys.exit(2)
     except RunFailed as exc:
         if debug:
             raise
-        if not getattr(exc, "echoed", False):
+        if not exc.echoed:
             _say(f"harness: run failed: {exc}")
         sys.exit(1)
     except typer.Exit as exc:

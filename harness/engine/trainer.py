@@ -725,9 +725,7 @@ def _fail_together(
     culprits = [(rank, value) for rank, value in enumerate(losses) if value is not None]
     if culprits:
         rank, value = culprits[0]
-        failure = RunFailed(_not_finite(value, step, epoch, device, rank))
-        failure.echoed = not world.is_main
-        raise failure
+        raise RunFailed(_not_finite(value, step, epoch, device, rank), echoed=not world.is_main)
 
 
 class _BackgroundWriter:

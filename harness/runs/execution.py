@@ -572,8 +572,8 @@ def _train_seed(
         raise
     except RunFailed as exc:
         failed(str(exc))
-        wrapped = RunFailed(f"seed {seed} failed: {exc} (record: {path})")
-        wrapped.echoed = getattr(exc, "echoed", False)  # said by the main rank alone
+        # Said by the main rank alone: the other ranks' copies stay quiet.
+        wrapped = RunFailed(f"seed {seed} failed: {exc} (record: {path})", echoed=exc.echoed)
         raise wrapped from exc
     except Exception as exc:
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
