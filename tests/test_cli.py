@@ -55,7 +55,7 @@ def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:
     assert record["mean_dice"] == pytest.approx(
         sum(record["per_class_dice"].values()) / len(CLASSES)
     )
-    assert record["entry"]["model"]["distribution"] == "harness"
+    assert record["entry"]["model"]["distribution"] == "segmentation-harness"
     assert record["benchmark"]["protocol"]["name"] == "tiny"
     assert record["cost"]["parameters"] > 0 and record["cost"]["train_images_per_s"] > 0
     (board,) = (root / "boards").glob("*.md")
@@ -94,7 +94,7 @@ def test_list_shows_every_builtin_with_its_distribution(cli) -> None:
                  "adamw", "flat", "cosine", "warmup-cosine", "none", "basic", "tiny",
                  "synthetic", "standard-512", "standard-1024"):  # fmt: skip
         assert f" {name} " in result.out, name
-    assert "harness 0.1.0" in result.out
+    assert "segmentation-harness 0.1.0" in result.out
     protocols = cli("list", "protocols")
     from harness.protocol import load
 

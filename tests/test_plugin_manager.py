@@ -85,11 +85,11 @@ def test_builtins_load_through_entry_points() -> None:
             component = components[name]
             assert component.kind == kind and component.name == name
             assert component.plugin == f"builtin-{kind}"
-            assert component.distribution == "harness"
+            assert component.distribution == "segmentation-harness"
             assert component.version == harness.__version__
     assert (
         registry.get("losses", "combo").provider()
-        == f"builtin-losses (harness {harness.__version__})"
+        == f"builtin-losses (segmentation-harness {harness.__version__})"
     )
 
 
@@ -180,8 +180,8 @@ def test_build_turns_rejected_parameters_into_one_line() -> None:
     combo = Registry.load().get("losses", "combo")
     message = error_of(combo.build, dice=0.5, gamma=2)
     assert message.startswith(
-        f"loss 'combo' from builtin-losses (harness {harness.__version__}) rejected its "
-        "parameters {'dice': 0.5, 'gamma': 2}: TypeError:"
+        f"loss 'combo' from builtin-losses (segmentation-harness {harness.__version__}) "
+        "rejected its parameters {'dice': 0.5, 'gamma': 2}: TypeError:"
     )
     assert message.endswith("; see `harness list losses`")
 
@@ -219,7 +219,8 @@ def test_duplicate_name_names_both_providers(tmp_path: Path) -> None:
     path = loss_plugin(tmp_path, "my_plugin.py", "['dice']")
     registry = Registry.load([str(path)])
     assert error_of(registry.components, "losses") == (
-        f"loss 'dice' is offered by both builtin-losses (harness {harness.__version__}) and "
+        "loss 'dice' is offered by both "
+        f"builtin-losses (segmentation-harness {harness.__version__}) and "
         "my_plugin.py (file); rename one or uninstall one"
     )
 

@@ -135,7 +135,7 @@ def iter_records(runs_dir: Path) -> Iterator[tuple[Path, Record]]:
 
 
 _LIBRARIES = (
-    "harness",
+    "segmentation-harness",  # this project's distribution (the import package is harness)
     "torch",
     "torchvision",
     "segmentation-models-pytorch",
