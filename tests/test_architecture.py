@@ -1,0 +1,323 @@
+"""The house's rules, read from the source: imports run one way, and functions stay readable.
+
+Every module of the ``harness`` package is parsed with ``ast``; every import counts,
+at module level or inside a function, absolute or relative. ``from harness.x import y``
+means module ``harness.x.y`` when that is a module, else module ``harness.x``.
+
+Layers, lowest first (a module may import its own layer's subpackage and any lower layer):
+
+0. foundation: ``harness.errors``, ``harness.classes``, ``harness.atomic``, ``harness.protocol``
+1. ``harness.components.*`` and ``harness.pictures.*`` (neither imports the other)
+2. ``harness.data.*``
+3. ``harness.metric.*``
+4. ``harness.results.*``
+5. ``harness.engine.*``
+6. ``harness.runs.*``
+7. ``harness.cli.*``
+
+Above them the public faces: ``harness`` (its ``__init__``), ``harness.testing`` and
+``harness.__main__`` may import any layer; only ``harness.__main__`` may import
+``harness.cli``, and no layer imports a face. A module that is in no layer fails until
+it is placed here.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+
+ROOT = Path(harness.__file__).resolve().parent
+
+FOUNDATION = ("harness.errors", "harness.classes", "harness.atomic", "harness.protocol")
+#: Subpackage -> layer.
+SUBPACKAGES = {
+    "harness.components": 1,
+    "harness.pictures": 1,
+    "harness.data": 2,
+    "harness.metric": 3,
+    "harness.results": 4,
+    "harness.engine": 5,
+    "harness.runs": 6,
+    "harness.cli": 7,
+}
+FACES = ("harness", "harness.testing", "harness.__main__")
+FACE_LAYER = 8
+#: The only modules outside ``harness.cli`` that may import it.
+CLI_IMPORTERS = ("harness.__main__",)
+#: Functions longer than this many lines (docstring not counted) fail.
+MAX_FUNCTION_LINES = 100
+#: Only the command line draws on a terminal.
+UI_LIBRARIES = ("rich",)
+
+
+@dataclass(frozen=True)
+class Import:
+    """``source`` imports ``target`` (a name as written, resolved to an absolute module)."""
+
+    source: str
+    line: int
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.source} (line {self.line}) imports {self.target}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {
+    module_name(path): path
+    for path in sorted(ROOT.rglob("*.py"))
+    if "__pycache__" not in path.parts
+}
+TREES: dict[str, ast.Module] = {
+    name: ast.parse(path.read_text(), filename=str(path)) for name, path in MODULES.items()
+}
+
+
+def is_package(module: str) -> bool:
+    return MODULES[module].name == "__init__.py"
+
+
+def unit(module: str) -> tuple[int, str] | None:
+    """(layer, group) of a module: same layer and different group may not import each other."""
+    if module in FACES:
+        return FACE_LAYER, "faces"
+    if module in FOUNDATION:
+        return 0, "foundation"
+    for package, layer in SUBPACKAGES.items():
+        if module == package or module.startswith(package + "."):
+            return layer, package
+    return None
+
+
+def raw_imports(tree: ast.Module, module: str) -> Iterator[tuple[int, str]]:
+    """(line, absolute module name) for every import in the tree, at any depth."""
+    package = module if is_package(module) else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                base_name = ".".join([*base, node.module] if node.module else base)
+            else:
+                base_name = node.module or ""
+            targets = (f"{base_name}.{alias.name}" for alias in node.names)
+            # ``from a import b, c``: one import of ``a``, plus each of b, c that is a module
+            for target in dict.fromkeys(t if t in MODULES else base_name for t in targets):
+                yield node.lineno, target
+
+
+def resolve(target: str) -> str | None:
+    """The harness module an import name refers to (the longest known prefix), or None."""
+    parts = target.split(".")
+    while parts:
+        name = ".".join(parts)
+        if name in MODULES:
+            return name
+        parts.pop()
+    return None
+
+
+def harness_imports() -> list[Import]:
+    found = []
+    for module, tree in TREES.items():
+        for line, target in raw_imports(tree, module):
+            if target == "harness" or target.startswith("harness."):
+                resolved = resolve(target)
+                if resolved is not None and resolved != module:
+                    found.append(Import(module, line, resolved))
+    return found
+
+
+IMPORTS = harness_imports()
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected component that has one (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return [cycle_through(component, edges) for component in components]
+
+
+def cycle_through(component: list[str], edges: dict[str, set[str]]) -> list[str]:
+    """A shortest path from the component's first module back to itself, inside it."""
+    start, members = component[0], set(component)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for nxt in sorted(edges.get(node, ()) & members):
+            if nxt == start:
+                return [*paths[node], start]
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"no cycle through {component}")  # unreachable for an SCC
+
+
+def test_the_import_reader_resolves_every_form() -> None:
+    code = (
+        "import harness.errors, numpy\n"
+        "from harness import protocol, hookimpl\n"
+        "from . import images\n"
+        "from .images import anything\n"
+        "from ..metric import dice\n"
+        "def f():\n"
+        "    from harness.runs.predict import predict\n"
+        "    import rich.progress\n"
+    )
+    found = list(raw_imports(ast.parse(code), "harness.data.cache"))
+    assert found == [
+        (1, "harness.errors"),
+        (1, "numpy"),
+        (2, "harness.protocol"),
+        (2, "harness"),
+        (3, "harness.data.images"),
+        (4, "harness.data.images"),
+        (5, "harness.metric.dice"),
+        (7, "harness.runs.predict"),
+        (8, "rich.progress"),
+    ]
+    package = list(
+        raw_imports(ast.parse("from . import cache\nfrom .. import errors"), "harness.data")
+    )
+    assert package == [(1, "harness.data.cache"), (2, "harness.errors")]
+
+
+def test_every_module_is_parsed_and_found() -> None:
+    assert {"harness", "harness.errors", "harness.cli", "harness.components.registry"} <= set(
+        MODULES
+    )
+    assert any(i.source == "harness.cli" for i in IMPORTS)
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    homeless = [module for module in MODULES if unit(module) is None]
+    assert not homeless, (
+        f"modules in no layer: {', '.join(homeless)}; place each in tests/test_architecture.py"
+    )
+
+
+def test_no_import_cycles() -> None:
+    edges: dict[str, set[str]] = {}
+    for imp in IMPORTS:
+        edges.setdefault(imp.source, set()).add(imp.target)
+    found = cycles(edges)
+    lines = {(imp.source, imp.target): imp.line for imp in IMPORTS}
+    described = [
+        " -> ".join(f"{a} (line {lines[a, b]})" for a, b in zip(cycle, cycle[1:], strict=False))
+        + f" -> {cycle[-1]}"
+        for cycle in found
+    ]
+    assert not found, "import cycles:\n" + "\n".join(described)
+
+
+def test_imports_run_down_the_layers() -> None:
+    wrong = []
+    for imp in IMPORTS:
+        source, target = unit(imp.source), unit(imp.target)
+        if source is None or target is None:
+            continue  # test_every_module_belongs_to_a_layer names them
+        if target[0] > source[0]:
+            wrong.append(f"{imp} (layer {source[0]} imports layer {target[0]})")
+        elif target[0] == source[0] and target[1] != source[1]:
+            wrong.append(f"{imp} (layer {source[0]}: {source[1]} imports {target[1]})")
+    assert not wrong, "upward or sideways imports:\n" + "\n".join(wrong)
+
+
+def test_only_the_entry_point_imports_the_command_line() -> None:
+    wrong = [
+        str(imp)
+        for imp in IMPORTS
+        if unit(imp.target) == (7, "harness.cli")
+        and unit(imp.source) != (7, "harness.cli")
+        and imp.source not in CLI_IMPORTERS
+    ]
+    assert not wrong, "imports of harness.cli:\n" + "\n".join(wrong)
+
+
+def test_only_the_command_line_imports_a_terminal_library() -> None:
+    wrong = []
+    for module, tree in TREES.items():
+        if unit(module) == (7, "harness.cli"):
+            continue
+        for line, target in raw_imports(tree, module):
+            if target.partition(".")[0] in UI_LIBRARIES:
+                wrong.append(f"{module} (line {line}) imports {target}")
+    assert not wrong, "library code draws no UI; only harness.cli may:\n" + "\n".join(wrong)
+
+
+def function_lengths() -> Iterator[tuple[str, int, str, int]]:
+    """(module, line, qualified name, lines without the docstring) for every function."""
+    for module, tree in TREES.items():
+        yield from _functions(module, tree, "")
+
+
+def _functions(module: str, node: ast.AST, prefix: str) -> Iterator[tuple[str, int, str, int]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = child.end_lineno - child.lineno + 1
+            doc = ast.get_docstring(child, clean=False)
+            if doc is not None:
+                first = child.body[0]
+                length -= first.end_lineno - first.lineno + 1
+            name = f"{prefix}{child.name}"
+            yield module, child.lineno, name, length
+            yield from _functions(module, child, f"{name}.")
+        elif isinstance(child, ast.ClassDef):
+            yield from _functions(module, child, f"{prefix}{child.name}.")
+        else:
+            yield from _functions(module, child, prefix)
+
+
+def test_functions_fit_on_a_screen() -> None:
+    lengths = list(function_lengths())
+    assert any(name == "main" for _, _, name, _ in lengths)
+    long = [
+        f"{module} (line {line}) {name}: {length} lines"
+        for module, line, name, length in lengths
+        if length > MAX_FUNCTION_LINES
+    ]
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines (docstring not counted):\n" + "\n".join(long)
+    )
