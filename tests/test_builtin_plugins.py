@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from harness.classes import NUM_CLASSES
-from harness.components.registry import Component, Registry
+from harness.components.registry import Registered, Registry
 from harness.errors import HarnessError
 
 REGISTRY = Registry.load()
@@ -39,7 +39,7 @@ def _deterministic_single_thread():
 
 
 @pytest.mark.parametrize("component", each("models"))
-def test_model_gives_logits_and_gradients(component: Component) -> None:
+def test_model_gives_logits_and_gradients(component: Registered) -> None:
     model = component.build(num_classes=NUM_CLASSES, in_channels=1, encoder="resnet18")
     assert isinstance(model, torch.nn.Module)
     model.train()
@@ -54,7 +54,7 @@ def test_model_gives_logits_and_gradients(component: Component) -> None:
 
 
 @pytest.mark.parametrize("component", each("models"))
-def test_model_has_a_default_encoder(component: Component) -> None:
+def test_model_has_a_default_encoder(component: Registered) -> None:
     # On the meta device: shapes are checked without paying for the default encoder's weights.
     with torch.device("meta"), torch.no_grad():
         model = component.build(num_classes=3, in_channels=1, encoder=None).eval()
@@ -104,7 +104,7 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("component", each("losses"))
-def test_loss_is_a_finite_scalar_that_training_decreases(component: Component) -> None:
+def test_loss_is_a_finite_scalar_that_training_decreases(component: Registered) -> None:
     loss_fn = component.build()
     start, target = fixed_batch()
     logits = start.clone().requires_grad_(True)
@@ -124,7 +124,7 @@ def test_loss_is_a_finite_scalar_that_training_decreases(component: Component) -
 
 
 @pytest.mark.parametrize("component", each("optimizers"))
-def test_optimizer_minimises_and_honours_lr_and_weight_decay(component: Component) -> None:
+def test_optimizer_minimises_and_honours_lr_and_weight_decay(component: Registered) -> None:
     weight = torch.nn.Parameter(torch.tensor([3.0, -2.0]))
     optimizer = component.build([weight], lr=0.05, weight_decay=0.01)
     assert isinstance(optimizer, torch.optim.Optimizer)
@@ -141,7 +141,7 @@ def test_optimizer_minimises_and_honours_lr_and_weight_decay(component: Componen
 # -- schedulers ----------------------------------------------------------------------------
 
 
-def learning_rates(component: Component, total_steps: int, warmup_steps: int) -> list[float]:
+def learning_rates(component: Registered, total_steps: int, warmup_steps: int) -> list[float]:
     """The learning rate used at each optimizer step, with the scheduler stepped after each."""
     weight = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([weight], lr=1.0)
@@ -158,7 +158,7 @@ def learning_rates(component: Component, total_steps: int, warmup_steps: int) ->
 
 @pytest.mark.parametrize("warmup_steps", [0, 3])
 @pytest.mark.parametrize("component", each("schedulers"))
-def test_scheduler_steps_within_the_base_rate(component: Component, warmup_steps: int) -> None:
+def test_scheduler_steps_within_the_base_rate(component: Registered, warmup_steps: int) -> None:
     rates = learning_rates(component, total_steps=12, warmup_steps=warmup_steps)
     assert all(math.isfinite(r) and 0.0 <= r <= 1.0 + 1e-9 for r in rates)
     assert max(rates) > 0
@@ -199,7 +199,7 @@ def shapes_sample(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("component", each("augmentations"))
-def test_augmentation_keeps_masks_binary_and_aligned(component: Component) -> None:
+def test_augmentation_keeps_masks_binary_and_aligned(component: Registered) -> None:
     transform = component.build(image_size=64)
     image, mask = shapes_sample()
     for _ in range(12):

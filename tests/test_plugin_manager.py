@@ -10,7 +10,7 @@ import pluggy
 import pytest
 
 import harness
-from harness.components.registry import KINDS, Component, Registry
+from harness.components.registry import KINDS, Registered, Registry
 from harness.errors import HarnessError
 
 BUILTIN = {
@@ -99,7 +99,7 @@ def test_components_are_sorted_and_all_lists_every_kind() -> None:
         names = list(registry.components(kind))
         assert names == sorted(names)
     everything = registry.all()
-    assert all(isinstance(c, Component) for c in everything)
+    assert all(isinstance(c, Registered) for c in everything)
     assert [c.kind for c in everything] == sorted((c.kind for c in everything), key=KINDS.index)
     assert {(c.kind, c.name) for c in everything} >= {
         (kind, name) for kind, names in BUILTIN.items() for name in names
@@ -173,7 +173,7 @@ def test_registry_never_names_the_builtin_package() -> None:
     assert "harness_plugins" not in Path(harness.components.registry.__file__).read_text()
 
 
-# -- Component.build -------------------------------------------------------------------------
+# -- Registered.build ------------------------------------------------------------------------
 
 
 def test_build_turns_rejected_parameters_into_one_line() -> None:

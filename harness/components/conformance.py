@@ -3,17 +3,20 @@
 A plugin author runs them before spending a benchmark on a component
 (``harness check-plugin NAME``); the test suite runs them for every installed
 component. They are small and quick (CPU, inputs of 64-96 px) and check behaviour,
-not quality:
+not quality. Every rule of the contract itself (what a factory returns, the logits'
+shape, the loss being a differentiable 0-dim tensor, ...) is checked by the same
+function of ``harness.components.contracts`` that a run uses, with the same words;
+the rest is behaviour a run cannot see on one batch:
 
-- a **model** builds, maps ``(2, 1, S, S)`` to float32 logits ``(2, 29, S, S)`` for two
-  sizes (in training and in evaluation mode), and its gradients reach every parameter;
-- a **loss** is a finite, differentiable scalar that falls when its input is trained;
+- a **model** builds, maps ``(2, 1, S, S)`` to finite float logits ``(2, 29, S, S)`` for
+  two sizes (in training and in evaluation mode), and its gradients reach every parameter;
+- a **loss** is a finite, differentiable 0-dim tensor that falls when its input is trained;
 - an **optimizer** honours ``lr`` and ``weight_decay``, steps a small network to a
   lower loss, and round-trips its state dict;
-- a **scheduler** steps ``total_steps`` times with the learning rate finite and >= 0,
-  with and without warm-up, and round-trips its state dict;
-- an **augmentation** keeps shapes and dtypes, keeps masks binary, and keeps image
-  and masks aligned.
+- a **scheduler** is an LR scheduler that steps ``total_steps`` times with the learning
+  rate finite and >= 0, with and without warm-up, and round-trips its state dict;
+- an **augmentation** (``None`` is no augmentation) keeps shapes and dtypes, keeps masks
+  binary, and keeps image and masks aligned.
 
 An exception inside a plugin is a failed check carrying its message, never a
 traceback, so one report lists every problem at once. Asking for a component that
@@ -34,7 +37,8 @@ import torch
 from torch import nn
 
 from harness.classes import NUM_CLASSES
-from harness.components.registry import KINDS, SINGULAR, Component, Registry
+from harness.components import contracts
+from harness.components.registry import KINDS, SINGULAR, Registered, Registry
 from harness.errors import HarnessError
 
 #: The input sides a model is checked at (both divisible by 32).
@@ -173,7 +177,7 @@ class _Checks:
     def run(self, name: str, fn: Callable[[], str]) -> bool:
         try:
             detail = fn()
-        except _Failed as exc:
+        except (_Failed, HarnessError) as exc:  # a verdict, or a broken rule: one line already
             self.done.append(Check(name, False, str(exc)))
             return False
         except Exception as exc:
@@ -199,16 +203,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def _check_model(
-    component: Component, params: dict[str, Any], checks: _Checks, encoder: str | None
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
 ) -> None:
     state: dict[str, Any] = {}
 
     def build() -> str:
-        model = component.build(num_classes=NUM_CLASSES, in_channels=1, encoder=encoder, **params)
-        _expect(
-            isinstance(model, nn.Module),
-            f"the factory returned {type(model).__name__}, not a torch.nn.Module",
-        )
+        model = contracts.build_model(component, in_channels=1, encoder=encoder, **params)
         state["model"] = model
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         return f"{type(model).__name__}, {trainable:,} trainable parameters"
@@ -230,18 +230,12 @@ def _check_model(
             else:
                 with torch.no_grad():
                     out = model(x)
-            _expect(
-                isinstance(out, torch.Tensor),
-                f"returned {type(out).__name__}, not one tensor of logits",
-            )
-            expected = (MODEL_BATCH, NUM_CLASSES, size, size)
-            _expect(tuple(out.shape) == expected, f"shape {tuple(out.shape)}, expected {expected}")
-            _expect(out.dtype == torch.float32, f"dtype {out.dtype}, expected torch.float32")
+            contracts.check_model_output(out, x, component)
             _expect(bool(torch.isfinite(out).all()), "logits are not all finite")
             if training:
                 state["logits"] = out
             mode = "training" if training else "evaluation"
-            return f"{tuple(out.shape)} float32 in {mode} mode"
+            return f"{tuple(out.shape)} {str(out.dtype).removeprefix('torch.')} in {mode} mode"
 
         return run
 
@@ -290,13 +284,12 @@ def _loss_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_loss(
-    component: Component, params: dict[str, Any], checks: _Checks, encoder: str | None
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
 ) -> None:
     state: dict[str, Any] = {}
 
     def build() -> str:
-        loss_fn = component.build(**params)
-        _expect(callable(loss_fn), f"the factory returned {type(loss_fn).__name__}, not callable")
+        loss_fn = contracts.build_loss(component, **params)
         state["loss"] = loss_fn
         return type(loss_fn).__name__
 
@@ -310,16 +303,15 @@ def _check_loss(
 
     def scalar() -> str:
         value = loss_fn(start.clone(), target)
-        _expect(isinstance(value, torch.Tensor), f"returned {type(value).__name__}, not a tensor")
-        _expect(value.ndim == 0, f"shape {tuple(value.shape)}, expected a 0-dim tensor")
-        _expect(value.is_floating_point(), f"dtype {value.dtype}, expected floating point")
+        contracts.check_loss_value(value, component)
         _expect(bool(torch.isfinite(value)), f"value {value.item()}")
         return f"{value.item():.4f} on logits ~ 0"
 
     def differentiable() -> str:
         logits = start.clone().requires_grad_(True)
         value = loss_fn(logits, target)
-        _expect(value.requires_grad, "the result does not require grad (detached?)")
+        contracts.check_loss_value(value, component)
+        contracts.check_loss_differentiable(value, component)
         value.backward()
         _expect(logits.grad is not None, "no gradient reached the logits")
         _expect(bool(torch.isfinite(logits.grad).all()), "non-finite gradient")
@@ -364,19 +356,15 @@ def _small_network() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def _check_optimizer(
-    component: Component, params: dict[str, Any], checks: _Checks, encoder: str | None
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
 ) -> None:
     lr, weight_decay = 0.01, 1e-4
     net, x, y = _small_network()
     state: dict[str, Any] = {}
 
     def build() -> str:
-        optimizer = component.build(
-            list(net.parameters()), lr=lr, weight_decay=weight_decay, **params
-        )
-        _expect(
-            isinstance(optimizer, torch.optim.Optimizer),
-            f"the factory returned {type(optimizer).__name__}, not a torch.optim.Optimizer",
+        optimizer = contracts.build_optimizer(
+            component, list(net.parameters()), lr=lr, weight_decay=weight_decay, **params
         )
         state["optimizer"] = optimizer
         return f"{type(optimizer).__module__}.{type(optimizer).__name__}"
@@ -390,8 +378,12 @@ def _check_optimizer(
 
     def honours() -> str:
         other_net, _, _ = _small_network()
-        doubled = component.build(
-            list(other_net.parameters()), lr=2 * lr, weight_decay=2 * weight_decay, **params
+        doubled = contracts.build_optimizer(
+            component,
+            list(other_net.parameters()),
+            lr=2 * lr,
+            weight_decay=2 * weight_decay,
+            **params,
         )
         groups, twice = optimizer.param_groups, doubled.param_groups
         _expect(len(groups) == len(twice), "the number of param groups depends on lr")
@@ -447,15 +439,15 @@ def _check_optimizer(
 
 
 def _check_scheduler(
-    component: Component, params: dict[str, Any], checks: _Checks, encoder: str | None
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
 ) -> None:
     total_steps, base_lr = 20, 0.1
 
     def make(warmup_steps: int) -> tuple[torch.optim.Optimizer, Any]:
         weight = nn.Parameter(torch.zeros(2))
         optimizer = torch.optim.SGD([weight], lr=base_lr, momentum=0.9)
-        scheduler = component.build(
-            optimizer, total_steps=total_steps, warmup_steps=warmup_steps, **params
+        scheduler = contracts.build_scheduler(
+            component, optimizer, total_steps=total_steps, warmup_steps=warmup_steps, **params
         )
         return optimizer, scheduler
 
@@ -463,16 +455,6 @@ def _check_scheduler(
 
     def build() -> str:
         optimizer, scheduler = make(4)
-        lacking = [
-            m
-            for m in ("step", "get_last_lr", "state_dict", "load_state_dict")
-            if not callable(getattr(scheduler, m, None))
-        ]
-        _expect(
-            not lacking,
-            f"{type(scheduler).__name__} lacks {', '.join(lacking)}; return a "
-            f"torch.optim.lr_scheduler.LRScheduler",
-        )
         state["pair"] = (optimizer, scheduler)
         return type(scheduler).__name__
 
@@ -541,14 +523,21 @@ def _shapes_sample(size: int = AUGMENTATION_SIZE) -> tuple[np.ndarray, np.ndarra
     return image, mask
 
 
+def _unchanged(*, image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """What ``None`` (no augmentation) does to a sample."""
+    return {"image": image, "mask": mask}
+
+
 def _check_augmentation(
-    component: Component, params: dict[str, Any], checks: _Checks, encoder: str | None
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
 ) -> None:
     state: dict[str, Any] = {}
 
     def build() -> str:
-        transform = component.build(image_size=AUGMENTATION_SIZE, **params)
-        _expect(callable(transform), f"the factory returned {type(transform).__name__}")
+        transform = contracts.build_augmentation(component, image_size=AUGMENTATION_SIZE, **params)
+        if transform is None:
+            state["transform"] = _unchanged
+            return "None: no augmentation"
         if hasattr(transform, "set_random_seed"):
             transform.set_random_seed(0)
         state["transform"] = transform
@@ -608,7 +597,7 @@ def _check_augmentation(
             checks.skip(name, "the shapes and dtypes are wrong")
 
 
-_CHECKERS: dict[str, Callable[[Component, dict[str, Any], _Checks, str | None], None]] = {
+_CHECKERS: dict[str, Callable[[Registered, dict[str, Any], _Checks, str | None], None]] = {
     "models": _check_model,
     "losses": _check_loss,
     "optimizers": _check_optimizer,

@@ -1,95 +1,56 @@
 """The plugin contract, written once: what each kind of component must be and return.
 
-``hookspecs`` says it in words; this module checks it, and training, ``harness predict``
-and ``harness check-plugin`` all go through it, so a component that passes
-``check-plugin`` cannot fail a run on the contract, and a run cannot accept what
-``check-plugin`` rejects. A factory that raises, or returns something of the wrong kind,
-is a ``HarnessError`` naming the component and the plugin that provides it.
+``hookspecs`` says it in words; this module checks it, one function per rule, and
+training, ``harness predict`` and ``harness check-plugin`` all go through it, so a
+component that passes ``check-plugin`` cannot fail a run on the contract, and a run cannot
+accept what ``check-plugin`` rejects. Every broken rule is a one-line ``HarnessError``
+naming the component and the plugin that provides it:
+
+- a model factory returns a ``torch.nn.Module`` (``check_model``) that maps float
+  ``(N, in_channels, H, W)`` to float logits ``(N, 29, H, W)`` (``check_model_output``);
+- a loss factory returns a callable (``check_loss_fn``) whose result is a 0-dim float
+  tensor (``check_loss_value``) that is differentiable (``check_loss_differentiable``);
+- an optimizer factory returns a ``torch.optim.Optimizer`` (``check_optimizer``);
+- a scheduler factory returns an LR scheduler: ``step``, ``get_last_lr``, ``state_dict``
+  and ``load_state_dict`` (``check_scheduler``);
+- an augmentation factory returns ``None`` or a transform called as
+  ``transform(image=..., mask=...)`` (``check_augmentation``).
+
+``build`` calls a factory and turns any exception it raises into one line; the
+``build_*`` functions build one kind of component through it and check the result.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
 from harness.classes import NUM_CLASSES
 from harness.components.entry import Entry
-from harness.components.registry import SINGULAR, Component, Registry
+from harness.components.registry import SINGULAR, Registered, Registry
 from harness.errors import HarnessError, one_line
 from harness.protocol import Protocol
 
-
-def build_components(
-    protocol: Protocol, entry: Entry, registry: Registry, steps_per_epoch: int
-) -> tuple[torch.nn.Module, Any, torch.optim.Optimizer, Any, Any]:
-    """Model, loss, optimizer, scheduler and augmentation, each from its plugin.
-
-    A factory that raises, or returns something of the wrong kind, is a ``HarnessError``
-    naming the component and the plugin that provides it.
-    """
-    model_kwargs: dict[str, Any] = dict(entry.model.kwargs)
-    if protocol.pretrained:
-        model_kwargs.setdefault("encoder_weights", protocol.pretrained)
-    model_c = registry.get("models", entry.model.name)
-    model = build(
-        model_c,
-        num_classes=NUM_CLASSES,
-        in_channels=protocol.in_channels,
-        encoder=entry.encoder or protocol.encoder,
-        **model_kwargs,
-    )
-    if not isinstance(model, torch.nn.Module):
-        raise HarnessError(
-            f"model '{entry.model.name}' from {model_c.provider()} returned a "
-            f"{type(model).__name__}, not a torch.nn.Module; fix the plugin's factory"
-        )
-    loss_c = registry.get("losses", entry.loss.name)
-    loss = build(loss_c, **entry.loss.kwargs)
-    if not callable(loss):
-        raise HarnessError(
-            f"loss '{entry.loss.name}' from {loss_c.provider()} returned a "
-            f"{type(loss).__name__}, not a callable loss(logits, target); fix the plugin's factory"
-        )
-    optimizer_c = registry.get("optimizers", entry.optimizer.name)
-    optimizer = build(
-        optimizer_c,
-        [p for p in model.parameters() if p.requires_grad],
-        lr=protocol.lr,
-        weight_decay=protocol.weight_decay,
-        **entry.optimizer.kwargs,
-    )
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise HarnessError(
-            f"optimizer '{entry.optimizer.name}' from {optimizer_c.provider()} returned a "
-            f"{type(optimizer).__name__}, not a torch.optim.Optimizer; fix the plugin's factory"
-        )
-    total = protocol.epochs * steps_per_epoch
-    scheduler_c = registry.get("schedulers", entry.scheduler.name)
-    scheduler = build(
-        scheduler_c,
-        optimizer,
-        total_steps=total,
-        warmup_steps=min(total - 1, round(protocol.warmup_epochs * steps_per_epoch)),
-        **entry.scheduler.kwargs,
-    )
-    for method in ("step", "state_dict", "load_state_dict"):
-        if not callable(getattr(scheduler, method, None)):
-            raise HarnessError(
-                f"scheduler '{entry.scheduler.name}' from {scheduler_c.provider()} returned a "
-                f"{type(scheduler).__name__} without {method}(); return a torch LR scheduler"
-            )
-    augment_c = registry.get("augmentations", entry.augmentation.name)
-    augment = build(augment_c, image_size=protocol.resolution, **entry.augmentation.kwargs)
-    if augment is not None and not callable(augment):
-        raise HarnessError(
-            f"augmentation '{entry.augmentation.name}' from {augment_c.provider()} returned a "
-            f"{type(augment).__name__}, not a callable transform; fix the plugin's factory"
-        )
-    return model, loss, optimizer, scheduler, augment
+#: What a scheduler must offer (hookspecs: a ``torch.optim.lr_scheduler.LRScheduler``).
+SCHEDULER_METHODS: tuple[str, ...] = ("step", "get_last_lr", "state_dict", "load_state_dict")
 
 
-def build(component: Component, *args: Any, **kwargs: Any) -> Any:
+def _broken(component: Registered, what: str) -> HarnessError:
+    """``loss 'x' from my_plugin.py (file) <what>``: the one line every rule raises."""
+    noun = SINGULAR.get(component.kind, component.kind)
+    return HarnessError(f"{noun} '{component.name}' from {component.provider()} {what}")
+
+
+def _kind_of(value: Any) -> str:
+    return f"a {type(value).__name__}"
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+def build(component: Registered, *args: Any, **kwargs: Any) -> Any:
     """``component.build`` with any exception from the plugin turned into a one-line error."""
     try:
         return component.build(*args, **kwargs)
@@ -103,35 +64,216 @@ def build(component: Component, *args: Any, **kwargs: Any) -> Any:
         ) from exc
 
 
-def check_logits(logits: Any, inputs: torch.Tensor, entry: Entry, registry: Registry) -> None:
-    """The model contract: ``(N, in_channels, H, W)`` in, ``(N, 29, H, W)`` logits out."""
+def build_model(
+    component: Registered, *, in_channels: int, encoder: str | None, **params: Any
+) -> torch.nn.Module:
+    """The model for ``num_classes=29``, checked to be a ``torch.nn.Module``."""
+    model = build(
+        component, num_classes=NUM_CLASSES, in_channels=in_channels, encoder=encoder, **params
+    )
+    check_model(model, component)
+    return model
+
+
+def build_loss(component: Registered, **params: Any) -> Any:
+    """The loss function, checked to be callable."""
+    loss_fn = build(component, **params)
+    check_loss_fn(loss_fn, component)
+    return loss_fn
+
+
+def build_optimizer(
+    component: Registered, params: Any, *, lr: float, weight_decay: float, **kwargs: Any
+) -> torch.optim.Optimizer:
+    """The optimizer over ``params``, checked to be a ``torch.optim.Optimizer``."""
+    optimizer = build(component, params, lr=lr, weight_decay=weight_decay, **kwargs)
+    check_optimizer(optimizer, component)
+    return optimizer
+
+
+def build_scheduler(
+    component: Registered,
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    **params: Any,
+) -> Any:
+    """The LR scheduler of ``optimizer``, checked to have ``SCHEDULER_METHODS``."""
+    scheduler = build(
+        component, optimizer, total_steps=total_steps, warmup_steps=warmup_steps, **params
+    )
+    check_scheduler(scheduler, component)
+    return scheduler
+
+
+def build_augmentation(component: Registered, *, image_size: int, **params: Any) -> Any:
+    """The training transform (or ``None``), checked to take ``image=`` and ``mask=``."""
+    transform = build(component, image_size=image_size, **params)
+    check_augmentation(transform, component)
+    return transform
+
+
+def build_components(
+    protocol: Protocol, entry: Entry, registry: Registry, steps_per_epoch: int
+) -> tuple[torch.nn.Module, Any, torch.optim.Optimizer, Any, Any]:
+    """Model, loss, optimizer, scheduler and augmentation, each from its plugin.
+
+    A factory that raises, or returns something of the wrong kind, is a ``HarnessError``
+    naming the component and the plugin that provides it.
+    """
+    model_kwargs: dict[str, Any] = dict(entry.model.kwargs)
+    if protocol.pretrained:
+        model_kwargs.setdefault("encoder_weights", protocol.pretrained)
+    model = build_model(
+        registry.get("models", entry.model.name),
+        in_channels=protocol.in_channels,
+        encoder=entry.encoder or protocol.encoder,
+        **model_kwargs,
+    )
+    loss = build_loss(registry.get("losses", entry.loss.name), **entry.loss.kwargs)
+    optimizer = build_optimizer(
+        registry.get("optimizers", entry.optimizer.name),
+        [p for p in model.parameters() if p.requires_grad],
+        lr=protocol.lr,
+        weight_decay=protocol.weight_decay,
+        **entry.optimizer.kwargs,
+    )
+    total = protocol.epochs * steps_per_epoch
+    scheduler = build_scheduler(
+        registry.get("schedulers", entry.scheduler.name),
+        optimizer,
+        total_steps=total,
+        warmup_steps=min(total - 1, round(protocol.warmup_epochs * steps_per_epoch)),
+        **entry.scheduler.kwargs,
+    )
+    augment = build_augmentation(
+        registry.get("augmentations", entry.augmentation.name),
+        image_size=protocol.resolution,
+        **entry.augmentation.kwargs,
+    )
+    return model, loss, optimizer, scheduler, augment
+
+
+# -- the rules, one function each ---------------------------------------------------------------
+
+
+def check_model(model: Any, component: Registered) -> None:
+    """A model factory returns a ``torch.nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        raise _broken(
+            component,
+            f"returned {_kind_of(model)}, not a torch.nn.Module; fix the plugin's factory",
+        )
+
+
+def check_model_output(logits: Any, inputs: torch.Tensor, component: Registered) -> None:
+    """A model maps ``(N, in_channels, H, W)`` to float logits ``(N, 29, H, W)``."""
     n, _, h, w = inputs.shape
     expected = (n, NUM_CLASSES, h, w)
-    if isinstance(logits, torch.Tensor) and tuple(logits.shape) == expected:
+    if not isinstance(logits, torch.Tensor):
+        got = _kind_of(logits)
+    elif tuple(logits.shape) != expected:
+        got = f"shape {tuple(logits.shape)}"
+    elif not logits.is_floating_point():
+        got = f"dtype {logits.dtype}"
+    else:
         return
-    got = (
-        f"shape {tuple(logits.shape)}"
-        if isinstance(logits, torch.Tensor)
-        else f"a {type(logits).__name__}"
+    raise _broken(
+        component,
+        f"returned {got} for input of shape {tuple(inputs.shape)}, expected {expected}; "
+        f"a model must return float logits of shape (N, {NUM_CLASSES}, H, W)",
     )
-    provider = registry.get("models", entry.model.name).provider()
-    raise HarnessError(
-        f"model '{entry.model.name}' from {provider} returned {got} for input of shape "
-        f"{tuple(inputs.shape)}; a model must return logits of shape {expected} "
-        f"(N, {NUM_CLASSES}, H, W)"
+
+
+def check_loss_fn(loss_fn: Any, component: Registered) -> None:
+    """A loss factory returns a callable ``loss(logits, target)``."""
+    if not callable(loss_fn):
+        raise _broken(
+            component,
+            f"returned {_kind_of(loss_fn)}, not a callable loss(logits, target); "
+            "fix the plugin's factory",
+        )
+
+
+def check_loss_value(value: Any, component: Registered) -> None:
+    """A loss returns a 0-dim float tensor (shape ``()``: not ``(1,)``, not per pixel)."""
+    if not isinstance(value, torch.Tensor):
+        got = _kind_of(value)
+    elif value.ndim != 0:
+        got = f"shape {tuple(value.shape)}, expected a 0-dim tensor"
+    elif not value.is_floating_point():
+        got = f"dtype {value.dtype}, expected floating point"
+    else:
+        return
+    raise _broken(
+        component,
+        f"returned {got}; a loss must return a scalar float tensor of shape () "
+        "(reduce it, e.g. with .mean())",
     )
+
+
+def check_loss_differentiable(value: torch.Tensor, component: Registered) -> None:
+    """A loss of logits that require grad requires grad itself (it was not detached)."""
+    if not value.requires_grad:
+        raise _broken(
+            component,
+            "returned a tensor that does not require grad (detached?); a loss must be "
+            "differentiable in the logits",
+        )
+
+
+def check_optimizer(optimizer: Any, component: Registered) -> None:
+    """An optimizer factory returns a ``torch.optim.Optimizer``."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise _broken(
+            component,
+            f"returned {_kind_of(optimizer)}, not a torch.optim.Optimizer; "
+            "fix the plugin's factory",
+        )
+
+
+def check_scheduler(scheduler: Any, component: Registered) -> None:
+    """A scheduler factory returns an LR scheduler: it has every one of ``SCHEDULER_METHODS``."""
+    lacking = [m for m in SCHEDULER_METHODS if not callable(getattr(scheduler, m, None))]
+    if lacking:
+        raise _broken(
+            component,
+            f"returned {_kind_of(scheduler)} without {'(), '.join(lacking)}(); return a "
+            "torch.optim.lr_scheduler.LRScheduler",
+        )
+
+
+def check_augmentation(transform: Any, component: Registered) -> None:
+    """An augmentation factory returns ``None`` or a transform called as
+    ``transform(image=..., mask=...)``."""
+    if transform is None:
+        return
+    if callable(transform):
+        try:
+            inspect.signature(transform).bind(image=None, mask=None)
+            return
+        except ValueError:
+            return  # no signature to read (a builtin): its first call will tell
+        except TypeError:
+            pass
+    raise _broken(
+        component,
+        f"returned {_kind_of(transform)}, not a transform called as "
+        "transform(image=..., mask=...) (or None); fix the plugin's factory",
+    )
+
+
+# -- what training calls on its first batch -----------------------------------------------------
+
+
+def check_logits(logits: Any, inputs: torch.Tensor, entry: Entry, registry: Registry) -> None:
+    """The model contract on a training batch: ``check_model_output`` for the entry's model."""
+    check_model_output(logits, inputs, registry.get("models", entry.model.name))
 
 
 def check_loss(loss: Any, entry: Entry, registry: Registry) -> None:
-    if isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point():
-        return
-    got = (
-        f"a tensor of shape {tuple(loss.shape)}"
-        if isinstance(loss, torch.Tensor)
-        else f"a {type(loss).__name__}"
-    )
-    provider = registry.get("losses", entry.loss.name).provider()
-    raise HarnessError(
-        f"loss '{entry.loss.name}' from {provider} returned {got}; a loss must return a "
-        "scalar float tensor"
-    )
+    """The loss contract on a training batch: a differentiable 0-dim float tensor."""
+    component = registry.get("losses", entry.loss.name)
+    check_loss_value(loss, component)
+    check_loss_differentiable(loss, component)

@@ -28,6 +28,11 @@ Rules every hook shares, checked when the registry is built:
   the harness turns those into one-line errors naming the component and its plugin.
 - Hook names carry the ``harness_`` prefix; a ``@hookimpl`` whose name is not one of
   these is an error, so a misspelling never passes silently.
+
+What each hook's component must be and return is checked by
+``harness.components.contracts``, one function per rule, the same for a run,
+``harness predict`` and ``harness check-plugin``: a component that breaks a rule is a
+one-line error naming it and its plugin.
 """
 
 from __future__ import annotations
@@ -59,8 +64,8 @@ def harness_models() -> Mapping[str, Factory]:
     - ``params``: anything else the entry sets (for the built-ins, e.g.
       ``encoder_weights`` or ``decoder_channels``).
 
-    The module maps a float tensor ``(N, in_channels, H, W)`` to *logits*
-    ``(N, num_classes, H, W)`` (no sigmoid), for any ``H, W`` divisible by 32.
+    The module maps a float tensor ``(N, in_channels, H, W)`` to float *logits*
+    ``(N, num_classes, H, W)`` (one tensor, no sigmoid), for any ``H, W`` divisible by 32.
     Pretrained weights are never fetched unless a parameter asks for them; a model
     that cannot load requested weights raises ``harness.errors.HarnessError``.
 
@@ -91,7 +96,9 @@ def harness_losses() -> Mapping[str, Factory]:
     - ``logits``: the model's output, float ``(N, 29, H, W)``, before any sigmoid.
     - ``target``: float ``(N, 29, H, W)`` with values in {0, 1}; the classes are
       multi-label (carpal bones overlap), so channels are independent.
-    - The result is a differentiable 0-dim tensor; lower is better.
+    - The result is a differentiable 0-dim float tensor: shape ``()`` (a ``(1,)`` or
+      per-pixel tensor is not a scalar; reduce it, e.g. with ``.mean()``), never
+      detached from ``logits``; lower is better.
 
     Example::
 
@@ -169,7 +176,8 @@ def harness_augmentations() -> Mapping[str, Factory]:
     """Offer training-time augmentations (never applied to validation or test data).
 
     Each factory is called as ``factory(*, image_size, **params)`` and returns an
-    albumentations transform (usually an ``albumentations.Compose``). ``image_size``
+    albumentations transform (usually an ``albumentations.Compose``), or ``None`` for
+    no augmentation; any callable taking ``image=`` and ``mask=`` will do. ``image_size``
     is the protocol's training resolution: samples arrive already resized to
     ``image_size x image_size`` and must leave at that same size.
 

@@ -63,8 +63,12 @@ def _provider(plugin: str, distribution: str | None, version: str | None) -> str
 
 
 @dataclass(frozen=True)
-class Component:
-    """One named factory and where it came from."""
+class Registered:
+    """One registered factory: its kind, its public name, and the plugin that provides it.
+
+    (An entry's choice of a component, a name with parameters, is
+    ``harness.components.entry.Component``.)
+    """
 
     kind: str
     name: str
@@ -107,7 +111,7 @@ class Registry:
     def __init__(self, plugin_manager: pluggy.PluginManager, sources: Mapping[str, _Source]):
         self._pm = plugin_manager
         self._sources = dict(sources)
-        self._components: dict[str, dict[str, Component]] = {}
+        self._components: dict[str, dict[str, Registered]] = {}
 
     # -- loading --------------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class Registry:
 
     # -- lookup ---------------------------------------------------------------------------
 
-    def components(self, kind: str) -> dict[str, Component]:
+    def components(self, kind: str) -> dict[str, Registered]:
         """Every component of ``kind``, sorted by name."""
         if kind not in KINDS:
             close = difflib.get_close_matches(kind, KINDS, n=1)
@@ -151,7 +155,7 @@ class Registry:
             self._components[kind] = self._collect(kind)
         return dict(self._components[kind])
 
-    def get(self, kind: str, name: str) -> Component:
+    def get(self, kind: str, name: str) -> Registered:
         """The component ``name`` of ``kind``; an unknown name lists the near matches."""
         components = self.components(kind)
         if name in components:
@@ -172,14 +176,14 @@ class Registry:
             f"unknown {noun} '{name}'; available: {', '.join(components)} {shows_all}"
         )
 
-    def all(self) -> list[Component]:
+    def all(self) -> list[Registered]:
         """Every component of every kind, by kind (in ``KINDS`` order) then name."""
         return [c for kind in KINDS for c in self.components(kind).values()]
 
-    def _collect(self, kind: str) -> dict[str, Component]:
+    def _collect(self, kind: str) -> dict[str, Registered]:
         noun = SINGULAR[kind]
         hook_name = f"{_HOOK_PREFIX}{kind}"
-        found: dict[str, Component] = {}
+        found: dict[str, Registered] = {}
         for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
             source = self._sources[impl.plugin_name]
             try:
@@ -207,7 +211,7 @@ class Registry:
                         f"{type(factory).__name__}, not a callable factory; map the name to a "
                         f"function that builds the {noun}"
                     )
-                component = Component(
+                component = Registered(
                     kind=kind,
                     name=name,
                     factory=factory,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from harness.classes import CLASSES, NUM_CLASSES
+from harness.classes import CLASSES
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME
 from harness.runs.execution import WEIGHTS_NAME
@@ -109,6 +109,7 @@ def load_run(
     from safetensors.torch import load_file
 
     from harness import protocol as protocols
+    from harness.components.contracts import build_model
     from harness.components.registry import Registry
 
     run_dir = Path(run_dir)
@@ -137,11 +138,7 @@ def load_run(
             f"{record_path}: the run's model {model_name!r} is not available: {exc}; "
             "pass the plugin it came from with --plugin"
         ) from None
-    model = component.build(
-        num_classes=NUM_CLASSES, in_channels=protocol.in_channels, encoder=encoder, **params
-    )
-    if not isinstance(model, torch.nn.Module):
-        raise HarnessError(f"model {model_name!r} did not return a torch.nn.Module")
+    model = build_model(component, in_channels=protocol.in_channels, encoder=encoder, **params)
 
     weights = run_dir / WEIGHTS_NAME
     if not weights.is_file():
