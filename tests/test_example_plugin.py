@@ -89,6 +89,16 @@ def test_components_pass_the_conformance_checks(site: Path, tmp_path: Path) -> N
     assert f"loss 'soft-dice' from example ({DISTRIBUTION} {VERSION}) conforms" in out
 
 
+def test_its_own_tests_pass_with_one_harness_import(site: Path, tmp_path: Path) -> None:
+    tests = EXAMPLE / "tests"
+    assert (
+        "from harness.testing import assert_conforms" in (tests / "test_conformance.py").read_text()
+    )
+    shutil.copytree(tests, tmp_path / "tests")
+    out = ok(python(site, tmp_path, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"))
+    assert "2 passed" in out
+
+
 @pytest.mark.slow
 def test_runs_under_tiny_into_a_leaderboard(site: Path, tmp_path: Path) -> None:
     runs, boards = tmp_path / "runs", tmp_path / "leaderboards"
