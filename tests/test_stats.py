@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
+from harness.cli.tables import stats_table
 from harness.data.layout import IMAGE_DIR, LABEL_DIR
 from harness.data.phantom import synthesize
 from harness.data.stats import (
@@ -20,7 +21,6 @@ from harness.data.stats import (
     PLOT_NAMES,
     SMALL_BONE_COUNT,
     compute_stats,
-    render_table,
     small_bones,
     write_report,
 )
@@ -248,7 +248,7 @@ def test_progress_table_and_errors(known: Path, stats, tmp_path: Path) -> None:
     again = compute_stats(known, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert again.to_json() == stats.to_json()
-    table = render_table(stats)
+    table = stats_table(stats)
     assert table.row_count == NUM_CLASSES
     console = Console(width=200, record=True)
     console.print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,20 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         write_submission(path, broken())
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]
+
+
+def test_written_with_the_usual_umask_permissions(tmp_path: Path) -> None:
+    """Through ``harness.atomic`` like every other file: not mkstemp's private 0600."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "s.csv"
+        write_submission(path, rows_for("a.png"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.umask(0o002)
+        write_submission(path, rows_for("a.png"))  # over an existing file: a fresh one
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:

@@ -10,18 +10,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.classes import CLASSES
+from harness.cli import bars, options
+from harness.cli.tables import per_class_table, stats_table
 from harness.errors import HarnessError, RunFailed
-
-if TYPE_CHECKING:
-    from harness.runs.execution import RunRequest
+from harness.runs.requests import RunRequest
 
 app = typer.Typer(
     add_completion=False,
@@ -44,111 +42,20 @@ def _main(
     _state["debug"] = debug
 
 
-def _bar(description: str) -> Progress:
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-
-
 @app.command()
-def run(
-    model: Annotated[
-        str, typer.Option(help="Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse")
-    ],
-    loss: Annotated[str, typer.Option(help="Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3")],
-    optimizer: Annotated[
-        str | None, typer.Option(help="Optimizer plugin (protocol default if omitted)")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Scheduler plugin (protocol default if omitted)")
-    ] = None,
-    aug: Annotated[
-        str | None, typer.Option("--aug", help="Augmentation plugin (protocol default if omitted)")
-    ] = None,
-    encoder: Annotated[str | None, typer.Option(help="Override the protocol's encoder")] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="Dataset folder (default: the built-in synthetic phantom)")
-    ] = None,
-    protocol: Annotated[str, typer.Option(help="Protocol name or TOML file")] = "synthetic",
-    seeds: Annotated[str | None, typer.Option(help="A count (3) or a list (0,1,2)")] = None,
-    plugin: Annotated[
-        list[str] | None, typer.Option(help="Extra plugin module or .py file (repeatable)")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a protocol field: KEY=VALUE (repeatable)"),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders and records go")] = Path("runs"),
-    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
-        "leaderboards"
-    ),
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue each seed from its last checkpoint")
-    ] = False,
-    tta: Annotated[
-        str, typer.Option(help="Validation test-time augmentation: none or flip (in the entry)")
-    ] = "none",
-    micro_batch: Annotated[
-        int | None,
-        typer.Option(
-            help="Split each batch into pieces of N (gradient accumulation; same protocol). "
-            "Default: whole batches, halved automatically if the first step runs out of memory"
-        ),
-    ] = None,
-    compile_: Annotated[
-        bool, typer.Option("--compile", help="Run the training step through torch.compile")
-    ] = False,
-    nproc: Annotated[
-        int,
-        typer.Option(
-            help="Train data-parallel over N processes (torch.distributed.run, as torchrun)"
-        ),
-    ] = 1,
-) -> None:
+@options.request_options()
+def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     from harness.engine import distributed
     from harness.runs.execution import execute, plan
 
     start_ranks = _ranks(nproc)
-
-    request = _request(
-        model=model,
-        loss=loss,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        aug=aug,
-        encoder=encoder,
-        data=data,
-        protocol=protocol,
-        seeds=seeds,
-        plugin=plugin,
-        set_=set_,
-        device=device,
-        runs_dir=runs_dir,
-        leaderboards_dir=leaderboards_dir,
-        resume=resume,
-        tta=tta,
-        micro_batch=micro_batch,
-        compile=compile_,
-    )
     if start_ranks:  # every input checked and the dataset prepared once, here
-        with _bar("Preparing the dataset") as bar:
-            task = bar.add_task("synth", total=None)
-            resolved = plan(
-                request, progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+        with bars.bar("Preparing the dataset", err) as progress:
+            resolved = plan(request, progress=progress)
         _start_ranks(nproc, resolved.device)
-    with _bar("Preparing the dataset") as bar:
-        task = bar.add_task("synth", total=None)
-        resolved = plan(
-            request, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+    with bars.bar("Preparing the dataset", err) as progress:
+        resolved = plan(request, progress=progress)
     bench = resolved.benchmark
     dataset = bench.dataset
     err.print(
@@ -168,7 +75,7 @@ def run(
         return  # the main rank reports (and only it has written the record and the table)
     for path, record in outcomes:
         out.print(
-            _per_class_table(
+            per_class_table(
                 record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"
             )
         )
@@ -187,32 +94,18 @@ def run(
 
 
 @app.command()
+@options.request_options(
+    leave_out={"tta"},
+    overrides={
+        "model": options.Override("unetpp", "Model plugin (fixed unless varied)"),
+        "loss": options.Override("dice", "Loss plugin (fixed unless varied)"),
+        "resume": options.Override(False, "Keep finished runs; continue interrupted ones"),
+    },
+)
 def sweep(
     vary: Annotated[str, typer.Option(help="AXIS=v1,v2,... e.g. loss=bce,dice,combo")],
-    model: Annotated[str, typer.Option(help="Model plugin (fixed unless varied)")] = "unetpp",
-    loss: Annotated[str, typer.Option(help="Loss plugin (fixed unless varied)")] = "dice",
-    optimizer: Annotated[str | None, typer.Option(help="Optimizer plugin")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Scheduler plugin")] = None,
-    aug: Annotated[str | None, typer.Option("--aug", help="Augmentation plugin")] = None,
-    encoder: Annotated[str | None, typer.Option(help="Override the protocol's encoder")] = None,
-    data: Annotated[Path | None, typer.Option(help="Dataset folder (default: phantom)")] = None,
-    protocol: Annotated[str, typer.Option(help="Protocol name or TOML file")] = "synthetic",
-    seeds: Annotated[str | None, typer.Option(help="A count (3) or a list (0,1,2)")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(help="Extra plugin (repeatable)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    runs_dir: Annotated[Path, typer.Option(help="Run folders")] = Path("runs"),
-    leaderboards_dir: Annotated[Path, typer.Option(help="Tables")] = Path("leaderboards"),
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Keep finished runs; continue interrupted ones")
-    ] = False,
-    micro_batch: Annotated[
-        int | None, typer.Option(help="Split each batch into pieces of N (as for run)")
-    ] = None,
-    compile_: Annotated[
-        bool, typer.Option("--compile", help="Run the training step through torch.compile")
-    ] = False,
-    nproc: Annotated[int, typer.Option(help="Train each run data-parallel over N processes")] = 1,
+    request: RunRequest,
+    nproc: options.Nproc = 1,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
     import dataclasses
@@ -224,25 +117,7 @@ def sweep(
 
     start_ranks = _ranks(nproc)
     axis = parse_vary(vary)
-    base = _request(
-        model=model,
-        loss=loss,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        aug=aug,
-        encoder=encoder,
-        data=data,
-        protocol=protocol,
-        seeds=seeds,
-        plugin=plugin,
-        set_=set_,
-        device=device,
-        runs_dir=runs_dir,
-        leaderboards_dir=leaderboards_dir,
-        resume=resume,
-        micro_batch=micro_batch,
-        compile=compile_,
-    )
+    base = request
     if start_ranks:  # every value checked (and the dataset prepared) once, here
         plans = [plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
         _start_ranks(nproc, plans[0].device)
@@ -254,15 +129,6 @@ def sweep(
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
-
-
-def _request(
-    *, aug: str | None, plugin: list[str] | None, set_: list[str] | None, **fields: Any
-) -> RunRequest:
-    """``run`` and ``sweep`` options -> the library's RunRequest (some names differ)."""
-    from harness.runs.execution import RunRequest
-
-    return RunRequest(augmentation=aug, plugins=plugin or (), sets=set_ or (), **fields)
 
 
 def _ranks(nproc: int) -> bool:
@@ -314,25 +180,6 @@ def _row_of(board: Path, label: str) -> str:
     header = next(line for line in lines if line.startswith("| # |"))
     row = next((line for line in lines if line.startswith("| ") and f"| {label} |" in line), "")
     return f"{header}\n{row}"
-
-
-def _per_class_table(per_class: dict[str, float], title: str) -> Table:
-    table = Table(title=title)
-    for _ in range(3):
-        table.add_column("Class")
-        table.add_column("Dice", justify="right")
-    names = list(CLASSES)
-    third = (len(names) + 2) // 3
-    for i in range(third):
-        cells: list[str] = []
-        for col in range(3):
-            j = i + col * third
-            if j < len(names):
-                cells += [names[j], f"{per_class[names[j]]:.4f}"]
-            else:
-                cells += ["", ""]
-        table.add_row(*cells)
-    return table
 
 
 LIST_KINDS = ("models", "losses", "optimizers", "schedulers", "augmentations", "protocols")
@@ -404,7 +251,7 @@ def evaluate(
     from harness.metric.evaluate import evaluate_submission
 
     result = evaluate_submission(data, submission)
-    out.print(_per_class_table(result.per_class_dice, f"{submission}: per-class Dice"))
+    out.print(per_class_table(result.per_class_dice, f"{submission}: per-class Dice"))
     out.print(f"mean Dice {result.mean_dice:.4f} over {len(result.images)} images")
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")
@@ -479,8 +326,7 @@ def predict(
     """Write the competition's submission CSV from a finished run's final weights."""
     from harness.runs.predict import predict_submission
 
-    with _bar("Predicting") as bar:
-        task = bar.add_task("predict", total=None)
+    with bars.bar("Predicting", err) as progress:
         path = predict_submission(
             run_dir,
             data,
@@ -491,7 +337,7 @@ def predict(
             batch_size=batch_size,
             plugins=plugin or (),
             num_workers=num_workers,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     out.print(f"wrote {path}", soft_wrap=True)
 
@@ -538,14 +384,13 @@ def data_synth(
     """Write the synthetic hand X-ray phantom in the competition layout."""
     from harness.data.phantom import synthesize
 
-    with _bar("Drawing hands") as bar:
-        task = bar.add_task("synth", total=None)
+    with bars.bar("Drawing hands", err) as progress:
         synthesize(
             out_dir,
             ids=ids,
             size=size,
             seed=seed,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
     out.print(f"wrote {out_dir}")
 
@@ -557,11 +402,8 @@ def data_check(
     """Validate a dataset: every image has its labels, every label file is valid."""
     from harness.data.checks import check_dataset
 
-    with _bar("Checking images") as bar:
-        task = bar.add_task("check", total=None)
-        problems, count = check_dataset(
-            path, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+    with bars.bar("Checking images", err) as progress:
+        problems, count = check_dataset(path, progress=progress)
     for problem in problems:
         err.print(f"harness: error: {problem}", markup=False, highlight=False)
     if problems:
@@ -579,7 +421,7 @@ def data_stats(
     ] = Path("stats"),
 ) -> None:
     """Measure a dataset: class areas, overlaps, wrist angle, contrast, hands; JSON and plots."""
-    from harness.data.stats import compute_stats, render_table, write_report
+    from harness.data.stats import compute_stats, write_report
 
     if path is None:
         from harness import protocol
@@ -587,12 +429,9 @@ def data_stats(
 
         p = protocol.load("synthetic")
         path = synthetic_dataset(p.synth_ids, p.synth_size, p.synth_seed)
-    with _bar("Measuring") as bar:
-        task = bar.add_task("stats", total=None)
-        stats = compute_stats(
-            path, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    out.print(render_table(stats))
+    with bars.bar("Measuring", err) as progress:
+        stats = compute_stats(path, progress=progress)
+    out.print(stats_table(stats))
     for written in write_report(stats, out_dir):
         out.print(f"wrote {written}", soft_wrap=True)
 

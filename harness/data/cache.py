@@ -17,7 +17,6 @@ and an interrupted build never leaves a folder that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -141,41 +140,6 @@ def _build(
     (out / META_NAME).write_text(json.dumps(meta), encoding="utf-8")
 
 
-@contextlib.contextmanager
-def _rich_progress(resolution: int, total_hint: int):
-    """A progress bar on stderr while building; none if another live display is active."""
-    from rich.console import Console
-    from rich.errors import LiveError
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn(f"Preprocessing images at {resolution}px (once)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    try:
-        bar.start()
-    except LiveError:
-        yield None
-        return
-    task = bar.add_task("preprocess", total=total_hint)
-    try:
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-    finally:
-        bar.stop()
-
-
 def _prune(parent: Path, keep: Path, root: Path, resolution: int) -> None:
     """Remove older caches of the same dataset folder and resolution (best effort)."""
     for folder in parent.iterdir():
@@ -189,7 +153,8 @@ def _prune(parent: Path, keep: Path, root: Path, resolution: int) -> None:
 def preprocessed(root: Path, resolution: int, *, progress: Progress | None = None) -> Preprocessed:
     """The cache of ``root``'s labelled training images at ``resolution``, built if needed.
 
-    ``progress(done, total)`` replaces the default rich progress bar on stderr.
+    ``progress(done, total)`` is called as images are preprocessed; without it the build
+    is silent (the command line passes a progress bar: ``harness.runs.execution.plan``).
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise HarnessError(f"resolution {resolution!r}: must be a positive integer")
@@ -207,11 +172,7 @@ def preprocessed(root: Path, resolution: int, *, progress: Progress | None = Non
                     shutil.rmtree(folder, ignore_errors=True)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=parent))
                 try:
-                    if progress is not None:
-                        _build(root, images, resolution, tmp, progress)
-                    else:
-                        with _rich_progress(resolution, len(images)) as bar:
-                            _build(root, images, resolution, tmp, bar)
+                    _build(root, images, resolution, tmp, progress)
                     os.replace(tmp, folder)
                 finally:
                     if tmp.exists():

@@ -25,6 +25,7 @@ from typing import Any
 
 import cv2
 
+from harness.atomic import atomic_write_text
 from harness.data.annotations import inspect_annotation
 from harness.data.layout import IMAGE_DIR, LABEL_DIR, label_path, list_images
 from harness.errors import HarnessError
@@ -97,11 +98,7 @@ def _load_memo(root: Path) -> dict[str, Any]:
 
 
 def _save_memo(root: Path, files: dict[str, Any]) -> None:
-    path = _memo_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"version": CHECK_VERSION, "files": files}), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(_memo_path(root), json.dumps({"version": CHECK_VERSION, "files": files}))
 
 
 def _duplicates(images: list[Path], where: Path) -> list[str]:

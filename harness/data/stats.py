@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +49,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from rich.table import Table
 
+from harness.atomic import atomic_write_bytes
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
 from harness.data.annotations import rasterize, read_annotation
 from harness.data.layout import LABEL_DIR, group_of, label_path, list_images
@@ -722,7 +721,7 @@ def write_report(stats: DatasetStats, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = json.dumps(stats.to_json(), indent=1, allow_nan=False) + "\n"
     json_path = out_dir / JSON_NAME
-    _atomic_write(json_path, doc.encode())
+    atomic_write_bytes(json_path, doc.encode())
     written = [json_path]
     small = set(small_bones(stats))
     for name, draw in zip(
@@ -730,19 +729,9 @@ def write_report(stats: DatasetStats, out_dir: Path) -> list[Path]:
     ):
         fig = draw(stats, small)
         path = out_dir / name
-        _atomic_write(path, _png(fig))
+        atomic_write_bytes(path, _png(fig))
         written.append(path)
     return written
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _png(fig: Figure) -> bytes:
@@ -944,81 +933,3 @@ def _plot_contrast(stats: DatasetStats, small: set[str]) -> Figure:
     )
     fig.tight_layout()
     return fig
-
-
-# -- terminal ---------------------------------------------------------------------------------
-
-
-def _pct(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}"
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "—" if value is None else format(value, fmt)
-
-
-def render_table(stats: DatasetStats) -> Table:
-    """The per-class table for the terminal, with the dataset-wide figures in its caption."""
-    doc = stats.to_json()
-    small = set(doc["small_bones"]["classes"])
-    table = Table(
-        title=(
-            f"{doc['dataset']['images']} images in {doc['dataset']['ids']} ID folders "
-            f"({stats.root}, {stats.split})"
-        ),
-        title_justify="left",
-        caption_justify="left",
-    )
-    table.add_column("Class")
-    for name in ("Mean %", "Min %", "Max %", "Images", "Contrast", "Weber", "CNR"):
-        table.add_column(name, justify="right")
-    table.add_column("Small", justify="center")
-    for row in doc["classes"]:
-        table.add_row(
-            row["class"],
-            _pct(row["mean_share"]),
-            _pct(row["min_share"]),
-            _pct(row["max_share"]),
-            str(row["images"]),
-            _num(row["contrast"]["mean"], ".1f"),
-            _num(row["weber"]["mean"], ".2f"),
-            _num(row["cnr"]["mean"], ".2f"),
-            "✓" if row["class"] in small else "",
-        )
-    angle = doc["wrist_angle"]
-    hands = doc["hands"]
-    inten = doc["intensity"]
-    lines = []
-    if angle["count"]:
-        lines.append(
-            f"Wrist angle: mean {angle['mean']:+.1f}°, std {angle['std']:.1f}°, "
-            f"range {angle['min']:+.1f}° to {angle['max']:+.1f}° ({angle['count']} images)"
-        )
-    lines.append(
-        f"Hands: {hands['right']} right, {hands['left']} left, {hands['unknown']} unknown; "
-        f"{hands['ids_with_one_of_each']} of {len(hands['by_id'])} ID folders have one of each"
-    )
-    if inten["all"]["pixels"]:
-        p = inten["all"]["percentiles"]
-        bone, rest = inten["bone"]["mean"], inten["not_bone"]["mean"]
-        lines.append(
-            f"Grey levels: mean {inten['all']['mean']:.1f}, std {inten['all']['std']:.1f}, "
-            f"p1/p50/p99 {p['p1']}/{p['p50']}/{p['p99']}; inside bones "
-            f"{_num(bone, '.1f')}, elsewhere {_num(rest, '.1f')}"
-        )
-    overlaps = doc["overlaps"]
-    if overlaps:
-        top = ", ".join(
-            f"{o['a']}/{o['b']} {o['mean_fraction_of_smaller'] * 100:.0f}% of the smaller "
-            f"({o['images']} img)"
-            for o in overlaps[:4]
-        )
-        lines.append(f"Overlaps: {len(overlaps)} pairs; largest {top}")
-    else:
-        lines.append("Overlaps: none")
-    lines.append(
-        f"Small bones ({SMALL_BONE_COUNT} smallest by mean area): "
-        + ", ".join(doc["small_bones"]["classes"])
-    )
-    table.caption = "\n".join(lines)
-    return table

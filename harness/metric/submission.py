@@ -1,7 +1,7 @@
 """The competition's submission CSV: ``image_name,class,rle``, 29 rows per image.
 
-Writing is atomic (a temp file in the same folder, then ``os.replace``) so an
-interrupted ``harness predict`` never leaves a truncated file that looks complete.
+Writing is atomic (``harness.atomic``: a temp file in the same folder, then a rename)
+so an interrupted ``harness predict`` never leaves a truncated file that looks complete.
 Reading checks the table's shape and names the file and row of the first problem;
 the RLE text itself is checked when it is decoded (``harness.metric.evaluate``).  Image
 names are only ever matched against the dataset, never joined into paths, and any
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import difflib
-import os
-import tempfile
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.atomic import atomic_write_text
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
 from harness.errors import HarnessError
 
@@ -28,19 +28,11 @@ _FIELD_LIMIT = 2**31 - 1
 
 def write_submission(path: Path, rows: Iterable[tuple[str, str, str]]) -> None:
     """Write ``HEADER`` and ``rows`` to ``path`` atomically (the caller orders the rows)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(HEADER)
-            for row in rows:
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    atomic_write_text(Path(path), buffer.getvalue())
 
 
 def _class_hint(name: str) -> str:

@@ -16,8 +16,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,19 +27,22 @@ import torch
 from filelock import FileLock, Timeout
 from rich.console import Console
 
-from harness.engine import checkpoint
-from harness.data import sources
-from harness.engine import distributed
 from harness import protocol as protocols
-from harness.data.checks import check_cached
-from harness.data.sources import DatasetInfo
-from harness.engine.distributed import World
+from harness.atomic import atomic_write_bytes, sweep_stale_temps
+from harness.components.contracts import build_components
 from harness.components.entry import KINDS_BY_FIELD, Component, Entry, parse_component
-from harness.errors import HarnessError, RunFailed
-from harness.data.layout import list_images, split
-from harness.results.leaderboard import regenerate
 from harness.components.registry import Registry
+from harness.data import sources
+from harness.data.cache import preprocessed
+from harness.data.checks import check_cached
+from harness.data.layout import list_images, split
+from harness.data.sources import DatasetInfo
+from harness.engine import checkpoint, distributed
+from harness.engine.distributed import World
+from harness.engine.trainer import Interrupted, TrainResult, resolve_device, train
+from harness.errors import HarnessError, RunFailed
 from harness.protocol import Protocol
+from harness.results.leaderboard import regenerate
 from harness.results.records import (
     RECORD_NAME,
     Record,
@@ -50,40 +51,8 @@ from harness.results.records import (
     read_record,
     write_record,
 )
-from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.runs.report import run_pictures
-from harness.engine.trainer import Interrupted, TrainResult, resolve_device, train
-from harness.components.contracts import build_components
-
-
-@dataclass
-class RunRequest:
-    """What ``harness run`` was asked, before anything is resolved."""
-
-    model: str
-    loss: str
-    optimizer: str | None = None
-    scheduler: str | None = None
-    augmentation: str | None = None
-    encoder: str | None = None
-    data: Path | None = None
-    protocol: str = "synthetic"
-    seeds: str | None = None
-    plugins: Sequence[str] = ()
-    sets: Sequence[str] = ()
-    device: str = "auto"
-    runs_dir: Path = Path("runs")
-    leaderboards_dir: Path = Path("leaderboards")
-    #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
-    #: only reported, and one with no checkpoint starts from the beginning.
-    resume: bool = False
-    #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
-    tta: str = "none"
-    #: Split each batch into pieces of this size (gradient accumulation); None: whole
-    #: batches, halved automatically if the first step runs out of GPU memory.
-    micro_batch: int | None = None
-    #: Run the training step through torch.compile (recorded; not part of the protocol).
-    compile: bool = False
+from harness.runs.requests import RunRequest, parse_seeds, resume_command
 
 
 @dataclass
@@ -135,22 +104,6 @@ class Plan:
     world: World = field(default_factory=World)
 
 
-def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
-    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those."""
-    if text is None:
-        return list(default)
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise HarnessError(f"--seeds {text!r}: give a count (3) or a list (0,1,2)") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise HarnessError(f"--seeds {text!r}: need at least one seed, non-negative, no repeats")
-    return seeds
-
-
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Resolve plugins, protocol, dataset and entry; fail with one clear line on bad input."""
     registry = Registry.load(request.plugins)
@@ -185,11 +138,16 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     if world.active and device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
     if request.data is None:
-        root = sources.synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed, progress)
+        root = sources.synthetic_dataset(
+            proto.synth_ids, proto.synth_size, proto.synth_seed, progress
+        )
     else:
         root = Path(request.data)
     check_cached(root, progress)  # every label file valid before any training; cached
     dataset = sources.describe(root)
+    # The images training reads, decoded and resized once now (under the caller's progress),
+    # so training starts at once and a data-parallel run's ranks find them ready.
+    preprocessed(dataset.root, proto.resolution, progress=progress)
     # Build every component once now, with the real step count, so a parameter a plugin
     # rejects fails before any work.
     train_images, _ = split(list_images(dataset.root, "train"), proto.folds, proto.fold)
@@ -211,7 +169,7 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
 
 
 def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:
-    """The small-bone classes of ``dataset`` by ``harness.data.stats``'s rule, cached by fingerprint.
+    """The small-bone classes of ``dataset`` by ``harness.data.stats``'s rule, by fingerprint.
 
     The first run on a dataset measures it (``harness data stats``; the report and its plots
     stay in the cache folder); later runs read the cached set.
@@ -243,46 +201,6 @@ def run_dir(plan: Plan, seed: int) -> Path:
         if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
             raise HarnessError(f"run folder name {part!r} is not a plain name; report this bug")
     return plan.runs_dir.joinpath(*parts)
-
-
-def resume_command(request: RunRequest) -> str:
-    """The ``harness run ... --resume`` command that continues ``request``."""
-    args = ["harness", "run", "--model", request.model, "--loss", request.loss]
-    options = (
-        ("--optimizer", request.optimizer),
-        ("--scheduler", request.scheduler),
-        ("--aug", request.augmentation),
-        ("--encoder", request.encoder),
-        ("--data", request.data),
-        ("--protocol", request.protocol),
-        ("--seeds", request.seeds),
-    )
-    for flag, value in options:
-        if value is not None:
-            args += [flag, str(value)]
-    for spec in request.plugins:
-        args += ["--plugin", str(spec)]
-    for item in request.sets:
-        args += ["--set", item]
-    if request.device != "auto":
-        args += ["--device", request.device]
-    if request.tta != "none":
-        args += ["--tta", request.tta]
-    if request.micro_batch is not None:
-        args += ["--micro-batch", str(request.micro_batch)]
-    if request.compile:
-        args += ["--compile"]
-    if os.environ.get(distributed.NPROC_ENV):
-        args += ["--nproc", os.environ[distributed.NPROC_ENV]]
-    elif distributed.launched():  # started by a torchrun command: that command resumes it
-        return "the same torchrun command with --resume added to the harness arguments"
-    args += [
-        "--runs-dir",
-        str(request.runs_dir),
-        "--leaderboards-dir",
-        str(request.leaderboards_dir),
-    ]
-    return shlex.join([*args, "--resume"])
 
 
 def entry_record(plan: Plan) -> dict[str, Any]:

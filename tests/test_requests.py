@@ -1,0 +1,142 @@
+"""Run requests: one declaration per option, the command line made from them, and the resume
+command that writes a request back (every field that changes a run, parsed back the same)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+
+import pytest
+
+from harness.engine import distributed
+from harness.runs import execution, sweep
+from harness.runs.requests import RunRequest, flag, parse_seeds, resume_command
+
+#: A value for every RunRequest field, none of them its default. A new field must be added
+#: here, and then the test checks that the resume command carries it.
+EVERY_FIELD = {
+    "model": "unetpp:decoder_attention_type=scse",
+    "loss": "combo:dice=0.7,bce=0.3",
+    "optimizer": "adamw",
+    "scheduler": "cosine",
+    "augmentation": "basic",
+    "encoder": "resnet18",
+    "data": Path("some data/set"),
+    "protocol": "tiny",
+    "seeds": "0,4",
+    "plugins": ("my_plugin", "extra.py"),
+    "sets": ("epochs=3", "lr=0.01"),
+    "device": "cpu",
+    "tta": "flip",
+    "micro_batch": 2,
+    "compile": True,
+    "runs_dir": Path("my runs"),
+    "leaderboards_dir": Path("boards"),
+    "resume": True,
+}
+
+
+class _Planned(Exception):
+    """Raised by the fake ``plan``: the command line got this far with this request."""
+
+
+@pytest.fixture
+def parsed(cli, monkeypatch: pytest.MonkeyPatch):
+    """``parsed(*args)``: the RunRequest that ``harness ARGS...`` hands to ``plan``."""
+    for key in (*distributed.LAUNCH_ENV, distributed.NPROC_ENV):
+        monkeypatch.delenv(key, raising=False)
+
+    def fake_plan(request: RunRequest, progress=None):
+        raise _Planned(request)
+
+    monkeypatch.setattr(execution, "plan", fake_plan)
+    monkeypatch.setattr(sweep, "plan", fake_plan)
+
+    def parse(*args: str) -> RunRequest:
+        with pytest.raises(_Planned) as caught:
+            cli(*args)
+        return caught.value.args[0]
+
+    return parse
+
+
+def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in (*distributed.LAUNCH_ENV, distributed.NPROC_ENV):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_every_field_has_a_test_value_unlike_its_default() -> None:
+    fields = dataclasses.fields(RunRequest)
+    assert set(EVERY_FIELD) == {f.name for f in fields}
+    for f in fields:
+        assert EVERY_FIELD[f.name] != f.default, f.name
+
+
+def test_resume_command_carries_every_field_and_parses_back_the_same(
+    parsed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_launcher(monkeypatch)
+    request = RunRequest(**EVERY_FIELD)
+    command = resume_command(request)
+    args = shlex.split(command)
+    assert args[:2] == ["harness", "run"] and args[-1] == "--resume"
+    for f in dataclasses.fields(RunRequest):
+        assert flag(f).name in args, f.name
+    assert parsed(*args[1:]) == request
+
+
+def test_resume_command_of_a_default_request_parses_back_the_same(
+    parsed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_launcher(monkeypatch)
+    request = RunRequest(model="unet", loss="dice")
+    command = resume_command(request)
+    assert command == (
+        "harness run --model unet --loss dice --protocol synthetic --runs-dir runs "
+        "--leaderboards-dir leaderboards --resume"
+    )
+    assert parsed(*shlex.split(command)[1:]) == dataclasses.replace(request, resume=True)
+
+
+def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_launcher(monkeypatch)
+    request = RunRequest(**{**EVERY_FIELD, "resume": False})
+    assert resume_command(request) == (
+        "harness run --model unetpp:decoder_attention_type=scse "
+        "--loss combo:dice=0.7,bce=0.3 --optimizer adamw --scheduler cosine --aug basic "
+        "--encoder resnet18 --data 'some data/set' --protocol tiny --seeds 0,4 "
+        "--plugin my_plugin --plugin extra.py --set epochs=3 --set lr=0.01 --device cpu "
+        "--tta flip --micro-batch 2 --compile --runs-dir 'my runs' --leaderboards-dir boards "
+        "--resume"
+    )
+    monkeypatch.setenv(distributed.NPROC_ENV, "2")
+    assert resume_command(RunRequest(model="unet", loss="dice", compile=True)) == (
+        "harness run --model unet --loss dice --protocol synthetic --compile --nproc 2 "
+        "--runs-dir runs --leaderboards-dir leaderboards --resume"
+    )
+
+
+def test_sweep_gets_the_same_options_with_its_own_defaults(parsed) -> None:
+    vary = ("--vary", "encoder=resnet18,resnet34")  # plan sees the first value's request
+    base = parsed("sweep", *vary, "--seeds", "2", "--plugin", "p")
+    expected = RunRequest(model="unetpp", loss="dice", encoder="resnet18", seeds="2")
+    assert base == dataclasses.replace(expected, plugins=("p",))
+    full = {k: v for k, v in EVERY_FIELD.items() if k != "tta"}  # sweep has no --tta
+    args = shlex.split(resume_command(RunRequest(**full)))[2:]
+    assert parsed("sweep", *vary, *args) == RunRequest(**full)
+
+
+def test_run_requires_model_and_loss(cli) -> None:
+    result = cli("run", "--loss", "dice")
+    assert result.code == 2 and "--model" in result.err
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds(None, (1, 2)) == [1, 2]
+    assert parse_seeds("3", ()) == [0, 1, 2]
+    assert parse_seeds("0,4,7", ()) == [0, 4, 7]
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="--seeds"):
+        parse_seeds("1,1", ())
