@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from harness.classes import CLASSES
-from harness.data.stats import SMALL_BONE_COUNT, DatasetStats
+
+if TYPE_CHECKING:  # the statistics pull in OpenCV and matplotlib: only ``data stats`` pays
+    from harness.data.stats import DatasetStats
 
 
 def per_class_table(per_class: dict[str, float], title: str) -> Table:
@@ -69,6 +73,8 @@ def stats_table(stats: DatasetStats) -> Table:
 
 
 def _stats_caption(doc: dict) -> list[str]:
+    from harness.data.stats import SMALL_BONE_COUNT
+
     angle = doc["wrist_angle"]
     hands = doc["hands"]
     inten = doc["intensity"]
