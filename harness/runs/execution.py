@@ -145,15 +145,15 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         root = Path(request.data)
     check_cached(root, progress)  # every label file valid before any training; cached
     dataset = sources.describe(root)
-    # The images training reads, decoded and resized once now (under the caller's progress),
-    # so training starts at once and a data-parallel run's ranks find them ready.
-    preprocessed(dataset.root, proto.resolution, progress=progress)
     # Build every component once now, with the real step count, so a parameter a plugin
     # rejects fails before any work.
     train_images, _ = split(list_images(dataset.root, "train"), proto.folds, proto.fold)
     build_components(
         proto, entry, registry, steps_per_epoch=math.ceil(len(train_images) / proto.batch_size)
     )
+    # The images training reads, decoded and resized once now (under the caller's progress),
+    # so training starts at once and a data-parallel run's ranks find them ready.
+    preprocessed(dataset.root, proto.resolution, progress=progress)
     return Plan(
         registry=registry,
         benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
