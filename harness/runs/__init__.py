@@ -1,0 +1,1 @@
+"""Runs of a benchmark: requests, plans, executing seeds, sweeps and predictions."""
