@@ -11,9 +11,9 @@ is one optimizer step, after two warm-up steps.  Target: the harness at most 1.0
 bare loop's time.  The tests at the end of this file check that both give the same weights
 to the bit, and (loosely, for CI) that they cost about the same.
 
-Evaluation: ``harness.engine.trainer.evaluate`` on the synthetic protocol's 8 validation images
-(inputs at 128 px, Dice at their original 256 px), as every validation runs it; one round
-is one pass, so images per second are 8 x ``ops`` (also stored as ``images_per_s`` in the
+Evaluation: ``harness.engine.inference.evaluate`` on the synthetic protocol's 8 validation
+images (inputs at 128 px, Dice at their original 256 px), as every validation runs it; one
+round is one pass, so images per second are 8 x ``ops`` (also stored as ``images_per_s`` in the
 benchmark's ``extra_info``).
 
 Both run with one torch thread and are timed in CPU time of this process
@@ -42,8 +42,10 @@ from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
+from harness.engine.build import make_train_step
+from harness.engine.device import amp_dtype, seed_everything
+from harness.engine.inference import evaluate
 from harness.engine.step import TrainStep
-from harness.engine.trainer import amp_dtype, evaluate, make_train_step, seed_everything
 from harness.protocol import Protocol
 
 CPU = torch.device("cpu")

@@ -164,7 +164,8 @@ def harness_step(
 ) -> TrainStep:
     """``harness.engine.step.TrainStep`` as ``harness.engine.trainer.train`` builds it."""
     from harness.components.contracts import build_components
-    from harness.engine.trainer import make_train_step, seed_everything
+    from harness.engine.build import make_train_step
+    from harness.engine.device import seed_everything
 
     seed_everything(0)
     model, loss_fn, optimizer, scheduler, _ = build_components(
@@ -279,7 +280,7 @@ def fixed_batches(dataset: TrainDataset, settings: Settings, device: torch.devic
 
 def train_loader(dataset: TrainDataset, protocol: Protocol, device: torch.device) -> DataLoader:
     """The harness's training DataLoader, as ``harness.engine.trainer.train`` makes it."""
-    from harness.engine.trainer import make_train_loader
+    from harness.engine.loader import make_train_loader
 
     return make_train_loader(dataset, protocol, device, torch.Generator().manual_seed(0))
 
@@ -296,7 +297,7 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
     from harness.data.datasets import TrainDataset
     from harness.data.layout import list_images
     from harness.data.phantom import synthesize
-    from harness.engine.trainer import amp_dtype
+    from harness.engine.device import amp_dtype
 
     started = time.perf_counter()
     protocol = protocols.load(PROTOCOL).derive(

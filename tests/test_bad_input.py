@@ -9,7 +9,6 @@ use a small plugin model so that the ones that reach training take a second.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import pickle
 import shutil
@@ -130,9 +129,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    from rich.console import Console
-
     from harness.data.phantom import synthesize
+    from harness.engine.events import NullObserver
     from harness.runs.execution import RunRequest, execute, plan
 
     root = tmp_path_factory.mktemp("world")
@@ -157,7 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             runs_dir=root / "trained",
             leaderboards_dir=root / "trained-boards",
         )
-        execute(plan(request), Console(file=io.StringIO()))
+        execute(plan(request), NullObserver())
     (record,) = (root / "trained").rglob("record.json")
     record.unlink()  # as if killed after the last checkpoint: --resume has work to do
     boards = root / "boards"

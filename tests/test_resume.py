@@ -11,7 +11,6 @@ sleep in its forward pass makes the run last long enough to be killed part-way.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -25,6 +24,11 @@ import torch
 
 import harness
 from harness.engine import checkpoint
+from harness.engine.distributed import World
+from harness.engine.resume import EpochDraws, MidEpochRestart, restore, resume
+from harness.engine.state import TrainingState
+from harness.engine.step import TrainStep
+from harness.engine.writer import Checkpointed, CheckpointWriter
 
 #: The test model. ``HARNESS_TEST_SIGINT=train:K`` (or ``eval:K``) makes it send itself
 #: SIGINT at its K-th forward pass in that mode, which is what a Ctrl-C does.
@@ -132,8 +136,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
     """The run left alone (in-process, through the library the command line calls)."""
-    from rich.console import Console
-
+    from harness.engine.events import NullObserver
     from harness.runs.execution import RunRequest, execute, plan
 
     root = tmp_path_factory.mktemp("reference")
@@ -150,7 +153,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
             runs_dir=root / "runs",
             leaderboards_dir=root / "boards",
         )
-        execute(plan(request), Console(file=io.StringIO()))
+        execute(plan(request), NullObserver())
     return record_of(root / "runs")
 
 
@@ -295,3 +298,87 @@ def test_with_loader_workers_a_stopped_run_resumes_exactly(
     assert_same_result(
         record_of(tmp_path / "stopped" / "runs"), record_of(tmp_path / "alone" / "runs")
     )
+
+
+# -- harness.engine.resume, piece by piece ------------------------------------------------
+
+
+def _components(width: int = 3) -> tuple[torch.nn.Module, TrainStep]:
+    model = torch.nn.Linear(width, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, device=CPU)
+    return model, step
+
+
+def _saved(
+    folder: Path, state: TrainingState, epoch_rng: dict | None = None
+) -> checkpoint.Checkpoint:
+    model, step = _components()
+    parts = Checkpointed(model, step, torch.Generator().manual_seed(0), None, "sgd", "flat")
+    writer = CheckpointWriter(folder, parts, RUN_ID)
+    writer.save_now(state, epoch_rng)
+    return checkpoint.load(folder)
+
+
+CPU = torch.device("cpu")
+RUN_ID = {"benchmark": "b", "entry": "e", "seed": 0}
+
+
+def test_restore_refuses_another_runs_checkpoint_naming_it(tmp_path: Path) -> None:
+    ckpt = _saved(tmp_path, TrainingState(epoch=1))
+    model, step = _components()
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        restore(ckpt, {**RUN_ID, "seed": 1}, model, step.optimizer, step.scheduler, step.scaler)
+    assert str(caught.value).startswith(f"{ckpt.path}: this checkpoint belongs to another run")
+    assert f"delete {tmp_path} to start this run afresh" in str(caught.value)
+
+
+def test_restore_refuses_weights_that_do_not_fit_naming_them(tmp_path: Path) -> None:
+    ckpt = _saved(tmp_path, TrainingState(epoch=1))
+    model, step = _components(width=5)
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        restore(ckpt, RUN_ID, model, step.optimizer, step.scheduler, step.scaler)
+    assert str(caught.value).startswith(f"{ckpt.weights_path}: does not fit the model (")
+    assert "was the model plugin changed?" in str(caught.value)
+
+
+def test_restore_refuses_a_mid_epoch_checkpoint_without_its_epochs_start(tmp_path: Path) -> None:
+    ckpt = _saved(tmp_path, TrainingState(epoch=1, batch=2), epoch_rng=None)
+    model, step = _components()
+    with pytest.raises(checkpoint.CheckpointError, match="incomplete or incompatible") as caught:
+        restore(ckpt, RUN_ID, model, step.optimizer, step.scheduler, step.scaler)
+    assert str(caught.value).startswith(f"{ckpt.path}: ")
+
+
+def test_restore_loads_the_weights_and_resume_the_state(tmp_path: Path) -> None:
+    state = TrainingState(epoch=2, step=8, seen=64, history=[{"epoch": 1, "loss": 0.5}])
+    ckpt = _saved(tmp_path, state)
+    model, step = _components()
+    resumed = resume(ckpt, RUN_ID, model, step, torch.Generator(), None, World())
+    assert resumed.state == state and resumed.restart is None
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt.weights.items())
+
+
+def _draws(generator: torch.Generator, restart: MidEpochRestart | None = None) -> EpochDraws:
+    loader = torch.utils.data.DataLoader(
+        list(range(10)), batch_size=3, shuffle=True, generator=generator
+    )
+    return EpochDraws(loader, generator, None, restart)
+
+
+def test_a_mid_epoch_restart_replays_the_rest_of_that_epoch_then_goes_on() -> None:
+    alone = _draws(torch.Generator().manual_seed(4))
+    first = alone.start()
+    epoch_rng = alone.epoch_rng
+    batches = [b.tolist() for b in first.batches]
+    stop_rng = checkpoint.global_rng_state()
+    torch.rand(5)  # the global state moves on after the stop
+    next_epoch = [b.tolist() for b in alone.start().batches]
+
+    restart = MidEpochRestart(Path("last.pt"), 2, epoch_rng, stop_rng)
+    resumed = _draws(torch.Generator().manual_seed(99), restart)
+    again = resumed.start()
+    assert again.done == 2 and [b.tolist() for b in again.batches] == batches[2:]
+    assert torch.equal(torch.get_rng_state(), stop_rng["torch"])  # put back after the replay
+    assert [b.tolist() for b in resumed.start().batches] == next_epoch  # then fresh epochs

@@ -19,7 +19,7 @@ from harness import protocol as protocols
 from harness.data.datasets import TrainDataset
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
-from harness.engine.trainer import make_train_loader
+from harness.engine.loader import make_train_loader
 from tests.test_resume import assert_same_result
 
 TINY = ["--protocol", "tiny", "--device", "cpu"]
@@ -177,7 +177,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     # The record's validation (sharded over the ranks) is the saved model's, image by image:
     # every rank scored with rank 0's BatchNorm statistics, which the weights file holds.
     from harness.data.datasets import EvalDataset
-    from harness.engine.trainer import evaluate
+    from harness.engine.inference import evaluate
     from harness.runs.predict import load_run
 
     run = load_run(records[0].parent)
@@ -213,7 +213,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
             from harness.data.sources import synthetic_dataset
             from harness.data.layout import list_images
             from harness.runs.predict import load_run
-            from harness.engine.trainer import evaluate
+            from harness.engine.inference import evaluate
 
             world = distributed.init("cpu")
             run = load_run({str(records[0].parent)!r})

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.cli import bars, options
+from harness.cli.progress import TrainingProgress
 from harness.cli.tables import per_class_table, stats_table
 from harness.errors import HarnessError, RunFailed
 from harness.runs.requests import RunRequest
@@ -68,7 +69,7 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
         highlight=False,
     )
     try:
-        outcomes = execute(resolved, err)
+        outcomes = execute(resolved, TrainingProgress(err))
     finally:
         distributed.shutdown()
     if not resolved.world.is_main:
@@ -122,7 +123,7 @@ def sweep(
         plans = [plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
         _start_ranks(nproc, plans[0].device)
     try:
-        path, plans = run_sweep(base, axis, err)
+        path, plans = run_sweep(base, axis, TrainingProgress(err))
     finally:
         distributed.shutdown()
     if not plans[0].world.is_main:

@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 from filelock import FileLock, Timeout
-from rich.console import Console
 
 from harness import protocol as protocols
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
@@ -38,8 +37,12 @@ from harness.data.checks import check_cached
 from harness.data.layout import list_images, split
 from harness.data.sources import DatasetInfo
 from harness.engine import checkpoint, distributed
+from harness.engine.control import Interrupted
+from harness.engine.device import resolve_device
 from harness.engine.distributed import World
-from harness.engine.trainer import Interrupted, TrainResult, resolve_device, train
+from harness.engine.events import TrainObserver
+from harness.engine.inference import TTA_CHOICES
+from harness.engine.trainer import TrainResult, train
 from harness.errors import HarnessError, RunFailed
 from harness.protocol import Protocol
 from harness.results.leaderboard import regenerate
@@ -121,8 +124,6 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         component = parse_component(text, option)
         registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
         components[field_name] = component
-    from harness.runs.predict import TTA_CHOICES
-
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     entry = Entry(**components, encoder=request.encoder, tta=request.tta)
@@ -235,7 +236,7 @@ def _now() -> str:
 
 def execute(
     plan: Plan,
-    console: Console,
+    observer: TrainObserver,
     on_result: Callable[[int, TrainResult], None] | None = None,
 ) -> list[tuple[Path, Record]]:
     """Train every seed of the plan; write a record per seed and regenerate the leaderboard.
@@ -243,6 +244,7 @@ def execute(
     A seed that fails leaves a ``failed`` record and raises ``RunFailed`` (or the
     ``HarnessError`` of a plugin that broke its contract); nothing else is touched. A
     failed or stopped rerun of a seed that had succeeded keeps the succeeded record instead.
+    Progress and every line for the user go to ``observer``.
     """
     proto = plan.benchmark.protocol
     images = list_images(plan.benchmark.dataset.root, "train")
@@ -252,7 +254,7 @@ def execute(
         # In a data-parallel run the main rank holds the folder and writes; the others train.
         lock = _run_lock(folder) if plan.world.is_main else contextlib.nullcontext()
         with lock:
-            _execute_seed(plan, seed, folder, console, train_images, val_images, on_result)
+            _execute_seed(plan, seed, folder, observer, train_images, val_images, on_result)
     return plan.outcomes
 
 
@@ -286,7 +288,7 @@ def _execute_seed(
     plan: Plan,
     seed: int,
     folder: Path,
-    console: Console,
+    observer: TrainObserver,
     train_images: Sequence[Path],
     val_images: Sequence[Path],
     on_result: Callable[[int, TrainResult], None] | None,
@@ -296,7 +298,7 @@ def _execute_seed(
     prepared: _Prepared | str | None
     if world.is_main:
         try:
-            prepared = _prepare(plan, seed, folder, console)
+            prepared = _prepare(plan, seed, folder, observer)
         except HarnessError as exc:
             prepared = str(exc)
     else:
@@ -318,19 +320,12 @@ def _execute_seed(
             resume_from = distributed.broadcast_object(resume_from, world)
         if resume_from is None:
             raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
-    resumes, started = prepared.resumes, prepared.started
-    _train_seed(
-        plan,
-        seed,
-        folder,
-        console,
-        train_images,
-        val_images,
-        on_result,
-        resume_from,
-        resumes,
-        started,
-    )
+    outcome = _SeedOutcome(plan, seed, folder, observer, prepared.resumes, prepared.started)
+    result = _train_seed(plan, seed, outcome, train_images, val_images, resume_from)
+    if outcome.main:
+        outcome.succeeded(result, val_images)
+        if on_result is not None:
+            on_result(seed, result)
 
 
 @dataclass
@@ -343,7 +338,7 @@ class _Prepared:
     started: str = ""
 
 
-def _prepare(plan: Plan, seed: int, folder: Path, console: Console) -> _Prepared:
+def _prepare(plan: Plan, seed: int, folder: Path, observer: TrainObserver) -> _Prepared:
     """Sweep stale temps, decide between skip, resume and a fresh start; refuse what is unsafe."""
     proto = plan.benchmark.protocol
     path = folder / RECORD_NAME
@@ -351,43 +346,19 @@ def _prepare(plan: Plan, seed: int, folder: Path, console: Console) -> _Prepared
     for place in (folder, ckpt_dir):  # half-written files of a process killed here before
         sweep_stale_temps(place)
     existing = read_record(path)
-    resume_from = None
-    resumes: list[dict[str, Any]] = []
     started = _now()
     if plan.resume:
         if existing is not None and existing.status == "succeeded":
-            console.print(
+            observer.message(
                 f"seed {seed}: already succeeded (mean Dice {existing.mean_dice:.4f}); "
-                f"nothing to resume. Record: {path}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
+                f"nothing to resume. Record: {path}"
             )
             plan.outcomes.append((path, existing))
             # Same records, same bytes: this only repairs a table a kill left behind.
             regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
             return _Prepared(done=True)
-        resume_from = checkpoint.load(ckpt_dir, "last")
-        if resume_from is None:
-            console.print(
-                f"seed {seed}: no checkpoint in {ckpt_dir}; starting from the beginning",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
-            resumes = [
-                *resume_from.state.get("resumes", []),
-                {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
-            ]
-            started = str(resume_from.state.get("started_at", started))
-            console.print(
-                f"seed {seed}: resuming from {resume_from.describe()} ({resume_from.path})",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-    elif checkpoint.exists(ckpt_dir) and existing is None:
+        return _resumed(seed, ckpt_dir, started, observer)
+    if checkpoint.exists(ckpt_dir) and existing is None:
         ckpt = checkpoint.load_state(checkpoint.paths(ckpt_dir, "last")[0])
         where = f"epoch {ckpt['epoch']} of {proto.epochs} done"
         command = resume_command(plan.request) if plan.request else "resume=True"
@@ -395,109 +366,122 @@ def _prepare(plan: Plan, seed: int, folder: Path, console: Console) -> _Prepared
             f"{ckpt_dir}: an interrupted run of seed {seed} left a checkpoint here ({where}); "
             f"continue it with `{command}`, or delete that folder to start over"
         )
-    elif ckpt_dir.exists():
+    if ckpt_dir.exists():
         checkpoint.discard(ckpt_dir)  # a finished or failed run's: this run starts afresh
-    return _Prepared(resume=resume_from is not None, resumes=resumes, started=started)
+    return _Prepared(started=started)
 
 
-def _train_seed(
-    plan: Plan,
-    seed: int,
-    folder: Path,
-    console: Console,
-    train_images: Sequence[Path],
-    val_images: Sequence[Path],
-    on_result: Callable[[int, TrainResult], None] | None,
-    resume_from: checkpoint.Checkpoint | None,
-    resumes: list[dict[str, Any]],
-    started: str,
-) -> None:
-    """Train one seed and, on the main rank, write its record, weights and pictures."""
-    proto = plan.benchmark.protocol
-    path = folder / RECORD_NAME
-    ckpt_dir = checkpoint.directory(folder)
-    main = plan.world.is_main
-    base = {
-        "seed": seed,
-        "benchmark": plan.benchmark.to_dict(),
-        "entry": entry_record(plan),
-        "versions": library_versions(),
-        "code_revision": code_revision(),
-        "started_at": started,
-        "resumes": resumes,
-    }
-    t0 = time.perf_counter()
+def _resumed(seed: int, ckpt_dir: Path, started: str, observer: TrainObserver) -> _Prepared:
+    """A resume of ``seed``: from its ``last`` checkpoint, or from the beginning if none."""
+    resume_from = checkpoint.load(ckpt_dir, "last")
+    if resume_from is None:
+        observer.message(f"seed {seed}: no checkpoint in {ckpt_dir}; starting from the beginning")
+        return _Prepared(started=started)
+    resumes = [
+        *resume_from.state.get("resumes", []),
+        {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
+    ]
+    observer.message(f"seed {seed}: resuming from {resume_from.describe()} ({resume_from.path})")
+    return _Prepared(
+        resume=True,
+        resumes=resumes,
+        started=str(resume_from.state.get("started_at", started)),
+    )
 
-    def kept_earlier(outcome: str) -> bool:
+
+class _SeedOutcome:
+    """What one seed leaves in its run folder: a failed or succeeded record, the final
+    weights and pictures. Only the main rank of a data-parallel run writes (``main``)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        seed: int,
+        folder: Path,
+        observer: TrainObserver,
+        resumes: list[dict[str, Any]],
+        started: str,
+    ) -> None:
+        self.plan = plan
+        self.seed = seed
+        self.path = folder / RECORD_NAME
+        self.ckpt_dir = checkpoint.directory(folder)
+        self.observer = observer
+        self.main = plan.world.is_main
+        self.resumes = resumes
+        self.started = started
+        #: The fields every record of this seed has, whatever the outcome (taken before training).
+        self.base: dict[str, Any] = {
+            "seed": seed,
+            "benchmark": plan.benchmark.to_dict(),
+            "entry": entry_record(plan),
+            "versions": library_versions(),
+            "code_revision": code_revision(),
+            "started_at": started,
+            "resumes": resumes,
+        }
+        self.t0 = time.perf_counter()
+
+    def kept_earlier(self, outcome: str) -> bool:
         """A rerun that fails or stops never costs a result: a succeeded record and its
         weights stay. The rerun's checkpoints go: --resume skips a succeeded seed, so
         nothing would continue them, and best.* would no longer match the record."""
-        earlier = read_record(path)
+        earlier = read_record(self.path)
         if earlier is None or earlier.status != "succeeded":
             return False
-        checkpoint.discard(ckpt_dir)
-        console.print(
-            f"seed {seed}: this rerun {outcome}; the earlier succeeded record (mean Dice "
-            f"{earlier.mean_dice:.4f}) and its weights-final are kept: {path}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        checkpoint.discard(self.ckpt_dir)
+        self.observer.message(
+            f"seed {self.seed}: this rerun {outcome}; the earlier succeeded record (mean Dice "
+            f"{earlier.mean_dice:.4f}) and its weights-final are kept: {self.path}"
         )
         return True
 
-    def failed(reason: str) -> Record | None:
-        if not main or kept_earlier("failed"):
-            return None
+    def failed(self, reason: str) -> None:
+        """A ``failed`` record saying ``reason`` (unless an earlier success is kept)."""
+        if not self.main or self.kept_earlier("failed"):
+            return
         record = Record(
             status="failed",
             mean_dice=None,
             per_class_dice={},
             error=reason,
-            cost={"wall_s": time.perf_counter() - t0, "device": str(plan.device)},
+            cost={"wall_s": time.perf_counter() - self.t0, "device": str(self.plan.device)},
             finished_at=_now(),
-            **base,
+            **self.base,
         )
-        write_record(path, record)
-        plan.outcomes.append((path, record))
-        return record
+        write_record(self.path, record)
+        self.plan.outcomes.append((self.path, record))
 
-    try:
-        result = train(
-            proto,
-            plan.entry,
-            plan.registry,
-            seed=seed,
-            train_images=train_images,
-            val_images=val_images,
-            device=plan.device,
-            console=console,
-            checkpoints=ckpt_dir if main else None,
-            resume_from=resume_from,
-            run_id=_run_id(plan, seed),
-            extra_state={"resumes": resumes, "started_at": started},
-            micro_batch=plan.request.micro_batch if plan.request else None,
-            compile=plan.request.compile if plan.request else False,
-            world=plan.world,
+    def stopped(self, exc: KeyboardInterrupt) -> None:
+        """Say where a Ctrl-C stopped the seed and how to resume it (main rank only)."""
+        if self.main and not self.kept_earlier("was stopped"):
+            _report_interrupt(self.plan, self.seed, self.ckpt_dir, exc, self.observer)
+
+    def succeeded(self, result: TrainResult, val_images: Sequence[Path]) -> None:
+        """The record, the final weights, the leaderboard and the pictures of a finished seed."""
+        plan = self.plan
+        record = _succeeded_record(result, plan.world.size, self.base)
+        save_weights(self.path.parent / WEIGHTS_NAME, result.model)
+        write_record(self.path, record)
+        # The resume state (weights and optimizer, twice the model) is spent once the record
+        # says succeeded: weights-final holds the same weights, and best.* stays.
+        checkpoint.retire(self.ckpt_dir, "last")
+        plan.outcomes.append((self.path, record))
+        regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+        proto = plan.benchmark.protocol
+        run_pictures(  # after the record: a picture never costs a result
+            self.path.parent,
+            result.history,
+            result.per_class_dice,
+            model=result.model,
+            image_path=val_images[0] if val_images else None,
+            resolution=proto.resolution,
+            threshold=proto.threshold,
         )
-    except KeyboardInterrupt as exc:
-        if main and not kept_earlier("was stopped"):
-            _report_interrupt(plan, seed, ckpt_dir, exc, console)
-        raise
-    except checkpoint.CheckpointError:
-        raise  # a checkpoint that cannot be used: nothing was run, nothing is written
-    except HarnessError as exc:
-        failed(str(exc))
-        raise
-    except RunFailed as exc:
-        failed(str(exc))
-        # Said by the main rank alone: the other ranks' copies stay quiet.
-        wrapped = RunFailed(f"seed {seed} failed: {exc} (record: {path})", echoed=exc.echoed)
-        raise wrapped from exc
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        failed(reason)
-        raise RunFailed(f"seed {seed} failed: {reason} (record: {path})") from exc
-    record = Record(
+
+
+def _succeeded_record(result: TrainResult, processes: int, base: dict[str, Any]) -> Record:
+    return Record(
         status="succeeded",
         mean_dice=result.mean_dice,
         per_class_dice=result.per_class_dice,
@@ -511,7 +495,7 @@ def _train_seed(
             "train_images_per_s": result.train_images_per_s,
             "peak_memory_mb": result.peak_memory_mb,
             "wall_s": result.wall_s,
-            "device_hours": result.wall_s / 3600 * plan.world.size,
+            "device_hours": result.wall_s / 3600 * processes,
             "device": result.device,
             **result.execution,
         },
@@ -521,31 +505,58 @@ def _train_seed(
         finished_at=_now(),
         **base,
     )
-    if not main:
-        return
-    save_weights(path.parent / WEIGHTS_NAME, result.model)
-    write_record(path, record)
-    # The resume state (weights and optimizer, twice the model) is spent once the record
-    # says succeeded: weights-final holds the same weights, and best.* stays.
-    checkpoint.retire(ckpt_dir, "last")
-    plan.outcomes.append((path, record))
-    regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
-    proto = plan.benchmark.protocol
-    run_pictures(  # after the record: a picture never costs a result
-        path.parent,
-        result.history,
-        result.per_class_dice,
-        model=result.model,
-        image_path=val_images[0] if val_images else None,
-        resolution=proto.resolution,
-        threshold=proto.threshold,
-    )
-    if on_result is not None:
-        on_result(seed, result)
+
+
+def _train_seed(
+    plan: Plan,
+    seed: int,
+    outcome: _SeedOutcome,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+    resume_from: checkpoint.Checkpoint | None,
+) -> TrainResult:
+    """Train one seed; a failure leaves its record (``outcome``) and raises, a stop says how
+    to resume and raises."""
+    request = plan.request
+    try:
+        return train(
+            plan.benchmark.protocol,
+            plan.entry,
+            plan.registry,
+            seed=seed,
+            train_images=train_images,
+            val_images=val_images,
+            device=plan.device,
+            observer=outcome.observer,
+            checkpoints=outcome.ckpt_dir if outcome.main else None,
+            resume_from=resume_from,
+            run_id=_run_id(plan, seed),
+            extra_state={"resumes": outcome.resumes, "started_at": outcome.started},
+            micro_batch=request.micro_batch if request else None,
+            compile=request.compile if request else False,
+            world=plan.world,
+        )
+    except KeyboardInterrupt as exc:
+        outcome.stopped(exc)
+        raise
+    except checkpoint.CheckpointError:
+        raise  # a checkpoint that cannot be used: nothing was run, nothing is written
+    except HarnessError as exc:
+        outcome.failed(str(exc))
+        raise
+    except RunFailed as exc:
+        outcome.failed(str(exc))
+        # Said by the main rank alone: the other ranks' copies stay quiet.
+        message = f"seed {seed} failed: {exc} (record: {outcome.path})"
+        raise RunFailed(message, echoed=exc.echoed) from exc
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        outcome.failed(reason)
+        raise RunFailed(f"seed {seed} failed: {reason} (record: {outcome.path})") from exc
 
 
 def _report_interrupt(
-    plan: Plan, seed: int, ckpt_dir: Path, exc: KeyboardInterrupt, console: Console
+    plan: Plan, seed: int, ckpt_dir: Path, exc: KeyboardInterrupt, observer: TrainObserver
 ) -> None:
     """Say where an interrupted seed stopped, what was saved and the command to continue."""
     if isinstance(exc, Interrupted) and exc.checkpoint is not None:
@@ -555,9 +566,4 @@ def _report_interrupt(
     else:
         saved = "stopped before the first checkpoint; the resume starts from the beginning"
     command = resume_command(plan.request) if plan.request else "execute() with plan.resume=True"
-    console.print(
-        f"seed {seed}: {saved}\nResume with:\n  {command}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    observer.message(f"seed {seed}: {saved}\nResume with:\n  {command}")

@@ -11,8 +11,8 @@ The CSV is written one image at a time (rows are generated while the file is wri
 atomically), so memory holds one image's 29 full-size masks at most.
 
 Horizontal-flip test-time augmentation averages the logits of the image and of its
-mirror (flipped back) before the threshold; ``tta_logits`` is the one place that does
-it, for ``harness predict --tta flip`` and for validation alike.
+mirror (flipped back) before the threshold; ``harness.engine.inference.tta_logits`` is
+the one place that does it, for ``harness predict --tta flip`` and for validation alike.
 """
 
 from __future__ import annotations
@@ -28,30 +28,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.classes import CLASSES
+from harness.engine.device import amp_dtype, resolve_device
+from harness.engine.inference import TTA_CHOICES, tta_logits
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME
 from harness.runs.execution import WEIGHTS_NAME
 
-TTA_CHOICES = ("none", "flip")
 SPLITS = ("test", "val")
 
 Progress = Callable[[int, int], None]
-
-
-def tta_logits(model: torch.nn.Module, inputs: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """The model's logits for ``(N, C, H, W)`` inputs under a test-time augmentation.
-
-    ``"none"``: the logits as they are.  ``"flip"``: the mean, in float32, of the logits of
-    the inputs and of the horizontally mirrored inputs mirrored back, so the threshold
-    applies to the averaged logits.
-    """
-    if tta == "none":
-        return model(inputs)
-    if tta == "flip":
-        plain = model(inputs).float()
-        mirrored = model(torch.flip(inputs, dims=(-1,))).float()
-        return plain.add_(torch.flip(mirrored, dims=(-1,))).mul_(0.5)
-    raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
 
 
 @dataclass
@@ -166,7 +151,8 @@ def load_run(
 
 def images_for(data: Path, split: str, protocol: Any) -> list[Path]:
     """``test/DCM`` images, or the protocol's validation fold of ``train/DCM``, sorted."""
-    from harness.data.layout import list_images, split as split_images
+    from harness.data.layout import list_images
+    from harness.data.layout import split as split_images
 
     if split == "test":
         images = list_images(data, "test")
@@ -199,7 +185,6 @@ def predict_rows(
     from harness.data.datasets import PredictDataset
     from harness.metric.dice import logits_to_masks
     from harness.metric.rle import encode
-    from harness.engine.trainer import amp_dtype
 
     if tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
@@ -263,7 +248,6 @@ def predict_submission(
     order, images sorted by path.  Returns ``out``.
     """
     from harness.metric.submission import write_submission
-    from harness.engine.trainer import resolve_device
 
     if split not in SPLITS:
         raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import atomic_write_text
 from harness.components.entry import parse_component
+from harness.engine.events import TrainObserver
 from harness.errors import HarnessError
 from harness.results.leaderboard import Row, leaderboard_path, rows, versus_leader
-from harness.atomic import atomic_write_text
 from harness.results.records import iter_records
-from harness.runs.execution import Plan, RunRequest, execute, plan
+from harness.runs.execution import Plan, execute, plan
+from harness.runs.requests import RunRequest
 
 #: Axis name on the command line -> RunRequest field.
 AXES = {
@@ -103,17 +105,21 @@ def render_ablation(axis: Axis, table_rows: list[tuple[str, Row | None]], benchm
 def sweep(
     base: RunRequest,
     axis: Axis,
-    console,
+    observer: TrainObserver,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, list[Plan]]:
-    """Run every value of ``axis`` with ``base``'s other settings; write the ablation table."""
+    """Run every value of ``axis`` with ``base``'s other settings; write the ablation table.
+
+    Training progress and every line for the user go to ``observer``; ``progress`` hears
+    the dataset's preparation.
+    """
     plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
     ids = {p.benchmark.id for p in plans}
     if len(ids) != 1:  # pragma: no cover - the axis never touches the protocol or data
         raise HarnessError(f"a sweep must stay on one benchmark, got {sorted(ids)}")
     for value, p in zip(axis.values, plans, strict=True):
-        console.print(f"[bold]sweep[/bold] {axis.name} = {value}")
-        execute(p, console)
+        observer.message(f"sweep {axis.name} = {value}")
+        execute(p, observer)
     first = plans[0]
     records = [r for _, r in iter_records(first.runs_dir)]
     by_key = {row.entry.key: row for row in rows(records, first.benchmark.id)}

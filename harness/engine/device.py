@@ -1,0 +1,69 @@
+"""The device a run trains on: choosing it, naming it, seeding, precision and peak memory."""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+from harness.protocol import Protocol
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; anything else is a one-line error."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise HarnessError("--device cuda: no CUDA device is available here; use --device cpu")
+    if choice not in ("cpu", "cuda"):
+        raise HarnessError(f"--device {choice!r}: choose auto, cpu or cuda")
+    return torch.device(choice)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's model name, or the CPU with its thread count (as records show it)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def amp_dtype(protocol: Protocol, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU supports it, else fp16; None (fp32) on CPU or if the protocol says no."""
+    if not protocol.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def memory_format(protocol: Protocol) -> torch.memory_format:
+    """channels_last when the protocol asks for it, else the default layout."""
+    return torch.channels_last if protocol.channels_last else torch.contiguous_format
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: the precision as records name it."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start measuring the peak GPU memory from now (nothing to do on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or on a CPU the process's peak resident size, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
