@@ -15,8 +15,8 @@ import torch
 
 from harness.data.annotations import rasterize, read_annotation
 from harness.data.images import read_gray, to_input
-from harness.metric.dice import logits_to_masks
 from harness.data.layout import label_path
+from harness.metric.dice import logits_to_masks
 from harness.pictures.charts import CURVES, PER_CLASS, per_class_bars, training_curves
 from harness.pictures.overlays import prediction_panel
 
