@@ -17,12 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from harness.components.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-
-#: Mark a function in a plugin module as an implementation of a ``harness_*`` hook.
-hookimpl = pluggy.HookimplMarker("harness")
 
 if TYPE_CHECKING:
     from harness.classes import CLASSES, NUM_CLASSES

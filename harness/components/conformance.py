@@ -79,7 +79,7 @@ class Report:
 
     @property
     def title(self) -> str:
-        """``model 'unetpp' from builtin-models (harness 0.1.0)``."""
+        """``model 'unetpp' from builtin-models (segmentation-harness 0.1.0)``."""
         spec = self.name
         if self.params:
             spec += ":" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))

@@ -44,6 +44,9 @@ import pluggy
 
 #: Marks the hook specifications below; plugins use ``harness.hookimpl``.
 hookspec = pluggy.HookspecMarker("harness")
+#: Mark a function in a plugin module as an implementation of a ``harness_*`` hook
+#: (re-exported as ``harness.hookimpl``, the one name a plugin module needs).
+hookimpl = pluggy.HookimplMarker("harness")
 
 Factory = Callable[..., Any]
 

@@ -56,7 +56,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _provider(plugin: str, distribution: str | None, version: str | None) -> str:
-    """``builtin-losses (harness 0.1.0)``, ``my_plugin.py (file)`` or ``my_module (module)``."""
+    """``builtin-losses (segmentation-harness 0.1.0)``, ``my_plugin.py (file)`` or
+    ``my_module (module)``."""
     if distribution is not None:
         return f"{plugin} ({distribution}{f' {version}' if version else ''})"
     return f"{plugin} ({'file' if plugin.endswith('.py') else 'module'})"
@@ -79,7 +80,7 @@ class Registered:
     version: str | None
 
     def provider(self) -> str:
-        """Who offers this component, for people: ``builtin-losses (harness 0.1.0)``."""
+        """Who offers this component, for people: ``builtin-losses (segmentation-harness 0.1.0)``."""
         return _provider(self.plugin, self.distribution, self.version)
 
     def build(self, *args: Any, **kwargs: Any) -> Any:

@@ -37,10 +37,11 @@ class TrainDataset(Dataset):
 
     The cache (``harness.data.cache``) holds every labelled image of the dataset decoded,
     resized and rasterized once, memory-mapped; it is built on first use (silently here;
-    ``harness.runs`` builds it earlier, under the CLI's bar) and rebuilt when a source file changes.  ``augment`` is an
-    albumentations transform called as ``augment(image=(H, W) uint8, mask=(H, W, 29)
-    uint8)``, the convention of ``harness_augmentations``.  In data-loader workers
-    OpenCV runs single-threaded (``harness.data.cache.worker_init_fn`` does the same).
+    ``harness.runs`` builds it earlier, under the CLI's bar) and rebuilt when a source
+    file changes. ``augment`` is an albumentations transform called as
+    ``augment(image=(H, W) uint8, mask=(H, W, 29) uint8)``, the convention of
+    ``harness_augmentations``. In data-loader workers OpenCV runs single-threaded
+    (``harness.data.cache.worker_init_fn`` does the same).
     """
 
     def __init__(self, images: Sequence[Path], resolution: int, augment: Any = None) -> None:
