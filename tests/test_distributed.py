@@ -105,7 +105,7 @@ def test_launched_reads_the_launchers_environment(monkeypatch: pytest.MonkeyPatc
 def test_importing_and_the_single_process_path_do_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "from harness import distributed as d\n"
+        "from harness.engine import distributed as d\n"
         "w = d.init('cpu')\n"
         "assert w == d.current() == d.World()\n"
         "d.barrier(w); d.agree_any(True, w); d.broadcast_object(1, w); d.gather_objects(1, w)\n"
