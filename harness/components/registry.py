@@ -80,7 +80,8 @@ class Registered:
     version: str | None
 
     def provider(self) -> str:
-        """Who offers this component, for people: ``builtin-losses (segmentation-harness 0.1.0)``."""
+        """Who offers this component, for people: ``builtin-losses (segmentation-harness 0.1.0)``
+        (``harness list``'s provider column)."""
         return _provider(self.plugin, self.distribution, self.version)
 
     def build(self, *args: Any, **kwargs: Any) -> Any:
