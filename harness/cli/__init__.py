@@ -119,8 +119,10 @@ def sweep(
     start_ranks = _ranks(nproc)
     axis = parse_vary(vary)
     base = request
-    if start_ranks:  # every value checked (and the dataset prepared) once, here
-        plans = [plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
+    # Every value checked, and the dataset prepared, under the bar before anything trains.
+    with bars.bar("Preparing the dataset", err) as progress:
+        plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
+    if start_ranks:
         _start_ranks(nproc, plans[0].device)
     try:
         path, plans = run_sweep(base, axis, TrainingProgress(err))
