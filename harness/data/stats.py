@@ -53,6 +53,7 @@ from matplotlib.figure import Figure
 from harness.atomic import atomic_write_bytes
 from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
 from harness.data.annotations import rasterize, read_annotation
+from harness.data.images import check_size, read_gray
 from harness.data.layout import LABEL_DIR, group_of, label_path, list_images
 from harness.errors import HarnessError
 
@@ -363,28 +364,14 @@ def compute_stats(
     rings: list[int] = []
     for i, path in enumerate(paths):
         ann = read_annotation(label_path(path))
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise HarnessError(f"{path}: not a readable image; replace or remove it")
-        if image.shape != (ann.height, ann.width):
-            raise HarnessError(
-                f"{path}: image is {image.shape[1]}x{image.shape[0]} but its label file says "
-                f"{ann.width}x{ann.height}; fix the metadata or the image"
-            )
+        image = read_gray(path)
+        check_size(path, image, ann)
         masks = rasterize(ann)
         boxes = [_box(poly, ann.height, ann.width) for poly in ann.polygons]
         total = ann.height * ann.width
         pixels[i] = total
 
-        # union of all bones, built box by box (never a 29 x H x W reduction)
-        union = np.zeros((ann.height, ann.width), np.uint8)
-        moments: list[dict[str, float]] = []
-        for c, (y0, y1, x0, x1) in enumerate(boxes):
-            crop = masks[c, y0:y1, x0:x1]
-            np.bitwise_or(union[y0:y1, x0:x1], crop, out=union[y0:y1, x0:x1])
-            m = cv2.moments(crop, binaryImage=True)
-            areas[i, c] = round(m["m00"])
-            moments.append(_shift_moments(m, x0, y0))
+        union, moments = _union_and_moments(masks, boxes, areas[i])
 
         _overlaps(masks, boxes, areas[i], total, ov_sum, ov_max, ov_images, ov_smaller)
 
@@ -434,6 +421,22 @@ def compute_stats(
         histogram_bone=histogram_bone,
         ring_width=rings,
     )
+
+
+def _union_and_moments(
+    masks: np.ndarray, boxes: list[tuple[int, int, int, int]], areas: np.ndarray
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """The union of all bones, built box by box (never a 29 x H x W reduction), and each
+    class's image moments; fills ``areas`` (one image's row) with the pixel counts."""
+    union = np.zeros(masks.shape[1:], np.uint8)
+    moments: list[dict[str, float]] = []
+    for c, (y0, y1, x0, x1) in enumerate(boxes):
+        crop = masks[c, y0:y1, x0:x1]
+        np.bitwise_or(union[y0:y1, x0:x1], crop, out=union[y0:y1, x0:x1])
+        m = cv2.moments(crop, binaryImage=True)
+        areas[c] = round(m["m00"])
+        moments.append(_shift_moments(m, x0, y0))
+    return union, moments
 
 
 def _box(poly: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
