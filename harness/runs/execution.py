@@ -127,6 +127,7 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     entry = Entry(**components, encoder=request.encoder, tta=request.tta)
+    seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
     if request.micro_batch is not None and request.micro_batch < 1:
         raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
     device = resolve_device(request.device)
@@ -159,7 +160,7 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         registry=registry,
         benchmark=Benchmark(dataset, proto, small_bone_set(dataset)),
         entry=entry,
-        seeds=parse_seeds(request.seeds, proto.seeds),
+        seeds=seeds,
         device=device,
         runs_dir=Path(request.runs_dir),
         leaderboards_dir=Path(request.leaderboards_dir),

@@ -118,6 +118,11 @@ def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
             seeds = list(range(int(text)))
     except ValueError:
         raise HarnessError(f"--seeds {text!r}: give a count (3) or a list (0,1,2)") from None
+    if not seeds and text.strip() == "0":
+        raise HarnessError(
+            "--seeds 0: a count of zero seeds runs nothing; to run seed 0 alone write "
+            "--seeds 0, (a list of one) or --seeds 1 (a count of one)"
+        )
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise HarnessError(f"--seeds {text!r}: need at least one seed, non-negative, no repeats")
     return seeds
