@@ -232,13 +232,30 @@ def leaderboard(
     leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
         "leaderboards"
     ),
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when any record could not be used (each is named)")
+    ] = False,
 ) -> None:
     """Regenerate leaderboard tables from the run records."""
-    from harness.results.leaderboard import regenerate, resolve
+    from harness.results.leaderboard import regenerate_all
 
-    for benchmark_id in resolve(target, runs_dir):
-        path = regenerate(benchmark_id, runs_dir, leaderboards_dir)
+    excluded: list[Any] = []
+    paths = regenerate_all(target, runs_dir, leaderboards_dir, report=_excluded(excluded))
+    for path in paths:
         out.print(f"wrote {path}", soft_wrap=True)
+    if strict and excluded:
+        _say(f"harness: --strict: {len(excluded)} record(s) could not be used (named above)")
+        raise typer.Exit(1)
+
+
+def _excluded(heard: list[Any]) -> Any:
+    """A report that names each record a table leaves out on stderr, one line each."""
+
+    def report(unusable: Any) -> None:
+        heard.append(unusable)
+        _say(f"harness: warning: {unusable}; left out of its table")
+
+    return report
 
 
 @app.command()

@@ -7,7 +7,8 @@ are swept by the next write of the same file.
 
 Records are read back defensively: a file that is not valid JSON, is of another schema,
 lacks what a leaderboard needs, or names a benchmark id that could walk out of the
-leaderboards folder is skipped, never trusted.
+leaderboards folder is never trusted, and never dropped silently either: ``scan_records``
+says which files it could not use and why, for the tables and the terminal to name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import platform
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,50 @@ def write_record(path: Path, record: Record) -> None:
 
 def read_record(path: Path) -> Record | None:
     """The record at ``path``, or None when it is unreadable, of another schema or malformed."""
+    found = inspect_record(path)
+    return found if isinstance(found, Record) else None
+
+
+def inspect_record(path: Path) -> Record | str:
+    """The record at ``path``, or why it cannot be used (one phrase naming what is wrong)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            return None
-        record = Record(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-    return record if _well_formed(record) else None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        return f"is not valid JSON{where}: truncated or hand-edited"
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    if data.get("schema") != SCHEMA:
+        return f"has schema {data.get('schema')!r}; this harness reads schema {SCHEMA}"
+    known = {f.name for f in fields(Record)}
+    missing = sorted(
+        f.name
+        for f in fields(Record)
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in data
+    )
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    unknown = sorted(set(data) - known)
+    if unknown:
+        return f"has keys this harness does not know: {', '.join(unknown)}"
+    record = Record(**data)
+    problem = _problem(record)
+    return record if problem is None else problem
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A ``record.json`` that a table cannot use, and why."""
+
+    path: Path
+    reason: str
+    #: The benchmark it belongs to, from its contents or its folder (None when unknown).
+    benchmark: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 #: A benchmark id becomes a file name (``LEADERBOARDS/<id>.md``): no separators, no dot first.
@@ -93,45 +130,75 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _well_formed(r: Record) -> bool:
-    """What rendering a leaderboard relies on; anything else a hand-edited file may omit."""
+def _problem(r: Record) -> str | None:
+    """What rendering a leaderboard relies on, and is missing (None: nothing); anything else
+    a hand-edited file may omit."""
+    if r.status not in ("succeeded", "failed"):
+        return f"status {r.status!r} is neither succeeded nor failed"
+    if not isinstance(r.seed, int) or isinstance(r.seed, bool) or r.seed < 0:
+        return f"seed {r.seed!r} is not a non-negative whole number"
     bench = r.benchmark
-    if r.status not in ("succeeded", "failed") or not isinstance(r.seed, int) or r.seed < 0:
-        return False
     if not isinstance(bench, dict) or not safe_name(bench.get("id")):
-        return False
+        return "benchmark.id is missing or not a plain name"
     protocol, dataset = bench.get("protocol"), bench.get("dataset")
     if not isinstance(protocol, dict) or not isinstance(dataset, dict):
-        return False
+        return "benchmark lacks its protocol or dataset"
     if not all(isinstance(protocol.get(k), str) for k in ("label", "hash")):
-        return False
+        return "benchmark.protocol lacks its label or hash"
     if not isinstance(protocol.get("fields"), dict):
-        return False
+        return "benchmark.protocol lacks its fields"
     if not all(isinstance(dataset.get(k), str) for k in ("name", "fingerprint")):
-        return False
+        return "benchmark.dataset lacks its name or fingerprint"
     if not isinstance(r.entry, dict) or not isinstance(r.cost, dict):
-        return False
+        return "entry or cost is not an object"
     for name in _ENTRY_FIELDS:
         component = r.entry.get(name)
         if not isinstance(component, dict) or not isinstance(component.get("name"), str):
-            return False
+            return f"entry.{name} lacks its name"
         if not isinstance(component.get("params", {}), dict):
-            return False
+            return f"entry.{name}.params is not an object"
     if r.status == "succeeded":
+        if not _number(r.mean_dice):
+            return "succeeded, but mean_dice is missing or not a finite number"
         per_class = r.per_class_dice
-        if not _number(r.mean_dice) or not isinstance(per_class, dict):
-            return False
-        if not all(_number(per_class.get(c)) for c in CLASSES):
-            return False
-    return True
+        if not isinstance(per_class, dict):
+            return "succeeded, but per_class_dice is not an object"
+        absent = [c for c in CLASSES if not _number(per_class.get(c))]
+        if absent:
+            return f"succeeded, but per_class_dice lacks a number for {', '.join(absent[:3])}"
+    return None
 
 
 def iter_records(runs_dir: Path) -> Iterator[tuple[Path, Record]]:
     """Every readable record under ``runs_dir``, in path order."""
+    yield from scan_records(runs_dir)[0]
+
+
+def scan_records(runs_dir: Path) -> tuple[list[tuple[Path, Record]], list[Unusable]]:
+    """Every record under ``runs_dir``, in path order: those a table can use, and the rest
+    with the reason and (from its contents, or its ``BENCHMARK/ENTRY/seed-N`` folder) the
+    benchmark it belongs to."""
+    usable: list[tuple[Path, Record]] = []
+    unusable: list[Unusable] = []
     for path in sorted(Path(runs_dir).rglob(RECORD_NAME)):
-        record = read_record(path)
-        if record is not None:
-            yield path, record
+        found = inspect_record(path)
+        if isinstance(found, Record):
+            usable.append((path, found))
+        else:
+            unusable.append(Unusable(path, found, _claimed_benchmark(path, Path(runs_dir))))
+    return usable, unusable
+
+
+def _claimed_benchmark(path: Path, runs_dir: Path) -> str | None:
+    """The benchmark an unusable record names, or the one its folder says."""
+    try:
+        bench = json.loads(path.read_text(encoding="utf-8")).get("benchmark", {}).get("id")
+    except (OSError, ValueError, AttributeError):
+        bench = None
+    if safe_name(bench):
+        return bench
+    parts = path.relative_to(runs_dir).parts
+    return parts[0] if len(parts) == 4 and safe_name(parts[0]) else None
 
 
 _LIBRARIES = (

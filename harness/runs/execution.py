@@ -50,6 +50,7 @@ from harness.results.records import (
     RECORD_NAME,
     Record,
     code_revision,
+    Unusable,
     library_versions,
     read_record,
     write_record,
@@ -107,6 +108,9 @@ class Plan:
     world: World = field(default_factory=World)
 
 
+    #: Records a regenerated table could not use, already named to the user (once each;
+    #: a sweep shares one set between its plans).
+    unusable_named: set[Path] = field(default_factory=set)
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Resolve plugins, protocol, dataset and entry; fail with one clear line on bad input."""
     registry = Registry.load(request.plugins)
@@ -268,6 +272,23 @@ def _run_lock(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / ".lock"), timeout=0)
     try:
+def regenerate_table(plan: Plan, observer: TrainObserver) -> Path:
+    """Regenerate the plan's leaderboard; each record it cannot use is named once, one line."""
+    return regenerate(
+        plan.benchmark.id,
+        plan.runs_dir,
+        plan.leaderboards_dir,
+        report=lambda unusable: name_unusable(plan, unusable, observer),
+    )
+
+
+def name_unusable(plan: Plan, unusable: Unusable, observer: TrainObserver) -> None:
+    """Say, once per plan, that a record cannot be used and is left out of its table."""
+    if unusable.path not in plan.unusable_named:
+        plan.unusable_named.add(unusable.path)
+        observer.message(f"warning: {unusable}; left out of its table")
+
+
         lock.acquire()
     except Timeout:
         raise HarnessError(
@@ -356,7 +377,7 @@ def _prepare(plan: Plan, seed: int, folder: Path, observer: TrainObserver) -> _P
             )
             plan.outcomes.append((path, existing))
             # Same records, same bytes: this only repairs a table a kill left behind.
-            regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+            regenerate_table(plan, observer)
             return _Prepared(done=True)
         return _resumed(seed, ckpt_dir, started, observer)
     if checkpoint.exists(ckpt_dir) and existing is None:
@@ -468,7 +489,7 @@ class _SeedOutcome:
         # says succeeded: weights-final holds the same weights, and best.* stays.
         checkpoint.retire(self.ckpt_dir, "last")
         plan.outcomes.append((self.path, record))
-        regenerate(plan.benchmark.id, plan.runs_dir, plan.leaderboards_dir)
+        regenerate_table(plan, self.observer)
         proto = plan.benchmark.protocol
         run_pictures(  # after the record: a picture never costs a result
             self.path.parent,
