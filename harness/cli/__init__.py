@@ -51,6 +51,7 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
     from harness.runs.execution import execute, plan
 
     start_ranks = _ranks(nproc)
+    _check_jobs(request, nproc)
     if start_ranks:  # every input checked and the dataset prepared once, here
         with bars.bar("Preparing the dataset", err) as progress:
             resolved = plan(request, progress=progress)
@@ -68,8 +69,13 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
         soft_wrap=True,
         highlight=False,
     )
+    if request.dry_run:
+        return _dry_run([resolved])
     try:
-        outcomes = execute(resolved, TrainingProgress(err))
+        if request.jobs or request.cluster:
+            outcomes = _run_jobs([resolved])
+        else:
+            outcomes = execute(resolved, TrainingProgress(err))
     finally:
         distributed.shutdown()
     if not resolved.world.is_main:
@@ -117,21 +123,55 @@ def sweep(
     from harness.runs.sweep import sweep as run_sweep
 
     start_ranks = _ranks(nproc)
+    _check_jobs(request, nproc)
     axis = parse_vary(vary)
     base = request
     # Every value checked, and the dataset prepared, under the bar before anything trains.
     with bars.bar("Preparing the dataset", err) as progress:
         plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
+    if request.dry_run:
+        return _dry_run(plans)
     if start_ranks:
         _start_ranks(nproc, plans[0].device)
     try:
-        path, plans = run_sweep(base, axis, TrainingProgress(err))
+        if request.jobs or request.cluster:
+            with bars.bar("Runs", err) as runs_progress:
+                path, plans = run_sweep(base, axis, TrainingProgress(err), jobs=runs_progress)
+        else:
+            path, plans = run_sweep(base, axis, TrainingProgress(err))
     finally:
         distributed.shutdown()
     if not plans[0].world.is_main:
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
+
+
+def _check_jobs(request: RunRequest, nproc: int) -> None:
+    """``--jobs``/``--cluster`` are checked before any work."""
+    if request.jobs is not None and request.jobs < 1:
+        raise HarnessError(f"--jobs {request.jobs}: give a positive number of runs at once")
+    if nproc > 1 and (request.jobs or request.cluster):
+        raise HarnessError(
+            f"--nproc {nproc} with --jobs/--cluster: not supported yet; train data-parallel "
+            "runs one after another (leave out --jobs/--cluster) or single-process runs at once"
+        )
+
+
+def _dry_run(plans: list[Any]) -> None:
+    """``--dry-run``: the runs that would train, those skipped, the estimate; nothing trains."""
+    from harness.runs.jobs import schedule
+
+    for line in schedule(plans).lines():
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_jobs(plans: list[Any]) -> list[Any]:
+    """``--jobs``/``--cluster``: the runs as Ray tasks, under a bar of runs done."""
+    from harness.runs.jobs import run_jobs
+
+    with bars.bar("Runs", err) as progress:
+        return run_jobs(plans, TrainingProgress(err), progress)
 
 
 def _ranks(nproc: int) -> bool:

@@ -263,15 +263,6 @@ def execute(
     return plan.outcomes
 
 
-@contextlib.contextmanager
-def _run_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder`` for this process; a second process on the same run is refused.
-
-    The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / ".lock"), timeout=0)
-    try:
 def regenerate_table(plan: Plan, observer: TrainObserver) -> Path:
     """Regenerate the plan's leaderboard; each record it cannot use is named once, one line."""
     return regenerate(
@@ -289,6 +280,15 @@ def name_unusable(plan: Plan, unusable: Unusable, observer: TrainObserver) -> No
         observer.message(f"warning: {unusable}; left out of its table")
 
 
+@contextlib.contextmanager
+def _run_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for this process; a second process on the same run is refused.
+
+    The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
         lock.acquire()
     except Timeout:
         raise HarnessError(

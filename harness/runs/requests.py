@@ -90,6 +90,24 @@ class RunRequest:
     )
     #: Run the training step through torch.compile (recorded; not part of the protocol).
     compile: bool = _option("--compile", "Run the training step through torch.compile", False)
+    #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
+    #: (harness.runs.jobs); None: one after another in this process, without Ray.
+    jobs: int | None = _option(
+        "--jobs",
+        "Train up to N runs at once (Ray; a local instance is started and stopped for you)",
+        None,
+    )
+    #: An existing Ray cluster's address (what `ray start --head` prints) to train the runs on.
+    cluster: str | None = _option(
+        "--cluster",
+        "Train the runs on this Ray cluster (the address `ray start --head` prints); "
+        "records and weights come back to --runs-dir",
+        None,
+    )
+    #: Print what would train, what is skipped and an estimate of device-hours; train nothing.
+    dry_run: bool = _option(
+        "--dry-run", "Print the runs that would train and an estimate of device-hours", False
+    )
     # Where the run's files go: written last (after the launcher's flags) by resume_command.
     runs_dir: Path = _option(
         "--runs-dir", "Where run folders and records go", Path("runs"), always=True

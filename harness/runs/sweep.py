@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.atomic import atomic_write_text
 from harness.components.entry import parse_component
 from harness.engine.events import TrainObserver
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 from harness.results.leaderboard import (
     Row,
     excluded_lines,
@@ -120,11 +120,13 @@ def sweep(
     axis: Axis,
     observer: TrainObserver,
     progress: Callable[[int, int], None] | None = None,
+    jobs: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, list[Plan]]:
     """Run every value of ``axis`` with ``base``'s other settings; write the ablation table.
 
     Training progress and every line for the user go to ``observer``; ``progress`` hears
-    the dataset's preparation.
+    the dataset's preparation. With ``--jobs``/``--cluster`` the runs go to Ray
+    (``harness.runs.jobs``) and ``jobs`` hears the runs done of all.
     """
     plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
     ids = {p.benchmark.id for p in plans}
@@ -132,9 +134,18 @@ def sweep(
         raise HarnessError(f"a sweep must stay on one benchmark, got {sorted(ids)}")
     for p in plans[1:]:  # a record left out is named once for the whole sweep
         p.unusable_named = plans[0].unusable_named
-    for value, p in zip(axis.values, plans, strict=True):
-        observer.message(f"sweep {axis.name} = {value}")
-        execute(p, observer)
+    if base.jobs or base.cluster:
+        from harness.runs.jobs import run_jobs
+
+        try:
+            run_jobs(plans, observer, jobs)
+        except RunFailed:  # the table shows the runs that did finish; then the failure
+            write_ablation(axis, plans, observer)
+            raise
+    else:
+        for value, p in zip(axis.values, plans, strict=True):
+            observer.message(f"sweep {axis.name} = {value}")
+            execute(p, observer)
     return write_ablation(axis, plans, observer), plans
 
 
