@@ -31,6 +31,7 @@ EVERY_FIELD = {
     "tta": "flip",
     "micro_batch": 2,
     "compile": True,
+    "track": "tensorboard",
     "jobs": 2,
     "cluster": "10.0.0.1:6379",
     "dry_run": True,
@@ -40,7 +41,7 @@ EVERY_FIELD = {
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
 #: left out of the request whose command must read as it always did.
-LATER_FIELDS = {"jobs", "cluster", "dry_run"}
+LATER_FIELDS = {"track", "jobs", "cluster", "dry_run"}
 
 
 class _Planned(Exception):

@@ -38,6 +38,9 @@ class Recorder:
     def validating(self, epoch: int, epochs: int) -> None:
         self.calls.append(("validating", (epoch, epochs)))
 
+    def validated(self, epoch: int, step: int, model: torch.nn.Module) -> None:
+        self.calls.append(("validated", (epoch, step)))
+
     def epoch_done(self, metrics: dict[str, Any]) -> None:
         self.calls.append(("epoch_done", metrics))
 

@@ -57,6 +57,9 @@ class TrainingProgress:
     def validating(self, epoch: int, epochs: int) -> None:
         self._update(info=f"epoch {epoch}/{epochs} validating")
 
+    def validated(self, epoch: int, step: int, model: Any) -> None:
+        pass  # the bar shows "validating" until the epoch's end
+
     def epoch_done(self, metrics: Mapping[str, Any]) -> None:
         self._update(info=self._info)  # the last step's line again, after "validating"
 

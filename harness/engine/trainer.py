@@ -143,6 +143,7 @@ class Trainer:
         self.step = OutOfMemoryFallback(setup.step, automatic=automatic, say=self.observer.message)
         self.where = Where(self.state.epoch + 1)  # for the message of a failure
         self.scores: DiceAccumulator | None = None  # the last validation's
+        self.images_per_s = 0.0  # the last epoch's training throughput
         self.running_by_rank: list[float] | None = None  # each rank's, at a mid-epoch stop
 
     def _resume(self, ckpt: Checkpoint | None, run_id: Mapping[str, Any] | None) -> Resumed:
@@ -190,12 +191,14 @@ class Trainer:
         if not start.done:
             self.state.running = 0.0
         losses = _UnreadLosses(_SYNC_EVERY if self.setup.device.type == "cuda" else 1)
-        began = time.perf_counter()
+        seen, began = self.state.seen, time.perf_counter()
         for inputs, targets in start.batches:
             bad = self._train_batch(epoch, inputs, targets, losses)
             if self.agreement.stop_here(self.stop.requested, bad, self.state.step, epoch):
                 self._stop_mid_epoch(epoch, losses, began)
-        self.state.train_time += time.perf_counter() - began
+        spent = time.perf_counter() - began
+        self.state.train_time += spent
+        self.images_per_s = (self.state.seen - seen) / spent if spent > 0 else 0.0
         return self._epoch_loss()
 
     def validate(self, epoch: int) -> DiceAccumulator | None:
@@ -213,13 +216,18 @@ class Trainer:
         # Ranks validate different numbers of batches: only agree at the end.
         should_stop = None if self.setup.world.active else lambda: self.stop.requested
         try:
-            return self._evaluate(should_stop)
+            scores = self._evaluate(should_stop)
         except StopRequested:
             saved = self._save_now(global_rng=before)
             raise Interrupted(saved, f"epoch {epoch}, during validation") from None
+        self.observer.validated(epoch, self.state.step, self.setup.model)
+        return scores
 
     def end_epoch(self, epoch: int, loss: float, scores: DiceAccumulator | None) -> None:
-        """Record the epoch, checkpoint it (``best`` too if it improved), honour a stop."""
+        """Record the epoch, report it, checkpoint it (``best`` too if it improved), honour a
+        stop. The observer hears the epoch first, so what it writes (``metrics.jsonl``) is on
+        disk before a checkpoint says the epoch is done: a kill between the two leaves an
+        epoch the resume trains again, never a gap."""
         state = self.state
         lr = self.setup.step.optimizer.param_groups[0]["lr"]
         record: dict[str, float] = {"epoch": epoch, "loss": loss, "lr": lr}
@@ -232,8 +240,8 @@ class Trainer:
         state.epoch, state.batch = epoch, 0
         self.where.checkpoint(epoch)
         state.wall_s = self._wall_s()
-        saved = self.checkpoints.save_epoch_end(state, improved)
         self.observer.epoch_done(self._metrics(record, scores))
+        saved = self.checkpoints.save_epoch_end(state, improved)
         if self.agreement.agreed(self.stop.requested):
             self.checkpoints.wait()
             raise Interrupted(saved, f"the end of epoch {epoch}")
@@ -345,8 +353,14 @@ class Trainer:
     def _metrics(
         self, record: Mapping[str, float], scores: DiceAccumulator | None
     ) -> dict[str, Any]:
-        """What ``epoch_done`` hears: the history record, the step and per-class Dice."""
-        metrics: dict[str, Any] = {**record, "step": self.state.step}
+        """What ``epoch_done`` hears: the history record, the step, the epoch's throughput,
+        the run's wall time and per-class Dice."""
+        metrics: dict[str, Any] = {
+            **record,
+            "step": self.state.step,
+            "images_per_s": self.images_per_s,
+            "wall_s": self.state.wall_s,
+        }
         if scores is not None:
             metrics["val_per_class_dice"] = scores.per_class()
         return metrics

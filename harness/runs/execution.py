@@ -55,6 +55,7 @@ from harness.results.records import (
     read_record,
     write_record,
 )
+from harness.runs import tracking
 from harness.runs.report import run_pictures
 from harness.runs.requests import RunRequest, parse_seeds, resume_command
 
@@ -134,6 +135,7 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
     if request.micro_batch is not None and request.micro_batch < 1:
         raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
+    tracking.check_track(request.track)  # a tracker not installed fails before any work
     device = resolve_device(request.device)
     world = distributed.init(device.type)  # World() unless started by torch.distributed.run
     if world.active and proto.batch_size < world.size:
@@ -342,12 +344,35 @@ def _execute_seed(
             resume_from = distributed.broadcast_object(resume_from, world)
         if resume_from is None:
             raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
+    if world.is_main:  # metrics.jsonl, and the event files of --track
+        observer = _tracked(plan, folder, observer, resume_from, val_images)
     outcome = _SeedOutcome(plan, seed, folder, observer, prepared.resumes, prepared.started)
     result = _train_seed(plan, seed, outcome, train_images, val_images, resume_from)
     if outcome.main:
         outcome.succeeded(result, val_images)
         if on_result is not None:
             on_result(seed, result)
+
+
+def _tracked(
+    plan: Plan,
+    folder: Path,
+    observer: TrainObserver,
+    resume_from: checkpoint.Checkpoint | None,
+    val_images: Sequence[Path],
+) -> TrainObserver:
+    """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
+    track = plan.request.track if plan.request else None
+    proto = plan.benchmark.protocol
+    preview = None
+    if track and val_images:
+        preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
+    about = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
+    texts = {k: "    " + json.dumps(v, indent=2).replace("\n", "\n    ") for k, v in about.items()}
+    resumed = resume_from.state if resume_from is not None else None
+    return tracking.seed_observer(
+        observer, folder, resumed=resumed, track=track, texts=texts, preview=preview
+    )
 
 
 @dataclass

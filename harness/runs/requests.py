@@ -90,6 +90,14 @@ class RunRequest:
     )
     #: Run the training step through torch.compile (recorded; not part of the protocol).
     compile: bool = _option("--compile", "Run the training step through torch.compile", False)
+    #: Also write TensorBoard event files in each run folder (``harness.runs.tracking``);
+    #: every run writes ``metrics.jsonl`` whatever this says.
+    track: str | None = _option(
+        "--track",
+        "Also log to: tensorboard (event files under each run folder's tensorboard/; "
+        "needs pip install tensorboard)",
+        None,
+    )
     #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
     #: (harness.runs.jobs); None: one after another in this process, without Ray.
     jobs: int | None = _option(
