@@ -97,3 +97,14 @@ def test_protocol_files(tmp_path) -> None:
         P.load("nope")
     with pytest.raises(HarnessError, match="not found"):
         P.load(str(tmp_path / "missing.toml"))
+
+
+def test_standard_protocols_start_from_imagenet_and_the_cpu_ones_keep_their_hashes() -> None:
+    # The study's setup: an ImageNet-pretrained encoder; the CPU protocols train from scratch
+    # and their benchmarks (hashes) are unchanged by it.
+    for name in ("standard-512", "standard-1024"):
+        assert P.load(name).encoder_weights == "imagenet"
+        assert P.load(name).in_channels == 1
+    assert P.load("synthetic").hash == "2267276f85"
+    assert P.load("tiny").hash == "efe032ab7d"
+    assert P.load("tiny").derive(["encoder_weights=imagenet"]).hash != P.load("tiny").hash

@@ -30,6 +30,7 @@ import torch
 from harness.classes import NUM_CLASSES
 from harness.components.entry import Entry
 from harness.components.registry import SINGULAR, Registered, Registry
+from harness.components.weights import load_encoder_weights, resolve_weights
 from harness.errors import HarnessError, one_line
 from harness.protocol import Protocol
 
@@ -122,15 +123,7 @@ def build_components(
     A factory that raises, or returns something of the wrong kind, is a ``HarnessError``
     naming the component and the plugin that provides it.
     """
-    model_kwargs: dict[str, Any] = dict(entry.model.kwargs)
-    if protocol.pretrained:
-        model_kwargs.setdefault("encoder_weights", protocol.pretrained)
-    model = build_model(
-        registry.get("models", entry.model.name),
-        in_channels=protocol.in_channels,
-        encoder=entry.encoder or protocol.encoder,
-        **model_kwargs,
-    )
+    model = build_entry_model(protocol, entry, registry)
     loss = build_loss(registry.get("losses", entry.loss.name), **entry.loss.kwargs)
     optimizer = build_optimizer(
         registry.get("optimizers", entry.optimizer.name),
@@ -153,6 +146,30 @@ def build_components(
         **entry.augmentation.kwargs,
     )
     return model, loss, optimizer, scheduler, augment
+
+
+def build_entry_model(protocol: Protocol, entry: Entry, registry: Registry) -> torch.nn.Module:
+    """The entry's model, its encoder started from the protocol's ``encoder_weights``.
+
+    A file (local, or the encoder library's cached download) is loaded here
+    (``harness.components.weights``); a name this harness does not resolve goes to the
+    plugin as ``encoder_weights``, as does one the entry's model parameters set.
+    """
+    encoder = entry.encoder or protocol.encoder
+    weights = resolve_weights(protocol.encoder_weights, encoder)
+    model_kwargs: dict[str, Any] = dict(entry.model.kwargs)
+    own_choice = "encoder_weights" in model_kwargs
+    if weights.by_plugin:
+        model_kwargs.setdefault("encoder_weights", weights.spec)
+    model = build_model(
+        registry.get("models", entry.model.name),
+        in_channels=protocol.in_channels,
+        encoder=encoder,
+        **model_kwargs,
+    )
+    if not own_choice:
+        load_encoder_weights(model, weights, protocol.in_channels, entry.model.name)
+    return model
 
 
 # -- the rules, one function each ---------------------------------------------------------------

@@ -28,9 +28,10 @@ from filelock import FileLock, Timeout
 
 from harness import protocol as protocols
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
-from harness.components.contracts import build_components
+from harness.components.contracts import build_components, build_entry_model
 from harness.components.entry import KINDS_BY_FIELD, Component, Entry, parse_component
 from harness.components.registry import Registry
+from harness.components.weights import resolve_weights
 from harness.data import sources
 from harness.data.cache import preprocessed
 from harness.data.checks import check_cached
@@ -49,8 +50,8 @@ from harness.results.leaderboard import regenerate
 from harness.results.records import (
     RECORD_NAME,
     Record,
-    code_revision,
     Unusable,
+    code_revision,
     library_versions,
     read_record,
     write_record,
@@ -107,11 +108,11 @@ class Plan:
     request: RunRequest | None = None
     #: This process's place in a data-parallel run (one process: ``World()``).
     world: World = field(default_factory=World)
-
-
     #: Records a regenerated table could not use, already named to the user (once each;
     #: a sweep shares one set between its plans).
     unusable_named: set[Path] = field(default_factory=set)
+
+
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Resolve plugins, protocol, dataset and entry; fail with one clear line on bad input."""
     registry = Registry.load(request.plugins)
@@ -133,6 +134,10 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     entry = Entry(**components, encoder=request.encoder, tta=request.tta)
     seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
+    # Pretrained weights found (or their absence said), and a file that does not fit the
+    # encoder refused, before any data work.
+    if resolve_weights(proto.encoder_weights, entry.encoder or proto.encoder).loaded_here:
+        build_entry_model(proto, entry, registry)
     if request.micro_batch is not None and request.micro_batch < 1:
         raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
     tracking.check_track(request.track)  # a tracker not installed fails before any work
@@ -225,6 +230,10 @@ def entry_record(plan: Plan) -> dict[str, Any]:
     out["encoder"] = plan.entry.encoder
     out["tta"] = plan.entry.tta
     out["effective_encoder"] = plan.entry.encoder or plan.benchmark.protocol.encoder
+    # What the encoder started from: a name, or a file by path and SHA-256.
+    out["encoder_weights"] = resolve_weights(
+        plan.benchmark.protocol.encoder_weights, out["effective_encoder"]
+    ).to_record()
     return out
 
 
