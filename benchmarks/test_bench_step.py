@@ -11,6 +11,12 @@ is one optimizer step, after two warm-up steps.  Target: the harness at most 1.0
 bare loop's time.  The tests at the end of this file check that both give the same weights
 to the bit, and (loosely, for CI) that they cost about the same.
 
+Tracked: the harness step with what the trainer adds per step when a run is watched
+(``--track tensorboard``): the loss read back and handed to ``metrics.jsonl``'s and
+TensorBoard's observers, and every 4th step (an epoch of the synthetic protocol) the epoch's
+metrics line, its scalars (29 per-class Dice among them) and the flush.  Beside the
+untracked step in the same group, it shows what tracking costs a step.
+
 Evaluation: ``harness.engine.inference.evaluate`` on the synthetic protocol's 8 validation
 images (inputs at 128 px, Dice at their original 256 px), as every validation runs it; one
 round is one pass, so images per second are 8 x ``ops`` (also stored as ``images_per_s`` in the
@@ -36,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness import protocol as protocols
+from harness.classes import CLASSES
 from harness.components.contracts import build_components
 from harness.components.entry import Component, Entry
 from harness.components.registry import Registry
@@ -44,9 +51,11 @@ from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
 from harness.engine.build import make_train_step
 from harness.engine.device import amp_dtype, seed_everything
+from harness.engine.events import NullObserver, Observers
 from harness.engine.inference import evaluate
 from harness.engine.step import TrainStep
 from harness.protocol import Protocol
+from harness.runs.tracking import METRICS_NAME, TENSORBOARD_DIR, MetricsLog, TensorBoardLog
 
 CPU = torch.device("cpu")
 ENTRY = Entry(
@@ -198,6 +207,44 @@ def test_bare_step(benchmark, request, protocol, phantom, batch) -> None:
     assert not torch.equal(first, next(bare.model.parameters()))
 
 
+@dataclass
+class Tracked:
+    """The harness step, then what the trainer tells a watching observer after it."""
+
+    step: TrainStep
+    observer: Observers
+    steps_per_epoch: int
+    done: int = 0
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = self.step(inputs, targets)
+        self.done += 1
+        self.observer.step_done(self.done, 1, 1, loss.item())
+        if self.done % self.steps_per_epoch == 0:
+            dice = {name: 0.5 for name in CLASSES}
+            self.observer.epoch_done(
+                {"epoch": self.done // self.steps_per_epoch, "step": self.done, "loss": 0.5}
+                | {"lr": 1e-3, "images_per_s": 10.0, "wall_s": 1.0}
+                | {"val_mean_dice": 0.5, "val_per_class_dice": dice}
+            )
+        return loss
+
+
+@pytest.mark.benchmark(group=STEP_GROUP, **STEP_TIMING)
+def test_tracked_step(benchmark, request, protocol, registry, phantom, batch, tmp_path) -> None:
+    step = harness_step(protocol, registry, steps_per_epoch(phantom, protocol))
+    trackers = (MetricsLog(tmp_path / METRICS_NAME), TensorBoardLog(tmp_path / TENSORBOARD_DIR))
+    tracked = Tracked(step, Observers(NullObserver(), *trackers), STEPS)
+    try:
+        loss = run_benchmark(benchmark, request, tracked, batch)
+    finally:
+        tracked.observer.run_ended()
+    assert torch.isfinite(loss) and loss.dim() == 0
+    assert len(list((tmp_path / TENSORBOARD_DIR).glob("events.out.tfevents.*"))) == 1
+    lines = (tmp_path / METRICS_NAME).read_text().splitlines()
+    assert len(lines) == tracked.done // STEPS
+
+
 @pytest.mark.benchmark(group=EVAL_GROUP, timer=time.process_time)
 def test_harness_evaluate(benchmark, request, protocol, registry, phantom) -> None:
     _, val = phantom
@@ -254,29 +301,56 @@ def test_same_weights_as_the_bare_loop_bit_for_bit(protocol: Protocol, registry:
     assert ours.optimizer.param_groups[0]["lr"] == bare.optimizer.param_groups[0]["lr"]
 
 
-def test_costs_about_what_the_bare_loop_costs(protocol: Protocol, registry: Registry) -> None:
-    """Interleaved timings after warm-up, alternating which goes first, so that drift in the
-    machine's load hits both alike; CPU time of this (one-threaded) process, not wall time,
-    so that time spent descheduled for other jobs counts for neither."""
-    ours = harness_step(protocol, registry, STEPS)
-    bare = bare_step(protocol, STEPS).step
-    data = random_batches(3)
+def interleaved_times(
+    steps: dict[str, Step], data: list[tuple[torch.Tensor, torch.Tensor]]
+) -> dict[str, list[float]]:
+    """CPU seconds per pass over ``data`` of each step, 5 passes each after warm-up,
+    interleaved and alternating which goes first, so that drift in the machine's load hits
+    both alike; CPU time of this (one-threaded) process, not wall time, so that time spent
+    descheduled for other jobs counts for neither."""
 
-    def timed(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    def timed(step: Step) -> float:
         start = time.process_time()
         for inputs, targets in data:
             step(inputs, targets)
         return time.process_time() - start
 
-    for step in (ours, bare):  # warm-up: the first steps set up kernels and allocations
+    for step in steps.values():  # warm-up: the first steps set up kernels and allocations
         step(*data[0])
         step(*data[1])
-    times: dict[str, list[float]] = {"harness": [], "bare": []}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(5):
-        order = [("harness", ours), ("bare", bare)]
+        order = list(steps.items())
         for name, step in order if i % 2 == 0 else order[::-1]:
             times[name].append(timed(step))
+    return times
+
+
+def test_costs_about_what_the_bare_loop_costs(protocol: Protocol, registry: Registry) -> None:
+    """Interleaved timings after warm-up (``interleaved_times``)."""
+    ours = harness_step(protocol, registry, STEPS)
+    bare = bare_step(protocol, STEPS).step
+    times = interleaved_times({"harness": ours, "bare": bare}, random_batches(3))
     ratio = statistics.median(times["harness"]) / statistics.median(times["bare"])
     shown = {k: [round(t, 3) for t in v] for k, v in times.items()}
     print(f"harness/bare step time: {ratio:.3f} (CPU seconds per 3 steps: {shown})")
     assert ratio <= MAX_RATIO, f"the harness step costs {ratio:.2f}x the bare loop's: {shown}"
+
+
+def test_tracking_costs_the_step_about_nothing(
+    protocol: Protocol, registry: Registry, tmp_path: Path
+) -> None:
+    """Two identical harness steps, one watched by ``metrics.jsonl`` and TensorBoard (an
+    epoch every 4 steps, so each pass of 8 ends two), timed as above."""
+    plain = harness_step(protocol, registry, STEPS)
+    trackers = (MetricsLog(tmp_path / METRICS_NAME), TensorBoardLog(tmp_path / TENSORBOARD_DIR))
+    watched = Tracked(harness_step(protocol, registry, STEPS), Observers(*trackers), STEPS)
+    try:
+        times = interleaved_times({"tracked": watched, "untracked": plain}, random_batches(8))
+    finally:
+        watched.observer.run_ended()
+    ratio = statistics.median(times["tracked"]) / statistics.median(times["untracked"])
+    shown = {k: [round(t, 3) for t in v] for k, v in times.items()}
+    print(f"tracked/untracked step time: {ratio:.3f} (CPU seconds per 8 steps: {shown})")
+    assert watched.done == 2 + 5 * 8 and (tmp_path / METRICS_NAME).read_text().count("\n") == 10
+    assert ratio <= MAX_RATIO, f"tracking makes a step cost {ratio:.2f}x: {shown}"
