@@ -332,3 +332,46 @@ def test_the_ckpt_step_is_where_tensorboard_purges(tmp_path: Path) -> None:
     loss.Reload()
     got = [(e.step, e.value) for e in loss.Scalars("train/loss")]
     assert got == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 14.0), (5, 15.0), (6, 16.0)]
+
+
+def test_a_ray_worker_sends_the_events_and_metrics_back_with_the_run_folder(
+    plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker side of ``--jobs``/``--cluster`` (``harness.runs.jobs.train_job``, called
+    here without Ray) on a worker that does not see the runs folder: the run's files it
+    sends back include ``metrics.jsonl`` and the TensorBoard event files."""
+    jobs = pytest.importorskip("harness.runs.jobs")
+    from harness.runs.requests import RunRequest
+
+    monkeypatch.setenv(jobs.COPY_ENV, "1")
+    request = RunRequest(
+        model="small-cnn",
+        loss="dice",
+        plugins=(str(plugin),),
+        protocol="tiny",
+        sets=("epochs=2",),
+        device="cpu",
+        track="tensorboard",
+        runs_dir=tmp_path / "runs",
+    )
+    from harness.runs.execution import plan, run_dir
+
+    relative = run_dir(plan(request), 0).relative_to(tmp_path / "runs")
+    spec = jobs._Spec(
+        request=request,
+        seed=0,
+        relative=relative,
+        runs_dir=tmp_path / "runs",
+        token="t",
+        device="cpu",
+        threads=1,
+    )
+    outcome = jobs.train_job(spec)
+    assert outcome.status == "succeeded", outcome.message
+    assert METRICS_NAME in outcome.files
+    assert [json.loads(line)["epoch"] for line in outcome.files[METRICS_NAME].splitlines()] == [
+        1,
+        2,
+    ]
+    sent = [name for name in outcome.files if name.startswith(f"{TENSORBOARD_DIR}/")]
+    assert len(sent) == 1 and "tfevents" in sent[0] and outcome.files[sent[0]]
