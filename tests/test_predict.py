@@ -19,7 +19,14 @@ from harness.metric.evaluate import evaluate_submission
 from harness.metric.rle import decode
 from harness.metric.submission import HEADER, read_submission
 from harness.runs.execution import save_weights
-from harness.runs.predict import WEIGHTS_NAME, load_run, predict_submission, tta_logits
+from harness.runs.predict import (
+    WEIGHTS_NAME,
+    ensemble_logits,
+    load_run,
+    predict_ensemble,
+    predict_submission,
+    tta_logits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +36,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(tmp_path_factory.mktemp("predict") / "data", ids=5, size=80, test_ids=1)
 
 
-def make_run(folder: Path, *, model: str = "unet", params: dict | None = None) -> Path:
+def make_run(
+    folder: Path,
+    *,
+    model: str = "unet",
+    params: dict | None = None,
+    seed: int = 0,
+    benchmark: str = "x",
+) -> Path:
     """A run folder as ``harness run`` leaves it: record.json and the final weights."""
     proto = protocols.load("tiny")
     params = params or {}
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = (
         Registry.load()
         .get("models", model)
@@ -45,7 +59,7 @@ def make_run(folder: Path, *, model: str = "unet", params: dict | None = None) -
         "mean_dice": 0.5,
         "per_class_dice": {},
         "benchmark": {
-            "id": "x",
+            "id": benchmark,
             "protocol": {"name": "tiny", "hash": proto.hash, "fields": proto.hashed_fields()},
         },
         "entry": {
@@ -215,3 +229,73 @@ def test_weights_are_never_unpickled(run_dir: Path) -> None:
     torch.save({"evil": np.zeros(1)}, folder / WEIGHTS_NAME)
     with pytest.raises(HarnessError, match="not a readable safetensors file"):
         load_run(folder)
+
+
+# -- ensembles ----------------------------------------------------------------------------------
+
+
+def test_ensemble_logits_average_probabilities_and_one_model_is_itself() -> None:
+    class Const(torch.nn.Module):
+        def __init__(self, value: float) -> None:
+            super().__init__()
+            self.value = value
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(x, self.value)
+
+    x = torch.randn(2, 1, 4, 8)
+    members, logits = ensemble_logits([Const(2.0), Const(-1.0)], x)
+    assert [m[0, 0, 0, 0].item() for m in members] == [2.0, -1.0]
+    mean = (torch.sigmoid(torch.tensor(2.0)) + torch.sigmoid(torch.tensor(-1.0))) / 2
+    torch.testing.assert_close(logits, torch.full_like(x, torch.logit(mean).item()))
+    # Not the mean of the logits (0.5): the probabilities are averaged.
+    assert abs(logits[0, 0, 0, 0].item() - 0.5) > 0.01
+    alone = Const(3.0)
+    members, logits = ensemble_logits([alone], x)
+    assert logits is members[0] and torch.equal(logits, alone(x))
+
+
+@pytest.fixture(scope="module")
+def second_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("runs") / "seed-1", seed=1)
+
+
+def test_val_ensemble_scores_each_member_and_itself_as_evaluate_does(
+    run_dir: Path, second_run: Path, data: Path, tmp_path: Path
+) -> None:
+    result = predict_ensemble(
+        [run_dir, second_run], data, tmp_path / "ens.csv", split="val", device="cpu"
+    )
+    assert result.runs == (run_dir, second_run) and result.path == tmp_path / "ens.csv"
+    # Each member's Dice is what its own submission scores; the ensemble's is its CSV's.
+    for member, dice in zip((run_dir, second_run), result.member_dice, strict=True):
+        alone = predict_submission(member, data, tmp_path / f"{member.name}.csv", split="val")
+        assert dice == pytest.approx(evaluate_submission(data, alone).mean_dice, abs=1e-12)
+    ensemble = evaluate_submission(data, result.path).mean_dice
+    assert result.ensemble_dice == pytest.approx(ensemble, abs=1e-12)
+    assert result.member_dice[0] != result.member_dice[1]
+    assert read_submission(result.path).keys() == read_submission(tmp_path / "seed-0.csv").keys()
+    # The test split: a submission, nothing scored.
+    test = predict_ensemble([run_dir, second_run], data, tmp_path / "t.csv", tta="flip")
+    assert test.member_dice is None and test.ensemble_dice is None
+    assert list(read_submission(test.path)) == [p.name for p in list_images(data, "test")]
+
+
+def test_one_run_is_scored_once_and_its_csv_is_unchanged(
+    run_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    result = predict_ensemble([run_dir], data, tmp_path / "one.csv", split="val")
+    plain = predict_submission(run_dir, data, tmp_path / "plain.csv", split="val")
+    assert result.path.read_bytes() == plain.read_bytes()
+    assert result.member_dice == (result.ensemble_dice,)
+
+
+def test_runs_of_another_benchmark_are_named(run_dir: Path, data: Path, tmp_path: Path) -> None:
+    other = make_run(tmp_path / "elsewhere" / "seed-0", benchmark="y")
+    with pytest.raises(HarnessError) as info:
+        predict_ensemble([run_dir, other], data, tmp_path / "e.csv", split="val")
+    message = str(info.value)
+    assert message.startswith(f"{other}: a run of benchmark 'y', not 'x'") and "\n" not in message
+    assert not (tmp_path / "e.csv").exists()
+    with pytest.raises(HarnessError, match="at least one RUN_DIR"):
+        predict_ensemble([], data, tmp_path / "e.csv")

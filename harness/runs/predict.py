@@ -10,6 +10,10 @@ upsampled to the original size and thresholded with ``harness.metric.dice.logits
 The CSV is written one image at a time (rows are generated while the file is written,
 atomically), so memory holds one image's 29 full-size masks at most.
 
+Several runs of one benchmark predict as an ensemble: their sigmoid probabilities are
+averaged (``ensemble_logits``), and on the validation split each member's Dice is scored
+beside the ensemble's, so one sees whether the ensemble beats its members.
+
 Horizontal-flip test-time augmentation averages the logits of the image and of its
 mirror (flipped back) before the threshold; ``harness.engine.inference.tta_logits`` is
 the one place that does it, for ``harness predict --tta flip`` and for validation alike.
@@ -172,29 +176,113 @@ def images_for(data: Path, split: str, protocol: Any) -> list[Path]:
     return images
 
 
+def load_ensemble(
+    run_dirs: Sequence[Path], *, device: torch.device | str = "cpu", plugins: Sequence[str] = ()
+) -> list[LoadedRun]:
+    """Rebuild every run of an ensemble; all must be runs of one benchmark (the first's)."""
+    if not run_dirs:
+        raise HarnessError("predict: give at least one RUN_DIR")
+    runs: list[LoadedRun] = []
+    for run_dir in run_dirs:
+        run = load_run(Path(run_dir), device=device, plugins=plugins)
+        if runs and _benchmark_of(run) != _benchmark_of(runs[0]):
+            raise HarnessError(
+                f"{run.run_dir}: a run of benchmark {_benchmark_of(run)!r}, not "
+                f"{_benchmark_of(runs[0])!r} as {runs[0].run_dir}; an ensemble averages runs "
+                "of one benchmark (same protocol, same dataset)"
+            )
+        runs.append(run)
+    return runs
+
+
+def _benchmark_of(run: LoadedRun) -> str:
+    return str(run.record.get("benchmark", {}).get("id"))
+
+
+def ensemble_logits(
+    models: Sequence[torch.nn.Module], x: torch.Tensor, tta: str = "none"
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each model's logits, and the ensemble's: the logit of the mean sigmoid probability.
+
+    One model is its own ensemble (its logits unchanged, bit for bit).
+    """
+    members = [tta_logits(model, x, tta) for model in models]
+    if len(members) == 1:
+        return members, members[0]
+    probabilities = torch.stack([m.float().sigmoid() for m in members]).mean(0)
+    return members, torch.logit(probabilities, eps=ENSEMBLE_EPS)
+
+
+#: Probabilities are clamped to [eps, 1 - eps] before the logit (finite at 0 and 1).
+ENSEMBLE_EPS = 1e-7
+
+
+@dataclass
+class ValScores:
+    """Dice of each member and of the ensemble on labelled images, scored as validation is."""
+
+    members: list[Any]  # harness.metric.dice.DiceAccumulator, one per run
+    ensemble: Any
+    truth: Callable[[int], torch.Tensor]
+
+    @classmethod
+    def for_images(cls, images: Sequence[Path], protocol: Any, members: int) -> ValScores:
+        from harness.data.datasets import EvalDataset
+        from harness.metric.dice import DiceAccumulator
+
+        dataset = EvalDataset(images, protocol.resolution)
+
+        def accumulator() -> DiceAccumulator:
+            return DiceAccumulator(threshold=protocol.threshold)
+
+        # One run is its own ensemble: scored once.
+        alone = [accumulator() for _ in range(members)] if members > 1 else []
+        return cls(alone, accumulator(), dataset.truth)
+
+    def member_dice(self) -> tuple[float, ...]:
+        """Each member's mean Dice (one run: the ensemble's)."""
+        return tuple(s.mean() for s in self.members) or (self.ensemble.mean(),)
+
+    def add(
+        self, index: int, name: str, members: list[torch.Tensor], ensemble: torch.Tensor
+    ) -> None:
+        truth = self.truth(index)
+        for scores, logits in zip(self.members, members if self.members else [], strict=True):
+            scores.add_logits(logits, truth, name=name)
+        self.ensemble.add_logits(ensemble, truth, name=name)
+
+
+def _as_runs(run: LoadedRun | Sequence[LoadedRun]) -> list[LoadedRun]:
+    return [run] if isinstance(run, LoadedRun) else list(run)
+
+
 def predict_rows(
-    run: LoadedRun,
+    run: LoadedRun | Sequence[LoadedRun],
     images: Sequence[Path],
     *,
     tta: str = "none",
     batch_size: int | None = None,
     num_workers: int = 0,
     progress: Progress | None = None,
+    scores: ValScores | None = None,
 ) -> Iterator[tuple[str, str, str]]:
-    """Submission rows ``(image_name, class, rle)``, image by image in the given order."""
+    """Submission rows ``(image_name, class, rle)``, image by image in the given order.
+
+    Several runs predict as an ensemble (``ensemble_logits``); ``scores`` (labelled images
+    only) is given each member's logits and the ensemble's as the rows are made.
+    """
     from harness.data.datasets import PredictDataset
     from harness.metric.dice import logits_to_masks
     from harness.metric.rle import encode
 
     if tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
-    protocol = run.protocol
+    runs = _as_runs(run)
+    protocol = runs[0].protocol
     batch_size = batch_size or protocol.batch_size
     if batch_size < 1:
         raise HarnessError(f"--batch-size {batch_size}: must be at least 1")
-    device = next(run.model.parameters()).device
-    dtype = amp_dtype(protocol, device)
-    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+    device = next(runs[0].model.parameters()).device
     dataset = PredictDataset(images, protocol.resolution)
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda"
@@ -204,29 +292,104 @@ def predict_rows(
         progress(done, len(dataset))
     with torch.inference_mode():
         for inputs, indices, heights, widths in loader:
-            x = inputs.to(device, non_blocking=True)
-            if protocol.in_channels != x.shape[1]:
-                x = x.expand(-1, protocol.in_channels, -1, -1)
-            x = x.contiguous(memory_format=memory_format)
-            autocast = (
-                torch.autocast(device_type=device.type, dtype=dtype)
-                if dtype is not None
-                else contextlib.nullcontext()
-            )
-            with autocast:
-                logits = tta_logits(run.model, x, tta)
-            for row, index, height, width in zip(
-                logits, indices.tolist(), heights.tolist(), widths.tolist(), strict=True
+            members, logits = _batch_logits(runs, inputs, device, tta)
+            for i, (row, index, height, width) in enumerate(
+                zip(logits, indices.tolist(), heights.tolist(), widths.tolist(), strict=True)
             ):
-                masks = logits_to_masks(row, (height, width), protocol.threshold).cpu().numpy()
                 name = dataset.paths[index].name
+                if scores is not None:
+                    scores.add(index, name, [m[i] for m in members], row)
+                masks = logits_to_masks(row, (height, width), protocol.threshold).cpu().numpy()
                 for cls, mask in zip(CLASSES, masks, strict=True):
                     yield name, cls, encode(mask)
                 del masks
                 done += 1
                 if progress is not None:
                     progress(done, len(dataset))
-            del logits
+            del logits, members
+
+
+def _batch_logits(
+    runs: Sequence[LoadedRun], inputs: torch.Tensor, device: torch.device, tta: str
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One batch through every run, as validation feeds it (channels, memory format, autocast)."""
+    protocol = runs[0].protocol
+    x = inputs.to(device, non_blocking=True)
+    if protocol.in_channels != x.shape[1]:
+        x = x.expand(-1, protocol.in_channels, -1, -1)
+    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
+    x = x.contiguous(memory_format=memory_format)
+    dtype = amp_dtype(protocol, device)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=dtype)
+        if dtype is not None
+        else contextlib.nullcontext()
+    )
+    with autocast:
+        return ensemble_logits([run.model for run in runs], x, tta)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ``predict_ensemble`` wrote, and on the validation split what it scored."""
+
+    path: Path
+    runs: tuple[Path, ...]
+    #: Mean Dice of each run alone (in ``runs`` order) and of the ensemble: ``--split val``.
+    member_dice: tuple[float, ...] | None = None
+    ensemble_dice: float | None = None
+
+
+def predict_ensemble(
+    run_dirs: Sequence[Path],
+    data: Path,
+    out: Path,
+    *,
+    split: str = "test",
+    tta: str = "none",
+    device: str = "auto",
+    batch_size: int | None = None,
+    plugins: Sequence[str] = (),
+    num_workers: int = 0,
+    progress: Progress | None = None,
+    score: bool = True,
+) -> Prediction:
+    """Predict ``data``'s test images (or validation fold) with one run or an ensemble of
+    runs of one benchmark (their sigmoid probabilities averaged); write the CSV to ``out``.
+
+    The CSV is the competition's (``harness.metric.submission``): 29 rows per image in class
+    order, images sorted by path. On the validation split (and ``score``) every member and
+    the ensemble are also scored, exactly as validation scores (``harness.metric.dice``).
+    """
+    from harness.metric.submission import write_submission
+
+    if split not in SPLITS:
+        raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    if tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    out = Path(out)
+    if out.is_dir():
+        raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
+    runs = load_ensemble(run_dirs, device=resolve_device(device), plugins=plugins)
+    images = images_for(Path(data), split, runs[0].protocol)
+    scores = None
+    if split == "val" and score:
+        scores = ValScores.for_images(images, runs[0].protocol, len(runs))
+    rows = predict_rows(
+        runs,
+        images,
+        tta=tta,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        scores=scores,
+    )
+    write_submission(out, rows)
+    if scores is None or not images:
+        return Prediction(out, tuple(r.run_dir for r in runs))
+    return Prediction(
+        out, tuple(r.run_dir for r in runs), scores.member_dice(), scores.ensemble.mean()
+    )
 
 
 def predict_submission(
@@ -242,31 +405,18 @@ def predict_submission(
     num_workers: int = 0,
     progress: Progress | None = None,
 ) -> Path:
-    """Predict ``data``'s test images (or validation fold) with a run; write the CSV to ``out``.
-
-    The CSV is the competition's (``harness.metric.submission``): 29 rows per image in class
-    order, images sorted by path.  Returns ``out``.
-    """
-    from harness.metric.submission import write_submission
-
-    if split not in SPLITS:
-        raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
-    if tta not in TTA_CHOICES:
-        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
-    out = Path(out)
-    if out.is_dir():
-        raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
-    run = load_run(Path(run_dir), device=resolve_device(device), plugins=plugins)
-    images = images_for(Path(data), split, run.protocol)
-    write_submission(
+    """Predict ``data``'s test images (or validation fold) with one run; write the CSV to
+    ``out`` and return it (``predict_ensemble`` with one run)."""
+    return predict_ensemble(
+        [run_dir],
+        data,
         out,
-        predict_rows(
-            run,
-            images,
-            tta=tta,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-        ),
-    )
-    return out
+        split=split,
+        tta=tta,
+        device=device,
+        batch_size=batch_size,
+        plugins=plugins,
+        num_workers=num_workers,
+        progress=progress,
+        score=False,
+    ).path
