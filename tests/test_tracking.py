@@ -324,7 +324,7 @@ def test_the_ckpt_step_is_where_tensorboard_purges(tmp_path: Path) -> None:
     for step in range(1, 6):
         log.step_done(step, 1, 1, float(step))
     log.run_ended()
-    again = TensorBoardLog(tmp_path, resumed_step=3)
+    again = TensorBoardLog(tmp_path, resumed_step=3, texts={"entry": "x"})
     for step in range(4, 7):
         again.step_done(step, 1, 1, 10.0 + step)
     again.run_ended()
@@ -332,6 +332,16 @@ def test_the_ckpt_step_is_where_tensorboard_purges(tmp_path: Path) -> None:
     loss.Reload()
     got = [(e.step, e.value) for e in loss.Scalars("train/loss")]
     assert got == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 14.0), (5, 15.0), (6, 16.0)]
+    assert [e.step for e in loss.Tensors("entry/text_summary")] == [0]  # once, not again
+
+
+def test_a_resume_that_tracks_for_the_first_time_writes_the_texts(tmp_path: Path) -> None:
+    from harness.runs.tracking import TensorBoardLog
+
+    TensorBoardLog(tmp_path, resumed_step=8, texts={"entry": "x"}).run_ended()
+    acc = EventAccumulator(str(tmp_path), size_guidance=ALL)
+    acc.Reload()
+    assert acc.Tags()["tensors"] == ["entry/text_summary"]
 
 
 def test_a_ray_worker_sends_the_events_and_metrics_back_with_the_run_folder(

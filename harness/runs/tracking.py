@@ -182,7 +182,8 @@ class TensorBoardLog(NullObserver):
     step 0, and the preview's prediction at each validation. Flushed at each epoch's end.
 
     A fresh start (``resumed_step`` None) removes the folder's earlier event files; a resume
-    from the checkpoint after step S tells TensorBoard to drop the events after S.
+    from the checkpoint after step S tells TensorBoard to drop the events after S (and writes
+    the texts if the run was not tracked before).
     """
 
     def __init__(
@@ -198,10 +199,12 @@ class TensorBoardLog(NullObserver):
         folder = Path(folder)
         if resumed_step is None and folder.exists():
             shutil.rmtree(folder)  # the events of the run this fresh start replaces
+        # The texts once per run: at a fresh start, or at the first resume that tracks.
+        first = not any(folder.glob("events.out.tfevents.*"))
         purge = None if resumed_step is None else resumed_step + 1
         self.writer = SummaryWriter(str(folder), purge_step=purge)
         self.preview = preview
-        if resumed_step is None:
+        if first:
             for title, text in (texts or {}).items():
                 self.writer.add_text(title, text, 0)
 
