@@ -48,7 +48,7 @@ NONE = "none"
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
 #: Keys of an ImageNet classifier's head, which an encoder does not have (SMP drops them).
-HEAD_PREFIXES = ("fc.", "classifier.", "last_linear.", "head.", "_fc.")
+HEAD_PREFIXES = ("fc.", "classifier.", "last_linear.", "head.", "_fc.", "linear.")
 #: Seconds to wait for the Hugging Face hub before calling the machine offline.
 PROBE_TIMEOUT_S = 3.0
 #: The file segmentation_models_pytorch downloads for a named weight.
