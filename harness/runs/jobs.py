@@ -413,7 +413,9 @@ def _connect(ray: Any, request: RunRequest) -> None:
         if request.cluster:
             ray.init(address=request.cluster, **quiet)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+            # "local": always a new instance, never one found running on this machine
+            # (which a bare ray.init() would join, RAY_ADDRESS or not).
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"--cluster {request.cluster}" if request.cluster else "a local Ray instance"
         reason = " ".join(str(exc).split())[:200]
