@@ -367,7 +367,7 @@ def predict(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUN_DIR...",
+            metavar="RUN_DIR",
             help="A run folder (runs/<benchmark>/<entry>/seed-N); several runs of one "
             "benchmark predict as an ensemble (sigmoid probabilities averaged)",
         ),
