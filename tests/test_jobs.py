@@ -39,7 +39,13 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache = str(tmp_path_factory.getbasetemp() / "cache")
     before = os.environ.get("HARNESS_CACHE_DIR")
     os.environ["HARNESS_CACHE_DIR"] = cache  # what the workers inherit
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     yield
     ray.shutdown()
     if before is None:
