@@ -306,6 +306,9 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
             f"batch_size={settings.batch}",
             f"encoder={settings.encoder}",
             f"num_workers={settings.workers}",
+            # The bare loop starts from random weights too: speed does not depend on them,
+            # and a machine without the pretrained file can still measure.
+            "encoder_weights=none",
         ]
     )
     entry = Entry(

@@ -307,13 +307,23 @@ def regenerate_all(
             report(unusable)
 
     if target is None and not benchmark_ids(runs_dir):
-        for unusable in scan_records(runs_dir)[1]:
-            once(unusable)
+        _none_usable(runs_dir, scan_records(runs_dir)[1])
     paths = [regenerate(b, runs_dir, leaderboards_dir, once) for b in resolve(target, runs_dir)]
     if target is None:
         for unusable in scan_records(runs_dir)[1]:
             once(unusable)
     return paths
+
+
+def _none_usable(runs_dir: Path, unusable: Sequence[Unusable]) -> None:
+    """No table can be made: one line, naming the records that could not be used, if any."""
+    if not unusable:
+        raise HarnessError(f"{runs_dir}: no run records found; pass --runs-dir")
+    more = f", and {len(unusable) - 1} more" if len(unusable) > 1 else ""
+    raise HarnessError(
+        f"{runs_dir}: no run records found that a table can use ({unusable[0]}{more}); "
+        "fix or remove them, or pass --runs-dir"
+    )
 
 
 def heatmap_path(board: Path) -> Path:
