@@ -33,7 +33,6 @@ import gc
 import json
 import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -44,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
+
+from harness.engine.device import peak_memory_mb
 
 if TYPE_CHECKING:  # imported where used, so that a machine without CUDA is told at once
     from harness.components.entry import Entry
@@ -139,14 +140,6 @@ def fail(message: str) -> int:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak GPU memory allocated since the last reset; on the CPU, the process's peak RSS."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
 def release(device: torch.device) -> None:
