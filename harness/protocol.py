@@ -36,8 +36,76 @@ UNHASHED = frozenset(
         "synth_size",
         "synth_seed",
         "num_workers",
+        "tuning",
     }
 )
+
+#: Fields added after tables were published: hashed only when set, so every protocol that
+#: leaves them at their default keeps its hash (and its leaderboard).
+HASHED_WHEN_SET = frozenset({"exclude_folds"})
+
+#: Protocol fields an entry may set for itself (``--hparam``) and ``harness tune`` may tune.
+TUNABLE = ("lr", "weight_decay", "warmup_epochs", "grad_clip")
+
+#: Samplers ``harness tune`` knows: Optuna's quasi-Monte Carlo sampler (scrambled Sobol).
+SAMPLERS = ("qmc",)
+
+
+@dataclass(frozen=True)
+class Range:
+    """One tuned field's range; ``log``: sampled uniformly in log space."""
+
+    low: float
+    high: float
+    log: bool = True
+
+    def __str__(self) -> str:
+        return f"[{self.low:g}, {self.high:g}]{' log' if self.log else ''}"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The equal tuning budget of ``harness tune``: the same for every entry of a protocol."""
+
+    #: Trials per entry (each a full run of the protocol on the tuning split).
+    trials: int = 8
+    #: ``qmc``: Optuna's QMCSampler (scrambled Sobol), deterministic for ``seed``.
+    sampler: str = "qmc"
+    seed: int = 0
+    #: The fold the trials validate on; the protocol's own ``fold`` is left out of their
+    #: training entirely, so nothing about it steers the choice.
+    fold: int = 1
+    #: The training seed of every trial.
+    trial_seed: int = 0
+    space: tuple[tuple[str, Range], ...] = (
+        ("lr", Range(1e-4, 1e-1)),
+        ("weight_decay", Range(1e-6, 1e-2)),
+    )
+
+    @property
+    def hash(self) -> str:
+        """Ten hex digits over the budget and space (a tuned entry's identity carries it)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trials": self.trials,
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "fold": self.fold,
+            "trial_seed": self.trial_seed,
+            "space": {k: dataclasses.asdict(r) for k, r in self.space},
+        }
+
+    @property
+    def budget(self) -> str:
+        """The budget in words, for a table's header."""
+        ranges = ", ".join(f"{k} {r}" for k, r in self.space)
+        return (
+            f"{self.trials} trials ({self.sampler} seed {self.seed}) over {ranges}, "
+            f"validated on fold {self.fold}"
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +143,9 @@ class Protocol:
     synth_size: int = 256
     synth_seed: int = 0
     num_workers: int = 0
+    #: Folds left out of training entirely (a tuning trial leaves out the protocol's fold).
+    exclude_folds: tuple[int, ...] = ()
+    tuning: Tuning = field(default_factory=Tuning)
     derived_from: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -90,7 +161,9 @@ class Protocol:
         return {
             f.name: _plain(getattr(self, f.name))
             for f in fields(self)
-            if f.name not in UNHASHED and f.name != "derived_from"
+            if f.name not in UNHASHED
+            and f.name != "derived_from"
+            and not (f.name in HASHED_WHEN_SET and getattr(self, f.name) == f.default)
         }
 
     @property
@@ -130,10 +203,12 @@ class Protocol:
 
 
 _FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Protocol)}
-_SETTABLE = [k for k in _FIELD_TYPES if k not in ("name", "derived_from")]
+_SETTABLE = [k for k in _FIELD_TYPES if k not in ("name", "derived_from", "tuning")]
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Tuning):
+        return value.to_dict()
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -175,7 +250,9 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return str(value)
     if kind == "tuple[int, ...]":
         items = value if isinstance(value, list) else [value]
-        if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if (not items and key != "exclude_folds") or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in items
+        ):
             raise bad
         return tuple(items)
     raise bad  # pragma: no cover - a field type this module does not know
@@ -208,22 +285,84 @@ def _validate(p: Protocol) -> None:
         raise HarnessError(f"{where}: synth_ids >= 5, synth_size >= 64, num_workers >= 0")
     if not p.seeds:
         raise HarnessError(f"{where}: seeds must name at least one seed")
+    if any(not 0 <= f < p.folds for f in p.exclude_folds) or p.fold in p.exclude_folds:
+        raise HarnessError(
+            f"{where}: exclude_folds must name folds in 0..{p.folds - 1} other than fold {p.fold}"
+        )
 
 
 def from_mapping(data: dict[str, Any], source: str) -> Protocol:
     """Build a protocol from parsed TOML, naming ``source`` in every error."""
-    unknown = sorted(set(data) - set(_SETTABLE) - {"name"})
+    unknown = sorted(set(data) - set(_SETTABLE) - {"name", "tuning"})
     if unknown:
         raise HarnessError(
             f"{source}: unknown protocol field {unknown[0]!r}; fields: {', '.join(_SETTABLE)}"
         )
     if "name" not in data:
         raise HarnessError(f'{source}: a protocol needs a name = "..." field')
-    values = {k: _coerce(k, v, f"{source}: {k}") for k, v in data.items()}
+    values: dict[str, Any] = {
+        k: _coerce(k, v, f"{source}: {k}") for k, v in data.items() if k != "tuning"
+    }
+    if "tuning" in data:
+        values["tuning"] = tuning_from_mapping(data["tuning"], f"{source}: [tuning]")
     try:
         return Protocol(**values)
     except HarnessError as exc:
         raise HarnessError(f"{source}: {exc}") from None
+
+
+_TUNING_KEYS = ("trials", "sampler", "seed", "fold", "trial_seed", "space")
+
+
+def tuning_from_mapping(data: Any, source: str) -> Tuning:
+    """A ``[tuning]`` table: ``trials``, ``sampler``, ``seed``, ``fold``, ``trial_seed`` and
+    ``[tuning.space]`` with one ``FIELD = {low, high, log}`` (or ``[low, high]``) per field."""
+    if not isinstance(data, dict):
+        raise HarnessError(f"{source}: expected a table")
+    unknown = sorted(set(data) - set(_TUNING_KEYS))
+    if unknown:
+        raise HarnessError(f"{source}: unknown key {unknown[0]!r}; keys: {', '.join(_TUNING_KEYS)}")
+    values: dict[str, Any] = {}
+    for key in ("trials", "seed", "fold", "trial_seed"):
+        if key in data:
+            v = data[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key == "trials" else 0):
+                raise HarnessError(f"{source}: {key} must be a whole number, got {v!r}")
+            values[key] = v
+    if "sampler" in data:
+        if data["sampler"] not in SAMPLERS:
+            raise HarnessError(
+                f"{source}: sampler {data['sampler']!r} unknown; choose {', '.join(SAMPLERS)}"
+            )
+        values["sampler"] = data["sampler"]
+    if "space" in data:
+        values["space"] = _space(data["space"], f"{source}.space")
+    return Tuning(**values)
+
+
+def _space(data: Any, source: str) -> tuple[tuple[str, Range], ...]:
+    if not isinstance(data, dict) or not data:
+        raise HarnessError(f"{source}: name at least one field, e.g. lr = [1e-4, 1e-1]")
+    out = []
+    for key, spec in data.items():
+        if key not in TUNABLE:
+            raise HarnessError(f"{source}: {key!r} cannot be tuned; fields: {', '.join(TUNABLE)}")
+        if isinstance(spec, list) and len(spec) == 2:
+            spec = {"low": spec[0], "high": spec[1]}
+        if (
+            not isinstance(spec, dict)
+            or set(spec) - {"low", "high", "log"}
+            or not ({"low", "high"} <= set(spec))
+        ):
+            raise HarnessError(f"{source}.{key}: expected [low, high] or {{low, high, log}}")
+        low, high, log = spec["low"], spec["high"], spec.get("log", True)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+        if not numbers or not isinstance(log, bool) or not low < high or (log and low <= 0):
+            raise HarnessError(
+                f"{source}.{key}: need numbers low < high (low > 0 on a log scale), log true/false"
+            )
+        out.append((key, Range(float(low), float(high), log)))
+    return tuple(out)
 
 
 def builtin_names() -> list[str]:

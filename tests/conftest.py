@@ -1,9 +1,10 @@
-"""Shared fixtures: an isolated cache folder and a command-line runner."""
+"""Shared fixtures: an isolated cache folder, a command-line runner, one local Ray instance."""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +45,26 @@ def cli(
         return Result(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One local Ray instance (2 CPUs) for this session; its workers share the test cache."""
+    ray = pytest.importorskip("ray")
+
+    cache = str(tmp_path_factory.getbasetemp() / "cache")
+    before = os.environ.get("HARNESS_CACHE_DIR")
+    os.environ["HARNESS_CACHE_DIR"] = cache  # what the workers inherit
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    yield
+    ray.shutdown()
+    if before is None:
+        os.environ.pop("HARNESS_CACHE_DIR", None)
+    else:
+        os.environ["HARNESS_CACHE_DIR"] = before

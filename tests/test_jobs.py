@@ -1,8 +1,9 @@
 """Many runs at once on Ray (``--jobs``, ``--cluster``, ``--dry-run``): every record lands in
 the local runs folder, runs overlap in time, a run whose worker dies is retried and resumes.
 
-One local Ray instance serves the in-process tests (started once per session: Ray takes
-seconds to start); the cluster test starts its own with ``ray start --head``.
+One local Ray instance serves the in-process tests (``local_ray`` in conftest, started once
+per session: Ray takes seconds to start); the cluster test starts its own with ``ray start
+--head``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,29 +29,6 @@ from tests.test_leaderboard import _record
 
 pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="session")
-def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One local Ray instance (2 CPUs) for this session; its workers share the test cache."""
-    import ray
-
-    cache = str(tmp_path_factory.getbasetemp() / "cache")
-    before = os.environ.get("HARNESS_CACHE_DIR")
-    os.environ["HARNESS_CACHE_DIR"] = cache  # what the workers inherit
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-    )
-    yield
-    ray.shutdown()
-    if before is None:
-        os.environ.pop("HARNESS_CACHE_DIR", None)
-    else:
-        os.environ["HARNESS_CACHE_DIR"] = before
 
 
 def _records(runs: Path) -> list:

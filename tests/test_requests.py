@@ -29,6 +29,8 @@ EVERY_FIELD = {
     "sets": ("epochs=3", "lr=0.01"),
     "device": "cpu",
     "tta": "flip",
+    "hparams": ("lr=0.03", "weight_decay=1e-05"),
+    "tuned": "8-0123456789",
     "micro_batch": 2,
     "compile": True,
     "track": "tensorboard",
@@ -41,7 +43,7 @@ EVERY_FIELD = {
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
 #: left out of the request whose command must read as it always did.
-LATER_FIELDS = {"track", "jobs", "cluster", "dry_run"}
+LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned"}
 
 
 class _Planned(Exception):

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.cli import bars, options
 from harness.cli.progress import TrainingProgress
-from harness.cli.tables import per_class_table, stats_table
+from harness.cli.tables import per_class_table, stats_table, trials_table
 from harness.errors import HarnessError, RunFailed
 from harness.runs.requests import RunRequest
 
@@ -145,6 +145,49 @@ def sweep(
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
+
+
+@app.command()
+@options.request_options(leave_out={"tuned", "hparams"})
+def tune(
+    request: RunRequest,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="Trials per entry (default: the protocol's [tuning] trials)"),
+    ] = None,
+) -> None:
+    """Tune the entry's lr and weight decay with the protocol's equal budget (trials on a
+    tuning fold, never on the protocol's), then run the chosen values on its seeds."""
+    from harness.results.leaderboard import leaderboard_path
+    from harness.runs.execution import plan
+    from harness.runs.tune import tune as run_tune
+    from harness.runs.tune import tune_dry_run
+
+    _check_jobs(request, 1)
+    with bars.bar("Preparing the dataset", err) as progress:
+        plan(request, progress)  # every input checked, the dataset ready, before any trial
+    if request.dry_run:
+        for line in tune_dry_run(request, trials):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    if request.jobs or request.cluster:
+        with bars.bar("Runs", err) as runs_progress:
+            outcome = run_tune(request, TrainingProgress(err), trials=trials, jobs=runs_progress)
+    else:
+        outcome = run_tune(request, TrainingProgress(err), trials=trials)
+    out.print(trials_table(outcome))
+    for path, record in outcome.final.outcomes:
+        out.print(
+            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] on fold "
+            f"{outcome.final.benchmark.protocol.fold}; record {path}",
+            soft_wrap=True,
+        )
+    out.print(f"tuning picture: {outcome.picture}", soft_wrap=True)
+    board = leaderboard_path(outcome.final.leaderboards_dir, outcome.final.benchmark.id)
+    out.print(f"Leaderboard {board}:")
+    out.print(
+        _row_of(board, outcome.final.entry.label), markup=False, highlight=False, soft_wrap=True
+    )
 
 
 def _check_jobs(request: RunRequest, nproc: int) -> None:

@@ -44,7 +44,7 @@ def _parameter(f: dataclasses.Field, hint: Any, override: Override | None) -> in
         default, help_text = override.default, override.help
     if typing.get_origin(hint) is Sequence:  # repeatable: typer collects a list
         hint, default = list[typing.get_args(hint)[0]] | None, None
-    option = typer.Option(spec.name, help=help_text)
+    option = typer.Option(spec.name, help=help_text, hidden=spec.hidden)
     if default is dataclasses.MISSING:
         default = inspect.Parameter.empty  # a required option
     return inspect.Parameter(f.name, _KEYWORD, default=default, annotation=Annotated[hint, option])

@@ -10,6 +10,7 @@ from harness.classes import CLASSES
 
 if TYPE_CHECKING:  # the statistics pull in OpenCV and matplotlib: only ``data stats`` pays
     from harness.data.stats import DatasetStats
+    from harness.runs.tune import TuneOutcome
 
 
 def per_class_table(per_class: dict[str, float], title: str) -> Table:
@@ -111,3 +112,27 @@ def _stats_caption(doc: dict) -> list[str]:
         + ", ".join(doc["small_bones"]["classes"])
     )
     return lines
+
+
+def trials_table(outcome: TuneOutcome) -> Table:
+    """Every tuning trial: its values, its Dice on the tuning fold, its cost; the chosen marked."""
+    names = [k for k, _ in outcome.tuning.space]
+    table = Table(
+        title=f"Tuning: {len(outcome.trials)} trials on fold {outcome.tuning.fold} "
+        f"(study {outcome.folder})"
+    )
+    table.add_column("Trial", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("Dice", justify="right")
+    table.add_column("Device-hours", justify="right")
+    table.add_column("")
+    for trial in outcome.trials:
+        table.add_row(
+            str(trial.number + 1),
+            *(f"{trial.values[n]:.3g}" for n in names),
+            _num(trial.dice, ".4f") if trial.dice is not None else "failed",
+            f"{trial.device_hours:.4f}",
+            "chosen" if trial is outcome.chosen else "",
+        )
+    return table

@@ -7,13 +7,16 @@ A component is written on the command line as ``NAME`` or ``NAME:KEY=VALUE,KEY=V
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.components.registry import SINGULAR
 from harness.errors import HarnessError
+from harness.protocol import TUNABLE, Protocol
 
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 Scalar = str | int | float | bool
@@ -91,32 +94,91 @@ class Entry:
     augmentation: Component
     encoder: str | None = None
     tta: str = "none"
+    #: Protocol fields the entry sets for itself, e.g. ``(("lr", 0.03),)``: a tuned entry's
+    #: chosen values or a tuning trial's sampled ones (``--hparam``). They replace the
+    #: protocol's values in training; the benchmark (and its hash) stays the protocol's.
+    hparams: tuple[tuple[str, float], ...] = ()
+    #: The tuning budget that chose ``hparams``: ``"<trials>-<tuning hash>"`` (None: not tuned).
+    tuned: str | None = None
 
     def components(self) -> dict[str, Component]:
         return {f: getattr(self, f) for f in KINDS_BY_FIELD}
 
     @property
     def label(self) -> str:
-        """The row's name in a leaderboard: every component with its parameters."""
+        """The row's name in a leaderboard: every component with its parameters, then the
+        entry's own hyperparameters (``tuned 8: lr=0.03`` when a tuning budget chose them)."""
         parts = [str(self.model) + (f" ({self.encoder})" if self.encoder else "")]
         parts += [str(c) for f, c in self.components().items() if f != "model"]
         if self.tta != "none":
             parts.append(f"tta {self.tta}")
+        values = ", ".join(f"{k}={v:.3g}" for k, v in self.hparams)
+        if self.tuned:
+            parts.append(f"tuned {self.tuned.split('-')[0]}: {values}")
+        elif values:
+            parts.append(values)
         return " · ".join(parts)
 
     @property
     def key(self) -> str:
         """A stable identity for grouping the seeds of one entry."""
         key = "|".join(str(c) for c in self.components().values()) + f"|{self.encoder or ''}"
-        return key if self.tta == "none" else f"{key}|tta={self.tta}"
+        if self.tta != "none":
+            key += f"|tta={self.tta}"
+        if self.hparams:
+            key += "|" + ",".join(f"{k}={v!r}" for k, v in self.hparams)
+        return key + (f"|tuned={self.tuned}" if self.tuned else "")
+
+    def protocol_for(self, protocol: Protocol) -> Protocol:
+        """``protocol`` with the entry's own hyperparameters (the same protocol without any)."""
+        if not self.hparams:
+            return protocol
+        return dataclasses.replace(protocol, **dict(self.hparams))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {f: c.to_dict() for f, c in self.components().items()}
         data["encoder"] = self.encoder
         data["tta"] = self.tta
+        data.update(self.extras())
         return data
+
+    def extras(self) -> dict[str, Any]:
+        """``hparams`` and ``tuned`` as a record writes them (nothing for an entry without)."""
+        out: dict[str, Any] = {}
+        if self.hparams:
+            out["hparams"] = dict(self.hparams)
+        if self.tuned:
+            out["tuned"] = self.tuned
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
         comps = {f: Component.from_dict(data[f]) for f in KINDS_BY_FIELD}
-        return cls(**comps, encoder=data.get("encoder"), tta=data.get("tta", "none"))
+        hparams = tuple((str(k), float(v)) for k, v in (data.get("hparams") or {}).items())
+        return cls(
+            **comps,
+            encoder=data.get("encoder"),
+            tta=data.get("tta", "none"),
+            hparams=hparams,
+            tuned=data.get("tuned"),
+        )
+
+
+def parse_hparams(items: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``--hparam lr=0.03`` (repeatable): protocol fields the entry sets for itself."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or key not in TUNABLE:
+            raise HarnessError(
+                f"--hparam {item!r}: expected FIELD=NUMBER with FIELD one of {', '.join(TUNABLE)}"
+            )
+        try:
+            value = float(raw)
+        except ValueError:
+            raise HarnessError(f"--hparam {item!r}: {raw.strip()!r} is not a number") from None
+        if key in out:
+            raise HarnessError(f"--hparam {key}: given twice")
+        out[key] = value
+    return tuple(sorted(out.items()))

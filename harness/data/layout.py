@@ -51,8 +51,13 @@ def group_of(image: Path) -> str:
     return Path(image).parent.name
 
 
-def split(images: Sequence[Path], folds: int = 5, fold: int = 0) -> tuple[list[Path], list[Path]]:
-    """Train and validation images: GroupKFold on sorted paths, grouped by ID folder."""
+def split(
+    images: Sequence[Path], folds: int = 5, fold: int = 0, exclude: Sequence[int] = ()
+) -> tuple[list[Path], list[Path]]:
+    """Train and validation images: GroupKFold on sorted paths, grouped by ID folder.
+
+    ``exclude`` names folds left out of training entirely (a tuning trial validates on
+    another fold and never trains on the protocol's own)."""
     images = sorted(images)
     groups = [group_of(p) for p in images]
     if len(set(groups)) < folds:
@@ -62,4 +67,6 @@ def split(images: Sequence[Path], folds: int = 5, fold: int = 0) -> tuple[list[P
         )
     parts = list(GroupKFold(n_splits=folds).split(images, groups=groups))
     train_idx, val_idx = parts[fold]
-    return [images[i] for i in train_idx], [images[i] for i in val_idx]
+    left_out = {i for f in exclude for i in parts[f][1]}
+    train = [images[i] for i in train_idx if i not in left_out]
+    return train, [images[i] for i in val_idx]

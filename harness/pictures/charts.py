@@ -1,4 +1,5 @@
-"""Charts: a run's training curves and per-class Dice bars, a leaderboard's heatmap.
+"""Charts: a run's training curves and per-class Dice bars, a leaderboard's heatmap, a tuned
+entry's Dice against each tuned value.
 
 People would rather look than read: these are written beside ``record.json`` and beside
 each leaderboard (linked from its markdown), drawn with matplotlib's Agg canvas (never
@@ -20,6 +21,7 @@ from harness.classes import CLASSES
 
 CURVES = "curves.png"
 PER_CLASS = "per-class-dice.png"
+TUNING = "tuning.png"
 
 
 def training_curves(history: Sequence[dict[str, float]], path: Path) -> Path:
@@ -48,6 +50,38 @@ def per_class_bars(per_class: dict[str, float], path: Path, title: str = "") -> 
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=90, fontsize=7)
     ax.set(ylim=(0, 1), ylabel="Dice", title=title or "per-class Dice (final epoch)")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def tuning_curves(
+    trials: Sequence[tuple[dict[str, float], float | None]],
+    space: Sequence[tuple[str, float, float, bool]],
+    chosen: dict[str, float],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """One panel per tuned field (``space``: name, low, high, log): each trial's Dice against
+    its value over the field's whole range (log axis where it was sampled on one), the chosen
+    values marked; a failed trial (Dice None) is an x at 0. A component that only works in a
+    narrow band shows as one narrow peak."""
+    fig = Figure(figsize=(3.6 * len(space) + 0.4, 3.2), dpi=100, facecolor="white")
+    axes = fig.subplots(1, len(space), squeeze=False)[0]
+    for ax, (name, low, high, log) in zip(axes, space, strict=True):
+        done = [(v[name], d) for v, d in trials if d is not None]
+        failed = [v[name] for v, d in trials if d is None]
+        if done:
+            ax.scatter(*zip(*done, strict=True), color="tab:blue", label="trial")
+        if failed:
+            ax.scatter(failed, [0.0] * len(failed), marker="x", color="tab:red", label="failed")
+        if name in chosen:
+            ax.axvline(chosen[name], color="tab:green", linewidth=1, label="chosen")
+        if log:
+            ax.set_xscale("log")
+        ax.set(xlabel=name, ylabel="validation mean Dice", ylim=(0, 1), xlim=(low, high))
+        ax.legend(loc="lower right", fontsize=7)
+    fig.suptitle(title or "Dice of each tuning trial", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path

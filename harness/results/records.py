@@ -53,6 +53,8 @@ class Record:
     finished_at: str = ""
     #: Where an interrupted run was continued from: ``{"epoch", "batch", "at"}`` per resume.
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    #: A tuned entry's tuning (``harness tune``): budget, trials, chosen values, trial cost.
+    tuning: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property
@@ -157,6 +159,11 @@ def _problem(r: Record) -> str | None:
             return f"entry.{name} lacks its name"
         if not isinstance(component.get("params", {}), dict):
             return f"entry.{name}.params is not an object"
+    hparams = r.entry.get("hparams", {})
+    if not isinstance(hparams, dict) or not all(_number(v) for v in hparams.values()):
+        return "entry.hparams is not an object of numbers"
+    if not isinstance(r.tuning, dict) or not _number(r.tuning.get("trial_device_hours", 0)):
+        return "tuning is not an object with a number of trial_device_hours"
     if r.status == "succeeded":
         if not _number(r.mean_dice):
             return "succeeded, but mean_dice is missing or not a finite number"

@@ -29,7 +29,13 @@ from filelock import FileLock, Timeout
 from harness import protocol as protocols
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.components.contracts import build_components, build_entry_model
-from harness.components.entry import KINDS_BY_FIELD, Component, Entry, parse_component
+from harness.components.entry import (
+    KINDS_BY_FIELD,
+    Component,
+    Entry,
+    parse_component,
+    parse_hparams,
+)
 from harness.components.registry import Registry
 from harness.components.weights import resolve_weights
 from harness.data import sources
@@ -111,6 +117,8 @@ class Plan:
     #: Records a regenerated table could not use, already named to the user (once each;
     #: a sweep shares one set between its plans).
     unusable_named: set[Path] = field(default_factory=set)
+    #: A tuned entry's tuning, written into each of its records (``harness.runs.tune``).
+    tuning: dict[str, Any] = field(default_factory=dict)
 
 
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
@@ -132,7 +140,19 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         components[field_name] = component
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
-    entry = Entry(**components, encoder=request.encoder, tta=request.tta)
+    entry = Entry(
+        **components,
+        encoder=request.encoder,
+        tta=request.tta,
+        hparams=parse_hparams(request.hparams),
+        tuned=request.tuned,
+    )
+    if entry.tuned and not entry.hparams:
+        raise HarnessError("--tuned: says a tuning budget chose --hparam values; give them")
+    try:
+        train_proto = entry.protocol_for(proto)  # a value the protocol would refuse, refused
+    except HarnessError as exc:
+        raise HarnessError(f"--hparam: {exc}") from None
     seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
     # Pretrained weights found (or their absence said), and a file that does not fit the
     # encoder refused, before any data work.
@@ -160,9 +180,12 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
     dataset = sources.describe(root)
     # Build every component once now, with the real step count, so a parameter a plugin
     # rejects fails before any work.
-    train_images, _ = split(list_images(dataset.root, "train"), proto.folds, proto.fold)
+    train_images, _ = protocol_split(list_images(dataset.root, "train"), proto)
     build_components(
-        proto, entry, registry, steps_per_epoch=math.ceil(len(train_images) / proto.batch_size)
+        train_proto,
+        entry,
+        registry,
+        steps_per_epoch=math.ceil(len(train_images) / proto.batch_size),
     )
     # The images training reads, decoded and resized once now (under the caller's progress),
     # so training starts at once and a data-parallel run's ranks find them ready.
@@ -179,6 +202,11 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         request=request,
         world=world,
     )
+
+
+def protocol_split(images: Sequence[Path], proto: Protocol) -> tuple[list[Path], list[Path]]:
+    """The protocol's training and validation images (its fold, its excluded folds)."""
+    return split(images, proto.folds, proto.fold, proto.exclude_folds)
 
 
 def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:
@@ -229,6 +257,7 @@ def entry_record(plan: Plan) -> dict[str, Any]:
         }
     out["encoder"] = plan.entry.encoder
     out["tta"] = plan.entry.tta
+    out.update(plan.entry.extras())  # hparams, tuned: only an entry that has them
     out["effective_encoder"] = plan.entry.encoder or plan.benchmark.protocol.encoder
     # What the encoder started from: a name, or a file by path and SHA-256.
     out["encoder_weights"] = resolve_weights(
@@ -264,7 +293,7 @@ def execute(
     """
     proto = plan.benchmark.protocol
     images = list_images(plan.benchmark.dataset.root, "train")
-    train_images, val_images = split(images, proto.folds, proto.fold)
+    train_images, val_images = protocol_split(images, proto)
     for seed in plan.seeds:
         folder = run_dir(plan, seed)
         # In a data-parallel run the main rank holds the folder and writes; the others train.
@@ -475,6 +504,7 @@ class _SeedOutcome:
             "code_revision": code_revision(),
             "started_at": started,
             "resumes": resumes,
+            "tuning": plan.tuning,
         }
         self.t0 = time.perf_counter()
 
@@ -576,7 +606,7 @@ def _train_seed(
     request = plan.request
     try:
         return train(
-            plan.benchmark.protocol,
+            plan.entry.protocol_for(plan.benchmark.protocol),
             plan.entry,
             plan.registry,
             seed=seed,

@@ -157,6 +157,8 @@ class _Spec:
     threads: int
     #: The driver's files of this run (resume without a shared folder): relative path -> bytes.
     files: dict[str, bytes] = field(default_factory=dict)
+    #: A tuned entry's tuning, for its records (``Plan.tuning``).
+    tuning: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,7 +209,9 @@ def train_job(spec: _Spec) -> _Outcome:
         )
         observer = _Collect()
         try:
-            execute(plan(request), observer)
+            resolved = plan(request)
+            resolved.tuning = spec.tuning
+            execute(resolved, observer)
             outcome = _Outcome("succeeded", messages=observer.lines)
         except (RunFailed, HarnessError) as exc:
             outcome = _Outcome("failed", str(exc), messages=observer.lines)
@@ -363,6 +367,7 @@ class _Driver:
             device=device,
             threads=max(1, int(cpus)),
             files=files,
+            tuning=job.plan.tuning,
         )
         # A fresh worker process per run (max_calls=1): no CUDA context, thread count or
         # memory carried over from another run.

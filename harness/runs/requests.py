@@ -29,6 +29,8 @@ class Flag:
     help: str
     #: Written back even at its default value (so the command names what the run used).
     always: bool = False
+    #: Left out of ``--help`` (set by ``harness tune`` for the runs it starts, not by users).
+    hidden: bool = False
 
     def write(self, value: Any, default: Any) -> list[str]:
         """The arguments that give ``value`` on the command line ([] when the default does)."""
@@ -41,9 +43,16 @@ class Flag:
         return [self.name, str(value)]
 
 
-def _option(flag: str, help: str, default: Any = dataclasses.MISSING, *, always: bool = False):
+def _option(
+    flag: str,
+    help: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    always: bool = False,
+    hidden: bool = False,
+):
     """A ``RunRequest`` field declared with its flag (``flag(field)`` reads it back)."""
-    return field(default=default, metadata={"flag": Flag(flag, help, always)})
+    return field(default=default, metadata={"flag": Flag(flag, help, always, hidden)})
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,17 @@ class RunRequest:
     #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
     tta: str = _option(
         "--tta", "Validation test-time augmentation: none or flip (in the entry)", "none"
+    )
+    #: Protocol fields the entry sets for itself (``harness.components.entry.parse_hparams``).
+    hparams: Sequence[str] = _option(
+        "--hparam",
+        "Set the entry's own lr, weight_decay, warmup_epochs or grad_clip: FIELD=NUMBER "
+        "(repeatable; in the entry, the benchmark stays the protocol's)",
+        (),
+    )
+    #: The tuning budget that chose ``hparams`` (``harness tune`` sets it for its final runs).
+    tuned: str | None = _option(
+        "--tuned", "The tuning budget that chose --hparam", None, hidden=True
     )
     #: Split each batch into pieces of this size (gradient accumulation); None: whole
     #: batches, halved automatically if the first step runs out of GPU memory.

@@ -1,0 +1,379 @@
+"""Tuning: every entry gets the same budget before it is compared (``harness tune``).
+
+An entry run at a learning rate chosen for someone else measures which component suits
+that rate, not which is better. ``harness tune`` gives each entry the same number of
+trials over the same space (the protocol's ``[tuning]`` table, ``harness.protocol.Tuning``),
+drawn by the same quasi-random sequence: Optuna's ``QMCSampler`` (scrambled Sobol) with the
+protocol's seed, so two entries are tried at the same points and a rerun draws the same
+values. Optuna draws its first point with its seeded independent sampler and the rest from
+the Sobol sequence; the points depend only on the seed and the space, never on the scores.
+
+Each trial is an ordinary run of the entry with its sampled values (``Entry.hparams``) on a
+derived benchmark: the protocol with ``fold`` set to the tuning fold and the protocol's own
+fold in ``exclude_folds``, so a trial neither trains nor validates on the fold the final
+table is scored on. The trial with the best final-epoch Dice (the first on a tie) chooses
+the values; the entry then runs on the protocol's seeds on the protocol's fold, as an entry
+that says so (``... · tuned 8: lr=0.03``), its records carrying the budget, every trial and
+their device-hours (a leaderboard adds them to the row's).
+
+The study's state is an Optuna journal file in the study folder
+(``RUNS/<benchmark>/tuning/<entry>-<tuning hash>/study.log``): a killed ``harness tune``
+continued with ``--resume`` asks no new point for a trial it had drawn, skips a trial whose
+run succeeded and resumes an interrupted one from its checkpoint. Trials are runs, so
+``--jobs``/``--cluster`` send them to Ray like any runs; only this process writes the study.
+No pruner: every trial trains its full protocol, so trials stay equal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import atomic_write_text
+from harness.data import sources
+from harness.engine.events import TrainObserver
+from harness.errors import HarnessError, RunFailed
+from harness.pictures.charts import TUNING, tuning_curves
+from harness.protocol import Protocol, Tuning
+from harness.results.records import RECORD_NAME, Record, read_record
+from harness.runs.execution import Plan, execute, plan, run_dir
+from harness.runs.requests import RunRequest, resume_command
+
+#: The Optuna journal (the study's state) and the summary beside it.
+STUDY_NAME = "study.log"
+SUMMARY_NAME = "tuning.json"
+
+
+@dataclass
+class Trial:
+    """One tuning trial: its number in the study, its sampled values and its run."""
+
+    number: int
+    values: dict[str, float]
+    plan: Plan
+    record: Record | None = None
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.plan, self.plan.seeds[0])
+
+    @property
+    def dice(self) -> float | None:
+        ok = self.record is not None and self.record.status == "succeeded"
+        return float(self.record.mean_dice) if ok else None  # type: ignore[union-attr, arg-type]
+
+    @property
+    def device_hours(self) -> float:
+        if self.record is None:
+            return 0.0
+        hours = self.record.cost.get("device_hours")
+        if isinstance(hours, int | float):
+            return float(hours)
+        return float(self.record.cost.get("wall_s") or 0) / 3600
+
+
+@dataclass
+class TuneOutcome:
+    """What ``tune`` did: the study folder, every trial, the chosen one and the final plan."""
+
+    folder: Path
+    tuning: Tuning
+    trials: list[Trial]
+    chosen: Trial
+    final: Plan
+    picture: Path
+
+
+def budget_of(proto: Protocol, trials: int | None) -> Tuning:
+    """The protocol's tuning budget (``--trials`` overriding its count), checked."""
+    tuning = proto.tuning if trials is None else dataclasses.replace(proto.tuning, trials=trials)
+    if tuning.trials < 1:
+        raise HarnessError(f"--trials {tuning.trials}: give at least one trial")
+    if not 0 <= tuning.fold < proto.folds or tuning.fold == proto.fold:
+        raise HarnessError(
+            f"protocol {proto.name!r}: [tuning] fold must be in 0..{proto.folds - 1} and not the "
+            f"protocol's fold {proto.fold} (the trials never see it), got {tuning.fold}"
+        )
+    if tuning.fold in proto.exclude_folds:
+        raise HarnessError(f"protocol {proto.name!r}: [tuning] fold {tuning.fold} is excluded")
+    return tuning
+
+
+def study_folder(base: Plan, tuning: Tuning) -> Path:
+    """``RUNS/<benchmark>/tuning/<entry slug>-<entry key>-<tuning hash>``."""
+    key = hashlib.sha256(base.entry.key.encode()).hexdigest()[:8]
+    name = f"{sources.slug(base.entry.label)[:60]}-{key}-{tuning.hash}"
+    return base.runs_dir / base.benchmark.id / "tuning" / name
+
+
+def trial_request(request: RunRequest, proto: Protocol, tuning: Tuning, values: dict) -> RunRequest:
+    """A trial: the entry with ``values``, one seed, validated on the tuning fold with the
+    protocol's fold (and any it already excludes) left out of training."""
+    excluded = sorted({*proto.exclude_folds, proto.fold})
+    return dataclasses.replace(
+        request,
+        sets=(
+            *request.sets,
+            f"fold={tuning.fold}",
+            f"exclude_folds=[{','.join(map(str, excluded))}]",
+        ),
+        seeds=f"{tuning.trial_seed},",
+        hparams=tuple(f"{k}={v!r}" for k, v in sorted(values.items())),
+        tuned=None,
+    )
+
+
+def tune_command(request: RunRequest, trials: int | None) -> str:
+    """The ``harness tune ... --resume`` command that continues this tuning."""
+    command = resume_command(request).replace("harness run ", "harness tune ", 1)
+    return command + (f" --trials {trials}" if trials is not None else "")
+
+
+def tune(
+    request: RunRequest,
+    observer: TrainObserver,
+    *,
+    trials: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    jobs: Callable[[int, int], None] | None = None,
+) -> TuneOutcome:
+    """Tune the entry of ``request`` with its protocol's budget, then run the chosen values
+    on the protocol's seeds; write the study, the trials' and the final runs' records, the
+    leaderboards and the tuning picture. ``observer`` hears every line for the user;
+    ``progress`` the dataset's preparation; ``jobs`` the runs done of all (Ray)."""
+    if request.hparams or request.tuned:
+        raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
+    base = plan(request, progress)
+    proto = base.benchmark.protocol
+    tuning = budget_of(proto, trials)
+    folder = study_folder(base, tuning)
+    try:
+        with _study(folder, tuning, request.resume) as study:
+            points = _points(study, tuning)
+            found = [
+                Trial(n, v, plan(trial_request(request, proto, tuning, v), progress))
+                for n, v in points
+            ]
+            observer.message(
+                f"tuning {base.entry.label}: {tuning.budget}; trials on "
+                f"{found[0].plan.benchmark.id}"
+            )
+            _run_trials(found, request, observer, jobs)
+            _tell(study, found)
+        chosen = _choose(found)
+        summary = _summary(tuning, proto, found, chosen, folder)
+        atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+        picture = _picture(folder, tuning, found, chosen, base.entry.label)
+        observer.message(
+            f"chosen: trial {chosen.number + 1} ({_values(chosen.values)}), mean Dice "
+            f"{chosen.dice:.4f} on fold {tuning.fold}; now the protocol's seeds on fold {proto.fold}"
+        )
+        final = plan(
+            dataclasses.replace(
+                request,
+                hparams=tuple(f"{k}={v!r}" for k, v in sorted(chosen.values.items())),
+                tuned=f"{tuning.trials}-{tuning.hash}",
+            ),
+            progress,
+        )
+        final.tuning = summary
+        _run_final(final, request, observer, jobs)
+    except KeyboardInterrupt:
+        observer.message(f"Resume the tuning with:\n  {tune_command(request, trials)}")
+        raise
+    for seed in final.seeds:  # the picture beside each record of the tuned entry
+        target = run_dir(final, seed) / TUNING
+        if target.parent.is_dir():
+            target.write_bytes(picture.read_bytes())
+    return TuneOutcome(folder, tuning, found, chosen, final, picture)
+
+
+def _values(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.3g}" for k, v in sorted(values.items()))
+
+
+@contextlib.contextmanager
+def _study(folder: Path, tuning: Tuning, resume: bool) -> Iterator[Any]:
+    """The Optuna study of this entry and budget, in its journal file (created, or with
+    ``--resume`` loaded)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = folder / STUDY_NAME
+    if path.exists() and not resume:
+        raise HarnessError(
+            f"{folder}: a tuning study of this entry and budget is here already; continue it "
+            "with --resume, or delete that folder to start over"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # QMCSampler's notes on its first, independent draw
+        logging.getLogger("optuna").setLevel(logging.ERROR)
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=tuning.seed)
+        yield optuna.create_study(
+            study_name="tune",
+            storage=storage,
+            sampler=sampler,
+            direction="maximize",
+            load_if_exists=True,
+        )
+
+
+def _points(study: Any, tuning: Tuning) -> list[tuple[int, dict[str, float]]]:
+    """The budget's points in trial order: those drawn before (a resumed study) and new ones.
+
+    All are drawn before any trial trains, so the points depend on the seed alone. A trial
+    a kill left without all its values is marked failed and not counted.
+    """
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    space = {k: FloatDistribution(r.low, r.high, log=r.log) for k, r in tuning.space}
+    points = []
+    for trial in study.get_trials(deepcopy=False):
+        if set(trial.params) == set(space):
+            points.append((trial.number, dict(trial.params)))
+        elif trial.state == TrialState.RUNNING:
+            study.tell(trial.number, state=TrialState.FAIL)
+    while len(points) < tuning.trials:
+        trial = study.ask(space)
+        points.append((trial.number, dict(trial.params)))
+    return points[: tuning.trials]
+
+
+def _run_trials(
+    found: Sequence[Trial],
+    request: RunRequest,
+    observer: TrainObserver,
+    jobs: Callable[[int, int], None] | None,
+) -> None:
+    """Every trial's run: on Ray with ``--jobs``/``--cluster``, else one after another; a
+    failed trial leaves its failed record and the others go on."""
+    if request.jobs or request.cluster:
+        from harness.runs.jobs import run_jobs
+
+        with contextlib.suppress(RunFailed):  # each failed trial is named by run_jobs
+            run_jobs([t.plan for t in found], observer, jobs)
+    else:
+        for trial in found:
+            observer.message(f"trial {trial.number + 1} of {len(found)}: {_values(trial.values)}")
+            try:
+                execute(trial.plan, observer)
+            except RunFailed as exc:
+                observer.message(f"trial {trial.number + 1} failed: {exc}")
+    for trial in found:
+        trial.record = read_record(trial.folder / RECORD_NAME)
+
+
+def _tell(study: Any, found: Sequence[Trial]) -> None:
+    """Each trial's Dice (or its failure) into the study, once."""
+    from optuna.trial import TrialState
+
+    told = {t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING}
+    for trial in found:
+        if trial.number in told:
+            continue
+        if trial.dice is not None:
+            study.tell(trial.number, trial.dice)
+        else:
+            study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _choose(found: Sequence[Trial]) -> Trial:
+    """The trial with the best final-epoch Dice; the first (lowest number) on a tie."""
+    done = [t for t in found if t.dice is not None]
+    if not done:
+        raise RunFailed(f"all {len(found)} tuning trials failed; see their records")
+    return max(done, key=lambda t: (t.dice, -t.number))
+
+
+def _summary(
+    tuning: Tuning, proto: Protocol, found: Sequence[Trial], chosen: Trial, folder: Path
+) -> dict[str, Any]:
+    """The tuning as a tuned entry's records carry it."""
+    return {
+        "budget": f"tuned: {tuning.budget}",
+        "tuning": tuning.to_dict(),
+        "tuning_hash": tuning.hash,
+        "protocol_fold": proto.fold,
+        "trial_benchmark": found[0].plan.benchmark.id,
+        "study": folder.relative_to(found[0].plan.runs_dir).as_posix(),
+        "trials": [
+            {
+                "number": t.number,
+                "values": t.values,
+                "mean_dice": t.dice,
+                "status": t.record.status if t.record else "missing",
+                "device_hours": t.device_hours,
+                "record": t.folder.relative_to(t.plan.runs_dir).as_posix(),
+            }
+            for t in found
+        ],
+        "chosen": {"trial": chosen.number, "values": chosen.values, "mean_dice": chosen.dice},
+        "trial_device_hours": sum(t.device_hours for t in found),
+    }
+
+
+def _picture(
+    folder: Path, tuning: Tuning, found: Sequence[Trial], chosen: Trial, label: str
+) -> Path:
+    return tuning_curves(
+        [(t.values, t.dice) for t in found],
+        [(k, r.low, r.high, r.log) for k, r in tuning.space],
+        chosen.values,
+        folder / TUNING,
+        title=f"{label}: {len(found)} trials on fold {tuning.fold}",
+    )
+
+
+def _run_final(
+    final: Plan,
+    request: RunRequest,
+    observer: TrainObserver,
+    jobs: Callable[[int, int], None] | None,
+) -> None:
+    if request.jobs or request.cluster:
+        from harness.runs.jobs import run_jobs
+
+        run_jobs([final], observer, jobs)
+    else:
+        execute(final, observer)
+
+
+def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
+    """``harness tune --dry-run``: the budget, the runs it takes and an estimate; nothing trains
+    and no point is drawn."""
+    from harness.runs.jobs import schedule
+
+    base = plan(request)
+    proto = base.benchmark.protocol
+    tuning = budget_of(proto, trials)
+    folder = study_folder(base, tuning)
+    trial_bench = plan(trial_request(request, proto, tuning, {})).benchmark.id
+    state = "exists; --resume continues it" if (folder / STUDY_NAME).exists() else "new"
+    seeds = ", ".join(map(str, base.seeds))
+    hours = [h for h in schedule([base]).hours if h is not None]
+    runs = tuning.trials + len(base.seeds)
+    estimate = (
+        f"estimate: {runs * sum(hours) / len(hours):.3g} device-hours ({runs} runs at the mean "
+        "of this benchmark's records)"
+        if hours
+        else "estimate: none (no succeeded record of this benchmark yet)"
+    )
+    return [
+        f"tuning {base.entry.label}: {tuning.budget}",
+        f"study: {folder} ({state})",
+        f"{tuning.trials} trials on {trial_bench}, then seeds {seeds} on {base.benchmark.id}",
+        estimate,
+    ]

@@ -1,0 +1,294 @@
+"""``harness tune``: every entry gets the same budget of trials, on a tuning fold that is not
+the protocol's, and a tuned row says so (its budget, its values, its trials' device-hours).
+
+One tune of ``unet · dice · sgd`` under ``tiny`` with 2 trials (module fixture) serves most
+checks; a second one into another folder checks that the same values are chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import protocol as protocols
+from harness.components.entry import Entry, parse_component, parse_hparams
+from harness.data.layout import list_images, split
+from harness.data.sources import synthetic_dataset
+from harness.engine.events import NullObserver
+from harness.errors import HarnessError
+from harness.pictures.charts import TUNING
+from harness.results.leaderboard import budget_lines, regenerate, rows
+from harness.results.records import read_record, write_record
+from harness.runs import execution
+from harness.runs import tune as tuning
+from harness.runs.requests import RunRequest
+from tests.test_leaderboard import BENCH, _record
+
+TRIALS = 2
+
+
+def _request(tmp: Path, **changes) -> RunRequest:
+    base = RunRequest(
+        model="unet",
+        loss="dice",
+        optimizer="sgd",
+        protocol="tiny",
+        device="cpu",
+        runs_dir=tmp / "runs",
+        leaderboards_dir=tmp / "boards",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+class _Seen:
+    """Every ``train`` call's protocol and images (wrapping the real one)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[protocols.Protocol, list[Path], list[Path]]] = []
+        real = execution.train
+
+        def spy(protocol, entry, registry, *, train_images, val_images, **kwargs):
+            self.calls.append((protocol, list(train_images), list(val_images)))
+            return real(
+                protocol,
+                entry,
+                registry,
+                train_images=train_images,
+                val_images=val_images,
+                **kwargs,
+            )
+
+        monkeypatch.setattr(execution, "train", spy)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuning.TuneOutcome, list, Path]:
+    tmp = tmp_path_factory.mktemp("tune")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        seen = _Seen(mp)
+        outcome = tuning.tune(_request(tmp), NullObserver(), trials=TRIALS)
+    return outcome, seen.calls, tmp
+
+
+def test_trials_never_train_or_validate_on_the_protocols_fold(tuned) -> None:
+    outcome, calls, _ = tuned
+    proto = protocols.load("tiny")
+    images = list_images(synthetic_dataset(proto.synth_ids, proto.synth_size, 0), "train")
+    _, fold0 = split(images, proto.folds, proto.fold)
+    _, fold1 = split(images, proto.folds, outcome.tuning.fold)
+    trial_calls, final_calls = calls[:TRIALS], calls[TRIALS:]
+    assert len(final_calls) == len(outcome.final.seeds)
+    for _, train_images, val_images in trial_calls:
+        assert sorted(val_images) == sorted(fold1)
+        assert not set(train_images) & set(fold0)
+        assert not set(train_images) & set(fold1)
+    for _, train_images, val_images in final_calls:  # the final runs: the protocol's own split
+        assert sorted(val_images) == sorted(fold0)
+        assert set(train_images) >= set(fold1)
+    for trial in outcome.trials:  # and the records say the same
+        assert trial.record.benchmark["protocol"]["fields"]["fold"] == 1
+        assert trial.record.benchmark["protocol"]["fields"]["exclude_folds"] == [0]
+        assert sorted(trial.record.val_images) == sorted(p.name for p in fold1)
+
+
+def test_each_run_trains_with_its_own_values(tuned) -> None:
+    outcome, calls, _ = tuned
+    for trial, (proto, _, _) in zip(outcome.trials, calls, strict=False):
+        assert proto.lr == trial.values["lr"] and proto.weight_decay == trial.values["weight_decay"]
+    proto, _, _ = calls[-1]
+    assert proto.lr == outcome.chosen.values["lr"]
+    # The values are the budget's: inside the protocol's space, all different.
+    space = dict(outcome.tuning.space)
+    for trial in outcome.trials:
+        for name, value in trial.values.items():
+            assert space[name].low <= value <= space[name].high
+    assert len({t.values["lr"] for t in outcome.trials}) == TRIALS
+
+
+def test_the_best_trial_is_chosen_and_the_row_says_tuned(tuned) -> None:
+    outcome, _, tmp = tuned
+    best = max(t.dice for t in outcome.trials)
+    assert outcome.chosen.dice == best
+    board = next((tmp / "boards").glob(f"{outcome.final.benchmark.id}.md")).read_text()
+    lr = f"lr={outcome.chosen.values['lr']:.3g}"
+    row = next(line for line in board.splitlines() if line.startswith("| 1 "))
+    assert f"unet · dice · sgd · warmup-cosine · none · tuned {TRIALS}: {lr}" in row
+    record = read_record(outcome.final.outcomes[0][0])
+    assert record.entry["tuned"].startswith(f"{TRIALS}-")
+    assert record.tuning["chosen"]["values"] == outcome.chosen.values
+    assert len(record.tuning["trials"]) == TRIALS
+    trial_hours = sum(t.device_hours for t in outcome.trials)
+    assert trial_hours > 0 and record.tuning["trial_device_hours"] == pytest.approx(trial_hours)
+    # Device-hours of the row: its seed plus its trials.
+    hours = float(row.split("|")[12])
+    seed_hours = record.cost["wall_s"] / 3600
+    assert hours == pytest.approx(seed_hours + trial_hours, abs=1e-4)
+    assert (outcome.final.outcomes[0][0].parent / TUNING).is_file()
+    assert (outcome.folder / TUNING).is_file()
+    summary = json.loads((outcome.folder / tuning.SUMMARY_NAME).read_text())
+    assert summary["chosen"]["trial"] == outcome.chosen.number
+
+
+def test_a_second_tune_into_another_folder_chooses_the_same_values(
+    tuned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome, _, _ = tuned
+    again = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+    assert [t.values for t in again.trials] == [t.values for t in outcome.trials]
+    assert [t.dice for t in again.trials] == [t.dice for t in outcome.trials]
+    assert again.chosen.values == outcome.chosen.values
+
+
+def test_a_killed_tune_resumed_does_not_redo_finished_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = tuning.execute
+
+    def stop_at_second(p, observer, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(p, observer, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "execute", stop_at_second)
+    lines: list[str] = []
+
+    class Said(NullObserver):
+        def message(self, text: str) -> None:
+            lines.append(text)
+
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(_request(tmp_path), Said(), trials=TRIALS)
+    assert "harness tune" in lines[-1] and "--resume" in lines[-1] and "--trials 2" in lines[-1]
+    monkeypatch.setattr(tuning, "execute", real)
+    # Without --resume the study is not overwritten.
+    with pytest.raises(HarnessError, match="--resume"):
+        tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+    seen = _Seen(monkeypatch)
+    outcome = tuning.tune(_request(tmp_path, resume=True), NullObserver(), trials=TRIALS)
+    # One trial was left, then the final seed: the finished trial was not trained again.
+    assert len(seen.calls) == 2
+    assert [c[0].lr for c in seen.calls][0] == outcome.trials[1].values["lr"]
+    assert all(t.dice is not None for t in outcome.trials)
+
+
+def test_cli_tune_with_jobs(local_ray, cli, tmp_path: Path) -> None:
+    result = cli(
+        "tune", "--model", "unet", "--loss", "dice", "--optimizer", "sgd", "--protocol", "tiny",
+        "--trials", "3", "--jobs", "2", "--device", "cpu",
+        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    assert "chosen" in result.out and "tuned 3: lr=" in result.out
+    records = [read_record(p) for p in (tmp_path / "runs").rglob("record.json")]
+    assert sorted(r.status for r in records) == ["succeeded"] * 4
+    dry = cli(
+        "tune", "--model", "unet", "--loss", "dice", "--protocol", "tiny", "--dry-run",
+        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert dry.code == 0, dry.err
+    assert "8 trials" in dry.out and "estimate:" in dry.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials 0"),
+        (["--set", "fold=1"], "[tuning] fold"),
+        (["--set", "folds=1"], "folds"),
+    ],
+)
+def test_bad_budgets_are_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli(
+        "tune", "--model", "unet", "--loss", "dice", "--protocol", "tiny", *args,
+        "--runs-dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.code == 2 and message in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("record.json"))
+
+
+# ----------------------------------------------------------------- the pieces, without training
+
+
+def test_tuning_table_in_a_protocol_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'name = "p"\nfolds = 5\n[tuning]\ntrials = 4\nfold = 2\n'
+        "[tuning.space]\nlr = [1e-3, 1e-1]\nwarmup_epochs = {low = 0, high = 2, log = false}\n"
+    )
+    proto = protocols.load(str(path))
+    assert proto.tuning.trials == 4 and proto.tuning.fold == 2
+    assert dict(proto.tuning.space)["warmup_epochs"] == protocols.Range(0.0, 2.0, False)
+    # The budget is not part of the benchmark: the hash is that of the same file without it.
+    bare = tmp_path / "bare.toml"
+    bare.write_text('name = "p"\nfolds = 5\n')
+    assert proto.hash == protocols.load(str(bare)).hash
+    assert proto.tuning.hash != protocols.load(str(bare)).tuning.hash
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[tuning]\ntrial = 3\n", "unknown key 'trial'"),
+        ("[tuning.space]\nepochs = [1, 3]\n", "'epochs' cannot be tuned"),
+        ("[tuning.space]\nlr = [0.1, 0.01]\n", "low < high"),
+        ("[tuning.space]\nweight_decay = [0, 0.01]\n", "low > 0 on a log scale"),
+        ('[tuning]\nsampler = "grid"\n', "sampler 'grid' unknown"),
+    ],
+)
+def test_bad_tuning_tables_name_the_key(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('name = "p"\n' + table)
+    with pytest.raises(HarnessError, match=message.replace("[", r"\[")) as info:
+        protocols.load(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_builtin_hashes_are_unchanged_by_the_new_fields() -> None:
+    assert protocols.load("synthetic").hash == "2267276f85"
+    assert protocols.load("tiny").hash == "efe032ab7d"
+    trial = protocols.load("tiny").derive(["fold=1", "exclude_folds=[0]"])
+    assert trial.hashed_fields()["exclude_folds"] == [0] and trial.hash != "efe032ab7d"
+
+
+def test_split_leaves_excluded_folds_out_of_training(tmp_path: Path) -> None:
+    images = [tmp_path / f"ID{i:03d}" / f"image{j}.png" for i in range(10) for j in range(2)]
+    train, val = split(images, 5, 1, exclude=[0])
+    _, fold0 = split(images, 5, 0)
+    assert not set(train) & set(fold0) and not set(train) & set(val)
+    assert len(train) == 12 and len(val) == 4
+
+
+def test_entry_keys_without_hparams_are_what_they_were() -> None:
+    """Run folders are named from the key: an entry without hparams keeps its folder."""
+    plain = Entry(*(parse_component(n, "--x") for n in ("unet", "dice", "sgd", "flat", "none")))
+    assert plain.key == "unet|dice|sgd|flat|none|"
+    hp = dataclasses.replace(plain, hparams=parse_hparams(["lr=0.03"]), tuned="8-abc")
+    assert hp.key == "unet|dice|sgd|flat|none||lr=0.03|tuned=8-abc"
+    assert hp.label.endswith("· tuned 8: lr=0.03")
+    assert Entry.from_dict(hp.to_dict()) == hp
+    with pytest.raises(HarnessError, match="--hparam"):
+        parse_hparams(["epochs=3"])
+
+
+def test_a_table_says_when_rows_had_different_budgets(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    fixed = _record("dice", 0, 0.8)
+    tuned = _record("dice", 0, 0.9)
+    tuned.entry = {**tuned.entry, "hparams": {"lr": 0.03}, "tuned": "8-abc"}
+    tuned.tuning = {"budget": "tuned: 8 trials over lr", "trial_device_hours": 1.0}
+    write_record(runs / "a" / "record.json", fixed)
+    write_record(runs / "b" / "record.json", tuned)
+    table = rows([fixed, tuned], BENCH["id"])
+    assert [r.entry.tuned for r in table] == ["8-abc", None]
+    assert table[0].device_hours() == pytest.approx(1.0 + 60 / 3600)
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    assert "**Tuning**" in text and "tuned: 8 trials over lr" in text
+    assert "fixed (the protocol's values)" in text
+    assert budget_lines(table[:1]) == []
