@@ -292,3 +292,17 @@ def test_a_table_says_when_rows_had_different_budgets(tmp_path: Path) -> None:
     assert "**Tuning**" in text and "tuned: 8 trials over lr" in text
     assert "fixed (the protocol's values)" in text
     assert budget_lines(table[:1]) == []
+
+
+def test_cli_tune_vary_writes_a_tuned_ablation_table(cli, tmp_path: Path) -> None:
+    result = cli(
+        "tune", "--vary", "optimizer=sgd,adam", "--model", "unet", "--loss", "dice",
+        "--protocol", "tiny", "--trials", "1", "--device", "cpu",
+        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    (table,) = (tmp_path / "boards").glob("*.ablation-optimizer-tuned.md")
+    text = table.read_text()
+    assert "# Ablation: Optimizer (tuned)" in text and "1 trials (qmc seed 0)" in text
+    lines = [line for line in text.splitlines() if line.startswith(("| sgd ", "| adam "))]
+    assert len(lines) == 2 and all("lr=" in line for line in lines)

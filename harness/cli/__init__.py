@@ -155,9 +155,15 @@ def tune(
         int | None,
         typer.Option(help="Trials per entry (default: the protocol's [tuning] trials)"),
     ] = None,
+    vary: Annotated[
+        str | None,
+        typer.Option(help="Tune each of AXIS=v1,v2,... and write a tuned ablation table"),
+    ] = None,
 ) -> None:
     """Tune the entry's lr and weight decay with the protocol's equal budget (trials on a
     tuning fold, never on the protocol's), then run the chosen values on its seeds."""
+    if vary is not None:
+        return _tune_sweep(request, trials, vary)
     from harness.results.leaderboard import leaderboard_path
     from harness.runs.execution import plan
     from harness.runs.tune import tune as run_tune
@@ -188,6 +194,30 @@ def tune(
     out.print(
         _row_of(board, outcome.final.entry.label), markup=False, highlight=False, soft_wrap=True
     )
+
+
+def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
+    """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
+    import dataclasses
+
+    from harness.runs.execution import plan
+    from harness.runs.sweep import parse_vary
+    from harness.runs.tune import tune_sweep
+
+    _check_jobs(request, 1)
+    axis = parse_vary(vary)
+    with bars.bar("Preparing the dataset", err) as progress:
+        for value in axis.values:  # every value checked before any trial
+            plan(dataclasses.replace(request, **{axis.name: value}), progress)
+    if request.jobs or request.cluster:
+        with bars.bar("Runs", err) as runs_progress:
+            path, _ = tune_sweep(
+                request, axis, TrainingProgress(err), trials=trials, jobs=runs_progress
+            )
+    else:
+        path, _ = tune_sweep(request, axis, TrainingProgress(err), trials=trials)
+    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"wrote {path}", soft_wrap=True)
 
 
 def _check_jobs(request: RunRequest, nproc: int) -> None:

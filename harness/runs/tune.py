@@ -46,6 +46,7 @@ from harness.protocol import Protocol, Tuning
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.execution import Plan, execute, plan, run_dir
 from harness.runs.requests import RunRequest, resume_command
+from harness.runs.sweep import Axis, write_ablation
 
 #: The Optuna journal (the study's state) and the summary beside it.
 STUDY_NAME = "study.log"
@@ -174,7 +175,8 @@ def tune(
         picture = _picture(folder, tuning, found, chosen, base.entry.label)
         observer.message(
             f"chosen: trial {chosen.number + 1} ({_values(chosen.values)}), mean Dice "
-            f"{chosen.dice:.4f} on fold {tuning.fold}; now the protocol's seeds on fold {proto.fold}"
+            f"{chosen.dice:.4f} on fold {tuning.fold}; now the protocol's seeds on fold "
+            f"{proto.fold}"
         )
         final = plan(
             dataclasses.replace(
@@ -377,3 +379,23 @@ def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
         f"{tuning.trials} trials on {trial_bench}, then seeds {seeds} on {base.benchmark.id}",
         estimate,
     ]
+
+
+def tune_sweep(
+    request: RunRequest,
+    axis: Axis,
+    observer: TrainObserver,
+    *,
+    trials: int | None = None,
+    jobs: Callable[[int, int], None] | None = None,
+) -> tuple[Path, list[TuneOutcome]]:
+    """``harness tune --vary AXIS=...``: tune every value with the same budget, one after
+    another, then write the tuned ablation table beside the fixed one."""
+    outcomes = []
+    for value in axis.values:
+        observer.message(f"tune {axis.name} = {value}")
+        changed = dataclasses.replace(request, **{axis.name: value})
+        outcomes.append(tune(changed, observer, trials=trials, jobs=jobs))
+    budget = f"tuned: {outcomes[0].tuning.budget}"
+    path = write_ablation(axis, [o.final for o in outcomes], observer, budget)
+    return path, outcomes
