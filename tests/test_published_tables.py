@@ -1,0 +1,70 @@
+"""Every committed table ships with its records: ``harness leaderboard --runs-dir
+leaderboards/records`` regenerates each committed main table (and its heatmap) byte for byte,
+and every row of a committed ablation table is a row those records make."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.components.entry import Entry
+from harness.results.leaderboard import rows
+from harness.results.records import iter_records, scan_records
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARDS = ROOT / "leaderboards"
+RECORDS = BOARDS / "records"
+
+
+def _main_tables() -> list[Path]:
+    return sorted(p for p in BOARDS.glob("*.md") if ".ablation-" not in p.name)
+
+
+def test_every_committed_table_has_its_records() -> None:
+    tables = _main_tables()
+    assert tables, "no committed tables"
+    found, unusable = scan_records(RECORDS)
+    assert not unusable, unusable
+    ids = {r.benchmark_id for _, r in found}
+    for table in tables:
+        assert table.stem in ids, f"{table.name}: no records under {RECORDS}"
+    for path, _ in found:  # record.json files only, in the runs/ layout
+        assert path.name == "record.json" and len(path.relative_to(RECORDS).parts) == 4
+    assert {p.name for p in RECORDS.rglob("*") if p.is_file()} == {"record.json"}
+
+
+def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_path: Path) -> None:
+    result = cli("leaderboard", "--runs-dir", RECORDS, "--leaderboards-dir", tmp_path, "--strict")
+    assert result.code == 0, result.err
+    made = sorted(p.name for p in tmp_path.glob("*.md"))
+    assert made == [p.name for p in _main_tables()]  # no table without records, none extra
+    for table in _main_tables():
+        assert (tmp_path / table.name).read_text() == table.read_text(), table.name
+        picture = table.with_name(f"{table.stem}.heatmap.png")
+        assert (tmp_path / picture.name).read_bytes() == picture.read_bytes(), picture.name
+
+
+_ROW = re.compile(r"^\| (?P<value>[^|]+?) \| (?P<dice>[0-9.]+) \| (?P<std>[0-9.—]+) \| (?P<n>\d+) \|")
+
+
+@pytest.mark.parametrize("table", sorted(BOARDS.glob("*.ablation-*.md")), ids=lambda p: p.name)
+def test_every_ablation_row_is_a_row_of_the_records(table: Path) -> None:
+    benchmark = table.name.split(".ablation-")[0]
+    axis = table.name.split(".ablation-")[1].removesuffix(".md").removesuffix("-tuned")
+    field = {"aug": "augmentation"}.get(axis, axis)
+    made = rows((r for _, r in iter_records(RECORDS)), benchmark)
+    lines = [m for line in table.read_text().splitlines() if (m := _ROW.match(line))]
+    assert lines, table.name
+    for m in lines:
+        candidates = [r for r in made if _value(r.entry, field) == m["value"]]
+        shown = [
+            (f"{r.mean:.4f}", "—" if r.std is None else f"{r.std:.4f}", str(len(r.records)))
+            for r in candidates
+        ]
+        assert (m["dice"], m["std"], m["n"]) in shown, (table.name, m["value"], shown)
+
+
+def _value(entry: Entry, field: str) -> str:
+    return entry.encoder or "" if field == "encoder" else str(getattr(entry, field))
