@@ -106,6 +106,18 @@ def test_dry_run_lists_runs_and_estimates_from_records(local_ray, cli, tmp_path:
     assert "estimate: " in again.out and "device-hours" in again.out
 
 
+def test_a_data_parallel_run_on_a_worker(local_ray, cli, tmp_path: Path) -> None:
+    """``--nproc 2 --jobs 1``: the worker launches both processes; the record says 2."""
+    result = cli(
+        "run", "--model", "unet", "--loss", "dice", "--protocol", "tiny", "--nproc", "2",
+        "--jobs", "1", "--device", "cpu", "--runs-dir", tmp_path / "runs",
+        "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    (record,) = _records(tmp_path / "runs")
+    assert record.status == "succeeded" and record.cost["processes"] == 2
+
+
 def test_a_failed_run_leaves_its_record_and_the_others_finish(
     local_ray, cli, tmp_path: Path
 ) -> None:

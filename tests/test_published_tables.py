@@ -46,7 +46,9 @@ def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_pat
         assert (tmp_path / picture.name).read_bytes() == picture.read_bytes(), picture.name
 
 
-_ROW = re.compile(r"^\| (?P<value>[^|]+?) \| (?P<dice>[0-9.]+) \| (?P<std>[0-9.—]+) \| (?P<n>\d+) \|")
+_ROW = re.compile(
+    r"^\| (?P<value>[^|]+?) \| (?P<dice>[0-9.]+) \| (?P<std>[0-9.—]+) \| (?P<n>\d+) \|"
+)
 
 
 @pytest.mark.parametrize("table", sorted(BOARDS.glob("*.ablation-*.md")), ids=lambda p: p.name)

@@ -50,7 +50,7 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
     from harness.engine import distributed
     from harness.runs.execution import execute, plan
 
-    start_ranks = _ranks(nproc)
+    start_ranks = _ranks(nproc) and not (request.jobs or request.cluster)
     _check_jobs(request, nproc)
     if start_ranks:  # every input checked and the dataset prepared once, here
         with bars.bar("Preparing the dataset", err) as progress:
@@ -73,7 +73,7 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
         return _dry_run([resolved])
     try:
         if request.jobs or request.cluster:
-            outcomes = _run_jobs([resolved])
+            outcomes = _run_jobs([resolved], nproc)
         else:
             outcomes = execute(resolved, TrainingProgress(err))
     finally:
@@ -122,7 +122,7 @@ def sweep(
     from harness.runs.sweep import parse_vary
     from harness.runs.sweep import sweep as run_sweep
 
-    start_ranks = _ranks(nproc)
+    start_ranks = _ranks(nproc) and not (request.jobs or request.cluster)
     _check_jobs(request, nproc)
     axis = parse_vary(vary)
     base = request
@@ -136,7 +136,9 @@ def sweep(
     try:
         if request.jobs or request.cluster:
             with bars.bar("Runs", err) as runs_progress:
-                path, plans = run_sweep(base, axis, TrainingProgress(err), jobs=runs_progress)
+                path, plans = run_sweep(
+                    base, axis, TrainingProgress(err), jobs=runs_progress, nproc=nproc
+                )
         else:
             path, plans = run_sweep(base, axis, TrainingProgress(err))
     finally:
@@ -224,11 +226,6 @@ def _check_jobs(request: RunRequest, nproc: int) -> None:
     """``--jobs``/``--cluster`` are checked before any work."""
     if request.jobs is not None and request.jobs < 1:
         raise HarnessError(f"--jobs {request.jobs}: give a positive number of runs at once")
-    if nproc > 1 and (request.jobs or request.cluster):
-        raise HarnessError(
-            f"--nproc {nproc} with --jobs/--cluster: not supported yet; train data-parallel "
-            "runs one after another (leave out --jobs/--cluster) or single-process runs at once"
-        )
 
 
 def _dry_run(plans: list[Any]) -> None:
@@ -239,12 +236,13 @@ def _dry_run(plans: list[Any]) -> None:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _run_jobs(plans: list[Any]) -> list[Any]:
-    """``--jobs``/``--cluster``: the runs as Ray tasks, under a bar of runs done."""
+def _run_jobs(plans: list[Any], nproc: int = 1) -> list[Any]:
+    """``--jobs``/``--cluster``: the runs as Ray tasks (each over ``nproc`` processes), under a
+    bar of runs done."""
     from harness.runs.jobs import run_jobs
 
     with bars.bar("Runs", err) as progress:
-        return run_jobs(plans, TrainingProgress(err), progress)
+        return run_jobs(plans, TrainingProgress(err), progress, nproc)
 
 
 def _ranks(nproc: int) -> bool:

@@ -159,6 +159,8 @@ class _Spec:
     files: dict[str, bytes] = field(default_factory=dict)
     #: A tuned entry's tuning, for its records (``Plan.tuning``).
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: Processes of a data-parallel run (``--nproc``): the worker launches them.
+    nproc: int = 1
 
 
 @dataclass
@@ -209,9 +211,12 @@ def train_job(spec: _Spec) -> _Outcome:
         )
         observer = _Collect()
         try:
-            resolved = plan(request)
-            resolved.tuning = spec.tuning
-            execute(resolved, observer)
+            if spec.nproc > 1:
+                _launch_ranks(spec, request, folder)
+            else:
+                resolved = plan(request)
+                resolved.tuning = spec.tuning
+                execute(resolved, observer)
             outcome = _Outcome("succeeded", messages=observer.lines)
         except (RunFailed, HarnessError) as exc:
             outcome = _Outcome("failed", str(exc), messages=observer.lines)
@@ -220,6 +225,24 @@ def train_job(spec: _Spec) -> _Outcome:
         if not shared:
             outcome.files = _files(folder)
     return outcome
+
+
+def _launch_ranks(spec: _Spec, request: RunRequest, folder: Path) -> None:
+    """A data-parallel run (``--nproc N``) on this worker: N processes under torch's launcher,
+    each the ``harness run`` command of ``request``, with the worker's CPUs shared out."""
+    import shlex
+
+    from harness.engine import distributed
+
+    args = shlex.split(resume_command(request))[1:]
+    if not request.resume:
+        args.remove("--resume")  # a rerun of a finished run trains again, as in process
+    os.environ["OMP_NUM_THREADS"] = str(max(1, spec.threads // spec.nproc))
+    code = distributed.launch(spec.nproc, args)
+    record = read_record(folder / RECORD_NAME)
+    if code != 0 or record is None or record.status != "succeeded":
+        reason = record.error if record is not None and record.error else f"exit code {code}"
+        raise RunFailed(f"{spec.nproc} processes: {reason}")
 
 
 def _shared(spec: _Spec) -> bool:
@@ -256,13 +279,15 @@ def run_jobs(
     plans: Sequence[Plan],
     observer: TrainObserver,
     progress: Callable[[int, int], None] | None = None,
+    nproc: int = 1,
 ) -> list[tuple[Path, Record]]:
     """Train every run of ``plans`` as Ray tasks; land each one's files and table as it ends.
 
     ``observer`` hears one line per run that ends (and the workers' lines); ``progress`` the
     runs done of all. A failed run leaves its failed record and the others go on; at the end
     ``RunFailed`` names every failed run. Ctrl-C cancels the runs (running ones stop at their
-    next step with a checkpoint) and says the command that resumes.
+    next step with a checkpoint) and says the command that resumes. With ``nproc`` > 1 each
+    run is data-parallel over that many processes on one worker (and asks for that many GPUs).
     """
     first = plans[0]
     request = first.request or RunRequest(model="", loss="")
@@ -274,7 +299,7 @@ def run_jobs(
             path = job.folder / RECORD_NAME
             observer.message(f"{job.name}: already succeeded; skipped (--resume). Record: {path}")
             job.plan.outcomes.append((path, read_record(path)))
-    driver = _Driver(plan_.to_train, observer, progress, request)
+    driver = _Driver(plan_.to_train, observer, progress, request, nproc)
     with driver.session():
         driver.run()
     if driver.failed:
@@ -292,7 +317,9 @@ class _Driver:
         observer: TrainObserver,
         progress: Callable[[int, int], None] | None,
         request: RunRequest,
+        nproc: int = 1,
     ) -> None:
+        self.nproc = nproc
         self.jobs = jobs
         self.observer = observer
         self.progress = progress or (lambda done, total: None)
@@ -355,7 +382,7 @@ class _Driver:
 
     def _submit(self, ray: Any, job: Job) -> Any:
         """One task for ``job``, asking for the CPUs (and GPU) its run needs."""
-        device, cpus, gpus = _resources(ray, job.plan, self.request)
+        device, cpus, gpus = _resources(ray, job.plan, self.request, self.nproc)
         # A worker that cannot see this runs folder resumes from these (one that can ignores them).
         files = _files(job.folder) if job.action == "resume" else {}
         spec = _Spec(
@@ -368,6 +395,7 @@ class _Driver:
             threads=max(1, int(cpus)),
             files=files,
             tuning=job.plan.tuning,
+            nproc=self.nproc,
         )
         # A fresh worker process per run (max_calls=1): no CUDA context, thread count or
         # memory carried over from another run.
@@ -429,18 +457,19 @@ def _connect(ray: Any, request: RunRequest) -> None:
         ) from None
 
 
-def _resources(ray: Any, p: Plan, request: RunRequest) -> tuple[str, float, float]:
+def _resources(ray: Any, p: Plan, request: RunRequest, nproc: int = 1) -> tuple[str, float, float]:
     """The device a task trains on, and the CPUs and GPUs it asks for.
 
-    CUDA: one GPU per run (Ray sets CUDA_VISIBLE_DEVICES to it). CPUs: the protocol's loader
-    workers plus one, on a local instance at most this machine's share per run.
+    CUDA: one GPU per process of the run (Ray sets CUDA_VISIBLE_DEVICES to them). CPUs: the
+    protocol's loader workers plus one, per process, on a local instance at most this
+    machine's share per run.
     """
     total = ray.cluster_resources()
     if request.device == "auto":
         device = "cuda" if (p.device.type == "cuda" or total.get("GPU", 0) >= 1) else "cpu"
     else:
         device = "cuda" if request.device == "cuda" else "cpu"
-    cpus = float(1 + p.benchmark.protocol.num_workers)
+    cpus = float((1 + p.benchmark.protocol.num_workers) * nproc)
     if not request.cluster and request.jobs:
         cpus = max(1.0, min(cpus, (os.cpu_count() or 1) // request.jobs))
     if cpus > total.get("CPU", 0):
@@ -448,9 +477,10 @@ def _resources(ray: Any, p: Plan, request: RunRequest) -> tuple[str, float, floa
             f"a run needs {cpus:g} CPUs and the Ray cluster has {total.get('CPU', 0):g}; "
             "add nodes or lower the protocol's num_workers (--set num_workers=N)"
         )
-    gpus = 1.0 if device == "cuda" else 0.0
+    gpus = float(nproc) if device == "cuda" else 0.0
     if gpus > total.get("GPU", 0):
         raise HarnessError(
-            "--device cuda: the Ray cluster has no GPU; use --device cpu or add GPU nodes"
+            f"--device cuda: a run needs {gpus:g} GPU(s) and the Ray cluster has "
+            f"{total.get('GPU', 0):g}; use --device cpu, a smaller --nproc, or add GPU nodes"
         )
     return device, cpus, gpus

@@ -135,6 +135,7 @@ def sweep(
     observer: TrainObserver,
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
+    nproc: int = 1,
 ) -> tuple[Path, list[Plan]]:
     """Run every value of ``axis`` with ``base``'s other settings; write the ablation table.
 
@@ -152,7 +153,7 @@ def sweep(
         from harness.runs.jobs import run_jobs
 
         try:
-            run_jobs(plans, observer, jobs)
+            run_jobs(plans, observer, jobs, nproc)
         except RunFailed:  # the table shows the runs that did finish; then the failure
             write_ablation(axis, plans, observer)
             raise
