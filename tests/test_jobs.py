@@ -176,3 +176,30 @@ def test_cluster_runs_come_back_to_the_local_runs_folder(tmp_path: Path) -> None
         assert (path.parent / "weights-final.safetensors").stat().st_size > 0
         assert not (path.parent / jobs.MARKER).exists()  # trained elsewhere, sent back
     assert list((tmp_path / "boards").glob("*.md"))
+
+
+def test_ctrl_c_stops_the_runs_with_a_checkpoint_and_says_how_to_resume(tmp_path: Path) -> None:
+    """Ctrl-C at the terminal (SIGINT to the command's process group): the waiting run is
+    cancelled, the running ones stop at their next step with a checkpoint, exit 130 and the
+    resume command; no record claims a stopped run."""
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice",
+            "--protocol", "tiny", "--set", "epochs=30", "--seeds", "3", "--jobs", "2",
+            "--device", "cpu", "--runs-dir", str(runs)]  # fmt: skip
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        started = [p for p in runs.rglob("metrics.jsonl") if p.read_text().strip()]
+        if len(started) >= 2:  # both running runs are past their first epoch
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "1 waiting runs cancelled" in err and "Resume with:" in err
+    assert "--jobs 2" in err.split("Resume with:")[1] and "--resume" in err
+    assert not list(runs.rglob("record.json"))
+    saved = list(runs.rglob("last.pt"))
+    assert len(saved) == 2, saved

@@ -364,7 +364,9 @@ class _Driver:
                 while waiting and len(running) < limit:
                     job = waiting.pop(0)
                     running[self._submit(ray, job)] = job
-                ready, _ = ray.wait(list(running), num_returns=1)
+                # A short timeout hands control back to Python each second: a blocking
+                # ray.wait never returns to it, and Ctrl-C would not be heard until a run ends.
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
                 for ref in ready:
                     self._land(running.pop(ref), _result(ray, ref))
         except KeyboardInterrupt:
