@@ -31,8 +31,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shlex
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,60 +151,109 @@ def tune(
     on the protocol's seeds; write the study, the trials' and the final runs' records, the
     leaderboards and the tuning picture. ``observer`` hears every line for the user;
     ``progress`` the dataset's preparation; ``jobs`` the runs done of all (Ray)."""
+    resume = tune_command(request, trials)
+    return tune_many(
+        [request], observer, trials=trials, progress=progress, jobs=jobs, resume=resume
+    )[0]
+
+
+@dataclass
+class _Study:
+    """One entry's tuning under way: its plan, budget, study folder, Optuna study, trials."""
+
+    request: RunRequest
+    base: Plan
+    tuning: Tuning
+    folder: Path
+    study: Any
+    trials: list[Trial]
+
+
+def tune_many(
+    requests: Sequence[RunRequest],
+    observer: TrainObserver,
+    *,
+    trials: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    jobs: Callable[[int, int], None] | None = None,
+    resume: str = "",
+) -> list[TuneOutcome]:
+    """Tune several entries with the same budget: every entry's trials first (sent to Ray
+    together with ``--jobs``, so no slot idles between entries), then every chosen entry's
+    seeds. ``resume`` is the command a Ctrl-C prints."""
+    try:
+        studies = [_open(r, trials, observer, progress) for r in requests]
+        _run_trials([t for s in studies for t in s.trials], requests[0], observer, jobs)
+        for s in studies:
+            _tell(s.study, s.trials)
+        outcomes = [_conclude(s, observer, progress) for s in studies]
+        _run_finals([o.final for o in outcomes], requests[0], observer, jobs)
+    except KeyboardInterrupt:
+        observer.message(f"Resume the tuning with:\n  {resume}")
+        raise
+    for outcome in outcomes:  # the picture beside each record of the tuned entry
+        for seed in outcome.final.seeds:
+            target = run_dir(outcome.final, seed) / TUNING
+            if target.parent.is_dir():
+                target.write_bytes(outcome.picture.read_bytes())
+    return outcomes
+
+
+def _open(
+    request: RunRequest,
+    trials: int | None,
+    observer: TrainObserver,
+    progress: Callable[[int, int], None] | None,
+) -> _Study:
+    """The entry planned, its budget checked, its study opened and its points drawn."""
     if request.hparams or request.tuned:
         raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
     base = plan(request, progress)
     proto = base.benchmark.protocol
     tuning = budget_of(proto, trials)
     folder = study_folder(base, tuning)
-    try:
-        with _study(folder, tuning, request.resume) as study:
-            points = _points(study, tuning)
-            found = [
-                Trial(n, v, plan(trial_request(request, proto, tuning, v), progress))
-                for n, v in points
-            ]
-            observer.message(
-                f"tuning {base.entry.label}: {tuning.budget}; trials on "
-                f"{found[0].plan.benchmark.id}"
-            )
-            _run_trials(found, request, observer, jobs)
-            _tell(study, found)
-        chosen = _choose(found)
-        summary = _summary(tuning, proto, found, chosen, folder)
-        atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
-        picture = _picture(folder, tuning, found, chosen, base.entry.label)
-        observer.message(
-            f"chosen: trial {chosen.number + 1} ({_values(chosen.values)}), mean Dice "
-            f"{chosen.dice:.4f} on fold {tuning.fold}; now the protocol's seeds on fold "
-            f"{proto.fold}"
-        )
-        final = plan(
-            dataclasses.replace(
-                request,
-                hparams=tuple(f"{k}={v!r}" for k, v in sorted(chosen.values.items())),
-                tuned=f"{tuning.trials}-{tuning.hash}",
-            ),
-            progress,
-        )
-        final.tuning = summary
-        _run_final(final, request, observer, jobs)
-    except KeyboardInterrupt:
-        observer.message(f"Resume the tuning with:\n  {tune_command(request, trials)}")
-        raise
-    for seed in final.seeds:  # the picture beside each record of the tuned entry
-        target = run_dir(final, seed) / TUNING
-        if target.parent.is_dir():
-            target.write_bytes(picture.read_bytes())
-    return TuneOutcome(folder, tuning, found, chosen, final, picture)
+    study = _study(folder, tuning, request.resume)
+    found = [
+        Trial(n, v, plan(trial_request(request, proto, tuning, v), progress))
+        for n, v in _points(study, tuning)
+    ]
+    observer.message(
+        f"tuning {base.entry.label}: {tuning.budget}; trials on {found[0].plan.benchmark.id}"
+    )
+    return _Study(request, base, tuning, folder, study, found)
+
+
+def _conclude(
+    s: _Study, observer: TrainObserver, progress: Callable[[int, int], None] | None
+) -> TuneOutcome:
+    """The chosen trial, the summary and picture in the study folder, the final plan."""
+    proto = s.base.benchmark.protocol
+    chosen = _choose(s.trials)
+    summary = _summary(s.tuning, proto, s.trials, chosen, s.folder)
+    atomic_write_text(s.folder / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+    picture = _picture(s.folder, s.tuning, s.trials, chosen, s.base.entry.label)
+    observer.message(
+        f"{s.base.entry.label}: chose trial {chosen.number + 1} ({_values(chosen.values)}), "
+        f"mean Dice {chosen.dice:.4f} on fold {s.tuning.fold}; now the protocol's seeds on "
+        f"fold {proto.fold}"
+    )
+    final = plan(
+        dataclasses.replace(
+            s.request,
+            hparams=tuple(f"{k}={v!r}" for k, v in sorted(chosen.values.items())),
+            tuned=f"{s.tuning.trials}-{s.tuning.hash}",
+        ),
+        progress,
+    )
+    final.tuning = summary
+    return TuneOutcome(s.folder, s.tuning, s.trials, chosen, final, picture)
 
 
 def _values(values: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in sorted(values.items()))
 
 
-@contextlib.contextmanager
-def _study(folder: Path, tuning: Tuning, resume: bool) -> Iterator[Any]:
+def _study(folder: Path, tuning: Tuning, resume: bool) -> Any:
     """The Optuna study of this entry and budget, in its journal file (created, or with
     ``--resume`` loaded)."""
     import optuna
@@ -218,12 +268,12 @@ def _study(folder: Path, tuning: Tuning, resume: bool) -> Iterator[Any]:
         )
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # QMCSampler's notes on its first, independent draw
-        logging.getLogger("optuna").setLevel(logging.ERROR)
         storage = JournalStorage(JournalFileBackend(str(path)))
         sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=tuning.seed)
-        yield optuna.create_study(
+        return optuna.create_study(
             study_name="tune",
             storage=storage,
             sampler=sampler,
@@ -339,18 +389,20 @@ def _picture(
     )
 
 
-def _run_final(
-    final: Plan,
+def _run_finals(
+    finals: Sequence[Plan],
     request: RunRequest,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
 ) -> None:
+    """The chosen entries on the protocol's seeds: on Ray together, or one after another."""
     if request.jobs or request.cluster:
         from harness.runs.jobs import run_jobs
 
-        run_jobs([final], observer, jobs)
+        run_jobs(finals, observer, jobs)
     else:
-        execute(final, observer)
+        for final in finals:
+            execute(final, observer)
 
 
 def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
@@ -389,13 +441,14 @@ def tune_sweep(
     trials: int | None = None,
     jobs: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, list[TuneOutcome]]:
-    """``harness tune --vary AXIS=...``: tune every value with the same budget, one after
-    another, then write the tuned ablation table beside the fixed one."""
-    outcomes = []
-    for value in axis.values:
-        observer.message(f"tune {axis.name} = {value}")
-        changed = dataclasses.replace(request, **{axis.name: value})
-        outcomes.append(tune(changed, observer, trials=trials, jobs=jobs))
+    """``harness tune --vary AXIS=...``: tune every value with the same budget (their trials
+    together), then write the tuned ablation table beside the fixed one."""
+    requests = [dataclasses.replace(request, **{axis.name: v}) for v in axis.values]
+    vary = shlex.quote(f"{axis.name}={','.join(axis.values)}")
+    resume = tune_command(request, trials).replace(
+        "harness tune ", f"harness tune --vary {vary} ", 1
+    )
+    outcomes = tune_many(requests, observer, trials=trials, jobs=jobs, resume=resume)
     budget = f"tuned: {outcomes[0].tuning.budget}"
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget)
     return path, outcomes
