@@ -48,8 +48,9 @@ def main() -> int:
         print(f"publish_records: error: {args.runs}: no such folder", file=sys.stderr)
         return 2
     copied, unchanged = publish(args.runs, args.to, args.benchmark)
-    print(f"{copied} records copied to {args.to} ({unchanged} already there); file name "
-          f"{RECORD_NAME}")
+    print(
+        f"{copied} records copied to {args.to} ({unchanged} already there); file name {RECORD_NAME}"
+    )
     return 0
 
 
