@@ -196,7 +196,12 @@ def test_ctrl_c_stops_the_runs_with_a_checkpoint_and_says_how_to_resume(tmp_path
             break
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"still running 120 s after Ctrl-C; its stderr: {err[-3000:]}")
     assert proc.returncode == 130, err[-2000:]
     assert "1 waiting runs cancelled" in err and "Resume with:" in err
     assert "--jobs 2" in err.split("Resume with:")[1] and "--resume" in err

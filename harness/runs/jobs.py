@@ -20,8 +20,10 @@ import dataclasses
 import json
 import os
 import secrets
+import signal
 import statistics
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,15 +362,18 @@ class _Driver:
         running: dict[Any, Job] = {}
         self.progress(0, len(self.jobs))
         try:
-            while waiting or running:
-                while waiting and len(running) < limit:
-                    job = waiting.pop(0)
-                    running[self._submit(ray, job)] = job
-                # A short timeout hands control back to Python each second: a blocking
-                # ray.wait never returns to it, and Ctrl-C would not be heard until a run ends.
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-                for ref in ready:
-                    self._land(running.pop(ref), _result(ray, ref))
+            with _ctrl_c_flag() as stop:
+                while (waiting or running) and not stop.is_set():
+                    while waiting and len(running) < limit:
+                        job = waiting.pop(0)
+                        running[self._submit(ray, job)] = job
+                    # A short timeout hands control back each second: a blocking ray.wait
+                    # never returns, and Ctrl-C would not be acted on until a run ended.
+                    ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                    for ref in ready:
+                        self._land(running.pop(ref), _result(ray, ref))
+                if stop.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             for ref in running:
                 ray.cancel(ref)
@@ -430,6 +435,22 @@ class _Driver:
             self.failed.append(f"{job.name} ({outcome.message})")
             self.observer.message(f"{where}: failed: {outcome.message}")
         self.progress(self.done, len(self.jobs))
+
+
+@contextlib.contextmanager
+def _ctrl_c_flag() -> Iterator[threading.Event]:
+    """Ctrl-C sets a flag the driver's loop reads each second, instead of raising wherever the
+    main thread happens to be: inside Ray's extension code an interrupt can be swallowed
+    (seen here: a driver that went on landing runs after Ctrl-C). Main thread only."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _result(ray: Any, ref: Any) -> _Outcome:
