@@ -185,7 +185,8 @@ def test_ctrl_c_stops_the_runs_with_a_checkpoint_and_says_how_to_resume(tmp_path
     runs = tmp_path / "runs"
     args = [sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice",
             "--protocol", "tiny", "--set", "epochs=30", "--seeds", "3", "--jobs", "2",
-            "--device", "cpu", "--runs-dir", str(runs)]  # fmt: skip
+            "--device", "cpu", "--runs-dir", str(runs),
+            "--leaderboards-dir", str(tmp_path / "boards")]  # fmt: skip
     proc = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
