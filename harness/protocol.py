@@ -51,6 +51,12 @@ TUNABLE = ("lr", "weight_decay", "warmup_epochs", "grad_clip")
 SAMPLERS = ("qmc",)
 
 
+def _digest(data: dict[str, Any]) -> str:
+    """Ten hex digits of SHA-256 over ``data``'s canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class Range:
     """One tuned field's range; ``log``: sampled uniformly in log space."""
@@ -85,8 +91,7 @@ class Tuning:
     @property
     def hash(self) -> str:
         """Ten hex digits over the budget and space (a tuned entry's identity carries it)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return _digest(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,8 +159,7 @@ class Protocol:
     @property
     def hash(self) -> str:
         """Ten hex digits of SHA-256 over the canonical JSON of the score-changing fields."""
-        text = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return _digest(self.hashed_fields())
 
     def hashed_fields(self) -> dict[str, Any]:
         return {

@@ -61,6 +61,17 @@ class Record:
     def benchmark_id(self) -> str:
         return self.benchmark["id"]
 
+    @property
+    def device_hours(self) -> float | None:
+        """What the run cost: its recorded device-hours, else wall time × processes (None
+        when the record has neither)."""
+        hours = self.cost.get("device_hours")
+        if isinstance(hours, int | float):
+            return float(hours)
+        wall = self.cost.get("wall_s")
+        processes = self.cost.get("processes") or 1
+        return wall / 3600 * int(processes) if isinstance(wall, int | float) else None
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -140,19 +140,7 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
         components[field_name] = component
     if request.tta not in TTA_CHOICES:
         raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
-    entry = Entry(
-        **components,
-        encoder=request.encoder,
-        tta=request.tta,
-        hparams=parse_hparams(request.hparams),
-        tuned=request.tuned,
-    )
-    if entry.tuned and not entry.hparams:
-        raise HarnessError("--tuned: says a tuning budget chose --hparam values; give them")
-    try:
-        train_proto = entry.protocol_for(proto)  # a value the protocol would refuse, refused
-    except HarnessError as exc:
-        raise HarnessError(f"--hparam: {exc}") from None
+    entry, train_proto = _entry(request, components, proto)
     seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
     # Pretrained weights found (or their absence said), and a file that does not fit the
     # encoder refused, before any data work.
@@ -207,6 +195,26 @@ def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None
 def protocol_split(images: Sequence[Path], proto: Protocol) -> tuple[list[Path], list[Path]]:
     """The protocol's training and validation images (its fold, its excluded folds)."""
     return split(images, proto.folds, proto.fold, proto.exclude_folds)
+
+
+def _entry(
+    request: RunRequest, components: dict[str, Component], proto: Protocol
+) -> tuple[Entry, Protocol]:
+    """The entry, and the protocol it trains under (with its own ``--hparam`` values, which
+    the protocol's checks must accept)."""
+    entry = Entry(
+        **components,
+        encoder=request.encoder,
+        tta=request.tta,
+        hparams=parse_hparams(request.hparams),
+        tuned=request.tuned,
+    )
+    if entry.tuned and not entry.hparams:
+        raise HarnessError("--tuned: says a tuning budget chose --hparam values; give them")
+    try:
+        return entry, entry.protocol_for(proto)
+    except HarnessError as exc:
+        raise HarnessError(f"--hparam: {exc}") from None
 
 
 def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:

@@ -126,20 +126,11 @@ def _estimate(job: Job) -> float | None:
     bench = job.plan.benchmark.id
     spent: dict[bool, list[float]] = {True: [], False: []}
     for path, record in iter_records(job.plan.runs_dir):
-        hours = _hours(record)
+        hours = record.device_hours
         if record.status == "succeeded" and record.benchmark_id == bench and hours is not None:
             spent[path.parent.parent == job.folder.parent].append(hours)
     chosen = spent[True] or spent[False]
     return statistics.fmean(chosen) if chosen else None
-
-
-def _hours(record: Record) -> float | None:
-    hours = record.cost.get("device_hours")
-    if isinstance(hours, int | float):
-        return float(hours)
-    wall = record.cost.get("wall_s")
-    processes = record.cost.get("processes") or 1
-    return wall / 3600 * int(processes) if isinstance(wall, int | float) else None
 
 
 # ---------------------------------------------------------------------------- the worker

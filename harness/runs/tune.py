@@ -74,12 +74,8 @@ class Trial:
 
     @property
     def device_hours(self) -> float:
-        if self.record is None:
-            return 0.0
-        hours = self.record.cost.get("device_hours")
-        if isinstance(hours, int | float):
-            return float(hours)
-        return float(self.record.cost.get("wall_s") or 0) / 3600
+        hours = self.record.device_hours if self.record is not None else None
+        return hours or 0.0
 
 
 @dataclass
