@@ -200,6 +200,37 @@ def test_muon_orthogonalises_kernels_and_matrices_and_adamw_does_the_rest() -> N
     assert routed == {"1.weight", "4.weight"}
 
 
+@pytest.mark.parametrize(
+    ("ns_dtype", "expected"), [("auto", torch.float32), ("bfloat16", torch.bfloat16)]
+)
+def test_muon_iterates_newton_schulz_in_float32_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, ns_dtype: str, expected: torch.dtype
+) -> None:
+    """timm iterates in bfloat16, emulated (70x slower) on CPUs without bfloat16 units."""
+    import timm.optim.muon as timm_muon
+
+    seen: list[torch.dtype] = []
+    original = timm_muon.zeropower_via_newtonschulz
+
+    def spy(*args: object, dtype: torch.dtype = torch.bfloat16, **kwargs: object) -> torch.Tensor:
+        seen.append(dtype)
+        return original(*args, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(timm_muon, "zeropower_via_newtonschulz", spy)
+    net = torch.nn.Linear(32, 32)
+    optimizer = REGISTRY.get("optimizers", "muon").build(
+        net.parameters(), lr=1e-3, weight_decay=1e-4, ns_dtype=ns_dtype
+    )
+    net(torch.randn(3, 32)).sum().backward()
+    optimizer.step()
+    assert seen == [expected]
+    assert timm_muon.zeropower_via_newtonschulz is spy  # restored after the step
+    with pytest.raises(HarnessError, match="ns_dtype"):
+        REGISTRY.get("optimizers", "muon").build(
+            net.parameters(), lr=1e-3, weight_decay=1e-4, ns_dtype="float64"
+        )
+
+
 def test_lion_scales_the_protocol_lr_within_the_entry() -> None:
     weight = torch.nn.Parameter(torch.zeros(2))
     optimizer = REGISTRY.get("optimizers", "lion").build(
