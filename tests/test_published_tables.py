@@ -54,13 +54,17 @@ _ROW = re.compile(
 @pytest.mark.parametrize("table", sorted(BOARDS.glob("*.ablation-*.md")), ids=lambda p: p.name)
 def test_every_ablation_row_is_a_row_of_the_records(table: Path) -> None:
     benchmark = table.name.split(".ablation-")[0]
-    axis = table.name.split(".ablation-")[1].removesuffix(".md").removesuffix("-tuned")
+    axis = table.name.split(".ablation-")[1].removesuffix(".md")
+    tuned = axis.endswith("-tuned")  # a tuned table's rows are the tuned entries' rows
+    axis = axis.removesuffix("-tuned")
     field = {"aug": "augmentation"}.get(axis, axis)
     made = rows((r for _, r in iter_records(RECORDS)), benchmark)
     lines = [m for line in table.read_text().splitlines() if (m := _ROW.match(line))]
     assert lines, table.name
     for m in lines:
-        candidates = [r for r in made if _value(r.entry, field) == m["value"]]
+        candidates = [
+            r for r in made if _value(r.entry, field) == m["value"] and bool(r.entry.tuned) == tuned
+        ]
         shown = [
             (f"{r.mean:.4f}", "—" if r.std is None else f"{r.std:.4f}", str(len(r.records)))
             for r in candidates
