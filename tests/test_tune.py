@@ -306,3 +306,5 @@ def test_cli_tune_vary_writes_a_tuned_ablation_table(cli, tmp_path: Path) -> Non
     assert "# Ablation: Optimizer (tuned)" in text and "1 trials (qmc seed 0)" in text
     lines = [line for line in text.splitlines() if line.startswith(("| sgd ", "| adam "))]
     assert len(lines) == 2 and all("lr=" in line for line in lines)
+    picture = table.with_suffix(".png")  # every value's trials on one picture, linked
+    assert picture.stat().st_size > 0 and f"]({picture.name})" in text

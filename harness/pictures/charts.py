@@ -55,32 +55,46 @@ def per_class_bars(per_class: dict[str, float], path: Path, title: str = "") -> 
     return path
 
 
+TrialPoint = tuple[dict[str, float], float | None]  # a trial's values and Dice (None: failed)
+TrialSeries = tuple[str, Sequence[TrialPoint], TrialPoint]  # label, its trials, the chosen one
+
+
 def tuning_curves(
-    trials: Sequence[tuple[dict[str, float], float | None]],
+    series: Sequence[TrialSeries],
     space: Sequence[tuple[str, float, float, bool]],
-    chosen: dict[str, float],
     path: Path,
     title: str = "",
 ) -> Path:
     """One panel per tuned field (``space``: name, low, high, log): each trial's Dice against
     its value over the field's whole range (log axis where it was sampled on one), the chosen
-    values marked; a failed trial (Dice None) is an x at 0. A component that only works in a
-    narrow band shows as one narrow peak."""
-    fig = Figure(figsize=(3.6 * len(space) + 0.4, 3.2), dpi=100, facecolor="white")
+    trial a star; a failed trial (Dice None) is an x at 0. A component that only works in a
+    narrow band shows as one narrow peak. One colour per entry in ``series``: one entry for
+    a tuned entry's own picture, every value of an axis for ``harness tune --vary``."""
+    several = len(series) > 1
+    fig = Figure(figsize=(3.6 * len(space) + (2.2 if several else 0.4), 3.2), dpi=100)
+    fig.set_facecolor("white")
     axes = fig.subplots(1, len(space), squeeze=False)[0]
     for ax, (name, low, high, log) in zip(axes, space, strict=True):
-        done = [(v[name], d) for v, d in trials if d is not None]
-        failed = [v[name] for v, d in trials if d is None]
-        if done:
-            ax.scatter(*zip(*done, strict=True), color="tab:blue", label="trial")
-        if failed:
-            ax.scatter(failed, [0.0] * len(failed), marker="x", color="tab:red", label="failed")
-        if name in chosen:
-            ax.axvline(chosen[name], color="tab:green", linewidth=1, label="chosen")
+        for i, (label, trials, (chosen, chosen_dice)) in enumerate(series):
+            color = f"C{i}" if several else "tab:blue"
+            done = [(v[name], d) for v, d in trials if d is not None]
+            failed = [v[name] for v, d in trials if d is None]
+            if done:
+                ax.scatter(*zip(*done, strict=True), color=color, label=label or "trial")
+            if failed:
+                failed_label = None if several else "failed"
+                ax.scatter(failed, [0.0] * len(failed), marker="x", color=color, label=failed_label)
+            if name in chosen and chosen_dice is not None:
+                star = {"marker": "*", "s": 160, "edgecolors": "black", "zorder": 3}
+                chosen_label = "chosen" if i == 0 else None
+                ax.scatter([chosen[name]], [chosen_dice], color=color, label=chosen_label, **star)
         if log:
             ax.set_xscale("log")
         ax.set(xlabel=name, ylabel="validation mean Dice", ylim=(0, 1), xlim=(low, high))
-        ax.legend(loc="lower right", fontsize=7)
+    if several:
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
+    else:
+        axes[-1].legend(loc="lower right", fontsize=7)
     fig.suptitle(title or "Dice of each tuning trial", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)

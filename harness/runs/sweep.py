@@ -126,6 +126,9 @@ def render_ablation(
             f"| {value} | {row.mean:.4f} | {std} | {len(row.records)} | {mark} |"
             + (f" {chosen} |" if budget else "")
         )
+    if budget:  # harness tune --vary draws every value's trials beside the table
+        picture = f"{benchmark_id}.ablation-{axis.name}-tuned.png"
+        lines += ["", f"![Dice of every tuning trial of each {axis.name}]({picture})"]
     return "\n".join(lines) + "\n"
 
 

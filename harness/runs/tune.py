@@ -377,12 +377,15 @@ def _picture(
     folder: Path, tuning: Tuning, found: Sequence[Trial], chosen: Trial, label: str
 ) -> Path:
     return tuning_curves(
-        [(t.values, t.dice) for t in found],
-        [(k, r.low, r.high, r.log) for k, r in tuning.space],
-        chosen.values,
+        [("", [(t.values, t.dice) for t in found], (chosen.values, chosen.dice))],
+        _space(tuning),
         folder / TUNING,
         title=f"{label}: {len(found)} trials on fold {tuning.fold}",
     )
+
+
+def _space(tuning: Tuning) -> list[tuple[str, float, float, bool]]:
+    return [(k, r.low, r.high, r.log) for k, r in tuning.space]
 
 
 def _run_finals(
@@ -447,4 +450,16 @@ def tune_sweep(
     outcomes = tune_many(requests, observer, trials=trials, jobs=jobs, resume=resume)
     budget = f"tuned: {outcomes[0].tuning.budget}"
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget)
+    if outcomes[0].final.world.is_main:
+        series = [
+            (v, [(t.values, t.dice) for t in o.trials], (o.chosen.values, o.chosen.dice))
+            for v, o in zip(axis.values, outcomes, strict=True)
+        ]
+        picture = tuning_curves(
+            series,
+            _space(outcomes[0].tuning),
+            path.with_suffix(".png"),
+            title=f"{axis.title}: every trial of each value ({budget})",
+        )
+        observer.message(f"wrote {picture}")
     return path, outcomes
