@@ -308,3 +308,17 @@ def test_cli_tune_vary_writes_a_tuned_ablation_table(cli, tmp_path: Path) -> Non
     assert len(lines) == 2 and all("lr=" in line for line in lines)
     picture = table.with_suffix(".png")  # every value's trials on one picture, linked
     assert picture.stat().st_size > 0 and f"]({picture.name})" in text
+
+
+def test_cli_tune_vary_dry_run_trains_nothing(cli, tmp_path: Path) -> None:
+    """``--dry-run`` with ``--vary`` (it once tuned every value); --model as in sweep."""
+    runs = tmp_path / "runs"
+    result = cli(
+        "tune", "--vary", "optimizer=sgd,adam", "--loss", "dice", "--protocol", "tiny",
+        "--trials", "2", "--dry-run", "--runs-dir", runs,
+        "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    assert result.out.count("tuning unetpp · dice · ") == 2 and "2 trials (qmc" in result.out
+    assert "· sgd ·" in result.out and "· adam ·" in result.out
+    assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_file()]

@@ -150,7 +150,13 @@ def sweep(
 
 
 @app.command()
-@options.request_options(leave_out={"tuned", "hparams"})
+@options.request_options(
+    leave_out={"tuned", "hparams"},
+    overrides={
+        "model": options.Override("unetpp", "Model plugin (fixed unless varied)"),
+        "loss": options.Override("dice", "Loss plugin (fixed unless varied)"),
+    },
+)
 def tune(
     request: RunRequest,
     trials: Annotated[
@@ -204,13 +210,18 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
 
     from harness.runs.execution import plan
     from harness.runs.sweep import parse_vary
-    from harness.runs.tune import tune_sweep
+    from harness.runs.tune import tune_dry_run, tune_sweep
 
     _check_jobs(request, 1)
     axis = parse_vary(vary)
     with bars.bar("Preparing the dataset", err) as progress:
         for value in axis.values:  # every value checked before any trial
             plan(dataclasses.replace(request, **{axis.name: value}), progress)
+    if request.dry_run:  # each value's budget, study and estimate; nothing trains
+        for value in axis.values:
+            for line in tune_dry_run(dataclasses.replace(request, **{axis.name: value}), trials):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
     if request.jobs or request.cluster:
         with bars.bar("Runs", err) as runs_progress:
             path, _ = tune_sweep(
