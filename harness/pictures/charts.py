@@ -55,6 +55,7 @@ def per_class_bars(per_class: dict[str, float], path: Path, title: str = "") -> 
     return path
 
 
+_STAR = {"marker": "*", "s": 160, "edgecolors": "black", "zorder": 3}
 TrialPoint = tuple[dict[str, float], float | None]  # a trial's values and Dice (None: failed)
 TrialSeries = tuple[str, Sequence[TrialPoint], TrialPoint]  # label, its trials, the chosen one
 
@@ -85,9 +86,8 @@ def tuning_curves(
                 failed_label = None if several else "failed"
                 ax.scatter(failed, [0.0] * len(failed), marker="x", color=color, label=failed_label)
             if name in chosen and chosen_dice is not None:
-                star = {"marker": "*", "s": 160, "edgecolors": "black", "zorder": 3}
-                chosen_label = "chosen" if i == 0 else None
-                ax.scatter([chosen[name]], [chosen_dice], color=color, label=chosen_label, **star)
+                ax.scatter([chosen[name]], [chosen_dice], color=color, **_STAR)
+        ax.scatter([], [], color="white", label="chosen", **_STAR)  # the legend's entry
         if log:
             ax.set_xscale("log")
         ax.set(xlabel=name, ylabel="validation mean Dice", ylim=(0, 1), xlim=(low, high))
