@@ -258,7 +258,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             isinstance(v, int) and not isinstance(v, bool) for v in items
         ):
             raise bad
-        return tuple(items)
+        # A set of folds: one spelling (sorted, once each), so one hash.
+        return tuple(sorted(set(items))) if key == "exclude_folds" else tuple(items)
     raise bad  # pragma: no cover - a field type this module does not know
 
 
@@ -366,7 +367,8 @@ def _space(data: Any, source: str) -> tuple[tuple[str, Range], ...]:
                 f"{source}.{key}: need numbers low < high (low > 0 on a log scale), log true/false"
             )
         out.append((key, Range(float(low), float(high), log)))
-    return tuple(out)
+    # Sorted: the sampler's points follow the order of the space, and the hash sorts it.
+    return tuple(sorted(out))
 
 
 def builtin_names() -> list[str]:

@@ -177,6 +177,61 @@ def test_a_killed_tune_resumed_does_not_redo_finished_trials(
     assert all(t.dice is not None for t in outcome.trials)
 
 
+def test_a_failed_trial_is_not_tried_again_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diverged trial stays failed: a --resume neither retrains it (hours, on real data)
+    nor lets a retry change the values chosen after the finals ran."""
+    real = execution.train
+    failed: list[float] = []
+
+    def first_trial_diverges(protocol, entry, registry, **kwargs):
+        if not failed:
+            failed.append(dict(entry.hparams)["lr"])
+            raise FloatingPointError("loss is NaN")
+        return real(protocol, entry, registry, **kwargs)
+
+    monkeypatch.setattr(execution, "train", first_trial_diverges)
+    first = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+    assert [t.dice is None for t in first.trials] == [True, False]
+    assert first.trials[0].record.status == "failed"
+    seen = _Seen(monkeypatch)  # the real train again, counted
+    again = tuning.tune(_request(tmp_path, resume=True), NullObserver(), trials=TRIALS)
+    assert seen.calls == []  # neither the failed trial nor anything else trained again
+    assert again.trials[0].dice is None and again.chosen.values == first.chosen.values
+
+
+def test_a_second_tune_of_the_same_study_is_refused_while_one_runs(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    request = _request(tmp_path, resume=True)
+    base = execution.plan(request)
+    folder = tuning.study_folder(base, tuning.budget_of(base.benchmark.protocol, TRIALS))
+    folder.parent.mkdir(parents=True)
+    with FileLock(f"{folder}.lock"), pytest.raises(HarnessError, match="another harness tune"):
+        tuning.tune(request, NullObserver(), trials=TRIALS)
+    assert not folder.exists()  # nothing written by the refused one
+
+
+def test_ctrl_c_in_a_trial_says_the_tune_command() -> None:
+    """A run stopped inside a tune names ``harness tune ... --resume``, not its own run."""
+    said: list[str] = []
+
+    class Said(NullObserver):
+        def message(self, text: str) -> None:
+            said.append(text)
+
+    exc = KeyboardInterrupt()
+    hinted = execution.Plan(
+        registry=None, benchmark=None, entry=None, seeds=[0], device="cpu",
+        runs_dir=Path("runs"), leaderboards_dir=Path("boards"),
+        resume_hint="harness tune --model unet --loss dice --resume",
+    )  # fmt: skip
+    execution._report_interrupt(hinted, 0, Path("/nonexistent"), exc, Said())
+    assert said[-1].endswith("harness tune --model unet --loss dice --resume")
+    assert exc.resume_said  # the tune's own handler does not say it twice
+
+
 def test_cli_tune_with_jobs(local_ray, cli, tmp_path: Path) -> None:
     result = cli(
         "tune", "--model", "unet", "--loss", "dice", "--optimizer", "sgd", "--protocol", "tiny",
@@ -201,6 +256,7 @@ def test_cli_tune_with_jobs(local_ray, cli, tmp_path: Path) -> None:
         (["--trials", "0"], "--trials 0"),
         (["--set", "fold=1"], "[tuning] fold"),
         (["--set", "folds=1"], "folds"),
+        (["--set", "folds=2"], "leave none to train the trials on"),
     ],
 )
 def test_bad_budgets_are_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
@@ -255,6 +311,20 @@ def test_builtin_hashes_are_unchanged_by_the_new_fields() -> None:
     assert protocols.load("tiny").hash == "efe032ab7d"
     trial = protocols.load("tiny").derive(["fold=1", "exclude_folds=[0]"])
     assert trial.hashed_fields()["exclude_folds"] == [0] and trial.hash != "efe032ab7d"
+
+
+def test_one_budget_one_spelling(tmp_path: Path) -> None:
+    """The points follow the space's order and the hash sorts it: the space is sorted when
+    read. A set of excluded folds hashes the same however it is written."""
+    assert protocols.load("synthetic").tuning.hash == "680dcf3645"  # the published tables'
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.write_text('name = "p"\n[tuning.space]\nweight_decay = [1e-6, 1e-2]\nlr = [1e-4, 1e-1]\n')
+    b.write_text('name = "p"\n[tuning.space]\nlr = [1e-4, 1e-1]\nweight_decay = [1e-6, 1e-2]\n')
+    first, second = protocols.load(str(a)).tuning, protocols.load(str(b)).tuning
+    assert first.space == second.space and first.hash == second.hash
+    assert [k for k, _ in first.space] == ["lr", "weight_decay"]
+    tiny = protocols.load("tiny")
+    assert tiny.derive(["exclude_folds=[3,2,3]"]).hash == tiny.derive(["exclude_folds=[2,3]"]).hash
 
 
 def test_split_leaves_excluded_folds_out_of_training(tmp_path: Path) -> None:

@@ -119,6 +119,9 @@ class Plan:
     unusable_named: set[Path] = field(default_factory=set)
     #: A tuned entry's tuning, written into each of its records (``harness.runs.tune``).
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: The command a Ctrl-C prints instead of this run's own ``harness run ... --resume``
+    #: (a tuning's trials and finals: ``harness tune ... --resume``).
+    resume_hint: str | None = None
 
 
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
@@ -659,5 +662,8 @@ def _report_interrupt(
         saved = f"stopped; last checkpoint: {checkpoint.paths(ckpt_dir, 'last')[0]}"
     else:
         saved = "stopped before the first checkpoint; the resume starts from the beginning"
-    command = resume_command(plan.request) if plan.request else "execute() with plan.resume=True"
+    command = plan.resume_hint or (
+        resume_command(plan.request) if plan.request else "execute() with plan.resume=True"
+    )
     observer.message(f"seed {seed}: {saved}\nResume with:\n  {command}")
+    exc.resume_said = True  # type: ignore[attr-defined]  # a caller need not say it again

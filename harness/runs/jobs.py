@@ -365,17 +365,19 @@ class _Driver:
                         self._land(running.pop(ref), _result(ray, ref))
                 if stop.is_set():
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             for ref in running:
                 ray.cancel(ref)
             with contextlib.suppress(Exception):
                 ray.wait(list(running), num_returns=len(running), timeout=60)
-            command = resume_command(self.request) if self.jobs else ""
+            hint = self.jobs[0].plan.resume_hint if self.jobs else None
+            command = hint or (resume_command(self.request) if self.jobs else "")
             self.observer.message(
                 f"stopped: {len(running)} running and {len(waiting)} waiting runs cancelled; "
                 f"the running ones saved a checkpoint where the runs folder is shared.\n"
                 f"Resume with:\n  {command}"
             )
+            exc.resume_said = True  # type: ignore[attr-defined]  # a caller need not say it again
             raise
 
     def _submit(self, ray: Any, job: Job) -> Any:

@@ -18,9 +18,11 @@ their device-hours (a leaderboard adds them to the row's).
 
 The study's state is an Optuna journal file in the study folder
 (``RUNS/<benchmark>/tuning/<entry>-<tuning hash>/study.log``): a killed ``harness tune``
-continued with ``--resume`` asks no new point for a trial it had drawn, skips a trial whose
-run succeeded and resumes an interrupted one from its checkpoint. Trials are runs, so
-``--jobs``/``--cluster`` send them to Ray like any runs; only this process writes the study.
+continued with ``--resume`` asks no new point for a trial it had drawn, keeps every trial
+whose result the study was told (a failed one is not tried again) and resumes an interrupted
+one from its checkpoint. Trials are runs, so ``--jobs``/``--cluster`` send them to Ray like
+any runs; only this process writes the study, and a lock beside its folder keeps a second
+``harness tune`` of the same entry and budget out until this one ends.
 No pruner: every trial trains its full protocol, so trials stay equal.
 """
 
@@ -33,7 +35,7 @@ import json
 import logging
 import shlex
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,8 @@ class Trial:
     values: dict[str, float]
     plan: Plan
     record: Record | None = None
+    #: The study was told its result (succeeded or failed) before: it is not trained again.
+    told: bool = False
 
     @property
     def folder(self) -> Path:
@@ -102,6 +106,11 @@ def budget_of(proto: Protocol, trials: int | None) -> Tuning:
         )
     if tuning.fold in proto.exclude_folds:
         raise HarnessError(f"protocol {proto.name!r}: [tuning] fold {tuning.fold} is excluded")
+    if not set(range(proto.folds)) - {proto.fold, tuning.fold, *proto.exclude_folds}:
+        raise HarnessError(
+            f"protocol {proto.name!r}: its {proto.folds} folds leave none to train the trials "
+            f"on (fold {proto.fold} and the tuning fold {tuning.fold} are left out); use more folds"
+        )
     return tuning
 
 
@@ -177,16 +186,23 @@ def tune_many(
     """Tune several entries with the same budget: every entry's trials first (sent to Ray
     together with ``--jobs``, so no slot idles between entries), then every chosen entry's
     seeds. ``resume`` is the command a Ctrl-C prints."""
-    try:
-        studies = [_open(r, trials, observer, progress) for r in requests]
-        _run_trials([t for s in studies for t in s.trials], requests[0], observer, jobs)
-        for s in studies:
-            _tell(s.study, s.trials)
-        outcomes = [_conclude(s, observer, progress) for s in studies]
-        _run_finals([o.final for o in outcomes], requests[0], observer, jobs)
-    except KeyboardInterrupt:
-        observer.message(f"Resume the tuning with:\n  {resume}")
-        raise
+    with contextlib.ExitStack() as held:
+        try:
+            studies = _open_all(requests, trials, observer, progress, held)
+            for s in studies:
+                for t in s.trials:
+                    t.plan.resume_hint = resume  # Ctrl-C in a trial: continue the tuning
+            _run_trials([t for s in studies for t in s.trials], requests[0], observer, jobs)
+            for s in studies:
+                _tell(s.study, s.trials)
+            outcomes = [_conclude(s, observer, progress) for s in studies]
+            for o in outcomes:
+                o.final.resume_hint = resume
+            _run_finals([o.final for o in outcomes], requests[0], observer, jobs)
+        except KeyboardInterrupt as exc:
+            if not getattr(exc, "resume_said", False):  # a run's own message has said it
+                observer.message(f"Resume the tuning with:\n  {resume}")
+            raise
     for outcome in outcomes:  # the picture beside each record of the tuned entry
         for seed in outcome.final.seeds:
             target = run_dir(outcome.final, seed) / TUNING
@@ -195,23 +211,71 @@ def tune_many(
     return outcomes
 
 
-def _open(
-    request: RunRequest,
+def _open_all(
+    requests: Sequence[RunRequest],
     trials: int | None,
     observer: TrainObserver,
     progress: Callable[[int, int], None] | None,
+    held: contextlib.ExitStack,
+) -> list[_Study]:
+    """Every entry planned and its budget checked, every study folder free (none there
+    without ``--resume``; none in use by another ``harness tune``, whose lock this process
+    then holds until ``held`` closes), before any study is written; then each study opened
+    and its points drawn."""
+    for request in requests:
+        if request.hparams or request.tuned:
+            raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
+    bases = [plan(r, progress) for r in requests]
+    tunings = [budget_of(b.benchmark.protocol, trials) for b in bases]
+    folders = [study_folder(b, t) for b, t in zip(bases, tunings, strict=True)]
+    for request, folder in zip(requests, folders, strict=True):
+        if (folder / STUDY_NAME).exists() and not request.resume:
+            raise HarnessError(
+                f"{folder}: a tuning study of this entry and budget is here already; continue "
+                "it with --resume (its finished trials are kept)"
+            )
+    for folder in dict.fromkeys(folders):  # one entry twice in a --vary holds one lock
+        held.enter_context(_lock(folder))
+    return [
+        _open(r, b, t, f, observer, progress)
+        for r, b, t, f in zip(requests, bases, tunings, folders, strict=True)
+    ]
+
+
+@contextlib.contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    """This process alone tunes in ``folder`` (two would tell one trial twice)."""
+    from filelock import FileLock, Timeout
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{folder}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise HarnessError(
+            f"{folder}: another harness tune is tuning this entry with this budget now "
+            f"(lock {lock.lock_file}); wait for it to end, then continue with --resume"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _open(
+    request: RunRequest,
+    base: Plan,
+    tuning: Tuning,
+    folder: Path,
+    observer: TrainObserver,
+    progress: Callable[[int, int], None] | None,
 ) -> _Study:
-    """The entry planned, its budget checked, its study opened and its points drawn."""
-    if request.hparams or request.tuned:
-        raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
-    base = plan(request, progress)
+    """The entry's study opened and its points drawn (those drawn before kept)."""
     proto = base.benchmark.protocol
-    tuning = budget_of(proto, trials)
-    folder = study_folder(base, tuning)
-    study = _study(folder, tuning, request.resume)
+    study = _study(folder, tuning)
     found = [
-        Trial(n, v, plan(trial_request(request, proto, tuning, v), progress))
-        for n, v in _points(study, tuning)
+        Trial(n, v, plan(trial_request(request, proto, tuning, v), progress), told=told)
+        for n, v, told in _points(study, tuning)
     ]
     observer.message(
         f"tuning {base.entry.label}: {tuning.budget}; trials on {found[0].plan.benchmark.id}"
@@ -249,19 +313,13 @@ def _values(values: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.3g}" for k, v in sorted(values.items()))
 
 
-def _study(folder: Path, tuning: Tuning, resume: bool) -> Any:
-    """The Optuna study of this entry and budget, in its journal file (created, or with
-    ``--resume`` loaded)."""
+def _study(folder: Path, tuning: Tuning) -> Any:
+    """The Optuna study of this entry and budget, in its journal file (created, or loaded)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     path = folder / STUDY_NAME
-    if path.exists() and not resume:
-        raise HarnessError(
-            f"{folder}: a tuning study of this entry and budget is here already; continue it "
-            "with --resume, or delete that folder to start over"
-        )
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
@@ -278,8 +336,9 @@ def _study(folder: Path, tuning: Tuning, resume: bool) -> Any:
         )
 
 
-def _points(study: Any, tuning: Tuning) -> list[tuple[int, dict[str, float]]]:
-    """The budget's points in trial order: those drawn before (a resumed study) and new ones.
+def _points(study: Any, tuning: Tuning) -> list[tuple[int, dict[str, float], bool]]:
+    """The budget's points in trial order, each with whether the study was told its result:
+    those drawn before (a resumed study) and new ones.
 
     All are drawn before any trial trains, so the points depend on the seed alone. A trial
     a kill left without all its values is marked failed and not counted.
@@ -291,12 +350,12 @@ def _points(study: Any, tuning: Tuning) -> list[tuple[int, dict[str, float]]]:
     points = []
     for trial in study.get_trials(deepcopy=False):
         if set(trial.params) == set(space):
-            points.append((trial.number, dict(trial.params)))
+            points.append((trial.number, dict(trial.params), trial.state != TrialState.RUNNING))
         elif trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
     while len(points) < tuning.trials:
         trial = study.ask(space)
-        points.append((trial.number, dict(trial.params)))
+        points.append((trial.number, dict(trial.params), False))
     return points[: tuning.trials]
 
 
@@ -306,20 +365,22 @@ def _run_trials(
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
 ) -> None:
-    """Every trial's run: on Ray with ``--jobs``/``--cluster``, else one after another; a
-    failed trial leaves its failed record and the others go on."""
-    if request.jobs or request.cluster:
+    """Every trial still to run: on Ray with ``--jobs``/``--cluster``, else one after
+    another; a failed trial leaves its failed record and the others go on. A trial whose
+    result the study was told (a resumed study) keeps it: a failed one is not tried again."""
+    todo = [t for t in found if not (t.told and (t.folder / RECORD_NAME).is_file())]
+    if todo and (request.jobs or request.cluster):
         from harness.runs.jobs import run_jobs
 
         with contextlib.suppress(RunFailed):  # each failed trial is named by run_jobs
-            run_jobs([t.plan for t in found], observer, jobs)
-    else:
-        for trial in found:
-            observer.message(f"trial {trial.number + 1} of {len(found)}: {_values(trial.values)}")
+            run_jobs([t.plan for t in todo], observer, jobs)
+    elif todo:
+        for i, trial in enumerate(todo, 1):
+            observer.message(f"trial {i} of {len(todo)}: {trial.plan.entry.label}")
             try:
                 execute(trial.plan, observer)
             except RunFailed as exc:
-                observer.message(f"trial {trial.number + 1} failed: {exc}")
+                observer.message(f"trial {i} of {len(todo)} failed: {exc}")
     for trial in found:
         trial.record = read_record(trial.folder / RECORD_NAME)
 
