@@ -121,6 +121,11 @@ def _action(p: Plan, seed: int, folder: Path) -> str:
     return "train"
 
 
+def estimate_hours(p: Plan) -> float | None:
+    """Device-hours one run of ``p``'s entry takes, from the records (None: no record)."""
+    return _estimate(Job(p, p.seeds[0], run_dir(p, p.seeds[0]), "train"))
+
+
 def _estimate(job: Job) -> float | None:
     """Mean device-hours of the entry's succeeded records, else of the benchmark's."""
     bench = job.plan.benchmark.id

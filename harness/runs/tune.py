@@ -468,7 +468,7 @@ def _run_finals(
 def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
     """``harness tune --dry-run``: the budget, the runs it takes and an estimate; nothing trains
     and no point is drawn."""
-    from harness.runs.jobs import schedule
+    from harness.runs.jobs import estimate_hours
 
     base = plan(request)
     proto = base.benchmark.protocol
@@ -477,12 +477,12 @@ def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
     trial_bench = plan(trial_request(request, proto, tuning, {})).benchmark.id
     state = "exists; --resume continues it" if (folder / STUDY_NAME).exists() else "new"
     seeds = ", ".join(map(str, base.seeds))
-    hours = [h for h in schedule([base]).hours if h is not None]
+    hours = estimate_hours(base)  # from the records alone: an interrupted run is no error here
     runs = tuning.trials + len(base.seeds)
     estimate = (
-        f"estimate: {runs * sum(hours) / len(hours):.3g} device-hours ({runs} runs at the mean "
-        "of this benchmark's records)"
-        if hours
+        f"estimate: at most {runs * hours:.3g} device-hours ({runs} runs at the mean of this "
+        "benchmark's records; finished trials and seeds are not trained again with --resume)"
+        if hours is not None
         else "estimate: none (no succeeded record of this benchmark yet)"
     )
     return [
