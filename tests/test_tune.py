@@ -361,7 +361,9 @@ def test_a_table_says_when_rows_had_different_budgets(tmp_path: Path) -> None:
     text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
     assert "**Tuning**" in text and "tuned: 8 trials over lr" in text
     assert "fixed (the protocol's values)" in text
-    assert budget_lines(table[:1]) == []
+    assert budget_lines(table[1:]) == []  # no row tuned: the table is as it was
+    (line,) = budget_lines(table[:1])  # one budget: said once
+    assert "same budget (tuned: 8 trials over lr)" in line
 
 
 def test_cli_tune_vary_writes_a_tuned_ablation_table(cli, tmp_path: Path) -> None:

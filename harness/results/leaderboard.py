@@ -233,8 +233,15 @@ def render(
 
 
 def budget_lines(table_rows: Sequence[Row]) -> list[str]:
-    """A header line when rows were tuned under different budgets (none when all share one)."""
+    """The header's tuning line: the budget when every row was tuned under one, the budgets
+    when rows differ, nothing when no row was tuned (the protocol's values, or a tuning's
+    trials, each with its values set)."""
     budgets = sorted({row.budget for row in table_rows})
+    if len(budgets) == 1 and budgets[0].startswith("tuned"):
+        return [
+            f"- **Tuning**: every row was tuned under the same budget ({budgets[0]}); "
+            "device-hours include the tuning trials."
+        ]
     if len(budgets) < 2:
         return []
     return [
