@@ -18,7 +18,7 @@ from harness.components.entry import Entry, parse_component, parse_hparams
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
 from harness.engine.events import NullObserver
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RunFailed
 from harness.pictures.charts import TUNING
 from harness.results.leaderboard import budget_lines, regenerate, rows
 from harness.results.records import read_record, write_record
@@ -199,6 +199,31 @@ def test_a_failed_trial_is_not_tried_again_on_resume(
     again = tuning.tune(_request(tmp_path, resume=True), NullObserver(), trials=TRIALS)
     assert seen.calls == []  # neither the failed trial nor anything else trained again
     assert again.trials[0].dice is None and again.chosen.values == first.chosen.values
+
+
+def test_a_value_whose_trials_all_fail_leaves_the_others_their_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --vary, one value that never trains (every trial diverges) does not cost the
+    others their finals or the table; the command then fails naming it."""
+    from harness.runs.sweep import parse_vary
+
+    real = execution.train
+
+    def adam_diverges(protocol, entry, registry, **kwargs):
+        if entry.optimizer.name == "adam":
+            raise FloatingPointError("loss is NaN")
+        return real(protocol, entry, registry, **kwargs)
+
+    monkeypatch.setattr(execution, "train", adam_diverges)
+    axis = parse_vary("optimizer=adam,sgd")
+    with pytest.raises(RunFailed, match="adam .* all 1 tuning trials failed") as info:
+        tuning.tune_sweep(_request(tmp_path), axis, NullObserver(), trials=1)
+    (table,) = (tmp_path / "boards").glob("*.ablation-optimizer-tuned.md")
+    assert str(table) in str(info.value)
+    lines = {line.split(" |")[0]: line for line in table.read_text().splitlines()}
+    assert "no succeeded run" in lines["| adam"] and "lr=" in lines["| sgd"]
+    assert table.with_suffix(".png").stat().st_size > 0
 
 
 def test_a_second_tune_of_the_same_study_is_refused_while_one_runs(tmp_path: Path) -> None:

@@ -57,7 +57,8 @@ def per_class_bars(per_class: dict[str, float], path: Path, title: str = "") -> 
 
 _STAR = {"marker": "*", "s": 160, "edgecolors": "black", "zorder": 3}
 TrialPoint = tuple[dict[str, float], float | None]  # a trial's values and Dice (None: failed)
-TrialSeries = tuple[str, Sequence[TrialPoint], TrialPoint]  # label, its trials, the chosen one
+#: A label, its trials and the chosen one (None: every trial failed).
+TrialSeries = tuple[str, Sequence[TrialPoint], TrialPoint | None]
 
 
 def tuning_curves(
@@ -76,7 +77,8 @@ def tuning_curves(
     fig.set_facecolor("white")
     axes = fig.subplots(1, len(space), squeeze=False)[0]
     for ax, (name, low, high, log) in zip(axes, space, strict=True):
-        for i, (label, trials, (chosen, chosen_dice)) in enumerate(series):
+        for i, (label, trials, best) in enumerate(series):
+            chosen, chosen_dice = best if best is not None else ({}, None)
             color = f"C{i}" if several else "tab:blue"
             done = [(v[name], d) for v, d in trials if d is not None]
             failed = [v[name] for v, d in trials if d is None]

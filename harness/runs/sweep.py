@@ -10,7 +10,7 @@ and no ``:`` continues the previous value's parameters.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,17 +168,25 @@ def sweep(
 
 
 def write_ablation(
-    axis: Axis, plans: Sequence[Plan], observer: TrainObserver, budget: str | None = None
+    axis: Axis,
+    plans: Sequence[Plan],
+    observer: TrainObserver,
+    budget: str | None = None,
+    untuned: Collection[int] = (),
 ) -> Path:
     """The ablation table of a finished sweep, from every record under its runs folder (of
-    tuned entries, under ``budget``, for ``harness tune --vary``)."""
+    tuned entries, under ``budget``, for ``harness tune --vary``; the values at ``untuned``
+    positions, whose trials all failed, have no row to show)."""
     first = plans[0]
     found, unusable = scan_records(first.runs_dir)
     excluded = [u for u in unusable if u.benchmark == first.benchmark.id]
     for u in excluded:
         name_unusable(first, u, observer)
     by_key = {row.entry.key: row for row in rows((r for _, r in found), first.benchmark.id)}
-    table = [(v, by_key.get(p.entry.key)) for v, p in zip(axis.values, plans, strict=True)]
+    table = [
+        (v, None if i in untuned else by_key.get(p.entry.key))
+        for i, (v, p) in enumerate(zip(axis.values, plans, strict=True))
+    ]
     shown = [Unusable(u.path.relative_to(first.runs_dir), u.reason) for u in excluded]
     path = ablation_path(first, axis, tuned=budget is not None)
     if first.world.is_main:  # in a data-parallel sweep the main rank writes, as for records

@@ -44,7 +44,7 @@ from harness.atomic import atomic_write_text
 from harness.data import sources
 from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, RunFailed
-from harness.pictures.charts import TUNING, tuning_curves
+from harness.pictures.charts import TUNING, TrialSeries, tuning_curves
 from harness.protocol import Protocol, Tuning
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.execution import Plan, execute, plan, run_dir
@@ -84,14 +84,18 @@ class Trial:
 
 @dataclass
 class TuneOutcome:
-    """What ``tune`` did: the study folder, every trial, the chosen one and the final plan."""
+    """What ``tune`` did: the study folder, every trial, the chosen one and the final plan.
+
+    ``failed`` says why the entry has no row (every trial failed, or a final seed did);
+    then ``chosen`` is None when no trial succeeded, and ``final`` the untuned plan."""
 
     folder: Path
     tuning: Tuning
     trials: list[Trial]
-    chosen: Trial
+    chosen: Trial | None
     final: Plan
     picture: Path
+    failed: str = ""
 
 
 def budget_of(proto: Protocol, trials: int | None) -> Tuning:
@@ -157,9 +161,12 @@ def tune(
     leaderboards and the tuning picture. ``observer`` hears every line for the user;
     ``progress`` the dataset's preparation; ``jobs`` the runs done of all (Ray)."""
     resume = tune_command(request, trials)
-    return tune_many(
+    (outcome,) = tune_many(
         [request], observer, trials=trials, progress=progress, jobs=jobs, resume=resume
-    )[0]
+    )
+    if outcome.failed:
+        raise RunFailed(outcome.failed)
+    return outcome
 
 
 @dataclass
@@ -185,7 +192,8 @@ def tune_many(
 ) -> list[TuneOutcome]:
     """Tune several entries with the same budget: every entry's trials first (sent to Ray
     together with ``--jobs``, so no slot idles between entries), then every chosen entry's
-    seeds. ``resume`` is the command a Ctrl-C prints."""
+    seeds. ``resume`` is the command a Ctrl-C prints. An entry whose trials all failed, or
+    whose final seed failed, says so in its outcome's ``failed``; the others go on."""
     with contextlib.ExitStack() as held:
         try:
             studies = _open_all(requests, trials, observer, progress, held)
@@ -196,14 +204,15 @@ def tune_many(
             for s in studies:
                 _tell(s.study, s.trials)
             outcomes = [_conclude(s, observer, progress) for s in studies]
-            for o in outcomes:
+            finals = [o for o in outcomes if o.chosen is not None]
+            for o in finals:
                 o.final.resume_hint = resume
-            _run_finals([o.final for o in outcomes], requests[0], observer, jobs)
+            _run_finals(finals, requests[0], observer, jobs)
         except KeyboardInterrupt as exc:
             if not getattr(exc, "resume_said", False):  # a run's own message has said it
                 observer.message(f"Resume the tuning with:\n  {resume}")
             raise
-    for outcome in outcomes:  # the picture beside each record of the tuned entry
+    for outcome in finals:  # the picture beside each record of the tuned entry
         for seed in outcome.final.seeds:
             target = run_dir(outcome.final, seed) / TUNING
             if target.parent.is_dir():
@@ -286,12 +295,19 @@ def _open(
 def _conclude(
     s: _Study, observer: TrainObserver, progress: Callable[[int, int], None] | None
 ) -> TuneOutcome:
-    """The chosen trial, the summary and picture in the study folder, the final plan."""
+    """The chosen trial, the summary and picture in the study folder, the final plan (the
+    untuned one, never run, when every trial failed)."""
     proto = s.base.benchmark.protocol
     chosen = _choose(s.trials)
     summary = _summary(s.tuning, proto, s.trials, chosen, s.folder)
     atomic_write_text(s.folder / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
     picture = _picture(s.folder, s.tuning, s.trials, chosen, s.base.entry.label)
+    if chosen is None:
+        failed = (
+            f"{s.base.entry.label}: all {len(s.trials)} tuning trials failed; see their records"
+        )
+        observer.message(failed)
+        return TuneOutcome(s.folder, s.tuning, s.trials, None, s.base, picture, failed)
     observer.message(
         f"{s.base.entry.label}: chose trial {chosen.number + 1} ({_values(chosen.values)}), "
         f"mean Dice {chosen.dice:.4f} on fold {s.tuning.fold}; now the protocol's seeds on "
@@ -399,16 +415,15 @@ def _tell(study: Any, found: Sequence[Trial]) -> None:
             study.tell(trial.number, state=TrialState.FAIL)
 
 
-def _choose(found: Sequence[Trial]) -> Trial:
-    """The trial with the best final-epoch Dice; the first (lowest number) on a tie."""
+def _choose(found: Sequence[Trial]) -> Trial | None:
+    """The trial with the best final-epoch Dice; the first (lowest number) on a tie; None
+    when every trial failed."""
     done = [t for t in found if t.dice is not None]
-    if not done:
-        raise RunFailed(f"all {len(found)} tuning trials failed; see their records")
-    return max(done, key=lambda t: (t.dice, -t.number))
+    return max(done, key=lambda t: (t.dice, -t.number)) if done else None
 
 
 def _summary(
-    tuning: Tuning, proto: Protocol, found: Sequence[Trial], chosen: Trial, folder: Path
+    tuning: Tuning, proto: Protocol, found: Sequence[Trial], chosen: Trial | None, folder: Path
 ) -> dict[str, Any]:
     """The tuning as a tuned entry's records carry it."""
     return {
@@ -429,20 +444,29 @@ def _summary(
             }
             for t in found
         ],
-        "chosen": {"trial": chosen.number, "values": chosen.values, "mean_dice": chosen.dice},
+        "chosen": (
+            {"trial": chosen.number, "values": chosen.values, "mean_dice": chosen.dice}
+            if chosen
+            else None
+        ),
         "trial_device_hours": sum(t.device_hours for t in found),
     }
 
 
 def _picture(
-    folder: Path, tuning: Tuning, found: Sequence[Trial], chosen: Trial, label: str
+    folder: Path, tuning: Tuning, found: Sequence[Trial], chosen: Trial | None, label: str
 ) -> Path:
     return tuning_curves(
-        [("", [(t.values, t.dice) for t in found], (chosen.values, chosen.dice))],
+        [_series("", found, chosen)],
         _space(tuning),
         folder / TUNING,
         title=f"{label}: {len(found)} trials on fold {tuning.fold}",
     )
+
+
+def _series(label: str, found: Sequence[Trial], chosen: Trial | None) -> TrialSeries:
+    point = (chosen.values, chosen.dice) if chosen is not None else None
+    return (label, [(t.values, t.dice) for t in found], point)
 
 
 def _space(tuning: Tuning) -> list[tuple[str, float, float, bool]]:
@@ -450,19 +474,27 @@ def _space(tuning: Tuning) -> list[tuple[str, float, float, bool]]:
 
 
 def _run_finals(
-    finals: Sequence[Plan],
+    finals: Sequence[TuneOutcome],
     request: RunRequest,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
 ) -> None:
-    """The chosen entries on the protocol's seeds: on Ray together, or one after another."""
-    if request.jobs or request.cluster:
+    """The chosen entries on the protocol's seeds: on Ray together, or one after another; a
+    failed seed marks its outcome failed and the others go on."""
+    if finals and (request.jobs or request.cluster):
         from harness.runs.jobs import run_jobs
 
-        run_jobs(finals, observer, jobs)
+        try:
+            run_jobs([o.final for o in finals], observer, jobs)
+        except RunFailed as exc:  # it names the failed runs, after all have ended
+            for o in finals:
+                o.failed = str(exc)
     else:
-        for final in finals:
-            execute(final, observer)
+        for o in finals:
+            try:
+                execute(o.final, observer)
+            except RunFailed as exc:
+                o.failed = f"{o.final.entry.label}: {exc}"
 
 
 def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
@@ -510,11 +542,11 @@ def tune_sweep(
     )
     outcomes = tune_many(requests, observer, trials=trials, jobs=jobs, resume=resume)
     budget = f"tuned: {outcomes[0].tuning.budget}"
-    path = write_ablation(axis, [o.final for o in outcomes], observer, budget)
+    untuned = {i for i, o in enumerate(outcomes) if o.chosen is None}  # no row to show
+    path = write_ablation(axis, [o.final for o in outcomes], observer, budget, untuned)
     if outcomes[0].final.world.is_main:
         series = [
-            (v, [(t.values, t.dice) for t in o.trials], (o.chosen.values, o.chosen.dice))
-            for v, o in zip(axis.values, outcomes, strict=True)
+            _series(v, o.trials, o.chosen) for v, o in zip(axis.values, outcomes, strict=True)
         ]
         picture = tuning_curves(
             series,
@@ -523,4 +555,7 @@ def tune_sweep(
             title=f"{axis.title}: every trial of each value ({budget})",
         )
         observer.message(f"wrote {picture}")
+    failed = [o.failed for o in outcomes if o.failed]
+    if failed:
+        raise RunFailed("; ".join(dict.fromkeys(failed)) + f" (the table, without them: {path})")
     return path, outcomes
