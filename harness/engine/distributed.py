@@ -135,9 +135,21 @@ def current() -> World:
 
 
 def shutdown() -> None:
-    """Leave the process group (if any), so a clean exit does not warn about a leaked one."""
-    if _initialized():
-        _dist().destroy_process_group()
+    """Leave the process group (if any), so a clean exit does not warn about a leaked one.
+
+    On gloo every rank first waits (at most 30 s) for the others to get here: a rank that
+    tore its group down while another was still finishing its last collective was seen to
+    abort ("terminate called without an active exception", SIGABRT) on a loaded CPU. A rank
+    that does not come (it failed) only delays this one's exit by the timeout."""
+    if not _initialized():
+        return
+    dist = _dist()
+    if dist.get_backend() == "gloo" and dist.get_world_size() > 1:
+        from datetime import timedelta
+
+        with contextlib.suppress(Exception):
+            dist.monitored_barrier(timeout=timedelta(seconds=30))
+    dist.destroy_process_group()
 
 
 def _device() -> torch.device:
