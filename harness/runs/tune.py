@@ -488,7 +488,11 @@ def _run_finals(
             run_jobs([o.final for o in finals], observer, jobs)
         except RunFailed as exc:  # it names the failed runs, after all have ended
             for o in finals:
-                o.failed = str(exc)
+                records = [
+                    read_record(run_dir(o.final, seed) / RECORD_NAME) for seed in o.final.seeds
+                ]
+                if any(r is None or r.status != "succeeded" for r in records):
+                    o.failed = str(exc)
     else:
         for o in finals:
             try:
