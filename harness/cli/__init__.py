@@ -161,7 +161,7 @@ def tune(
     request: RunRequest,
     trials: Annotated[
         int | None,
-        typer.Option(help="Trials per entry (default: the protocol's [tuning] trials)"),
+        typer.Option(help="Trials per entry (default: tuning.trials in the protocol)"),
     ] = None,
     vary: Annotated[
         str | None,
