@@ -1,10 +1,12 @@
 """Every committed table ships with its records: ``harness leaderboard --runs-dir
-leaderboards/records`` regenerates each committed main table (and its heatmap) byte for byte,
-and every row of a committed ablation table is a row those records make."""
+leaderboards/records`` regenerates each committed table, its JSON twin and (main tables) its
+heatmap byte for byte, and every row of a committed ablation table is a row those records
+make."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from harness.components.entry import Entry
 from harness.results.leaderboard import rows
 from harness.results.records import iter_records, scan_records
+from harness.results.tables import legacy_counts, read_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "leaderboards"
@@ -36,14 +39,26 @@ def test_every_committed_table_has_its_records() -> None:
 
 
 def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_path: Path) -> None:
+    for twin in BOARDS.glob("*.ablation-*.json"):  # an ablation table is rebuilt from its twin
+        shutil.copy(twin, tmp_path / twin.name)
     result = cli("leaderboard", "--runs-dir", RECORDS, "--leaderboards-dir", tmp_path, "--strict")
     assert result.code == 0, result.err
     made = sorted(p.name for p in tmp_path.glob("*.md"))
-    assert made == [p.name for p in _main_tables()]  # no table without records, none extra
-    for table in _main_tables():
+    assert made == sorted(p.name for p in BOARDS.glob("*.md"))  # no table without records
+    for table in sorted(BOARDS.glob("*.md")):
         assert (tmp_path / table.name).read_text() == table.read_text(), table.name
+        twin = table.with_suffix(".json")
+        assert (tmp_path / twin.name).read_text() == twin.read_text(), twin.name
+    for table in _main_tables():
         picture = table.with_name(f"{table.stem}.heatmap.png")
         assert (tmp_path / picture.name).read_bytes() == picture.read_bytes(), picture.name
+
+
+def test_every_committed_table_has_its_json_twin() -> None:
+    for table in sorted(BOARDS.glob("*.md")):
+        twin = read_twin(table)
+        assert twin is not None, f"{table.name}: no JSON twin"
+        assert len(twin["rows"]) == len(legacy_counts(table.read_text())), table.name
 
 
 _ROW = re.compile(

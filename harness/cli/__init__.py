@@ -94,7 +94,7 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
         )
     from harness.results.leaderboard import leaderboard_path
 
-    board = leaderboard_path(resolved.leaderboards_dir, bench.id)
+    board = resolved.table or leaderboard_path(resolved.leaderboards_dir, bench.id)
     row = _row_of(board, resolved.entry.label)
     out.print(f"Leaderboard {board}:")
     out.print(row, markup=False, highlight=False, soft_wrap=True)
@@ -143,7 +143,7 @@ def sweep(
             path, plans = run_sweep(base, axis, TrainingProgress(err))
     finally:
         distributed.shutdown()
-    if not plans[0].world.is_main:
+    if not plans[0].world.is_main or path is None:
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
@@ -197,7 +197,9 @@ def tune(
             soft_wrap=True,
         )
     out.print(f"tuning picture: {outcome.picture}", soft_wrap=True)
-    board = leaderboard_path(outcome.final.leaderboards_dir, outcome.final.benchmark.id)
+    board = outcome.final.table or leaderboard_path(
+        outcome.final.leaderboards_dir, outcome.final.benchmark.id
+    )
     out.print(f"Leaderboard {board}:")
     out.print(
         _row_of(board, outcome.final.entry.label), markup=False, highlight=False, soft_wrap=True
@@ -229,6 +231,8 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
             )
     else:
         path, _ = tune_sweep(request, axis, TrainingProgress(err), trials=trials)
+    if path is None:
+        return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.print(f"wrote {path}", soft_wrap=True)
 
@@ -359,12 +363,19 @@ def leaderboard(
     ] = False,
 ) -> None:
     """Regenerate leaderboard tables from the run records."""
-    from harness.results.leaderboard import regenerate_all
+    from harness.results.refresh import regenerate_all
 
     excluded: list[Any] = []
-    paths = regenerate_all(target, runs_dir, leaderboards_dir, report=_excluded(excluded))
+    paths = regenerate_all(
+        target,
+        runs_dir,
+        leaderboards_dir,
+        report=_excluded(excluded),
+        say=lambda line: _say(f"harness: {line}"),
+    )
     for path in paths:
-        out.print(f"wrote {path}", soft_wrap=True)
+        if path is not None:
+            out.print(f"wrote {path}", soft_wrap=True)
     if strict and excluded:
         _say(f"harness: --strict: {len(excluded)} record(s) could not be used (named above)")
         raise typer.Exit(1)

@@ -122,6 +122,9 @@ class Plan:
     #: The command a Ctrl-C prints instead of this run's own ``harness run ... --resume``
     #: (a tuning's trials and finals: ``harness tune ... --resume``).
     resume_hint: str | None = None
+    #: The leaderboard this plan's runs last wrote: the one in ``leaderboards_dir``, or the
+    #: runs folder's own when that one is kept (``harness.results.tables.place``).
+    table: Path | None = None
 
 
 def plan(request: RunRequest, progress: Callable[[int, int], None] | None = None) -> Plan:
@@ -314,14 +317,18 @@ def execute(
     return plan.outcomes
 
 
-def regenerate_table(plan: Plan, observer: TrainObserver) -> Path:
-    """Regenerate the plan's leaderboard; each record it cannot use is named once, one line."""
-    return regenerate(
+def regenerate_table(plan: Plan, observer: TrainObserver) -> Path | None:
+    """Regenerate the plan's leaderboard; each record it cannot use is named once, one line.
+    The path written is kept on the plan (``Plan.table``)."""
+    path = regenerate(
         plan.benchmark.id,
         plan.runs_dir,
         plan.leaderboards_dir,
         report=lambda unusable: name_unusable(plan, unusable, observer),
+        say=observer.message,
     )
+    plan.table = path or plan.table
+    return path
 
 
 def name_unusable(plan: Plan, unusable: Unusable, observer: TrainObserver) -> None:

@@ -536,7 +536,7 @@ def tune_sweep(
     *,
     trials: int | None = None,
     jobs: Callable[[int, int], None] | None = None,
-) -> tuple[Path, list[TuneOutcome]]:
+) -> tuple[Path | None, list[TuneOutcome]]:
     """``harness tune --vary AXIS=...``: tune every value with the same budget (their trials
     together), then write the tuned ablation table beside the fixed one."""
     requests = [dataclasses.replace(request, **{axis.name: v}) for v in axis.values]
@@ -548,7 +548,7 @@ def tune_sweep(
     budget = f"tuned: {outcomes[0].tuning.budget}"
     untuned = {i for i, o in enumerate(outcomes) if o.chosen is None}  # no row to show
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget, untuned)
-    if outcomes[0].final.world.is_main:
+    if outcomes[0].final.world.is_main and path is not None:
         series = [
             _series(v, o.trials, o.chosen) for v, o in zip(axis.values, outcomes, strict=True)
         ]

@@ -1,0 +1,95 @@
+"""``harness leaderboard``: every table of the benchmarks asked for, regenerated from the
+records: each benchmark's leaderboard (``harness.results.leaderboard``), then each ablation
+table beside it whose JSON twin names its entries (``harness.results.ablation``).
+
+An ablation table whose runs are not all in this runs folder (it was made from another)
+is left as it is; one line says how many were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results.ablation import rebuilt, write_ablation_table
+from harness.results.leaderboard import (
+    Report,
+    benchmark_ids,
+    contents_of,
+    leaderboard_path,
+    regenerate,
+    resolve,
+)
+from harness.results.records import Unusable, scan_records
+from harness.results.tables import Say, lost_runs
+
+
+def regenerate_all(
+    target: str | None,
+    runs_dir: Path,
+    leaderboards_dir: Path,
+    report: Report | None = None,
+    say: Say | None = None,
+) -> list[Path | None]:
+    """The tables named by ``target`` (None: every benchmark with records), each regenerated,
+    then their ablation tables; ``report`` hears every record left out once, including (with
+    no target) those that belong to no benchmark it could tell. Returns the paths written
+    (None for a leaderboard kept as it was, which ``say`` heard)."""
+    heard: set[Path] = set()
+
+    def once(unusable: Unusable) -> None:
+        if unusable.path not in heard and report is not None:
+            heard.add(unusable.path)
+            report(unusable)
+
+    if target is None and not benchmark_ids(runs_dir):
+        _none_usable(runs_dir, scan_records(runs_dir)[1])
+    ids = resolve(target, runs_dir)
+    paths = [regenerate(b, runs_dir, leaderboards_dir, once, say) for b in ids]
+    paths += _ablations(ids, Path(runs_dir), Path(leaderboards_dir), say)
+    if target is None:
+        for unusable in scan_records(runs_dir)[1]:
+            once(unusable)
+    return paths
+
+
+def _ablations(
+    ids: Sequence[str], runs_dir: Path, leaderboards_dir: Path, say: Say | None
+) -> list[Path | None]:
+    """Each ablation table of ``ids`` with a twin, rebuilt where this folder holds its runs."""
+    found, unusable = scan_records(runs_dir)
+    written: list[Path | None] = []
+    kept = 0
+    for bench in ids:
+        excluded = [
+            Unusable(u.path.relative_to(runs_dir), u.reason)
+            for u in unusable
+            if u.benchmark == bench
+        ]
+        main = leaderboard_path(leaderboards_dir, bench)
+        for table in sorted(leaderboards_dir.glob(f"{main.stem}.ablation-*.md")):
+            data = rebuilt(table, found, runs_dir, excluded)
+            if data is None:
+                continue
+            if lost_runs(table, contents_of(data, "value")):
+                kept += 1
+                continue
+            written.append(write_ablation_table(table, data, runs_dir, say))
+    if kept and say is not None:
+        say(
+            f"{kept} ablation table{'s' if kept > 1 else ''} in {leaderboards_dir} left as "
+            f"{'they are' if kept > 1 else 'it is'}: made from records not all under {runs_dir}"
+        )
+    return written
+
+
+def _none_usable(runs_dir: Path, unusable: Sequence[Unusable]) -> None:
+    """No table can be made: one line, naming the records that could not be used, if any."""
+    if not unusable:
+        raise HarnessError(f"{runs_dir}: no run records found; pass --runs-dir")
+    more = f", and {len(unusable) - 1} more" if len(unusable) > 1 else ""
+    raise HarnessError(
+        f"{runs_dir}: no run records found that a table can use ({unusable[0]}{more}); "
+        "fix or remove them, or pass --runs-dir"
+    )

@@ -1,0 +1,153 @@
+"""Writing a table: its markdown, its JSON twin and its picture, and never losing a row.
+
+Every table this project writes (a benchmark's leaderboard, an ablation) is written here,
+with a twin beside it: ``<table>.json`` holds the same rows as data (each row's statistics
+and the records it was made from, by their path inside the runs folder), so other tools
+read the twin, never the rendered markdown.
+
+A table is regenerated from one runs folder. When the table already there holds runs that
+this folder has no record of (the published tables of a fresh clone, made from
+``leaderboards/records``, against a first ``harness run`` in ``./runs``), writing would drop
+them without a word. It is left as it is instead, and this command's table goes beside its
+runs, under ``<runs folder>/leaderboards/``, with one line saying so; a table is replaced
+with fewer runs only when the missing ones are named in its header as records that could
+not be used, or when its user deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import atomic_write_text
+
+#: The twin's format; a reader refuses a twin of another major format.
+FORMAT = "harness-table/1"
+#: Where a runs folder's own tables go when the ones in --leaderboards-dir are kept.
+LOCAL_TABLES = "leaderboards"
+
+#: Hears the one line a kept table is worth (``harness.engine.events.TrainObserver.message``).
+Say = Callable[[str], None]
+
+_log = logging.getLogger("harness")
+
+
+def twin_path(table: Path) -> Path:
+    """``<table>.json`` beside ``<table>.md``."""
+    return Path(table).with_suffix(".json")
+
+
+def read_twin(table: Path) -> dict[str, Any] | None:
+    """The JSON twin of ``table`` (None when there is none or it cannot be read)."""
+    try:
+        data = json.loads(twin_path(table).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("harness-table/"):
+        return None
+    return data
+
+
+def twin_text(data: Mapping[str, Any]) -> str:
+    """A twin's bytes: sorted keys, fixed indent, so the same rows give the same bytes."""
+    text = json.dumps({"format": FORMAT, **data}, indent=1, sort_keys=True, ensure_ascii=False)
+    return text + "\n"
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a regenerated table holds, for the check against the table already there."""
+
+    #: Each succeeded run in it, by its record's path inside the runs folder.
+    runs: frozenset[str]
+    #: Runs of this table that could not be used and are named in its header.
+    excluded: frozenset[str]
+    #: Runs per row, keyed by the row's first column (an old table without a twin is
+    #: compared by these).
+    counts: Mapping[str, int]
+
+
+def lost_runs(table: Path, new: Contents) -> int:
+    """How many runs of the table at ``table`` the ``new`` one would leave out unnamed."""
+    twin = read_twin(table)
+    if twin is not None:
+        old = {run for row in twin.get("rows", []) for run in row.get("runs", [])}
+        return len(old - new.runs - new.excluded)
+    if not Path(table).is_file():
+        return 0
+    counts = legacy_counts(Path(table).read_text(encoding="utf-8"))
+    lost = sum(max(0, n - new.counts.get(name, 0)) for name, n in counts.items())
+    return max(0, lost - len(new.excluded))
+
+
+def legacy_counts(markdown: str) -> dict[str, int]:
+    """Runs per row of a table written before twins existed: its first table's name column
+    (``Entry``, or an ablation's value) and its ``n`` column."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    if not lines:
+        return {}
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    if "n" not in header:
+        return {}
+    n_col = header.index("n")
+    name_col = header.index("Entry") if "Entry" in header else 0
+    counts: dict[str, int] = {}
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) != len(header) or not re.fullmatch(r"\d+", cells[n_col]):
+            if line.startswith("| Entry |"):
+                break  # the per-class table under the main one
+            continue
+        counts[cells[name_col]] = counts.get(cells[name_col], 0) + int(cells[n_col])
+    return counts
+
+
+def place(table: Path, new: Contents, runs_dir: Path, say: Say | None = None) -> Path | None:
+    """Where ``new`` may be written: ``table`` itself, or (when that would lose runs) the
+    same name under ``<runs_dir>/leaderboards/``, said in one line; None when that one too
+    would lose runs (then nothing is written, and that is said)."""
+    lost = lost_runs(table, new)
+    if not lost:
+        return table
+    local = Path(runs_dir) / LOCAL_TABLES / Path(table).name
+    tell = say or _log.warning
+    if Path(table).resolve() != local.resolve() and not lost_runs(local, new):
+        tell(
+            f"{table} is left as it is: {_runs(lost)} in it {_have(lost)} no record under "
+            f"{runs_dir}; this command's table is {local} (delete {table} to let it be "
+            "replaced, or pass --runs-dir where all its records are)"
+        )
+        return local
+    tell(
+        f"{table} is left as it is: {_runs(lost)} in it {_have(lost)} no record under "
+        f"{runs_dir} (delete it to let it be replaced, or pass --runs-dir where its records are)"
+    )
+    return None
+
+
+def _runs(count: int) -> str:
+    return f"{count} run{'s' if count != 1 else ''}"
+
+
+def _have(count: int) -> str:
+    return "have" if count != 1 else "has"
+
+
+def write_table(
+    path: Path,
+    text: str,
+    twin: Mapping[str, Any],
+    pictures: Collection[Callable[[Path], object]] = (),
+) -> None:
+    """The table's pictures (each told the table's path), its twin, then its markdown: each
+    atomically, so a reader sees the old file or the new one, never half of one."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for draw in pictures:
+        draw(path)
+    atomic_write_text(twin_path(path), twin_text(twin))
+    atomic_write_text(path, text)
