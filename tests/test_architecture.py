@@ -321,3 +321,26 @@ def test_functions_fit_on_a_screen() -> None:
     assert not long, (
         f"functions over {MAX_FUNCTION_LINES} lines (docstring not counted):\n" + "\n".join(long)
     )
+
+
+#: No module of the command line is longer than this (one module per command or group).
+MAX_CLI_MODULE_LINES = 300
+
+
+def test_the_command_line_is_one_module_per_command() -> None:
+    cli = {module: path for module, path in MODULES.items() if unit(module) == (7, "harness.cli")}
+    long = [
+        f"{path.relative_to(ROOT.parent)}: {count} lines"
+        for path in cli.values()
+        if (count := len(path.read_text().splitlines())) > MAX_CLI_MODULE_LINES
+    ]
+    assert not long, f"command-line modules over {MAX_CLI_MODULE_LINES} lines:\n" + "\n".join(long)
+    defined = [
+        f"{node.name} (line {node.lineno})"
+        for node in ast.walk(TREES["harness.cli"])
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ]
+    assert not defined, (
+        "harness/cli/__init__.py only assembles the commands (each lives in its own module); "
+        "it defines: " + ", ".join(defined)
+    )

@@ -1,0 +1,51 @@
+"""``harness leaderboard``: regenerate the tables from the run records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.cli.root import out, say
+
+
+def leaderboard(
+    target: Annotated[
+        str | None, typer.Argument(help="A leaderboard file or benchmark id (default: all)")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the run records are")] = Path("runs"),
+    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
+        "leaderboards"
+    ),
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when any record could not be used (each is named)")
+    ] = False,
+) -> None:
+    """Regenerate leaderboard tables from the run records."""
+    from harness.results.refresh import regenerate_all
+
+    excluded: list[Any] = []
+    paths = regenerate_all(
+        target,
+        runs_dir,
+        leaderboards_dir,
+        report=_excluded(excluded),
+        say=lambda line: say(f"harness: {line}"),
+    )
+    for path in paths:
+        if path is not None:
+            out.print(f"wrote {path}", soft_wrap=True)
+    if strict and excluded:
+        say(f"harness: --strict: {len(excluded)} record(s) could not be used (named above)")
+        raise typer.Exit(1)
+
+
+def _excluded(heard: list[Any]) -> Any:
+    """A report that names each record a table leaves out on stderr, one line each."""
+
+    def report(unusable: Any) -> None:
+        heard.append(unusable)
+        say(f"harness: warning: {unusable}; left out of its table")
+
+    return report

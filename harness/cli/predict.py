@@ -1,0 +1,71 @@
+"""``harness predict``: a submission CSV from one run or an ensemble of runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from harness.cli import bars
+from harness.cli.root import err, out
+
+
+def predict(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="A run folder (runs/<benchmark>/<entry>/seed-N); several runs of one "
+            "benchmark predict as an ensemble (sigmoid probabilities averaged)",
+        ),
+    ],
+    data: Annotated[Path, typer.Option(help="Dataset folder")],
+    out_path: Annotated[Path, typer.Option("--out", help="Submission CSV to write")] = Path(
+        "submission.csv"
+    ),
+    split: Annotated[
+        str, typer.Option(help="test (test/DCM) or val (the validation fold)")
+    ] = "test",
+    tta: Annotated[
+        str, typer.Option(help="none, or flip: logits averaged with the mirror's")
+    ] = "none",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass")] = None,
+    num_workers: Annotated[int, typer.Option(help="Data-loader workers")] = 0,
+    plugin: Annotated[list[str] | None, typer.Option(help="Plugin the model came from")] = None,
+) -> None:
+    """Write the competition's submission CSV from a finished run's final weights, or from
+    an ensemble of runs; with --split val and several runs, each one's Dice and the ensemble's."""
+    from harness.runs.predict import predict_ensemble
+
+    with bars.bar("Predicting", err) as progress:
+        prediction = predict_ensemble(
+            run_dirs,
+            data,
+            out_path,
+            split=split,
+            tta=tta,
+            device=device,
+            batch_size=batch_size,
+            plugins=plugin or (),
+            num_workers=num_workers,
+            progress=progress,
+            score=len(run_dirs) > 1,
+        )
+    if prediction.ensemble_dice is not None:
+        out.print(_ensemble_table(prediction))
+    out.print(f"wrote {prediction.path}", soft_wrap=True)
+
+
+def _ensemble_table(prediction: Any) -> Table:
+    """Validation Dice of each member and of the ensemble (``runs.predict.Prediction``)."""
+    table = Table(title=f"Validation mean Dice: ensemble of {len(prediction.runs)} runs")
+    table.add_column("Run")
+    table.add_column("Mean Dice", justify="right")
+    table.add_column("vs ensemble", justify="right")
+    for run, dice in zip(prediction.runs, prediction.member_dice, strict=True):
+        table.add_row(str(run), f"{dice:.4f}", f"{dice - prediction.ensemble_dice:+.4f}")
+    table.add_row("ensemble", f"{prediction.ensemble_dice:.4f}", "")
+    return table

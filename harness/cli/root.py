@@ -1,0 +1,77 @@
+"""The root of the command line: the typer app, its two consoles, and the entry point.
+
+Errors a user can fix print one line (``harness: error: ...``) and exit 2; a run that
+failed exits 1; anything else is a bug and keeps its traceback. The commands live one
+module each beside this one; ``harness.cli`` registers them on ``app``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError, RunFailed
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark segmentation plugins under identical settings into leaderboards.",
+)
+
+out = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    del debug  # main() reads --debug from the command line itself, before typer parses it
+
+
+def say(line: str) -> None:
+    """An error line on stderr; from a rank other than 0 of a data-parallel run, marked so."""
+    rank = os.environ.get("RANK", "0")
+    if rank != "0":  # that rank's consoles are quiet, and its error may be the only one
+        line = f"[rank {rank}] {line}"
+    Console(stderr=True).print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point: run the app and map errors to exit codes."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except HarnessError as exc:
+        if debug:
+            raise
+        if not exc.echoed:
+            say(f"harness: error: {exc}")
+        sys.exit(2)
+    except RunFailed as exc:
+        if debug:
+            raise
+        if not exc.echoed:
+            say(f"harness: run failed: {exc}")
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("harness: interrupted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # typer's own click: bad options and arguments
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("harness: interrupted")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,65 @@
+"""``harness run``: train an entry on its benchmark's seeds; per-class Dice and its row."""
+
+from __future__ import annotations
+
+from harness.cli import bars, launch, options
+from harness.cli.progress import TrainingProgress
+from harness.cli.root import err, out
+from harness.cli.tables import per_class_table
+from harness.runs.requests import RunRequest
+
+
+@options.request_options()
+def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
+    """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
+    from harness.engine import distributed
+    from harness.runs.execution import execute, plan
+
+    start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
+    launch.check_jobs(request)
+    if start_ranks:  # every input checked and the dataset prepared once, here
+        with bars.bar("Preparing the dataset", err) as progress:
+            resolved = plan(request, progress=progress)
+        launch.start_ranks(nproc, resolved.device)
+    with bars.bar("Preparing the dataset", err) as progress:
+        resolved = plan(request, progress=progress)
+    bench = resolved.benchmark
+    dataset = bench.dataset
+    err.print(
+        f"[bold]Benchmark[/bold] {bench.id}\n"
+        f"  dataset  {dataset.name} ({dataset.root}), fingerprint {dataset.fingerprint[:16]}\n"
+        f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
+        f"  entry    {resolved.entry.label}\n"
+        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if request.dry_run:
+        return launch.dry_run([resolved])
+    try:
+        if request.jobs or request.cluster:
+            outcomes = launch.run_jobs([resolved], nproc)
+        else:
+            outcomes = execute(resolved, TrainingProgress(err))
+    finally:
+        distributed.shutdown()
+    if not resolved.world.is_main:
+        return  # the main rank reports (and only it has written the record and the table)
+    for path, record in outcomes:
+        out.print(
+            per_class_table(
+                record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"
+            )
+        )
+        out.print(
+            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
+            f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, "
+            f"not used for ranking), {record.cost['wall_s'] / 60:.1f} min; record {path}",
+            soft_wrap=True,
+        )
+    from harness.results.leaderboard import leaderboard_path
+
+    board = resolved.table or leaderboard_path(resolved.leaderboards_dir, bench.id)
+    row = launch.row_of(board, resolved.entry.label)
+    out.print(f"Leaderboard {board}:")
+    out.print(row, markup=False, highlight=False, soft_wrap=True)

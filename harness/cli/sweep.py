@@ -1,0 +1,60 @@
+"""``harness sweep``: one axis varied, the rest fixed; the ablation table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from harness.cli import bars, launch, options
+from harness.cli.progress import TrainingProgress
+from harness.cli.root import err, out
+from harness.runs.requests import RunRequest
+
+
+@options.request_options(
+    leave_out={"tta"},
+    overrides={
+        "model": options.Override("unetpp", "Model plugin (fixed unless varied)"),
+        "loss": options.Override("dice", "Loss plugin (fixed unless varied)"),
+        "resume": options.Override(False, "Keep finished runs; continue interrupted ones"),
+    },
+)
+def sweep(
+    vary: Annotated[str, typer.Option(help="AXIS=v1,v2,... e.g. loss=bce,dice,combo")],
+    request: RunRequest,
+    nproc: options.Nproc = 1,
+) -> None:
+    """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
+    import dataclasses
+
+    from harness.engine import distributed
+    from harness.runs.execution import plan
+    from harness.runs.sweep import parse_vary
+    from harness.runs.sweep import sweep as run_sweep
+
+    start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
+    launch.check_jobs(request)
+    axis = parse_vary(vary)
+    base = request
+    # Every value checked, and the dataset prepared, under the bar before anything trains.
+    with bars.bar("Preparing the dataset", err) as progress:
+        plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
+    if request.dry_run:
+        return launch.dry_run(plans)
+    if start_ranks:
+        launch.start_ranks(nproc, plans[0].device)
+    try:
+        if request.jobs or request.cluster:
+            with bars.bar("Runs", err) as runs_progress:
+                path, plans = run_sweep(
+                    base, axis, TrainingProgress(err), jobs=runs_progress, nproc=nproc
+                )
+        else:
+            path, plans = run_sweep(base, axis, TrainingProgress(err))
+    finally:
+        distributed.shutdown()
+    if not plans[0].world.is_main or path is None:
+        return
+    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"wrote {path}", soft_wrap=True)

@@ -1,0 +1,103 @@
+"""``harness tune`` (and ``tune --vary``): the equal tuning budget, then the protocol's seeds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from harness.cli import bars, launch, options
+from harness.cli.progress import TrainingProgress
+from harness.cli.root import err, out
+from harness.cli.tables import trials_table
+from harness.runs.requests import RunRequest
+
+
+@options.request_options(
+    leave_out={"tuned", "hparams"},
+    overrides={
+        "model": options.Override("unetpp", "Model plugin (fixed unless varied)"),
+        "loss": options.Override("dice", "Loss plugin (fixed unless varied)"),
+    },
+)
+def tune(
+    request: RunRequest,
+    trials: Annotated[
+        int | None,
+        typer.Option(help="Trials per entry (default: tuning.trials in the protocol)"),
+    ] = None,
+    vary: Annotated[
+        str | None,
+        typer.Option(help="Tune each of AXIS=v1,v2,... and write a tuned ablation table"),
+    ] = None,
+) -> None:
+    """Tune the entry's lr and weight decay with the protocol's equal budget (trials on a
+    tuning fold, never on the protocol's), then run the chosen values on its seeds."""
+    if vary is not None:
+        return _tune_sweep(request, trials, vary)
+    from harness.results.leaderboard import leaderboard_path
+    from harness.runs.execution import plan
+    from harness.runs.tune import tune as run_tune
+    from harness.runs.tune import tune_dry_run
+
+    launch.check_jobs(request)
+    with bars.bar("Preparing the dataset", err) as progress:
+        plan(request, progress)  # every input checked, the dataset ready, before any trial
+    if request.dry_run:
+        for line in tune_dry_run(request, trials):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    if request.jobs or request.cluster:
+        with bars.bar("Runs", err) as runs_progress:
+            outcome = run_tune(request, TrainingProgress(err), trials=trials, jobs=runs_progress)
+    else:
+        outcome = run_tune(request, TrainingProgress(err), trials=trials)
+    out.print(trials_table(outcome))
+    for path, record in outcome.final.outcomes:
+        out.print(
+            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] on fold "
+            f"{outcome.final.benchmark.protocol.fold}; record {path}",
+            soft_wrap=True,
+        )
+    out.print(f"tuning picture: {outcome.picture}", soft_wrap=True)
+    board = outcome.final.table or leaderboard_path(
+        outcome.final.leaderboards_dir, outcome.final.benchmark.id
+    )
+    out.print(f"Leaderboard {board}:")
+    out.print(
+        launch.row_of(board, outcome.final.entry.label),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
+    """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
+    import dataclasses
+
+    from harness.runs.execution import plan
+    from harness.runs.sweep import parse_vary
+    from harness.runs.tune import tune_dry_run, tune_sweep
+
+    launch.check_jobs(request)
+    axis = parse_vary(vary)
+    with bars.bar("Preparing the dataset", err) as progress:
+        for value in axis.values:  # every value checked before any trial
+            plan(dataclasses.replace(request, **{axis.name: value}), progress)
+    if request.dry_run:  # each value's budget, study and estimate; nothing trains
+        for value in axis.values:
+            for line in tune_dry_run(dataclasses.replace(request, **{axis.name: value}), trials):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    if request.jobs or request.cluster:
+        with bars.bar("Runs", err) as runs_progress:
+            path, _ = tune_sweep(
+                request, axis, TrainingProgress(err), trials=trials, jobs=runs_progress
+            )
+    else:
+        path, _ = tune_sweep(request, axis, TrainingProgress(err), trials=trials)
+    if path is None:
+        return
+    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
+    out.print(f"wrote {path}", soft_wrap=True)
