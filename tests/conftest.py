@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated cache folder, a command-line runner, one local Ray instance."""
+"""Shared fixtures: an isolated cache folder, a command-line runner, one local Ray instance,
+the trainer's setting. Shared helpers that are not fixtures are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+# The helpers' asserts (``assert_same_result``) report their values as a test module's do.
+pytest.register_assert_rewrite("tests.helpers")
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +73,41 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("HARNESS_CACHE_DIR", None)
     else:
         os.environ["HARNESS_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What ``harness.engine.trainer.train`` needs for the small test model on ``tiny``."""
+    import torch
+
+    from harness import protocol as protocols
+    from harness.components.entry import Entry, parse_component
+    from harness.components.registry import Registry
+    from harness.data.layout import list_images, split
+    from harness.data.sources import synthetic_dataset
+    from tests.helpers import PLUGIN
+
+    plugin = tmp_path_factory.mktemp("plugin") / "small_cnn.py"
+    plugin.write_text(PLUGIN)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        proto = protocols.load("tiny").derive(["epochs=3", "val_interval=2"])
+        root = synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed)
+    train_images, val_images = split(list_images(root, "train"), proto.folds, proto.fold)
+    components = {
+        "model": "small-cnn",
+        "loss": "dice",
+        "optimizer": proto.optimizer,
+        "scheduler": proto.scheduler,
+        "augmentation": proto.augmentation,
+    }
+    entry = Entry(**{k: parse_component(v, k) for k, v in components.items()})
+    return {
+        "protocol": proto,
+        "entry": entry,
+        "registry": Registry.load([str(plugin)]),
+        "seed": 0,
+        "train_images": train_images,
+        "val_images": val_images,
+        "device": torch.device("cpu"),
+    }

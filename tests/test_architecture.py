@@ -19,6 +19,10 @@ Above them the public faces: ``harness`` (its ``__init__``), ``harness.testing``
 ``harness.__main__`` may import any layer; only ``harness.__main__`` may import
 ``harness.cli``, and no layer imports a face. A module that is in no layer fails until
 it is placed here.
+
+The test tree follows a rule of its own: a test module imports what it shares with others
+from ``tests/helpers.py`` (or takes it as a fixture from a ``conftest.py``), never from
+another test module.
 """
 
 from __future__ import annotations
@@ -343,4 +347,40 @@ def test_the_command_line_is_one_module_per_command() -> None:
     assert not defined, (
         "harness/cli/__init__.py only assembles the commands (each lives in its own module); "
         "it defines: " + ", ".join(defined)
+    )
+
+
+# --- the test tree ---------------------------------------------------------------------
+
+#: The test tree's root (this file's folder).
+TESTS = Path(__file__).resolve().parent
+
+
+def imports_in_test_tree(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, absolute name) for every import in a file of the test tree, at any depth;
+    ``from a import b`` gives ``a.b``."""
+    package = path.relative_to(TESTS.parent).parent.parts
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            base += [node.module] if node.module else []
+            for alias in node.names:
+                yield node.lineno, ".".join([*base, alias.name])
+
+
+def test_no_test_module_imports_another() -> None:
+    files = sorted(TESTS.rglob("*.py"))
+    assert TESTS / "helpers.py" in files
+    wrong = [
+        f"{path.relative_to(TESTS.parent)} (line {line}) imports {name}"
+        for path in files
+        for line, name in imports_in_test_tree(path)
+        if any(part.startswith("test_") for part in name.split("."))
+    ]
+    assert not wrong, (
+        "test modules import one another; move what they share into tests/helpers.py "
+        "(or a conftest.py fixture):\n" + "\n".join(wrong)
     )

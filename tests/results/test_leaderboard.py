@@ -8,68 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from harness.classes import CLASSES
 from harness.errors import HarnessError
 from harness.results.leaderboard import regenerate, resolve
-from harness.results.records import Record, read_record, write_record
-
-BENCH = {
-    "id": "tiny-abc__phantom-1234",
-    "dataset": {"name": "phantom", "fingerprint": "1234" * 16},
-    "protocol": {"name": "tiny", "label": "tiny", "hash": "abc", "fields": {"epochs": 2}},
-}
-
-
-def _comp(name: str) -> dict:
-    return {"name": name, "params": {}, "plugin": "p", "distribution": "harness", "version": "0"}
-
-
-def _entry(loss: str) -> dict:
-    comp = _comp
-    return {
-        "model": comp("unetpp"),
-        "loss": {**comp(loss), "params": {"dice": 0.7} if loss == "combo" else {}},
-        "optimizer": comp("adamw"),
-        "scheduler": comp("flat"),
-        "augmentation": comp("none"),
-        "encoder": None,
-    }
-
-
-def _record(loss: str, seed: int, dice: float, status: str = "succeeded", bench=BENCH) -> Record:
-    return Record(
-        status=status,
-        seed=seed,
-        mean_dice=dice if status == "succeeded" else None,
-        per_class_dice={c: dice for c in CLASSES} if status == "succeeded" else {},
-        benchmark=bench,
-        entry=_entry(loss),
-        best={"epoch": 2, "mean_dice": dice},
-        cost={
-            "parameters": 1e6,
-            "train_images_per_s": 10.0,
-            "peak_memory_mb": 100,
-            "wall_s": 60,
-            "device": "cpu",
-        },
-        started_at=f"2026-01-0{seed + 1}",
-    )
-
-
-def _write(runs: Path, name: str, record: Record) -> Path:
-    path = runs / name / "record.json"
-    write_record(path, record)
-    return path
+from harness.results.records import read_record
+from tests.helpers import BENCH, make_record, put_record
 
 
 def test_rows_aggregate_seeds_and_sort_by_mean(tmp_path: Path) -> None:
     runs, boards = tmp_path / "runs", tmp_path / "boards"
-    _write(runs, "a0", _record("dice", 0, 0.80))
-    _write(runs, "a1", _record("dice", 1, 0.84))
-    _write(runs, "b0", _record("combo", 0, 0.90))
-    _write(runs, "c0", _record("bce", 0, 0.99, status="failed"))
+    put_record(runs, "a0", make_record("dice", 0, 0.80))
+    put_record(runs, "a1", make_record("dice", 1, 0.84))
+    put_record(runs, "b0", make_record("combo", 0, 0.90))
+    put_record(runs, "c0", make_record("bce", 0, 0.99, status="failed"))
     other = {**BENCH, "id": "tiny-zzz__phantom-1234"}
-    _write(runs, "d0", _record("bce", 0, 0.95, bench=other))
+    put_record(runs, "d0", make_record("bce", 0, 0.95, bench=other))
     text = regenerate(BENCH["id"], runs, boards).read_text()
     rows = [
         line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")
@@ -85,20 +37,20 @@ def test_rows_aggregate_seeds_and_sort_by_mean(tmp_path: Path) -> None:
 def test_same_records_same_bytes(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):
-        _write(runs, f"s{seed}", _record("dice", seed, 0.7 + seed / 100))
+        put_record(runs, f"s{seed}", make_record("dice", seed, 0.7 + seed / 100))
     first = regenerate(BENCH["id"], runs, tmp_path / "b1").read_bytes()
     # Rewrite the records with other timestamps and in another order: same table.
     for seed in reversed(range(3)):
-        r = _record("dice", seed, 0.7 + seed / 100)
+        r = make_record("dice", seed, 0.7 + seed / 100)
         r.started_at = "2030-01-01"
-        _write(runs, f"s{seed}", r)
+        put_record(runs, f"s{seed}", r)
     assert regenerate(BENCH["id"], runs, tmp_path / "b2").read_bytes() == first
 
 
 def _finish(args: tuple[str, int]) -> None:
     root, seed = args
     runs = Path(root) / "runs"
-    _write(runs, f"p{seed}", _record("dice", seed, 0.5 + seed / 10))
+    put_record(runs, f"p{seed}", make_record("dice", seed, 0.5 + seed / 10))
     regenerate(BENCH["id"], runs, Path(root) / "boards")
 
 
@@ -113,10 +65,10 @@ def test_concurrent_finishers_lose_no_row(tmp_path: Path) -> None:
 
 
 def test_records_are_valid_json_and_round_trip(tmp_path: Path) -> None:
-    path = _write(tmp_path, "r", _record("dice", 0, 0.5))
+    path = put_record(tmp_path, "r", make_record("dice", 0, 0.5))
     data = json.loads(path.read_text())
     assert {"status", "seed", "mean_dice", "per_class_dice"} <= set(data)
-    assert read_record(path) == _record("dice", 0, 0.5)
+    assert read_record(path) == make_record("dice", 0, 0.5)
 
 
 def test_no_records_is_an_error(tmp_path: Path) -> None:
@@ -132,9 +84,9 @@ def test_rows_within_noise_of_the_leader_are_marked(tmp_path: Path) -> None:
     for seed, (a, b, c) in enumerate(
         [(0.80, 0.70, 0.805), (0.82, 0.71, 0.800), (0.81, 0.72, 0.818)]
     ):
-        _write(runs, f"a{seed}", _record("dice", seed, a))
-        _write(runs, f"b{seed}", _record("bce", seed, b))
-        _write(runs, f"c{seed}", _record("combo", seed, c))
+        put_record(runs, f"a{seed}", make_record("dice", seed, a))
+        put_record(runs, f"b{seed}", make_record("bce", seed, b))
+        put_record(runs, f"c{seed}", make_record("combo", seed, c))
     text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
     ranked = [line for line in text.splitlines() if line[:4] in ("| 1 ", "| 2 ", "| 3 ")]
     rows = {line.split("|")[2].split(" · ")[1]: line for line in ranked}
@@ -146,12 +98,12 @@ def test_rows_within_noise_of_the_leader_are_marked(tmp_path: Path) -> None:
 
 def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    good, bad = _record("dice", 0, 0.8), _record("bce", 0, 0.6)
+    good, bad = make_record("dice", 0, 0.8), make_record("bce", 0, 0.6)
     good.val_images = bad.val_images = [f"img{i}.png" for i in range(6)]
     good.per_image_dice = [[0.8 + 0.01 * i] * 29 for i in range(6)]
     bad.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
-    _write(runs, "g", good)
-    _write(runs, "b", bad)
+    put_record(runs, "g", good)
+    put_record(runs, "b", bad)
     text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
     bce_row = next(
         line for line in text.splitlines() if "· bce ·" in line and line.startswith("| 2")
@@ -161,8 +113,8 @@ def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
 
 def test_heatmap_is_written_linked_and_deterministic(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    _write(runs, "a", _record("dice", 0, 0.8))
-    _write(runs, "b", _record("bce", 0, 0.6))
+    put_record(runs, "a", make_record("dice", 0, 0.8))
+    put_record(runs, "b", make_record("bce", 0, 0.6))
     board = regenerate(BENCH["id"], runs, tmp_path / "b1")
     picture = board.with_name(f"{board.stem}.heatmap.png")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

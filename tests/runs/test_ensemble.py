@@ -17,7 +17,7 @@ SIZE = 2048
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
-    """The real-layout dataset (as tests/test_real_layout.py builds it) and two tiny seeds."""
+    """The real-layout dataset (as tests/data/test_real_layout.py builds it) and two tiny seeds."""
     import sys
 
     from harness.cli import main

@@ -20,7 +20,7 @@ from harness.data.datasets import TrainDataset
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
 from harness.engine.loader import make_train_loader
-from tests.test_resume import assert_same_result
+from tests.helpers import assert_same_result
 
 TINY = ["--protocol", "tiny", "--device", "cpu"]
 

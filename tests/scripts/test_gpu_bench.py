@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_bench.py"
+from tests.helpers import REPO
+
+SCRIPT = REPO / "scripts" / "gpu_bench.py"
 
 
 def run_script(*args: str | Path, tmp_path: Path, timeout: float) -> subprocess.CompletedProcess:

@@ -29,8 +29,7 @@ from harness.runs.tracking import (
     Preview,
     read_metrics,
 )
-from tests.test_resume import PLUGIN, STEPS_PER_EPOCH, record_of, run_args, subprocess_env
-from tests.test_trainer import Recorder, setting  # noqa: F401 - the trainer's fixture
+from tests.helpers import PLUGIN, STEPS_PER_EPOCH, Recorder, record_of, run_args, subprocess_env
 
 #: Keep every event (TensorBoard's reader samples by default).
 ALL = {"scalars": 0, "images": 0, "tensors": 0}

@@ -1,18 +1,17 @@
 """Resume: a run killed (SIGKILL) or stopped (Ctrl-C) at any moment, then continued with
 ``--resume``, ends with exactly the Dice of the same run left alone.
 
-The model is a small plugin with every kind of state a resume must restore: BatchNorm
-buffers, dropout (the global torch generator), AdamW moments, a warm-up/cosine schedule,
-the loader's shuffling and albumentations' own generators (``--aug basic``). A short
-sleep in its forward pass makes the run last long enough to be killed part-way.
+The model is a small plugin (``PLUGIN`` in ``tests/helpers.py``) with every kind of state a
+resume must restore: BatchNorm buffers, dropout (the global torch generator), AdamW
+moments, a warm-up/cosine schedule, the loader's shuffling and albumentations' own
+generators (``--aug basic``). A short sleep in its forward pass makes the run last long
+enough to be killed part-way.
 
 ``--resume`` is the command-line flag that sets ``RunRequest.resume``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,139 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import harness
 from harness.engine import checkpoint
 from harness.engine.distributed import World
 from harness.engine.resume import EpochDraws, MidEpochRestart, restore, resume
 from harness.engine.state import TrainingState
 from harness.engine.step import TrainStep
 from harness.engine.writer import Checkpointed, CheckpointWriter
-
-#: The test model. ``HARNESS_TEST_SIGINT=train:K`` (or ``eval:K``) makes it send itself
-#: SIGINT at its K-th forward pass in that mode, which is what a Ctrl-C does.
-PLUGIN = """
-import os
-import signal
-import time
-
-import torch
-
-from harness import hookimpl
-
-
-class Small(torch.nn.Module):
-    def __init__(self, in_channels, num_classes, delay):
-        super().__init__()
-        self.delay = delay
-        self.calls = {"train": 0, "eval": 0}
-        self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(in_channels, 8, 3, padding=1),
-            torch.nn.BatchNorm2d(8),
-            torch.nn.ReLU(),
-            torch.nn.Dropout2d(0.2),
-            torch.nn.Conv2d(8, num_classes, 1),
-        )
-
-    def forward(self, x):
-        mode = "train" if self.training else "eval"
-        self.calls[mode] += 1
-        if os.environ.get("HARNESS_TEST_SIGINT") == f"{mode}:{self.calls[mode]}":
-            os.kill(os.getpid(), signal.SIGINT)
-        if self.delay:
-            time.sleep(self.delay)
-        return self.body(x)
-
-
-def small_cnn(*, num_classes, in_channels, encoder=None, delay=0.0):
-    return Small(in_channels, num_classes, float(delay))
-
-
-@hookimpl
-def harness_models():
-    return {"small-cnn": small_cnn}
-"""
-
-#: tiny with 4 epochs of 8 one-image steps, 2 validation batches per epoch.
-STEPS_PER_EPOCH = 8
-
-
-def run_args(plugin: Path, runs: Path, boards: Path) -> list[str]:
-    return [
-        "run", "--model", "small-cnn:delay=0.03", "--loss", "dice", "--aug", "basic",
-        "--plugin", str(plugin), "--protocol", "tiny", "--set", "epochs=4",
-        "--set", "batch_size=1", "--device", "cpu",
-        "--runs-dir", str(runs), "--leaderboards-dir", str(boards),
-    ]  # fmt: skip
-
-
-def record_of(runs: Path) -> dict:
-    (path,) = runs.rglob("record.json")
-    return json.loads(path.read_text())
-
-
-#: How far a resumed run may be from the run left alone. Nearly always they are equal bit
-#: for bit; but two runs of the same command, neither interrupted, occasionally differ in
-#: the last bits of the CPU kernels' sums (measured: 2 of 136 identical runs on a
-#: loaded 2-core machine, epoch loss by 5e-8, validation Dice by up to 4.5e-5, one class's
-#: Dice by 1.5e-4). A resume that gets anything wrong (a random state, the schedule, a
-#: replayed batch) moves the epoch losses by far more than LOSS_TOLERANCE.
-LOSS_TOLERANCE = 1e-6
-DICE_TOLERANCE = 2e-4
-CLASS_DICE_TOLERANCE = 2e-3
-
-
-def assert_same_result(mine: dict, reference: dict) -> None:
-    assert mine["status"] == "succeeded"
-    if mine["history"] == reference["history"] and mine["mean_dice"] == reference["mean_dice"]:
-        assert mine["per_class_dice"] == reference["per_class_dice"]
-        return  # bit for bit, as nearly always
-    assert [h["epoch"] for h in mine["history"]] == [h["epoch"] for h in reference["history"]]
-    for got, want in zip(mine["history"], reference["history"], strict=True):
-        assert got["lr"] == want["lr"], (got, want)
-        assert abs(got["loss"] - want["loss"]) <= LOSS_TOLERANCE, (got, want)
-        assert abs(got["val_mean_dice"] - want["val_mean_dice"]) <= DICE_TOLERANCE, (got, want)
-    assert abs(mine["mean_dice"] - reference["mean_dice"]) <= DICE_TOLERANCE
-    for name, want in reference["per_class_dice"].items():
-        assert abs(mine["per_class_dice"][name] - want) <= CLASS_DICE_TOLERANCE, name
-
-
-def subprocess_env() -> dict[str, str]:
-    """The code under test (not an installed copy) and this process's thread count."""
-    source = str(Path(harness.__file__).resolve().parents[1])
-    path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
-    threads = str(torch.get_num_threads())
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": threads, "COLUMNS": "200"}
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("plugin") / "small_cnn.py"
-    path.write_text(PLUGIN)
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
-    """The run left alone (in-process, through the library the command line calls)."""
-    from harness.engine.events import NullObserver
-    from harness.runs.execution import RunRequest, execute, plan
-
-    root = tmp_path_factory.mktemp("reference")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        request = RunRequest(
-            model="small-cnn:delay=0.03",
-            loss="dice",
-            augmentation="basic",
-            plugins=[str(plugin)],
-            protocol="tiny",
-            sets=["epochs=4", "batch_size=1"],
-            device="cpu",
-            runs_dir=root / "runs",
-            leaderboards_dir=root / "boards",
-        )
-        execute(plan(request), NullObserver())
-    return record_of(root / "runs")
+from tests.helpers import assert_same_result, record_of, run_args, subprocess_env
 
 
 def wait_for(path_glob: tuple[Path, str], proc: subprocess.Popen, timeout: float = 120) -> Path:

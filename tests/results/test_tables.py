@@ -13,8 +13,9 @@ from harness.results.ablation import ablation_data, render_ablation_data, write_
 from harness.results.leaderboard import regenerate, rows
 from harness.results.records import Record, iter_records, write_record
 from harness.results.tables import Contents, legacy_counts, lost_runs, twin_path
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 PUBLISHED = ROOT / "leaderboards"
 BENCH = {
     "id": "tiny-abc__phantom-1234",

@@ -23,7 +23,7 @@ import pytest
 from harness.classes import CLASSES
 from harness.results.leaderboard import regenerate
 from harness.results.records import Record, read_record, write_record
-from tests.test_resume import PLUGIN
+from tests.helpers import PLUGIN
 
 PLUGINS = {
     "broken_import.py": "import not_a_module_anywhere_xyz\n",

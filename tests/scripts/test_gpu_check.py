@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+from tests.helpers import REPO
+
+SCRIPT = REPO / "scripts" / "gpu_check.py"
 
 
 def run_script(*args: str | Path, tmp_path: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -26,7 +28,7 @@ def run_script(*args: str | Path, tmp_path: Path, timeout: float) -> subprocess.
 
 def test_dry_run_kills_resumes_and_writes_the_documented_json(tmp_path: Path) -> None:
     out = tmp_path / "out" / "check.json"
-    # The benchmark's own dry run is tests/test_gpu_bench.py's; here it is skipped.
+    # The benchmark's own dry run is tests/scripts/test_gpu_bench.py's; here it is skipped.
     done = run_script("--dry-run", "--skip", "bench", "--json", out, tmp_path=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())

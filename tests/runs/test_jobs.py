@@ -25,7 +25,7 @@ from harness.results.records import read_record, write_record
 from harness.runs import jobs
 from harness.runs.execution import plan, run_dir
 from harness.runs.requests import RunRequest
-from tests.test_leaderboard import _record
+from tests.helpers import make_record
 
 pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
@@ -110,7 +110,7 @@ def test_dry_run_lists_runs_and_estimates_from_records(local_ray, cli, tmp_path:
     assert "2 of 2 runs to train:" in first.out and "estimate: none" in first.out
     assert not runs.exists() or not list(runs.rglob("record.json"))  # nothing trained
     resolved = plan(request)  # seed 0 as if it had succeeded: something to estimate from
-    done = _record("unet", 0, 0.5)
+    done = make_record("unet", 0, 0.5)
     done.benchmark = resolved.benchmark.to_dict()
     write_record(run_dir(resolved, 0) / "record.json", done)
     again = cli(*args, "--resume", "--dry-run")

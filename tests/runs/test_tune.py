@@ -25,7 +25,7 @@ from harness.results.records import read_record, write_record
 from harness.runs import execution
 from harness.runs import tune as tuning
 from harness.runs.requests import RunRequest
-from tests.test_leaderboard import BENCH, _record
+from tests.helpers import BENCH, make_record
 
 TRIALS = 2
 
@@ -374,8 +374,8 @@ def test_entry_keys_without_hparams_are_what_they_were() -> None:
 
 def test_a_table_says_when_rows_had_different_budgets(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    fixed = _record("dice", 0, 0.8)
-    tuned = _record("dice", 0, 0.9)
+    fixed = make_record("dice", 0, 0.8)
+    tuned = make_record("dice", 0, 0.9)
     tuned.entry = {**tuned.entry, "hparams": {"lr": 0.03}, "tuned": "8-abc"}
     tuned.tuning = {"budget": "tuned: 8 trials over lr", "trial_device_hours": 1.0}
     write_record(runs / "a" / "record.json", fixed)

@@ -24,14 +24,7 @@ from harness.classes import CLASSES
 from harness.engine import checkpoint
 from harness.results.leaderboard import regenerate
 from harness.results.records import Record, read_record, write_record
-from tests.test_resume import (
-    assert_same_result,
-    plugin,  # noqa: F401 - a fixture
-    record_of,
-    reference,  # noqa: F401 - a fixture
-    run_args,
-    subprocess_env,
-)
+from tests.helpers import assert_same_result, record_of, run_args, subprocess_env
 
 
 @pytest.fixture

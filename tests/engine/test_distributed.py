@@ -26,8 +26,7 @@ from torch.utils.data import DataLoader
 from harness.engine import distributed
 from harness.engine.distributed import World
 from harness.errors import HarnessError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 @pytest.fixture
@@ -113,7 +112,7 @@ def test_importing_and_the_single_process_path_do_not_import_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCH_ENV}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=60)
 
 
 # --- the sampler ----------------------------------------------------------------------
@@ -269,7 +268,7 @@ def _launch(*argv: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=REPO,
         timeout=120,
     )
 

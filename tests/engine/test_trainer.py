@@ -9,77 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from harness import protocol as protocols
 from harness.classes import CLASSES
-from harness.components.entry import Entry, parse_component
-from harness.components.registry import Registry
-from harness.data.layout import list_images, split
-from harness.data.sources import synthetic_dataset
 from harness.engine import checkpoint
 from harness.engine.control import Interrupted
 from harness.engine.trainer import TrainResult, train
-from tests.test_resume import PLUGIN
+from tests.helpers import Recorder
 
 CPU = torch.device("cpu")
-
-
-class Recorder:
-    """A ``TrainObserver`` that keeps every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def run_started(self, description: str, total_steps: int, completed: int) -> None:
-        self.calls.append(("run_started", (description, total_steps, completed)))
-
-    def step_done(self, step: int, epoch: int, epochs: int, loss: float) -> None:
-        self.calls.append(("step_done", (step, epoch, epochs)))
-
-    def validating(self, epoch: int, epochs: int) -> None:
-        self.calls.append(("validating", (epoch, epochs)))
-
-    def validated(self, epoch: int, step: int, model: torch.nn.Module) -> None:
-        self.calls.append(("validated", (epoch, step)))
-
-    def epoch_done(self, metrics: dict[str, Any]) -> None:
-        self.calls.append(("epoch_done", metrics))
-
-    def message(self, text: str) -> None:
-        self.calls.append(("message", text))
-
-    def run_ended(self) -> None:
-        self.calls.append(("run_ended", None))
-
-    def named(self, name: str) -> list[Any]:
-        return [args for kind, args in self.calls if kind == name]
-
-
-@pytest.fixture(scope="module")
-def setting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    plugin = tmp_path_factory.mktemp("plugin") / "small_cnn.py"
-    plugin.write_text(PLUGIN)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        proto = protocols.load("tiny").derive(["epochs=3", "val_interval=2"])
-        root = synthetic_dataset(proto.synth_ids, proto.synth_size, proto.synth_seed)
-    train_images, val_images = split(list_images(root, "train"), proto.folds, proto.fold)
-    components = {
-        "model": "small-cnn",
-        "loss": "dice",
-        "optimizer": proto.optimizer,
-        "scheduler": proto.scheduler,
-        "augmentation": proto.augmentation,
-    }
-    entry = Entry(**{k: parse_component(v, k) for k, v in components.items()})
-    return {
-        "protocol": proto,
-        "entry": entry,
-        "registry": Registry.load([str(plugin)]),
-        "seed": 0,
-        "train_images": train_images,
-        "val_images": val_images,
-        "device": CPU,
-    }
 
 
 def test_the_observer_hears_the_protocol(setting: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.classes import CLASSES
-from tests.test_resume import assert_same_result
+from tests.helpers import assert_same_result
 
 
 @pytest.fixture(scope="module")

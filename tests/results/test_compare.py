@@ -6,14 +6,14 @@ from pathlib import Path
 
 from harness.results.compare import compare
 from harness.results.leaderboard import regenerate
-from tests.test_leaderboard import BENCH, _record, _write
+from tests.helpers import BENCH, make_record, put_record
 
 
 def _table(root: Path, values: dict[str, list[float]]) -> Path:
     runs = root / "runs"
     for loss, dice in values.items():
         for seed, d in enumerate(dice):
-            _write(runs, f"{loss}{seed}", _record(loss, seed, d))
+            put_record(runs, f"{loss}{seed}", make_record(loss, seed, d))
     return regenerate(BENCH["id"], runs, root / "boards")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from harness.results.leaderboard import regenerate
 from harness.results.records import inspect_record, scan_records
-from tests.test_leaderboard import BENCH, _record, _write
+from tests.helpers import BENCH, make_record, put_record
 
 ROW = "| 1 | unetpp · dice · adamw · flat · none |"
 
@@ -19,8 +19,8 @@ def _two_seeds(runs: Path) -> tuple[Path, Path]:
     """One entry with two seeds, in the runs/ layout (benchmark/entry/seed-N)."""
     folder = Path(BENCH["id"]) / "unetpp-dice"
     return (
-        _write(runs, str(folder / "seed-0"), _record("dice", 0, 0.80)),
-        _write(runs, str(folder / "seed-1"), _record("dice", 1, 0.84)),
+        put_record(runs, str(folder / "seed-0"), make_record("dice", 0, 0.80)),
+        put_record(runs, str(folder / "seed-1"), make_record("dice", 1, 0.84)),
     )
 
 
@@ -66,7 +66,7 @@ def test_a_damaged_record_is_named_and_listed_in_the_header(
 
 
 def test_reasons_name_what_is_wrong(tmp_path: Path) -> None:
-    path = _write(tmp_path, "r", _record("dice", 0, 0.5))
+    path = put_record(tmp_path, "r", make_record("dice", 0, 0.5))
     data = json.loads(path.read_text())
     cases = {
         "is not a JSON object": [1, 2],
