@@ -68,7 +68,8 @@ def _ablations(
             if u.benchmark == bench
         ]
         main = leaderboard_path(leaderboards_dir, bench)
-        for table in sorted(leaderboards_dir.glob(f"{main.stem}.ablation-*.md")):
+        for twin in sorted(leaderboards_dir.glob(f"{main.stem}.ablation-*.json")):
+            table = twin.with_suffix(".md")
             data = rebuilt(table, found, runs_dir, excluded)
             if data is None:
                 continue
