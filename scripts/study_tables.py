@@ -1,0 +1,232 @@
+"""Regenerate the study's tables in docs/study.md from the committed records.
+
+    python scripts/study_tables.py            # rewrite the tables in docs/study.md in place
+    python scripts/study_tables.py --check    # exit 1 when docs/study.md differs from the records
+
+Each table sits between ``<!-- study-tables:NAME -->`` and ``<!-- /study-tables:NAME -->``
+(``fixed``: the four fixed-budget ablations side by side; ``tuned-AXIS``: one axis, fixed and
+tuned). Which rows a table has comes from the committed ablation tables
+(``leaderboards/<benchmark>.ablation-<axis>.md`` and ``...-tuned.md``): their values, in their
+order. Each value's figures come from ``leaderboards/records``: the row (``harness.results.
+leaderboard.rows``) of the entry that has that value and whose other components are those
+shared by every value of the axis. Mean ± standard deviation over seeds; ``(best)`` marks the
+best of its column and ``≈`` a row within noise of it (``versus_leader``, as the ablation tables
+mark them). Nothing in these tables is typed by hand, so they cannot drift from the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.components.entry import Entry
+from harness.results.leaderboard import Row, rows, versus_leader
+from harness.results.records import iter_records
+
+ROOT = Path(__file__).resolve().parents[1]
+BOARDS = ROOT / "leaderboards"
+RECORDS = BOARDS / "records"
+DOC = ROOT / "docs" / "study.md"
+
+#: The fixed table's columns, left to right, and each column's heading.
+FIXED = {
+    "model": "Model (Dice loss)",
+    "loss": "Loss (UNet++)",
+    "scheduler": "Scheduler (UNet++)",
+    "optimizer": "Optimizer (UNet++)",
+}
+#: The fixed-against-tuned tables, in the order they appear, and each one's heading.
+TUNED = {
+    "optimizer": "Optimizer (UNet++, Dice loss)",
+    "model": "Model (Dice loss, AdamW)",
+    "loss": "Loss (UNet++, AdamW)",
+    "scheduler": "Scheduler (UNet++, Dice loss, AdamW)",
+}
+_FIELDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
+_VALUE = re.compile(r"^\| (?P<value>[^|]+?) \| [0-9.—]+ \|")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One axis of one budget: each value with its row, in the ablation table's order."""
+
+    axis: str
+    values: tuple[tuple[str, Row], ...]
+
+    def row(self, value: str) -> Row:
+        return dict(self.values)[value]
+
+    @property
+    def best(self) -> Row:
+        return max((r for _, r in self.values), key=lambda r: r.mean)
+
+    def cell(self, value: str) -> str:
+        """``mean ± std`` with ``(best)`` or ``≈`` against the column's best."""
+        row = self.row(value)
+        std = "—" if row.std is None else f"{row.std:.4f}"
+        if row is self.best:
+            mark = " (best)"
+        else:
+            mark = " ≈" if versus_leader(self.best, row).within_noise else ""
+        return f"{row.mean:.4f} ± {std}{mark}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """The study's columns (fixed and tuned, by axis) and the protocol they ran under."""
+
+    benchmark: str
+    fixed: dict[str, Column]
+    tuned: dict[str, Column]
+    protocol: dict[str, object]
+
+    @property
+    def trials(self) -> int:
+        """The tuning budget's number of trials (the same for every tuned row)."""
+        counts = {
+            int(r.tuning["tuning"]["trials"])
+            for column in self.tuned.values()
+            for _, row in column.values
+            for r in row.records
+        }
+        if len(counts) != 1:
+            raise SystemExit(f"study_tables: error: tuned rows of several budgets: {counts}")
+        return counts.pop()
+
+
+def ablation_values(table: Path) -> list[str]:
+    """The values of a committed ablation table, in its order."""
+    lines = table.read_text(encoding="utf-8").splitlines()
+    return [m["value"] for line in lines if (m := _VALUE.match(line)) and m["value"] != "---"]
+
+
+def _others(entry: Entry, axis: str) -> tuple[str, ...]:
+    """What an entry holds besides ``axis`` (and a tuned entry's own values)."""
+    return (*(str(getattr(entry, f)) for f in _FIELDS if f != axis), entry.encoder or "", entry.tta)
+
+
+def column(made: Iterable[Row], axis: str, values: Sequence[str], tuned: bool) -> Column:
+    """The rows of ``values``: the one group of entries that differ only on ``axis`` and cover
+    every value (an error when none or several do)."""
+    groups: dict[tuple[str, ...], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in made:
+        if bool(row.entry.tuned) == tuned:
+            groups[_others(row.entry, axis)][str(getattr(row.entry, axis))].append(row)
+    covering = [g for g in groups.values() if all(len(g.get(v, ())) == 1 for v in values)]
+    if len(covering) != 1:
+        kind = "tuned" if tuned else "fixed"
+        raise SystemExit(
+            f"study_tables: error: {len(covering)} {kind} groups of records cover {axis} = "
+            f"{', '.join(values)} (expected one)"
+        )
+    return Column(axis, tuple((v, covering[0][v][0]) for v in values))
+
+
+def load_study(boards: Path = BOARDS, records: Path = RECORDS) -> Study:
+    """The columns of every axis that has a committed ablation table, from the records."""
+    tables = sorted(boards.glob("*.ablation-*.md"))
+    benchmarks = {t.name.split(".ablation-")[0] for t in tables}
+    if len(benchmarks) != 1:
+        raise SystemExit(f"study_tables: error: ablation tables of {len(benchmarks)} benchmarks")
+    benchmark = benchmarks.pop()
+    made = rows((r for _, r in iter_records(records)), benchmark)
+    fixed, tuned = {}, {}
+    for axis in FIXED:
+        fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)), False)
+        tuned_values = ablation_values(_table(boards, benchmark, f"{axis}-tuned"))
+        tuned[axis] = column(made, axis, tuned_values, True)
+    protocol = dict(made[0].records[0].benchmark["protocol"]["fields"])
+    return Study(benchmark, fixed, tuned, protocol)
+
+
+def _table(boards: Path, benchmark: str, name: str) -> Path:
+    return boards / f"{benchmark}.ablation-{name}.md"
+
+
+def _short(value: object) -> str:
+    """0.003 as ``3e-3``."""
+    mantissa, exponent = f"{float(value):e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def fixed_table(study: Study) -> str:
+    columns = [study.fixed[axis] for axis in FIXED]
+    lines = [_line([c for title in FIXED.values() for c in (title, "")])]
+    lines.append(_line(["---"] * 2 * len(columns)))
+    for i in range(max(len(c.values) for c in columns)):
+        cells: list[str] = []
+        for c in columns:
+            cells += [c.values[i][0], c.cell(c.values[i][0])] if i < len(c.values) else ["", ""]
+        lines.append(_line(cells))
+    return "\n".join(lines)
+
+
+def tuned_table(study: Study, axis: str) -> str:
+    fixed, tuned = study.fixed[axis], study.tuned[axis]
+    budget = f"fixed: lr {_short(study.protocol['lr'])}, weight decay "
+    budget += _short(study.protocol["weight_decay"])
+    lines = [
+        _line([TUNED[axis], budget, f"tuned: {study.trials} trials", "values chosen"]),
+        _line(["---"] * 4),
+    ]
+    for value, row in tuned.values:
+        chosen = ", ".join(f"{k}={v:.3g}" for k, v in row.entry.hparams)
+        shown = fixed.cell(value) if value in dict(fixed.values) else "—"
+        lines.append(_line([value, shown, tuned.cell(value), chosen]))
+    return "\n".join(lines)
+
+
+def blocks(study: Study) -> dict[str, str]:
+    """Every generated table by its marker name."""
+    out = {"fixed": fixed_table(study)}
+    out.update({f"tuned-{axis}": tuned_table(study, axis) for axis in TUNED})
+    return out
+
+
+def _marker(name: str) -> re.Pattern[str]:
+    name = re.escape(name)
+    return re.compile(
+        rf"(<!-- study-tables:{name} -->\n)(.*?)(<!-- /study-tables:{name} -->)", re.S
+    )
+
+
+def rewrite(text: str, tables: dict[str, str]) -> str:
+    """``text`` with each marked block replaced by its table (an error for a missing marker)."""
+    for name, table in tables.items():
+        pattern = _marker(name)
+        if len(pattern.findall(text)) != 1:
+            raise SystemExit(f"study_tables: error: {DOC.name}: no single block {name!r}")
+        text = pattern.sub(lambda m, t=table: f"{m[1]}\n{t}\n\n{m[3]}", text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when the doc differs")
+    parser.add_argument("--doc", type=Path, default=DOC)
+    args = parser.parse_args()
+    text = args.doc.read_text(encoding="utf-8")
+    made = rewrite(text, blocks(load_study()))
+    if made == text:
+        print(f"{args.doc}: the study's tables match the records")
+        return 0
+    if args.check:
+        print(
+            f"{args.doc}: the study's tables differ from the records; run scripts/study_tables.py"
+        )
+        return 1
+    args.doc.write_text(made, encoding="utf-8")
+    print(f"{args.doc}: the study's tables rewritten from the records")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
