@@ -1,20 +1,27 @@
 """What ``run``, ``sweep`` and ``tune`` share: checking ``--jobs`` and ``--nproc``, starting
-the ranks of a data-parallel run, the ``--dry-run`` listing, runs as jobs, a board's row."""
+the ranks of a data-parallel run, the preparation bar, what the dispatcher reports to, the
+``--dry-run`` listing, a board's row."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
 from harness.cli import bars
 from harness.cli.progress import TrainingProgress
 from harness.cli.root import err, out
+from harness.engine.events import TrainObserver
 from harness.errors import HarnessError
 from harness.runs.requests import RunRequest
+
+if TYPE_CHECKING:
+    from harness.runs.planning import Planner
 
 
 def check_jobs(request: RunRequest) -> None:
@@ -25,19 +32,35 @@ def check_jobs(request: RunRequest) -> None:
 
 def dry_run(plans: list[Any]) -> None:
     """``--dry-run``: the runs that would train, those skipped, the estimate; nothing trains."""
-    from harness.runs.jobs import schedule
+    from harness.runs.dispatch import schedule
 
     for line in schedule(plans).lines():
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def run_jobs(plans: list[Any], nproc: int = 1) -> list[Any]:
-    """``--jobs``/``--cluster``: the runs as Ray tasks (each over ``nproc`` processes), under a
-    bar of runs done."""
-    from harness.runs import jobs
+@contextmanager
+def preparing() -> Iterator[Planner]:
+    """A planner whose dataset preparation shows a bar while the block runs (every input
+    checked, the data ready, before anything trains); later plans reuse what it prepared."""
+    from harness.runs.planning import Planner
 
-    with bars.bar("Runs", err) as progress:
-        return jobs.run_jobs(plans, TrainingProgress(err), progress, nproc)
+    planner = Planner()
+    with bars.bar("Preparing the dataset", err) as progress:
+        planner.progress = progress
+        yield planner
+    planner.progress = None
+
+
+@contextmanager
+def reporting(request: RunRequest) -> Iterator[tuple[TrainObserver, bars.Update | None]]:
+    """What the dispatcher reports to: the training bars and lines, and with
+    ``--jobs``/``--cluster`` a bar of runs done."""
+    observer = TrainingProgress(err)
+    if request.jobs or request.cluster:
+        with bars.bar("Runs", err) as runs:
+            yield observer, runs
+    else:
+        yield observer, None
 
 
 def ranks(nproc: int) -> bool:

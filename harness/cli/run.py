@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli import bars, launch, options
-from harness.cli.progress import TrainingProgress
+from harness.cli import launch, options
 from harness.cli.root import err, out
 from harness.cli.tables import per_class_table
 from harness.runs.requests import RunRequest
@@ -13,16 +12,14 @@ from harness.runs.requests import RunRequest
 def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     from harness.engine import distributed
-    from harness.runs.execution import execute, plan
+    from harness.runs.dispatch import dispatch
 
     start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
     launch.check_jobs(request)
-    if start_ranks:  # every input checked and the dataset prepared once, here
-        with bars.bar("Preparing the dataset", err) as progress:
-            resolved = plan(request, progress=progress)
+    with launch.preparing() as planner:  # every input checked and the dataset prepared once
+        resolved = planner.plan(request)
+    if start_ranks:
         launch.start_ranks(nproc, resolved.device)
-    with bars.bar("Preparing the dataset", err) as progress:
-        resolved = plan(request, progress=progress)
     bench = resolved.benchmark
     dataset = bench.dataset
     err.print(
@@ -37,10 +34,8 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
     if request.dry_run:
         return launch.dry_run([resolved])
     try:
-        if request.jobs or request.cluster:
-            outcomes = launch.run_jobs([resolved], nproc)
-        else:
-            outcomes = execute(resolved, TrainingProgress(err))
+        with launch.reporting(request) as (observer, runs):
+            outcomes = dispatch([resolved], observer, runs, nproc)
     finally:
         distributed.shutdown()
     if not resolved.world.is_main:

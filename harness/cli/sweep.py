@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import bars, launch, options
-from harness.cli.progress import TrainingProgress
-from harness.cli.root import err, out
+from harness.cli import launch, options
+from harness.cli.root import out
 from harness.runs.requests import RunRequest
 
 
@@ -26,32 +25,22 @@ def sweep(
     nproc: options.Nproc = 1,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
-    import dataclasses
-
     from harness.engine import distributed
-    from harness.runs.execution import plan
-    from harness.runs.sweep import parse_vary
-    from harness.runs.sweep import sweep as run_sweep
+    from harness.runs.sweep import parse_vary, run_sweep, sweep_plans
 
     start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
     launch.check_jobs(request)
     axis = parse_vary(vary)
-    base = request
-    # Every value checked, and the dataset prepared, under the bar before anything trains.
-    with bars.bar("Preparing the dataset", err) as progress:
-        plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
+    # Every value checked, and the dataset prepared once, under the bar before anything trains.
+    with launch.preparing() as planner:
+        plans = sweep_plans(request, axis, planner)
     if request.dry_run:
         return launch.dry_run(plans)
     if start_ranks:
         launch.start_ranks(nproc, plans[0].device)
     try:
-        if request.jobs or request.cluster:
-            with bars.bar("Runs", err) as runs_progress:
-                path, plans = run_sweep(
-                    base, axis, TrainingProgress(err), jobs=runs_progress, nproc=nproc
-                )
-        else:
-            path, plans = run_sweep(base, axis, TrainingProgress(err))
+        with launch.reporting(request) as (observer, runs):
+            path = run_sweep(plans, axis, observer, runs, nproc)
     finally:
         distributed.shutdown()
     if not plans[0].world.is_main or path is None:

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from harness.cli import bars, launch, options
-from harness.cli.progress import TrainingProgress
-from harness.cli.root import err, out
+from harness.cli import launch, options
+from harness.cli.root import out
 from harness.cli.tables import trials_table
 from harness.runs.requests import RunRequest
 
@@ -36,22 +35,18 @@ def tune(
     if vary is not None:
         return _tune_sweep(request, trials, vary)
     from harness.results.leaderboard import leaderboard_path
-    from harness.runs.execution import plan
     from harness.runs.tune import tune as run_tune
     from harness.runs.tune import tune_dry_run
 
     launch.check_jobs(request)
-    with bars.bar("Preparing the dataset", err) as progress:
-        plan(request, progress)  # every input checked, the dataset ready, before any trial
+    with launch.preparing() as planner:
+        planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.dry_run:
-        for line in tune_dry_run(request, trials):
+        for line in tune_dry_run(request, trials, planner):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    if request.jobs or request.cluster:
-        with bars.bar("Runs", err) as runs_progress:
-            outcome = run_tune(request, TrainingProgress(err), trials=trials, jobs=runs_progress)
-    else:
-        outcome = run_tune(request, TrainingProgress(err), trials=trials)
+    with launch.reporting(request) as (observer, runs):
+        outcome = run_tune(request, observer, trials=trials, jobs=runs, planner=planner)
     out.print(trials_table(outcome))
     for path, record in outcome.final.outcomes:
         out.print(
@@ -76,27 +71,22 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
     import dataclasses
 
-    from harness.runs.execution import plan
     from harness.runs.sweep import parse_vary
     from harness.runs.tune import tune_dry_run, tune_sweep
 
     launch.check_jobs(request)
     axis = parse_vary(vary)
-    with bars.bar("Preparing the dataset", err) as progress:
+    with launch.preparing() as planner:
         for value in axis.values:  # every value checked before any trial
-            plan(dataclasses.replace(request, **{axis.name: value}), progress)
+            planner.plan(dataclasses.replace(request, **{axis.name: value}))
     if request.dry_run:  # each value's budget, study and estimate; nothing trains
         for value in axis.values:
-            for line in tune_dry_run(dataclasses.replace(request, **{axis.name: value}), trials):
+            value_request = dataclasses.replace(request, **{axis.name: value})
+            for line in tune_dry_run(value_request, trials, planner):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    if request.jobs or request.cluster:
-        with bars.bar("Runs", err) as runs_progress:
-            path, _ = tune_sweep(
-                request, axis, TrainingProgress(err), trials=trials, jobs=runs_progress
-            )
-    else:
-        path, _ = tune_sweep(request, axis, TrainingProgress(err), trials=trials)
+    with launch.reporting(request) as (observer, runs):
+        path, _ = tune_sweep(request, axis, observer, trials=trials, jobs=runs, planner=planner)
     if path is None:
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)

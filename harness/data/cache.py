@@ -154,7 +154,7 @@ def preprocessed(root: Path, resolution: int, *, progress: Progress | None = Non
     """The cache of ``root``'s labelled training images at ``resolution``, built if needed.
 
     ``progress(done, total)`` is called as images are preprocessed; without it the build
-    is silent (the command line passes a progress bar: ``harness.runs.execution.plan``).
+    is silent (the command line passes a progress bar: ``harness.runs.planning.Planner``).
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise HarnessError(f"resolution {resolution!r}: must be a positive integer")

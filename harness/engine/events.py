@@ -1,6 +1,6 @@
 """What training tells whoever watches it: progress, per-epoch metrics and messages.
 
-The engine draws no UI. ``train`` and ``harness.runs.execution.execute`` report through a
+The engine draws no UI. ``train`` and ``harness.runs.dispatch.dispatch`` report through a
 ``TrainObserver``; the command line supplies one that draws a progress bar
 (``harness.cli.progress``), ``harness.runs.tracking`` writes ``metrics.jsonl`` and
 TensorBoard event files, ``Observers`` hands every call to several, and ``NullObserver``

@@ -36,7 +36,7 @@ from harness.engine.device import amp_dtype, resolve_device
 from harness.engine.inference import TTA_CHOICES, tta_logits
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME
-from harness.runs.execution import WEIGHTS_NAME
+from harness.runs.planning import WEIGHTS_NAME
 
 SPLITS = ("test", "val")
 

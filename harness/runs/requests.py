@@ -119,7 +119,7 @@ class RunRequest:
         None,
     )
     #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
-    #: (harness.runs.jobs); None: one after another in this process, without Ray.
+    #: (harness.runs.executors); None: one after another in this process, without Ray.
     jobs: int | None = _option(
         "--jobs",
         "Train up to N runs at once (Ray; a local instance is started and stopped for you)",

@@ -20,7 +20,8 @@ from harness.errors import HarnessError, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
 from harness.results.leaderboard import leaderboard_path, rows
 from harness.results.records import Unusable, scan_records
-from harness.runs.execution import Plan, execute, name_unusable, plan
+from harness.runs.dispatch import dispatch, name_unusable
+from harness.runs.planning import Plan, Planner
 from harness.runs.requests import RunRequest
 
 #: Axis name on the command line -> RunRequest field.
@@ -88,28 +89,39 @@ def sweep(
     """Run every value of ``axis`` with ``base``'s other settings; write the ablation table.
 
     Training progress and every line for the user go to ``observer``; ``progress`` hears
-    the dataset's preparation. With ``--jobs``/``--cluster`` the runs go to Ray
-    (``harness.runs.jobs``) and ``jobs`` hears the runs done of all.
+    the dataset's preparation (once for the whole sweep); ``jobs`` the runs done of all
+    (``harness.runs.dispatch``).
     """
-    plans = [plan(dataclasses.replace(base, **{axis.name: v}), progress) for v in axis.values]
+    plans = sweep_plans(base, axis, Planner(progress))
+    return run_sweep(plans, axis, observer, jobs, nproc), plans
+
+
+def run_sweep(
+    plans: Sequence[Plan],
+    axis: Axis,
+    observer: TrainObserver,
+    jobs: Callable[[int, int], None] | None = None,
+    nproc: int = 1,
+) -> Path | None:
+    """Every run of the sweep's ``plans`` (``sweep_plans``), then its ablation table (also
+    when a run failed: the table shows those that finished, then the failure is raised)."""
+    try:
+        dispatch(plans, observer, jobs, nproc)
+    except RunFailed:
+        write_ablation(axis, plans, observer)
+        raise
+    return write_ablation(axis, plans, observer)
+
+
+def sweep_plans(base: RunRequest, axis: Axis, planner: Planner) -> list[Plan]:
+    """One plan per value of ``axis``, every value checked and the data prepared once."""
+    plans = [planner.plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
     ids = {p.benchmark.id for p in plans}
     if len(ids) != 1:  # pragma: no cover - the axis never touches the protocol or data
         raise HarnessError(f"a sweep must stay on one benchmark, got {sorted(ids)}")
-    for p in plans[1:]:  # a record left out is named once for the whole sweep
-        p.unusable_named = plans[0].unusable_named
-    if base.jobs or base.cluster:
-        from harness.runs.jobs import run_jobs
-
-        try:
-            run_jobs(plans, observer, jobs, nproc)
-        except RunFailed:  # the table shows the runs that did finish; then the failure
-            write_ablation(axis, plans, observer)
-            raise
-    else:
-        for value, p in zip(axis.values, plans, strict=True):
-            observer.message(f"sweep {axis.name} = {value}")
-            execute(p, observer)
-    return write_ablation(axis, plans, observer), plans
+    for value, p in zip(axis.values, plans, strict=True):
+        p.title = f"sweep {axis.name} = {value}"
+    return plans
 
 
 def write_ablation(

@@ -47,7 +47,8 @@ from harness.errors import HarnessError, RunFailed
 from harness.pictures.charts import TUNING, TrialSeries, tuning_curves
 from harness.protocol import Protocol, Tuning
 from harness.results.records import RECORD_NAME, Record, read_record
-from harness.runs.execution import Plan, execute, plan, run_dir
+from harness.runs.dispatch import dispatch, estimate_hours
+from harness.runs.planning import Plan, Planner, run_dir
 from harness.runs.requests import RunRequest, resume_command
 from harness.runs.sweep import Axis, write_ablation
 
@@ -155,14 +156,17 @@ def tune(
     trials: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
+    planner: Planner | None = None,
 ) -> TuneOutcome:
     """Tune the entry of ``request`` with its protocol's budget, then run the chosen values
     on the protocol's seeds; write the study, the trials' and the final runs' records, the
     leaderboards and the tuning picture. ``observer`` hears every line for the user;
-    ``progress`` the dataset's preparation; ``jobs`` the runs done of all (Ray)."""
+    ``progress`` the dataset's preparation (or ``planner``'s, whose prepared data is
+    reused); ``jobs`` the runs done of all (Ray)."""
     resume = tune_command(request, trials)
+    planner = planner or Planner(progress)
     (outcome,) = tune_many(
-        [request], observer, trials=trials, progress=progress, jobs=jobs, resume=resume
+        [request], observer, trials=trials, jobs=jobs, resume=resume, planner=planner
     )
     if outcome.failed:
         raise RunFailed(outcome.failed)
@@ -189,25 +193,27 @@ def tune_many(
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
     resume: str = "",
+    planner: Planner | None = None,
 ) -> list[TuneOutcome]:
     """Tune several entries with the same budget: every entry's trials first (sent to Ray
     together with ``--jobs``, so no slot idles between entries), then every chosen entry's
     seeds. ``resume`` is the command a Ctrl-C prints. An entry whose trials all failed, or
     whose final seed failed, says so in its outcome's ``failed``; the others go on."""
+    planner = planner or Planner(progress)  # the data prepared once for every run
     with contextlib.ExitStack() as held:
         try:
-            studies = _open_all(requests, trials, observer, progress, held)
+            studies = _open_all(requests, trials, observer, planner, held)
             for s in studies:
                 for t in s.trials:
                     t.plan.resume_hint = resume  # Ctrl-C in a trial: continue the tuning
-            _run_trials([t for s in studies for t in s.trials], requests[0], observer, jobs)
+            _run_trials([t for s in studies for t in s.trials], observer, jobs)
             for s in studies:
                 _tell(s.study, s.trials)
-            outcomes = [_conclude(s, observer, progress) for s in studies]
+            outcomes = [_conclude(s, observer, planner) for s in studies]
             finals = [o for o in outcomes if o.chosen is not None]
             for o in finals:
                 o.final.resume_hint = resume
-            _run_finals(finals, requests[0], observer, jobs)
+            _run_finals(finals, observer, jobs)
         except KeyboardInterrupt as exc:
             if not getattr(exc, "resume_said", False):  # a run's own message has said it
                 observer.message(f"Resume the tuning with:\n  {resume}")
@@ -224,7 +230,7 @@ def _open_all(
     requests: Sequence[RunRequest],
     trials: int | None,
     observer: TrainObserver,
-    progress: Callable[[int, int], None] | None,
+    planner: Planner,
     held: contextlib.ExitStack,
 ) -> list[_Study]:
     """Every entry planned and its budget checked, every study folder free (none there
@@ -234,7 +240,7 @@ def _open_all(
     for request in requests:
         if request.hparams or request.tuned:
             raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
-    bases = [plan(r, progress) for r in requests]
+    bases = [planner.plan(r) for r in requests]
     tunings = [budget_of(b.benchmark.protocol, trials) for b in bases]
     folders = [study_folder(b, t) for b, t in zip(bases, tunings, strict=True)]
     for request, folder in zip(requests, folders, strict=True):
@@ -246,7 +252,7 @@ def _open_all(
     for folder in dict.fromkeys(folders):  # one entry twice in a --vary holds one lock
         held.enter_context(_lock(folder))
     return [
-        _open(r, b, t, f, observer, progress)
+        _open(_Study(r, b, t, f, None, []), observer, planner)
         for r, b, t, f in zip(requests, bases, tunings, folders, strict=True)
     ]
 
@@ -271,30 +277,21 @@ def _lock(folder: Path) -> Iterator[None]:
         lock.release()
 
 
-def _open(
-    request: RunRequest,
-    base: Plan,
-    tuning: Tuning,
-    folder: Path,
-    observer: TrainObserver,
-    progress: Callable[[int, int], None] | None,
-) -> _Study:
+def _open(s: _Study, observer: TrainObserver, planner: Planner) -> _Study:
     """The entry's study opened and its points drawn (those drawn before kept)."""
-    proto = base.benchmark.protocol
-    study = _study(folder, tuning)
+    proto = s.base.benchmark.protocol
+    study = _study(s.folder, s.tuning)
     found = [
-        Trial(n, v, plan(trial_request(request, proto, tuning, v), progress), told=told)
-        for n, v, told in _points(study, tuning)
+        Trial(n, v, planner.plan(trial_request(s.request, proto, s.tuning, v)), told=told)
+        for n, v, told in _points(study, s.tuning)
     ]
     observer.message(
-        f"tuning {base.entry.label}: {tuning.budget}; trials on {found[0].plan.benchmark.id}"
+        f"tuning {s.base.entry.label}: {s.tuning.budget}; trials on {found[0].plan.benchmark.id}"
     )
-    return _Study(request, base, tuning, folder, study, found)
+    return dataclasses.replace(s, study=study, trials=found)
 
 
-def _conclude(
-    s: _Study, observer: TrainObserver, progress: Callable[[int, int], None] | None
-) -> TuneOutcome:
+def _conclude(s: _Study, observer: TrainObserver, planner: Planner) -> TuneOutcome:
     """The chosen trial, the summary and picture in the study folder, the final plan (the
     untuned one, never run, when every trial failed)."""
     proto = s.base.benchmark.protocol
@@ -313,13 +310,12 @@ def _conclude(
         f"mean Dice {chosen.dice:.4f} on fold {s.tuning.fold}; now the protocol's seeds on "
         f"fold {proto.fold}"
     )
-    final = plan(
+    final = planner.plan(
         dataclasses.replace(
             s.request,
             hparams=tuple(f"{k}={v!r}" for k, v in sorted(chosen.values.items())),
             tuned=f"{s.tuning.trials}-{s.tuning.hash}",
-        ),
-        progress,
+        )
     )
     final.tuning = summary
     return TuneOutcome(s.folder, s.tuning, s.trials, chosen, final, picture)
@@ -377,26 +373,18 @@ def _points(study: Any, tuning: Tuning) -> list[tuple[int, dict[str, float], boo
 
 def _run_trials(
     found: Sequence[Trial],
-    request: RunRequest,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
 ) -> None:
-    """Every trial still to run: on Ray with ``--jobs``/``--cluster``, else one after
-    another; a failed trial leaves its failed record and the others go on. A trial whose
-    result the study was told (a resumed study) keeps it: a failed one is not tried again."""
+    """Every trial still to run (``harness.runs.dispatch``); a failed trial leaves its failed
+    record and the others go on. A trial whose result the study was told (a resumed study)
+    keeps it: a failed one is not tried again."""
     todo = [t for t in found if not (t.told and (t.folder / RECORD_NAME).is_file())]
-    if todo and (request.jobs or request.cluster):
-        from harness.runs.jobs import run_jobs
-
-        with contextlib.suppress(RunFailed):  # each failed trial is named by run_jobs
-            run_jobs([t.plan for t in todo], observer, jobs)
-    elif todo:
-        for i, trial in enumerate(todo, 1):
-            observer.message(f"trial {i} of {len(todo)}: {trial.plan.entry.label}")
-            try:
-                execute(trial.plan, observer)
-            except RunFailed as exc:
-                observer.message(f"trial {i} of {len(todo)} failed: {exc}")
+    for i, trial in enumerate(todo, 1):
+        trial.plan.title = f"trial {i} of {len(todo)}: {trial.plan.entry.label}"
+    if todo:
+        with contextlib.suppress(RunFailed):  # the dispatcher names each failed trial
+            dispatch([t.plan for t in todo], observer, jobs)
     for trial in found:
         trial.record = read_record(trial.folder / RECORD_NAME)
 
@@ -475,42 +463,37 @@ def _space(tuning: Tuning) -> list[tuple[str, float, float, bool]]:
 
 def _run_finals(
     finals: Sequence[TuneOutcome],
-    request: RunRequest,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
 ) -> None:
-    """The chosen entries on the protocol's seeds: on Ray together, or one after another; a
+    """The chosen entries on the protocol's seeds, together (``harness.runs.dispatch``); a
     failed seed marks its outcome failed and the others go on."""
-    if finals and (request.jobs or request.cluster):
-        from harness.runs.jobs import run_jobs
-
-        try:
-            run_jobs([o.final for o in finals], observer, jobs)
-        except RunFailed as exc:  # it names the failed runs, after all have ended
-            for o in finals:
-                records = [
-                    read_record(run_dir(o.final, seed) / RECORD_NAME) for seed in o.final.seeds
-                ]
-                if any(r is None or r.status != "succeeded" for r in records):
-                    o.failed = str(exc)
-    else:
+    if not finals:
+        return
+    try:
+        dispatch([o.final for o in finals], observer, jobs)
+    except RunFailed as exc:  # it names the failed runs, after all have ended
         for o in finals:
-            try:
-                execute(o.final, observer)
-            except RunFailed as exc:
-                o.failed = f"{o.final.entry.label}: {exc}"
+            failed = [
+                f"seed {job.seed} failed: {outcome.reason} (record: {job.record_path})"
+                for job, outcome in getattr(exc, "failures", [])
+                if job.plan is o.final
+            ]
+            if failed:
+                o.failed = f"{o.final.entry.label}: {'; '.join(failed)}"
 
 
-def tune_dry_run(request: RunRequest, trials: int | None) -> list[str]:
+def tune_dry_run(
+    request: RunRequest, trials: int | None, planner: Planner | None = None
+) -> list[str]:
     """``harness tune --dry-run``: the budget, the runs it takes and an estimate; nothing trains
     and no point is drawn."""
-    from harness.runs.jobs import estimate_hours
-
-    base = plan(request)
+    planner = planner or Planner()
+    base = planner.plan(request)
     proto = base.benchmark.protocol
     tuning = budget_of(proto, trials)
     folder = study_folder(base, tuning)
-    trial_bench = plan(trial_request(request, proto, tuning, {})).benchmark.id
+    trial_bench = planner.plan(trial_request(request, proto, tuning, {})).benchmark.id
     state = "exists; --resume continues it" if (folder / STUDY_NAME).exists() else "new"
     seeds = ", ".join(map(str, base.seeds))
     hours = estimate_hours(base)  # from the records alone: an interrupted run is no error here
@@ -536,6 +519,7 @@ def tune_sweep(
     *,
     trials: int | None = None,
     jobs: Callable[[int, int], None] | None = None,
+    planner: Planner | None = None,
 ) -> tuple[Path | None, list[TuneOutcome]]:
     """``harness tune --vary AXIS=...``: tune every value with the same budget (their trials
     together), then write the tuned ablation table beside the fixed one."""
@@ -544,7 +528,9 @@ def tune_sweep(
     resume = tune_command(request, trials).replace(
         "harness tune ", f"harness tune --vary {vary} ", 1
     )
-    outcomes = tune_many(requests, observer, trials=trials, jobs=jobs, resume=resume)
+    outcomes = tune_many(
+        requests, observer, trials=trials, jobs=jobs, resume=resume, planner=planner
+    )
     budget = f"tuned: {outcomes[0].tuning.budget}"
     untuned = {i for i, o in enumerate(outcomes) if o.chosen is None}  # no row to show
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget, untuned)

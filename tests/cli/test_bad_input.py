@@ -131,7 +131,9 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from harness.data.phantom import synthesize
     from harness.engine.events import NullObserver
-    from harness.runs.execution import RunRequest, execute, plan
+    from harness.runs.dispatch import execute
+    from harness.runs.planning import plan
+    from harness.runs.requests import RunRequest
 
     root = tmp_path_factory.mktemp("world")
     phantom = synthesize(root / "phantom", ids=5, size=64)

@@ -21,7 +21,9 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
     """The run left alone (in-process, through the library the command line calls)."""
     from harness.engine.events import NullObserver
-    from harness.runs.execution import RunRequest, execute, plan
+    from harness.runs.dispatch import execute
+    from harness.runs.planning import plan
+    from harness.runs.requests import RunRequest
 
     root = tmp_path_factory.mktemp("reference")
     with pytest.MonkeyPatch.context() as mp:

@@ -357,7 +357,7 @@ def test_nproc_checks_the_input_once_before_starting_processes(
 
 def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.engine import distributed
-    from harness.runs.execution import RunRequest, resume_command
+    from harness.runs.requests import RunRequest, resume_command
 
     request = RunRequest(model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True)
     plain = resume_command(request)

@@ -22,8 +22,9 @@ import pytest
 
 from harness.engine.events import NullObserver
 from harness.results.records import read_record, write_record
-from harness.runs import jobs
-from harness.runs.execution import plan, run_dir
+from harness.runs import executors as jobs
+from harness.runs.dispatch import dispatch
+from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
 from tests.helpers import make_record
 
@@ -90,7 +91,7 @@ def test_a_killed_worker_is_retried_and_resumes(local_ray, tmp_path: Path) -> No
     watcher = threading.Thread(target=kill_one_after_its_first_checkpoint, daemon=True)
     watcher.start()
     try:
-        outcomes = jobs.run_jobs([plan(request)], NullObserver())
+        outcomes = dispatch([plan(request)], NullObserver())
     finally:
         done.set()
         watcher.join()

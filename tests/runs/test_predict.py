@@ -18,7 +18,6 @@ from harness.errors import HarnessError
 from harness.metric.evaluate import evaluate_submission
 from harness.metric.rle import decode
 from harness.metric.submission import HEADER, read_submission
-from harness.runs.execution import save_weights
 from harness.runs.predict import (
     WEIGHTS_NAME,
     ensemble_logits,
@@ -27,6 +26,7 @@ from harness.runs.predict import (
     predict_submission,
     tta_logits,
 )
+from harness.runs.seed import save_weights
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.engine import distributed
-from harness.runs import execution, sweep
+from harness.runs import planning
 from harness.runs.requests import RunRequest, flag, parse_seeds, resume_command
 
 #: A value for every RunRequest field, none of them its default. A new field must be added
@@ -56,11 +56,10 @@ def parsed(cli, monkeypatch: pytest.MonkeyPatch):
     for key in (*distributed.LAUNCH_ENV, distributed.NPROC_ENV):
         monkeypatch.delenv(key, raising=False)
 
-    def fake_plan(request: RunRequest, progress=None):
+    def fake_plan(planner: planning.Planner, request: RunRequest):
         raise _Planned(request)
 
-    monkeypatch.setattr(execution, "plan", fake_plan)
-    monkeypatch.setattr(sweep, "plan", fake_plan)
+    monkeypatch.setattr(planning.Planner, "plan", fake_plan)
 
     def parse(*args: str) -> RunRequest:
         with pytest.raises(_Planned) as caught:

@@ -22,8 +22,9 @@ from harness.errors import HarnessError, RunFailed
 from harness.pictures.charts import TUNING
 from harness.results.leaderboard import budget_lines, regenerate, rows
 from harness.results.records import read_record, write_record
-from harness.runs import execution
+from harness.runs import dispatch, planning, seed
 from harness.runs import tune as tuning
+from harness.runs.job import Action, Job
 from harness.runs.requests import RunRequest
 from tests.helpers import BENCH, make_record
 
@@ -48,7 +49,7 @@ class _Seen:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[protocols.Protocol, list[Path], list[Path]]] = []
-        real = execution.train
+        real = seed.train
 
         def spy(protocol, entry, registry, *, train_images, val_images, **kwargs):
             self.calls.append((protocol, list(train_images), list(val_images)))
@@ -61,7 +62,7 @@ class _Seen:
                 **kwargs,
             )
 
-        monkeypatch.setattr(execution, "train", spy)
+        monkeypatch.setattr(seed, "train", spy)
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +148,15 @@ def test_a_killed_tune_resumed_does_not_redo_finished_trials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = tuning.execute
+    real = seed.train_job  # each trial's run, as the dispatcher hands it out
 
-    def stop_at_second(p, observer, *args, **kwargs):
+    def stop_at_second(job, observer):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real(p, observer, *args, **kwargs)
+        return real(job, observer)
 
-    monkeypatch.setattr(tuning, "execute", stop_at_second)
+    monkeypatch.setattr(seed, "train_job", stop_at_second)
     lines: list[str] = []
 
     class Said(NullObserver):
@@ -165,7 +166,7 @@ def test_a_killed_tune_resumed_does_not_redo_finished_trials(
     with pytest.raises(KeyboardInterrupt):
         tuning.tune(_request(tmp_path), Said(), trials=TRIALS)
     assert "harness tune" in lines[-1] and "--resume" in lines[-1] and "--trials 2" in lines[-1]
-    monkeypatch.setattr(tuning, "execute", real)
+    monkeypatch.setattr(seed, "train_job", real)
     # Without --resume the study is not overwritten.
     with pytest.raises(HarnessError, match="--resume"):
         tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
@@ -182,7 +183,7 @@ def test_a_failed_trial_is_not_tried_again_on_resume(
 ) -> None:
     """A diverged trial stays failed: a --resume neither retrains it (hours, on real data)
     nor lets a retry change the values chosen after the finals ran."""
-    real = execution.train
+    real = seed.train
     failed: list[float] = []
 
     def first_trial_diverges(protocol, entry, registry, **kwargs):
@@ -191,7 +192,7 @@ def test_a_failed_trial_is_not_tried_again_on_resume(
             raise FloatingPointError("loss is NaN")
         return real(protocol, entry, registry, **kwargs)
 
-    monkeypatch.setattr(execution, "train", first_trial_diverges)
+    monkeypatch.setattr(seed, "train", first_trial_diverges)
     first = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
     assert [t.dice is None for t in first.trials] == [True, False]
     assert first.trials[0].record.status == "failed"
@@ -208,14 +209,14 @@ def test_a_value_whose_trials_all_fail_leaves_the_others_their_rows(
     others their finals or the table; the command then fails naming it."""
     from harness.runs.sweep import parse_vary
 
-    real = execution.train
+    real = seed.train
 
     def adam_diverges(protocol, entry, registry, **kwargs):
         if entry.optimizer.name == "adam":
             raise FloatingPointError("loss is NaN")
         return real(protocol, entry, registry, **kwargs)
 
-    monkeypatch.setattr(execution, "train", adam_diverges)
+    monkeypatch.setattr(seed, "train", adam_diverges)
     axis = parse_vary("optimizer=adam,sgd")
     with pytest.raises(RunFailed, match="adam .* all 1 tuning trials failed") as info:
         tuning.tune_sweep(_request(tmp_path), axis, NullObserver(), trials=1)
@@ -230,7 +231,7 @@ def test_a_second_tune_of_the_same_study_is_refused_while_one_runs(tmp_path: Pat
     from filelock import FileLock
 
     request = _request(tmp_path, resume=True)
-    base = execution.plan(request)
+    base = planning.plan(request)
     folder = tuning.study_folder(base, tuning.budget_of(base.benchmark.protocol, TRIALS))
     folder.parent.mkdir(parents=True)
     with FileLock(f"{folder}.lock"), pytest.raises(HarnessError, match="another harness tune"):
@@ -247,12 +248,12 @@ def test_ctrl_c_in_a_trial_says_the_tune_command() -> None:
             said.append(text)
 
     exc = KeyboardInterrupt()
-    hinted = execution.Plan(
+    hinted = planning.Plan(
         registry=None, benchmark=None, entry=None, seeds=[0], device="cpu",
         runs_dir=Path("runs"), leaderboards_dir=Path("boards"),
         resume_hint="harness tune --model unet --loss dice --resume",
     )  # fmt: skip
-    execution._report_interrupt(hinted, 0, Path("/nonexistent"), exc, Said())
+    dispatch._report_interrupt(Job(hinted, 0, Path("/nonexistent"), Action.TRAIN), exc, Said())
     assert said[-1].endswith("harness tune --model unet --loss dice --resume")
     assert exc.resume_said  # the tune's own handler does not say it twice
 

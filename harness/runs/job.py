@@ -1,0 +1,88 @@
+"""A job: one run (one entry, one seed, on one benchmark) with what the dispatcher decided
+for it, and the outcome an executor hands back.
+
+``decide`` is the whole decision, as a table of facts about the run's folder: whether it
+trains from the start, resumes from its checkpoint, is skipped, or is refused. ``keeps_earlier``
+is the one rule for a rerun that does not succeed: an earlier succeeded record stays. Both
+are pure; ``harness.runs.dispatch`` applies them, executors only carry jobs out.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.results.records import RECORD_NAME, Record
+from harness.runs.planning import Plan
+
+
+class Action(enum.Enum):
+    """What happens to a run."""
+
+    TRAIN = "train"  # from the beginning (a rerun of a finished run starts afresh)
+    RESUME = "resume"  # from the ``last`` checkpoint of an interrupted run (--resume)
+    SKIP = "skip"  # already succeeded (--resume): only reported
+    REFUSE = "refuse"  # an interrupted run's checkpoint is there and --resume was not given
+
+
+def decide(resume: bool, record: Record | None, interrupted: bool) -> Action:
+    """The decision for one run from what its folder holds: its ``record`` (None: none) and
+    whether an interrupted run left a checkpoint; ``resume``: ``--resume`` was given."""
+    if resume:
+        if record is not None and record.status == "succeeded":
+            return Action.SKIP
+        return Action.RESUME if interrupted else Action.TRAIN
+    if interrupted and record is None:
+        return Action.REFUSE
+    return Action.TRAIN
+
+
+def keeps_earlier(earlier: Record | None, status: str) -> bool:
+    """A rerun that fails or stops never costs a result: an earlier succeeded record (and
+    its final weights) stays when this one's ``status`` is not ``succeeded``."""
+    return status != "succeeded" and earlier is not None and earlier.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to carry out: a plan's entry, one seed, its folder, the decision."""
+
+    plan: Plan
+    seed: int
+    folder: Path
+    action: Action
+    #: The record the folder held when the job was decided (kept if a rerun fails).
+    earlier: Record | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.plan.entry.label} seed {self.seed}"
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD_NAME
+
+
+@dataclass
+class Outcome:
+    """What an executor hands back for a job.
+
+    ``succeeded``: the run wrote its record (``record``). ``failed``: ``record`` is the failed
+    record the dispatcher writes, unless an earlier success is kept; ``usage`` marks a failure
+    that is bad input (a plugin breaking its contract: exit 2, the command stops).
+    """
+
+    status: str
+    record: Record | None = None
+    reason: str = ""
+    usage: bool = False
+    #: Said already (by a data-parallel run's main rank): the other ranks stay quiet.
+    echoed: bool = False
+    #: The run's files, from a worker that cannot see this runs folder: relative path -> bytes.
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: Lines a worker said, for the dispatcher to print.
+    messages: list[str] = field(default_factory=list)
+    #: Anything else an executor reports (its own field names).
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,280 @@
+"""One job trained in this process (or, in a data-parallel run, as one of its ranks).
+
+The dispatcher (``harness.runs.dispatch``) has decided what the job does; this carries it out:
+it holds the run folder, starts afresh or continues the ``last`` checkpoint, trains with the
+run's trackers, and on success writes the final weights, the record and the pictures. A
+run that fails writes nothing: its failed record is in the ``Outcome`` it returns, for the
+dispatcher to write (or not, when an earlier success is kept). Only the main rank of a
+data-parallel run writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from harness.atomic import atomic_write_bytes, sweep_stale_temps
+from harness.data.layout import list_images
+from harness.engine import checkpoint, distributed
+from harness.engine.events import TrainObserver
+from harness.engine.trainer import TrainResult, train
+from harness.errors import HarnessError, RunFailed
+from harness.results.records import Record, code_revision, library_versions, write_record
+from harness.runs import tracking
+from harness.runs.job import Action, Job, Outcome
+from harness.runs.planning import WEIGHTS_NAME, Plan, entry_record, protocol_split
+from harness.runs.report import run_pictures
+
+
+def save_weights(path: Path, model: Any) -> None:
+    """Model weights as safetensors (never pickle), written atomically (temp, fsync, rename)."""
+    atomic_write_bytes(Path(path), checkpoint.weights_bytes(model.state_dict()))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_id(plan: Plan, seed: int) -> dict[str, Any]:
+    """What a checkpoint must belong to: this benchmark, this entry, this seed."""
+    return {"benchmark": plan.benchmark.id, "entry": plan.entry.key, "seed": int(seed)}
+
+
+def train_job(job: Job, observer: TrainObserver) -> Outcome:
+    """Carry out ``job`` (``Action.TRAIN`` or ``RESUME``) here. A failure is an ``Outcome``
+    holding its failed record; a checkpoint that cannot be used raises (nothing written);
+    Ctrl-C raises ``KeyboardInterrupt`` for the dispatcher to report."""
+    plan = job.plan
+    # In a data-parallel run the main rank holds the folder and writes; the others train.
+    lock = hold(job.folder) if plan.world.is_main else contextlib.nullcontext()
+    with lock:
+        start = _start(job, observer) if plan.world.is_main else None
+        if plan.world.active:  # every rank continues what the main rank loaded
+            start = distributed.broadcast_object(start, plan.world)
+        assert start is not None
+        if plan.world.is_main:  # metrics.jsonl, and the event files of --track
+            observer = _tracked(job, observer, start.resumed)
+        return _train(job, start, observer)
+
+
+@contextlib.contextmanager
+def hold(folder: Path) -> Iterator[None]:
+    """Hold ``folder`` for this process; a second process on the same run is refused.
+
+    The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise HarnessError(
+            f"{folder}: another harness process is running this run (lock {folder / '.lock'}); "
+            "wait for it to finish or stop it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class _Start:
+    """How the main rank found the folder: plain values, sent to the other ranks."""
+
+    resume_from: checkpoint.Checkpoint | None = None
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    started: str = ""
+
+    @property
+    def resumed(self) -> dict[str, Any] | None:
+        return self.resume_from.state if self.resume_from is not None else None
+
+
+def _start(job: Job, observer: TrainObserver) -> _Start:
+    """Half-written files of a killed process swept; a fresh start clears an earlier run's
+    checkpoints; a resume loads the ``last`` checkpoint (read here, sent to the other ranks,
+    so ranks on other machines need no shared runs folder)."""
+    ckpt_dir = checkpoint.directory(job.folder)
+    for place in (job.folder, ckpt_dir):  # half-written files of a process killed here before
+        sweep_stale_temps(place)
+    started = now()
+    if job.action is not Action.RESUME:
+        if ckpt_dir.exists():
+            checkpoint.discard(ckpt_dir)  # a finished or failed run's: this run starts afresh
+        return _Start(started=started)
+    resume_from = checkpoint.load(ckpt_dir, "last")
+    if resume_from is None:
+        raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
+    resumes = [
+        *resume_from.state.get("resumes", []),
+        {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
+    ]
+    observer.message(
+        f"seed {job.seed}: resuming from {resume_from.describe()} ({resume_from.path})"
+    )
+    return _Start(resume_from, resumes, str(resume_from.state.get("started_at", started)))
+
+
+def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) -> TrainObserver:
+    """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
+    plan = job.plan
+    track = plan.request.track if plan.request else None
+    proto = plan.benchmark.protocol
+    _, val_images = _images(plan)
+    preview = None
+    if track and val_images:
+        preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
+    about = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
+    texts = {k: "    " + json.dumps(v, indent=2).replace("\n", "\n    ") for k, v in about.items()}
+    return tracking.seed_observer(
+        observer, job.folder, resumed=resumed, track=track, texts=texts, preview=preview
+    )
+
+
+def _images(plan: Plan) -> tuple[list[Path], list[Path]]:
+    images = list_images(plan.benchmark.dataset.root, "train")
+    return protocol_split(images, plan.benchmark.protocol)
+
+
+def base_fields(job: Job, started: str, resumes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields every record of this job has, whatever the outcome."""
+    plan = job.plan
+    return {
+        "seed": job.seed,
+        "benchmark": plan.benchmark.to_dict(),
+        "entry": entry_record(plan),
+        "versions": library_versions(),
+        "code_revision": code_revision(),
+        "started_at": started,
+        "resumes": resumes,
+        "tuning": plan.tuning,
+    }
+
+
+def failed_record(job: Job, reason: str, base: dict[str, Any], wall_s: float) -> Record:
+    """The record of a run that failed, saying why."""
+    return Record(
+        status="failed",
+        mean_dice=None,
+        per_class_dice={},
+        error=reason,
+        cost={"wall_s": wall_s, "device": str(job.plan.device)},
+        finished_at=now(),
+        **base,
+    )
+
+
+def _train(job: Job, start: _Start, observer: TrainObserver) -> Outcome:
+    """Train; the outcome of a success (written) or a failure (to be written)."""
+    plan = job.plan
+    base = base_fields(job, start.started, start.resumes)
+    t0 = time.perf_counter()
+    train_images, val_images = _images(plan)
+
+    def failure(reason: str, **how: Any) -> Outcome:
+        record = failed_record(job, reason, base, time.perf_counter() - t0)
+        return Outcome("failed", record if plan.world.is_main else None, reason, **how)
+
+    try:
+        result = _run_trainer(job, start, observer, train_images, val_images)
+    except checkpoint.CheckpointError:
+        raise  # a checkpoint that cannot be used: nothing was run, nothing is written
+    except HarnessError as exc:  # a plugin that broke its contract
+        return failure(str(exc), usage=True, echoed=exc.echoed)
+    except RunFailed as exc:
+        return failure(str(exc), echoed=exc.echoed)
+    except Exception as exc:
+        return failure(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    if not plan.world.is_main:
+        return Outcome("succeeded")
+    record = _succeeded(job, result, val_images, base)
+    return Outcome("succeeded", record)
+
+
+def _run_trainer(
+    job: Job,
+    start: _Start,
+    observer: TrainObserver,
+    train_images: Sequence[Path],
+    val_images: Sequence[Path],
+) -> TrainResult:
+    plan = job.plan
+    request = plan.request
+    main = plan.world.is_main
+    return train(
+        plan.entry.protocol_for(plan.benchmark.protocol),
+        plan.entry,
+        plan.registry,
+        seed=job.seed,
+        train_images=train_images,
+        val_images=val_images,
+        device=plan.device,
+        observer=observer,
+        checkpoints=checkpoint.directory(job.folder) if main else None,
+        resume_from=start.resume_from,
+        run_id=run_id(plan, job.seed),
+        extra_state={"resumes": start.resumes, "started_at": start.started},
+        micro_batch=request.micro_batch if request else None,
+        compile=request.compile if request else False,
+        world=plan.world,
+    )
+
+
+def _succeeded(
+    job: Job, result: TrainResult, val_images: Sequence[Path], base: dict[str, Any]
+) -> Record:
+    """The final weights, the record and the pictures of a finished seed (main rank)."""
+    plan = job.plan
+    record = succeeded_record(result, plan.world.size, base)
+    save_weights(job.folder / WEIGHTS_NAME, result.model)
+    write_record(job.record_path, record)
+    # The resume state (weights and optimizer, twice the model) is spent once the record
+    # says succeeded: weights-final holds the same weights, and best.* stays.
+    checkpoint.retire(checkpoint.directory(job.folder), "last")
+    proto = plan.benchmark.protocol
+    run_pictures(  # after the record: a picture never costs a result
+        job.folder,
+        result.history,
+        result.per_class_dice,
+        model=result.model,
+        image_path=val_images[0] if val_images else None,
+        resolution=proto.resolution,
+        threshold=proto.threshold,
+    )
+    return record
+
+
+def succeeded_record(result: TrainResult, processes: int, base: dict[str, Any]) -> Record:
+    return Record(
+        status="succeeded",
+        mean_dice=result.mean_dice,
+        per_class_dice=result.per_class_dice,
+        best={
+            "epoch": result.best_epoch,
+            "mean_dice": result.best_mean_dice,
+            "per_class_dice": result.best_per_class_dice,
+        },
+        cost={
+            "parameters": result.parameters,
+            "train_images_per_s": result.train_images_per_s,
+            "peak_memory_mb": result.peak_memory_mb,
+            "wall_s": result.wall_s,
+            "device_hours": result.wall_s / 3600 * processes,
+            "device": result.device,
+            **result.execution,
+        },
+        history=result.history,
+        per_image_dice=result.per_image_dice,
+        val_images=result.val_images,
+        finished_at=now(),
+        **base,
+    )
