@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -202,6 +203,20 @@ class Protocol:
                     f"(all: {', '.join(sorted(_SETTABLE))})"
                 )
             changes[key] = _coerce(key, _parse_value(raw.strip(), key), f"--set {key}")
+        return self._changed(changes)
+
+    def with_values(self, overrides: Sequence[tuple[str, Any]]) -> Protocol:
+        """A new protocol with fields set to values (not text), as ``derive`` sets them: the
+        same checks, the same label and hash as ``--set KEY=VALUE`` of the same values."""
+        changes: dict[str, Any] = {}
+        for key, value in overrides:
+            if key not in _SETTABLE:
+                raise HarnessError(f"{key}: unknown protocol field")
+            plain = list(value) if isinstance(value, tuple) else value
+            changes[key] = _coerce(key, plain, key)
+        return self._changed(changes) if changes else self
+
+    def _changed(self, changes: dict[str, Any]) -> Protocol:
         applied = tuple(f"{k}={_fmt(v)}" for k, v in changes.items())
         return dataclasses.replace(self, derived_from=self.derived_from + applied, **changes)
 

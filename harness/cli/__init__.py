@@ -15,6 +15,7 @@ from harness.cli import (
     leaderboard,
     listing,
     predict,
+    rank,
     run,
     sweep,
     tune,
@@ -31,5 +32,6 @@ app.command()(compare.compare)
 app.command()(predict.predict)
 app.command("check-plugin")(check_plugin.check_plugin)
 app.add_typer(data.app, name="data")
+app.command("rank", hidden=True)(rank.rank)
 
 __all__ = ["app", "main"]

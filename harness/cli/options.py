@@ -1,6 +1,6 @@
-"""The options of ``harness run`` and ``harness sweep``, made from ``RunRequest``'s fields.
+"""The options of ``harness run``, ``sweep`` and ``tune``, made from the request's fields.
 
-Each field of ``harness.runs.requests.RunRequest`` declares its flag and help text once;
+Each option field of ``harness.runs.requests`` declares its flag and help text once;
 ``request_options`` turns them into typer options for a command and hands the command
 the ``RunRequest`` built from what was given. A new run option is one new field there.
 """
@@ -11,12 +11,12 @@ import dataclasses
 import functools
 import inspect
 import typing
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any
 
 import typer
 
-from harness.runs.requests import RunRequest, flag
+from harness.runs.requests import PARTS, RunRequest, flag, option_fields
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
@@ -29,36 +29,28 @@ class Override:
     help: str
 
 
-#: ``--nproc``, which ``run`` and ``sweep`` read before any request is made.
-Nproc = Annotated[
-    int,
-    typer.Option(help="Train data-parallel over N processes (torch.distributed.run, as torchrun)"),
-]
+def _hints() -> dict[str, Any]:
+    """Every request option's type, by field name."""
+    hints: dict[str, Any] = {}
+    for kind in (*PARTS.values(), RunRequest):
+        hints.update(typing.get_type_hints(kind))
+    return hints
 
 
 def _parameter(f: dataclasses.Field, hint: Any, override: Override | None) -> inspect.Parameter:
-    """The typer option for one ``RunRequest`` field."""
+    """The typer option for one request field (of the type the command line gives)."""
     spec = flag(f)
     default, help_text = f.default, spec.help
     if override is not None:
         default, help_text = override.default, override.help
-    if typing.get_origin(hint) is Sequence:  # repeatable: typer collects a list
-        hint, default = list[typing.get_args(hint)[0]] | None, None
+    if typing.get_origin(hint) is tuple:  # repeatable: typer collects a list of texts
+        hint, default = list[str] | None, None
+    elif spec.read is not None:  # the option's text, read into the value by the request
+        hint = str | None
     option = typer.Option(spec.name, help=help_text, hidden=spec.hidden)
     if default is dataclasses.MISSING:
         default = inspect.Parameter.empty  # a required option
     return inspect.Parameter(f.name, _KEYWORD, default=default, annotation=Annotated[hint, option])
-
-
-def _request(values: Mapping[str, Any]) -> RunRequest:
-    """The request from the options' values (a repeatable option not given: ``()``)."""
-    hints = typing.get_type_hints(RunRequest)
-    return RunRequest(
-        **{
-            name: tuple(value or ()) if typing.get_origin(hints[name]) is Sequence else value
-            for name, value in values.items()
-        }
-    )
 
 
 def request_options(
@@ -75,10 +67,10 @@ def request_options(
     overrides = overrides or {}
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        hints = typing.get_type_hints(RunRequest)
+        hints = _hints()
         shared = [
             _parameter(f, hints[f.name], overrides.get(f.name))
-            for f in dataclasses.fields(RunRequest)
+            for f in option_fields()
             if f.name not in leave_out
         ]
         own = list(inspect.signature(command, eval_str=True).parameters.values())
@@ -88,7 +80,7 @@ def request_options(
 
         @functools.wraps(command)
         def with_request(**values: Any) -> None:
-            request = _request({k: v for k, v in values.items() if k in names})
+            request = RunRequest.from_options(**{k: v for k, v in values.items() if k in names})
             command(request=request, **{k: v for k, v in values.items() if k not in names})
 
         params = [p.replace(kind=_KEYWORD) for p in before] + shared

@@ -9,17 +9,15 @@ from harness.runs.requests import RunRequest
 
 
 @options.request_options()
-def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
+def run(request: RunRequest) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     from harness.engine import distributed
     from harness.runs.dispatch import dispatch
 
-    start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
+    launch.quiet_ranks()
     launch.check_jobs(request)
     with launch.preparing() as planner:  # every input checked and the dataset prepared once
         resolved = planner.plan(request)
-    if start_ranks:
-        launch.start_ranks(nproc, resolved.device)
     bench = resolved.benchmark
     dataset = bench.dataset
     err.print(
@@ -31,11 +29,11 @@ def run(request: RunRequest, nproc: options.Nproc = 1) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    if request.dry_run:
+    if request.launch.dry_run:
         return launch.dry_run([resolved])
     try:
         with launch.reporting(request) as (observer, runs):
-            outcomes = dispatch([resolved], observer, runs, nproc)
+            outcomes = dispatch([resolved], observer, runs)
     finally:
         distributed.shutdown()
     if not resolved.world.is_main:

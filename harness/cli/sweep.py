@@ -22,25 +22,22 @@ from harness.runs.requests import RunRequest
 def sweep(
     vary: Annotated[str, typer.Option(help="AXIS=v1,v2,... e.g. loss=bce,dice,combo")],
     request: RunRequest,
-    nproc: options.Nproc = 1,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
     from harness.engine import distributed
     from harness.runs.sweep import parse_vary, run_sweep, sweep_plans
 
-    start_ranks = launch.ranks(nproc) and not (request.jobs or request.cluster)
+    launch.quiet_ranks()
     launch.check_jobs(request)
     axis = parse_vary(vary)
     # Every value checked, and the dataset prepared once, under the bar before anything trains.
     with launch.preparing() as planner:
         plans = sweep_plans(request, axis, planner)
-    if request.dry_run:
+    if request.launch.dry_run:
         return launch.dry_run(plans)
-    if start_ranks:
-        launch.start_ranks(nproc, plans[0].device)
     try:
         with launch.reporting(request) as (observer, runs):
-            path = run_sweep(plans, axis, observer, runs, nproc)
+            path = run_sweep(plans, axis, observer, runs)
     finally:
         distributed.shutdown()
     if not plans[0].world.is_main or path is None:

@@ -41,7 +41,7 @@ def tune(
     launch.check_jobs(request)
     with launch.preparing() as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
-    if request.dry_run:
+    if request.launch.dry_run:
         for line in tune_dry_run(request, trials, planner):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
@@ -69,7 +69,6 @@ def tune(
 
 def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
-    import dataclasses
 
     from harness.runs.sweep import parse_vary
     from harness.runs.tune import tune_dry_run, tune_sweep
@@ -78,10 +77,10 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     axis = parse_vary(vary)
     with launch.preparing() as planner:
         for value in axis.values:  # every value checked before any trial
-            planner.plan(dataclasses.replace(request, **{axis.name: value}))
-    if request.dry_run:  # each value's budget, study and estimate; nothing trains
+            planner.plan(request.replace(**{axis.name: value}))
+    if request.launch.dry_run:  # each value's budget, study and estimate; nothing trains
         for value in axis.values:
-            value_request = dataclasses.replace(request, **{axis.name: value})
+            value_request = request.replace(**{axis.name: value})
             for line in tune_dry_run(value_request, trials, planner):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         return

@@ -42,7 +42,6 @@ def dispatch(
     plans: Sequence[Plan],
     observer: TrainObserver,
     progress: Progress | None = None,
-    nproc: int = 1,
 ) -> list[tuple[Path, Record]]:
     """Carry out every run of ``plans``; return each plan's ``(record path, record)``.
 
@@ -54,7 +53,7 @@ def dispatch(
     the command that resumes.
     """
     jobs = decide_all(plans)
-    executor = executors.choose(plans[0].request, nproc)
+    executor = executors.choose(plans[0].request)
     landing = _Landing(plans, observer, progress, executor.announces)
     for job in jobs:
         if job.action is Action.SKIP:

@@ -17,7 +17,6 @@ nothing changes. ``docs/scaling.md`` says how Ray's known traps are handled.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import secrets
@@ -33,7 +32,7 @@ from harness.atomic import atomic_write_bytes, atomic_write_text
 from harness.engine import checkpoint
 from harness.engine.events import NullObserver, TrainObserver
 from harness.errors import HarnessError, RunFailed
-from harness.results.records import RECORD_NAME, read_record
+from harness.runs import ranks
 from harness.runs import seed as seeds
 from harness.runs.job import Action, Job, Outcome
 from harness.runs.planning import plan as plan_request
@@ -62,17 +61,30 @@ class Executor(Protocol):
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None: ...
 
 
-def choose(request: RunRequest | None, nproc: int = 1) -> Executor:
+def _train(job: Job, observer: TrainObserver) -> Outcome:
+    """``job`` trained here: in this process, or over its ``--nproc`` processes (unless this
+    process already is one rank of a data-parallel run started by torchrun)."""
+    from harness.engine import distributed
+
+    nproc = job.plan.request.launch.nproc if job.plan.request else 1
+    if nproc > 1 and not distributed.launched():
+        return ranks.launch(job, nproc)
+    return seeds.train_job(job, observer)
+
+
+def choose(request: RunRequest | None) -> Executor:
     """Ray with ``--jobs``/``--cluster``, else this process."""
-    if request is not None and (request.jobs or request.cluster):
-        if request.jobs is not None and request.jobs < 1:
-            raise HarnessError(f"--jobs {request.jobs}: give a positive number of runs at once")
-        return Ray(request, nproc)
+    launch = request.launch if request is not None else None
+    if launch is not None and request is not None and (launch.jobs or launch.cluster):
+        if launch.jobs is not None and launch.jobs < 1:
+            raise HarnessError(f"--jobs {launch.jobs}: give a positive number of runs at once")
+        return Ray(request)
     return InProcess()
 
 
 class InProcess:
-    """Each job trained here, one after another; Ctrl-C stops the one running."""
+    """Each job trained here, one after another (over ``--nproc`` processes when asked:
+    ``harness.runs.ranks``); Ctrl-C stops the one running."""
 
     announces = False
 
@@ -83,7 +95,7 @@ class InProcess:
                 titled.add(id(job.plan))
                 observer.message(job.plan.title)
             try:
-                outcome = seeds.train_job(job, observer)
+                outcome = _train(job, observer)
             except KeyboardInterrupt as exc:
                 exc.job = job  # type: ignore[attr-defined]  # for the dispatcher's report
                 raise
@@ -110,8 +122,6 @@ class _Spec:
     files: dict[str, bytes] = field(default_factory=dict)
     #: A tuned entry's tuning, for its records (``Plan.tuning``).
     tuning: dict[str, Any] = field(default_factory=dict)
-    #: Processes of a data-parallel run (``--nproc``): the worker launches them.
-    nproc: int = 1
 
 
 class _Collect(NullObserver):
@@ -145,9 +155,8 @@ def train_task(spec: _Spec) -> Outcome:
             action = Action.RESUME  # Ray retried this task: its worker died mid-run
         for name, data in spec.files.items() if not shared else ():
             atomic_write_bytes(folder / name, data)
-        request = dataclasses.replace(
-            spec.request,
-            seeds=f"{spec.seed},",
+        request = spec.request.replace(
+            seeds=(spec.seed,),
             device=spec.device,
             runs_dir=runs_dir,
             leaderboards_dir=Path(scratch) / "leaderboards",  # the driver writes the tables
@@ -156,13 +165,16 @@ def train_task(spec: _Spec) -> Outcome:
             cluster=None,
         )
         observer = _Collect()
+        nproc = request.launch.nproc
         try:
-            if spec.nproc > 1:
-                outcome = _launch_ranks(spec, request, folder)
+            resolved = plan_request(request)
+            resolved.tuning = spec.tuning
+            job = Job(resolved, spec.seed, folder, action)
+            if nproc > 1:  # a data-parallel run: this worker's CPUs shared out
+                os.environ["OMP_NUM_THREADS"] = str(max(1, spec.threads // nproc))
+                outcome = ranks.launch(job, nproc)
             else:
-                resolved = plan_request(request)
-                resolved.tuning = spec.tuning
-                outcome = seeds.train_job(Job(resolved, spec.seed, folder, action), observer)
+                outcome = seeds.train_job(job, observer)
         except (RunFailed, HarnessError) as exc:
             outcome = Outcome("failed", reason=str(exc))
         finally:
@@ -171,25 +183,6 @@ def train_task(spec: _Spec) -> Outcome:
         if not shared:
             outcome.files = _files(folder)
     return outcome
-
-
-def _launch_ranks(spec: _Spec, request: RunRequest, folder: Path) -> Outcome:
-    """A data-parallel run (``--nproc N``) on this worker: N processes under torch's launcher,
-    each the ``harness run`` command of ``request``, with the worker's CPUs shared out."""
-    import shlex
-
-    from harness.engine import distributed
-
-    args = shlex.split(resume_command(request))[1:]
-    if not request.resume:
-        args.remove("--resume")  # a rerun of a finished run trains again, as in process
-    os.environ["OMP_NUM_THREADS"] = str(max(1, spec.threads // spec.nproc))
-    code = distributed.launch(spec.nproc, args)
-    record = read_record(folder / RECORD_NAME)
-    if code != 0 or record is None or record.status != "succeeded":
-        reason = record.error if record is not None and record.error else f"exit code {code}"
-        return Outcome("failed", reason=f"{spec.nproc} processes: {reason}")
-    return Outcome("succeeded", record)
 
 
 def _shared(spec: _Spec) -> bool:
@@ -227,9 +220,9 @@ class Ray:
 
     announces = True
 
-    def __init__(self, request: RunRequest, nproc: int = 1) -> None:
+    def __init__(self, request: RunRequest) -> None:
         self.request = request
-        self.nproc = nproc
+        self.nproc = request.launch.nproc
         self.token = secrets.token_hex(8)
 
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
@@ -261,7 +254,7 @@ class Ray:
         """Keep up to N tasks in flight; land each as it ends; Ctrl-C cancels them all."""
         import ray
 
-        limit = self.request.jobs or len(jobs)
+        limit = self.request.launch.jobs or len(jobs)
         waiting = list(jobs)
         running: dict[Any, Job] = {}
         try:
@@ -307,7 +300,6 @@ class Ray:
             threads=max(1, int(cpus)),
             files=files,
             tuning=job.plan.tuning,
-            nproc=self.nproc,
         )
         # A fresh worker process per run (max_calls=1): no CUDA context, thread count or
         # memory carried over from another run.
@@ -346,14 +338,15 @@ def _connect(ray: Any, request: RunRequest) -> None:
     """``--cluster ADDRESS``: join that cluster; else start a local instance (all CPUs)."""
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if request.cluster:
-            ray.init(address=request.cluster, **quiet)
+        if request.launch.cluster:
+            ray.init(address=request.launch.cluster, **quiet)
         else:
             # "local": always a new instance, never one found running on this machine
             # (which a bare ray.init() would join, RAY_ADDRESS or not).
             ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"--cluster {request.cluster}" if request.cluster else "a local Ray instance"
+        cluster = request.launch.cluster
+        where = f"--cluster {cluster}" if cluster else "a local Ray instance"
         reason = " ".join(str(exc).split())[:200]
         raise HarnessError(
             f"{where}: cannot connect ({reason}); check the address `ray start --head` printed"
@@ -368,13 +361,13 @@ def _resources(ray: Any, p: Any, request: RunRequest, nproc: int = 1) -> tuple[s
     machine's share per run.
     """
     total = ray.cluster_resources()
-    if request.device == "auto":
+    if request.launch.device == "auto":
         device = "cuda" if (p.device.type == "cuda" or total.get("GPU", 0) >= 1) else "cpu"
     else:
-        device = "cuda" if request.device == "cuda" else "cpu"
+        device = "cuda" if request.launch.device == "cuda" else "cpu"
     cpus = float((1 + p.benchmark.protocol.num_workers) * nproc)
-    if not request.cluster and request.jobs:
-        cpus = max(1.0, min(cpus, (os.cpu_count() or 1) // request.jobs))
+    if not request.launch.cluster and request.launch.jobs:
+        cpus = max(1.0, min(cpus, (os.cpu_count() or 1) // request.launch.jobs))
     if cpus > total.get("CPU", 0):
         raise HarnessError(
             f"a run needs {cpus:g} CPUs and the Ray cluster has {total.get('CPU', 0):g}; "

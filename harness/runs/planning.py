@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,6 @@ from harness.components.entry import (
     Component,
     Entry,
     parse_component,
-    parse_hparams,
 )
 from harness.components.registry import Registry
 from harness.components.weights import EncoderWeights, resolve_weights
@@ -50,7 +50,7 @@ from harness.errors import HarnessError
 from harness.protocol import Protocol
 from harness.results.records import Record
 from harness.runs import tracking
-from harness.runs.requests import RunRequest, parse_seeds
+from harness.runs.requests import RunRequest
 
 Progress = Callable[[int, int], None]
 
@@ -170,20 +170,24 @@ class Planner:
     def resolve(self, request: RunRequest) -> Resolved:
         """Names, protocol, entry, seeds and device checked; one clear line on bad input."""
         registry = self.registry(request.plugins)
-        proto = protocols.load(request.protocol).derive(list(request.sets))
+        choice = request.benchmark
+        proto = protocols.load(choice.protocol).derive(list(choice.sets))
+        proto = proto.with_values(choice.overrides)
         components = _components(request, proto, registry)
-        if request.tta not in TTA_CHOICES:
-            raise HarnessError(f"--tta {request.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+        tta = request.entry.tta
+        if tta not in TTA_CHOICES:
+            raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
         entry = _entry(request, components, proto)
-        seeds = parse_seeds(request.seeds, proto.seeds)  # a bad --seeds fails before any work
+        seeds = choice.seeds or tuple(proto.seeds)
         weights = self.weights(proto.encoder_weights, entry.encoder or proto.encoder)
         # Pretrained weights found (or their absence said), and a file that does not fit the
         # encoder refused, before any data work.
         if weights.loaded_here:
             build_entry_model(proto, entry, registry)
-        if request.micro_batch is not None and request.micro_batch < 1:
-            raise HarnessError(f"--micro-batch {request.micro_batch}: give a positive number")
-        tracking.check_track(request.track)  # a tracker not installed fails before any work
+        micro_batch = request.launch.micro_batch
+        if micro_batch is not None and micro_batch < 1:
+            raise HarnessError(f"--micro-batch {micro_batch}: give a positive number")
+        tracking.check_track(request.launch.track)  # a tracker not installed fails before any work
         device, world = _device(request, proto)
         return Resolved(request, registry, proto, entry, tuple(seeds), device, world)
 
@@ -197,7 +201,7 @@ class Planner:
         """The dataset ready (once per command), the entry's components built once with the
         real step count (a parameter a plugin rejects fails here), the plan."""
         request, proto, entry = resolved.request, resolved.protocol, resolved.entry
-        data = self.data(request.data, proto)
+        data = self.data(request.benchmark.data, proto)
         train_images, _ = protocol_split(list_images(data.dataset.root, "train"), proto)
         key = (entry.key, proto.hash, len(train_images))
         if key not in self._checked:
@@ -215,9 +219,9 @@ class Planner:
             entry=entry,
             seeds=list(resolved.seeds),
             device=resolved.device,
-            runs_dir=Path(request.runs_dir),
-            leaderboards_dir=Path(request.leaderboards_dir),
-            resume=request.resume,
+            runs_dir=Path(request.launch.runs_dir),
+            leaderboards_dir=Path(request.launch.leaderboards_dir),
+            resume=request.launch.resume,
             request=request,
             world=resolved.world,
             weights=self.weights(proto.encoder_weights, entry.encoder or proto.encoder),
@@ -263,11 +267,11 @@ def plan(request: RunRequest, progress: Progress | None = None) -> Plan:
 def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dict[str, Component]:
     """Each component of the entry parsed and known to the registry (unknown names fail)."""
     chosen = {
-        "model": request.model,
-        "loss": request.loss,
-        "optimizer": request.optimizer or proto.optimizer,
-        "scheduler": request.scheduler or proto.scheduler,
-        "augmentation": request.augmentation or proto.augmentation,
+        "model": request.entry.model,
+        "loss": request.entry.loss,
+        "optimizer": request.entry.optimizer or proto.optimizer,
+        "scheduler": request.entry.scheduler or proto.scheduler,
+        "augmentation": request.entry.augmentation or proto.augmentation,
     }
     components: dict[str, Component] = {}
     for field_name, text in chosen.items():
@@ -281,7 +285,8 @@ def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dic
 def _device(request: RunRequest, proto: Protocol) -> tuple[torch.device, World]:
     """The device, and this process's place in a data-parallel run (``World()`` unless
     started by torch.distributed.run)."""
-    device = resolve_device(request.device)
+    device = resolve_device(request.launch.device)
+    _check_nproc(request, proto, device)
     world = distributed.init(device.type)
     if world.active and proto.batch_size < world.size:
         raise HarnessError(
@@ -293,6 +298,32 @@ def _device(request: RunRequest, proto: Protocol) -> tuple[torch.device, World]:
     return device, world
 
 
+def _check_nproc(request: RunRequest, proto: Protocol, device: torch.device) -> None:
+    """``--nproc N``: positive; not under a torchrun of the user's (which sets the number of
+    processes itself); a batch N processes can share; on CUDA, at most one per GPU here."""
+    nproc = request.launch.nproc
+    if nproc < 1:
+        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
+    if nproc == 1 or os.environ.get(distributed.NPROC_ENV):  # one process, or our own ranks
+        return
+    if distributed.launched():
+        raise HarnessError(
+            "already running under torch.distributed.run (torchrun); "
+            "leave out --nproc, the launcher sets the number of processes"
+        )
+    if proto.batch_size < nproc:
+        raise HarnessError(
+            f"--nproc {nproc}: the protocol's batch of {proto.batch_size} cannot be shared "
+            f"by {nproc} processes; use at most {proto.batch_size}"
+        )
+    remote = request.launch.jobs or request.launch.cluster
+    if device.type == "cuda" and not remote and nproc > torch.cuda.device_count():
+        raise HarnessError(
+            f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use at most that many processes (one per GPU)"
+        )
+
+
 def protocol_split(images: Sequence[Path], proto: Protocol) -> tuple[list[Path], list[Path]]:
     """The protocol's training and validation images (its fold, its excluded folds)."""
     return split(images, proto.folds, proto.fold, proto.exclude_folds)
@@ -302,10 +333,10 @@ def _entry(request: RunRequest, components: dict[str, Component], proto: Protoco
     """The entry (with its own ``--hparam`` values, which the protocol's checks must accept)."""
     entry = Entry(
         **components,
-        encoder=request.encoder,
-        tta=request.tta,
-        hparams=parse_hparams(request.hparams),
-        tuned=request.tuned,
+        encoder=request.entry.encoder,
+        tta=request.entry.tta,
+        hparams=tuple(request.entry.hparams),
+        tuned=request.entry.tuned,
     )
     if entry.tuned and not entry.hparams:
         raise HarnessError("--tuned: says a tuning budget chose --hparam values; give them")

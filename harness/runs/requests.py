@@ -1,9 +1,18 @@
-"""What ``harness run`` (and each run of ``harness sweep``) is asked, before anything is resolved.
+"""What ``harness run`` (and each run of ``harness sweep`` and ``tune``) is asked, before
+anything is resolved, as typed values in three parts:
 
-Each field of ``RunRequest`` is declared once, here, with its command-line flag and help
-text: the command line makes its options from these declarations (``harness.cli.options``),
-builds the request from them, and ``resume_command`` writes a request back as the command
-that continues it. A new option is one new field.
+- ``EntryChoice``: what runs (the components by name with their parameters, the encoder,
+  test-time augmentation, the entry's own hyperparameters as numbers);
+- ``BenchmarkChoice``: on what (the protocol and its overrides, the data, the seeds);
+- ``Launch``: how and where (device, processes, ``--jobs``/``--cluster``, tracking, folders,
+  resume).
+
+Each option is declared once, on its field, with its flag, help text and (where the
+command line's text is not the value itself) how to read and write it: the command line
+makes its options from these declarations (``harness.cli.options``), ``RunRequest.from_options``
+builds the request from what it was given, and ``resume_command`` writes a request back as
+the command that continues it. A new option is one new field. Inside the package requests
+travel as these objects (``RunRequest.replace``), never as command-line text.
 """
 
 from __future__ import annotations
@@ -11,36 +20,46 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.components.entry import parse_hparams
 from harness.errors import HarnessError
 
 
 @dataclass(frozen=True)
 class Flag:
-    """How one ``RunRequest`` field is spelled on the command line."""
+    """How one request field is spelled on the command line."""
 
     #: The option, e.g. ``--aug``.
     name: str
     #: Its help text.
     help: str
+    #: Its place in ``--help`` and in a written command.
+    order: int
     #: Written back even at its default value (so the command names what the run used).
     always: bool = False
     #: Left out of ``--help`` (set by ``harness tune`` for the runs it starts, not by users).
     hidden: bool = False
+    #: Written after every other option (the folders, then ``--resume``).
+    last: bool = False
+    #: The value from what the command line gave (None: the same).
+    read: Callable[[Any], Any] | None = None
+    #: The text(s) the command line takes for a value (None: ``str``).
+    show: Callable[[Any], Sequence[str]] | None = None
 
     def write(self, value: Any, default: Any) -> list[str]:
         """The arguments that give ``value`` on the command line ([] when the default does)."""
         if isinstance(value, bool):
             return [self.name] if value else []
-        if isinstance(value, list | tuple):
-            return [arg for item in value for arg in (self.name, str(item))]
         if value is None or (value == default and not self.always):
             return []
-        return [self.name, str(value)]
+        texts = self.show(value) if self.show else value
+        if isinstance(texts, list | tuple):
+            return [arg for item in texts for arg in (self.name, str(item))]
+        return [self.name, str(texts)]
 
 
 def _option(
@@ -48,109 +67,16 @@ def _option(
     help: str,
     default: Any = dataclasses.MISSING,
     *,
+    order: int,
     always: bool = False,
     hidden: bool = False,
-):
-    """A ``RunRequest`` field declared with its flag (``flag(field)`` reads it back)."""
-    return field(default=default, metadata={"flag": Flag(flag, help, always, hidden)})
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What ``harness run`` was asked, before anything is resolved.
-
-    Repeatable options (``plugins``, ``sets``) are tuples; ``None`` means "the protocol's
-    default" for the components, the encoder and the seeds.
-    """
-
-    model: str = _option(
-        "--model", "Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse"
-    )
-    loss: str = _option("--loss", "Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3")
-    optimizer: str | None = _option(
-        "--optimizer", "Optimizer plugin (protocol default if omitted)", None
-    )
-    scheduler: str | None = _option(
-        "--scheduler", "Scheduler plugin (protocol default if omitted)", None
-    )
-    augmentation: str | None = _option(
-        "--aug", "Augmentation plugin (protocol default if omitted)", None
-    )
-    encoder: str | None = _option("--encoder", "Override the protocol's encoder", None)
-    data: Path | None = _option(
-        "--data", "Dataset folder (default: the built-in synthetic phantom)", None
-    )
-    protocol: str = _option("--protocol", "Protocol name or TOML file", "synthetic", always=True)
-    seeds: str | None = _option("--seeds", "A count (3) or a list (0,1,2)", None)
-    plugins: Sequence[str] = _option("--plugin", "Extra plugin module or .py file (repeatable)", ())
-    sets: Sequence[str] = _option("--set", "Override a protocol field: KEY=VALUE (repeatable)", ())
-    device: str = _option("--device", "auto, cpu or cuda", "auto")
-    #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
-    tta: str = _option(
-        "--tta", "Validation test-time augmentation: none or flip (in the entry)", "none"
-    )
-    #: Protocol fields the entry sets for itself (``harness.components.entry.parse_hparams``).
-    hparams: Sequence[str] = _option(
-        "--hparam",
-        "Set the entry's own lr, weight_decay, warmup_epochs or grad_clip: FIELD=NUMBER "
-        "(repeatable; in the entry, the benchmark stays the protocol's)",
-        (),
-    )
-    #: The tuning budget that chose ``hparams`` (``harness tune`` sets it for its final runs).
-    tuned: str | None = _option(
-        "--tuned", "The tuning budget that chose --hparam", None, hidden=True
-    )
-    #: Split each batch into pieces of this size (gradient accumulation); None: whole
-    #: batches, halved automatically if the first step runs out of GPU memory.
-    micro_batch: int | None = _option(
-        "--micro-batch",
-        "Split each batch into pieces of N (gradient accumulation; same protocol). "
-        "Default: whole batches, halved automatically if the first step runs out of memory",
-        None,
-    )
-    #: Run the training step through torch.compile (recorded; not part of the protocol).
-    compile: bool = _option("--compile", "Run the training step through torch.compile", False)
-    #: Also write TensorBoard event files in each run folder (``harness.runs.tracking``);
-    #: every run writes ``metrics.jsonl`` whatever this says.
-    track: str | None = _option(
-        "--track",
-        "Also log to: tensorboard (event files under each run folder's tensorboard/; "
-        "needs pip install tensorboard)",
-        None,
-    )
-    #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
-    #: (harness.runs.executors); None: one after another in this process, without Ray.
-    jobs: int | None = _option(
-        "--jobs",
-        "Train up to N runs at once (Ray; a local instance is started and stopped for you)",
-        None,
-    )
-    #: An existing Ray cluster's address (what `ray start --head` prints) to train the runs on.
-    cluster: str | None = _option(
-        "--cluster",
-        "Train the runs on this Ray cluster (the address `ray start --head` prints); "
-        "records and weights come back to --runs-dir",
-        None,
-    )
-    #: Print what would train, what is skipped and an estimate of device-hours; train nothing.
-    dry_run: bool = _option(
-        "--dry-run", "Print the runs that would train and an estimate of device-hours", False
-    )
-    # Where the run's files go: written last (after the launcher's flags) by resume_command.
-    runs_dir: Path = _option(
-        "--runs-dir", "Where run folders and records go", Path("runs"), always=True
-    )
-    leaderboards_dir: Path = _option(
-        "--leaderboards-dir", "Where leaderboard tables go", Path("leaderboards"), always=True
-    )
-    #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
-    #: only reported, and one with no checkpoint starts from the beginning.
-    resume: bool = _option("--resume", "Continue each seed from its last checkpoint", False)
-
-
-def flag(f: dataclasses.Field) -> Flag:
-    """The command-line declaration of a ``RunRequest`` field."""
-    return f.metadata["flag"]
+    last: bool = False,
+    read: Callable[[Any], Any] | None = None,
+    show: Callable[[Any], Sequence[str]] | None = None,
+) -> Any:
+    """A request field declared with its flag (``flag(field)`` reads it back)."""
+    spec = Flag(flag, help, order, always, hidden, last, read, show)
+    return field(default=default, metadata={"flag": spec})
 
 
 def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
@@ -174,25 +100,277 @@ def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
     return seeds
 
 
-def resume_command(request: RunRequest) -> str:
-    """The ``harness run ... --resume`` command that continues ``request``.
+def _read_seeds(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(parse_seeds(text, ()))
 
-    Every field is written from its declaration; in a data-parallel run the launcher's
-    ``--nproc`` goes before the folders (a run under a bare torchrun is resumed by rerunning
-    that torchrun command).
+
+def _show_seeds(seeds: Sequence[int]) -> list[str]:
+    """A count when the seeds are 0..N-1, else the list (one seed: ``5,``)."""
+    seeds = tuple(seeds)
+    if seeds == tuple(range(len(seeds))):
+        return [str(len(seeds))]
+    return [",".join(map(str, seeds)) + ("," if len(seeds) == 1 else "")]
+
+
+def _show_hparams(hparams: Sequence[tuple[str, float]]) -> list[str]:
+    return [f"{k}={v!r}" for k, v in hparams]
+
+
+@dataclass(frozen=True)
+class EntryChoice:
+    """What runs: the components (``None``: the protocol's), the encoder, TTA, and the
+    protocol fields the entry sets for itself (``harness tune`` chose them: ``tuned``)."""
+
+    model: str = _option(
+        "--model", "Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse", order=0
+    )
+    loss: str = _option("--loss", "Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3", order=1)
+    optimizer: str | None = _option(
+        "--optimizer", "Optimizer plugin (protocol default if omitted)", None, order=2
+    )
+    scheduler: str | None = _option(
+        "--scheduler", "Scheduler plugin (protocol default if omitted)", None, order=3
+    )
+    augmentation: str | None = _option(
+        "--aug", "Augmentation plugin (protocol default if omitted)", None, order=4
+    )
+    encoder: str | None = _option("--encoder", "Override the protocol's encoder", None, order=5)
+    #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
+    tta: str = _option(
+        "--tta", "Validation test-time augmentation: none or flip (in the entry)", "none", order=12
+    )
+    #: Protocol fields the entry sets for itself, as numbers, sorted by name.
+    hparams: tuple[tuple[str, float], ...] = _option(
+        "--hparam",
+        "Set the entry's own lr, weight_decay, warmup_epochs or grad_clip: FIELD=NUMBER "
+        "(repeatable; in the entry, the benchmark stays the protocol's)",
+        (),
+        order=13,
+        read=lambda texts: parse_hparams(texts or ()),
+        show=_show_hparams,
+    )
+    #: The tuning budget that chose ``hparams`` (``harness tune`` sets it for its final runs).
+    tuned: str | None = _option(
+        "--tuned", "The tuning budget that chose --hparam", None, order=14, hidden=True
+    )
+
+
+@dataclass(frozen=True)
+class BenchmarkChoice:
+    """On what: the protocol with its overrides, the data (None: the built-in phantom), the
+    seeds (None: the protocol's)."""
+
+    data: Path | None = _option(
+        "--data", "Dataset folder (default: the built-in synthetic phantom)", None, order=6
+    )
+    protocol: str = _option(
+        "--protocol", "Protocol name or TOML file", "synthetic", order=7, always=True
+    )
+    seeds: tuple[int, ...] | None = _option(
+        "--seeds",
+        "A count (3) or a list (0,1,2)",
+        None,
+        order=8,
+        read=_read_seeds,
+        show=_show_seeds,
+    )
+    #: ``--set KEY=VALUE`` as the user wrote them (each read by the protocol, by its type).
+    sets: tuple[str, ...] = _option(
+        "--set", "Override a protocol field: KEY=VALUE (repeatable)", (), order=10
+    )
+    #: Protocol fields set by the harness itself, as values, after ``sets`` (a tuning
+    #: trial's fold and excluded folds); not an option.
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How and where the runs go: device, processes, executor, tracking, folders, resume."""
+
+    device: str = _option("--device", "auto, cpu or cuda", "auto", order=11)
+    #: Split each batch into pieces of this size (gradient accumulation); None: whole
+    #: batches, halved automatically if the first step runs out of GPU memory.
+    micro_batch: int | None = _option(
+        "--micro-batch",
+        "Split each batch into pieces of N (gradient accumulation; same protocol). "
+        "Default: whole batches, halved automatically if the first step runs out of memory",
+        None,
+        order=15,
+    )
+    #: Run the training step through torch.compile (recorded; not part of the protocol).
+    compile: bool = _option(
+        "--compile", "Run the training step through torch.compile", False, order=16
+    )
+    #: Also write TensorBoard event files in each run folder (``harness.runs.tracking``);
+    #: every run writes ``metrics.jsonl`` whatever this says.
+    track: str | None = _option(
+        "--track",
+        "Also log to: tensorboard (event files under each run folder's tensorboard/; "
+        "needs pip install tensorboard)",
+        None,
+        order=17,
+    )
+    #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
+    #: (harness.runs.executors); None: one after another in this process, without Ray.
+    jobs: int | None = _option(
+        "--jobs",
+        "Train up to N runs at once (Ray; a local instance is started and stopped for you)",
+        None,
+        order=18,
+    )
+    #: An existing Ray cluster's address (what `ray start --head` prints) to train the runs on.
+    cluster: str | None = _option(
+        "--cluster",
+        "Train the runs on this Ray cluster (the address `ray start --head` prints); "
+        "records and weights come back to --runs-dir",
+        None,
+        order=19,
+    )
+    #: Print what would train, what is skipped and an estimate of device-hours; train nothing.
+    dry_run: bool = _option(
+        "--dry-run",
+        "Print the runs that would train and an estimate of device-hours",
+        False,
+        order=20,
+    )
+    runs_dir: Path = _option(
+        "--runs-dir", "Where run folders and records go", Path("runs"), order=21, always=True,
+        last=True,
+    )  # fmt: skip
+    leaderboards_dir: Path = _option(
+        "--leaderboards-dir", "Where leaderboard tables go", Path("leaderboards"), order=22,
+        always=True, last=True,
+    )  # fmt: skip
+    #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
+    #: only reported, and one with no checkpoint starts from the beginning.
+    resume: bool = _option(
+        "--resume", "Continue each seed from its last checkpoint", False, order=23, last=True
+    )
+    #: Processes one run trains on, data-parallel (torch.distributed); each job of the
+    #: dispatcher is launched over this many (``harness.runs.ranks``).
+    nproc: int = _option(
+        "--nproc",
+        "Train data-parallel over N processes (torch.distributed.run, as torchrun)",
+        1,
+        order=24,
+    )
+
+
+#: The parts of a request, by the ``RunRequest`` attribute that holds each.
+PARTS: dict[str, type] = {"entry": EntryChoice, "benchmark": BenchmarkChoice, "launch": Launch}
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``harness run`` was asked, before anything is resolved: what runs, on what,
+    and how, and the extra plugins that provide the components."""
+
+    entry: EntryChoice
+    benchmark: BenchmarkChoice = BenchmarkChoice()
+    launch: Launch = Launch()
+    plugins: tuple[str, ...] = _option(
+        "--plugin", "Extra plugin module or .py file (repeatable)", (), order=9
+    )
+
+    @classmethod
+    def of(cls, **values: Any) -> RunRequest:
+        """A request from field values by name (``model=``, ``seeds=``, ``runs_dir=``...)."""
+        parts = {name: {} for name in PARTS}
+        own = {}
+        for name, value in values.items():
+            part = _part_of(name)
+            (own if part is None else parts[part])[name] = value
+        return cls(**{k: PARTS[k](**v) for k, v in parts.items()}, **own)
+
+    @classmethod
+    def from_options(cls, **given: Any) -> RunRequest:
+        """A request from the command line's values: each read by its option (``--seeds 3``
+        is seeds 0, 1, 2), a repeatable option not given is ``()``."""
+        values = {}
+        for name, value in given.items():
+            spec = flag(field_of(name))
+            if spec.read is not None:
+                value = spec.read(value)
+            elif isinstance(field_of(name).default, tuple):
+                value = tuple(value or ())
+            values[name] = value
+        return cls.of(**values)
+
+    def replace(self, **changes: Any) -> RunRequest:
+        """This request with fields changed by name, wherever they live."""
+        parts: dict[str, dict[str, Any]] = {}
+        own = {}
+        for name, value in changes.items():
+            part = _part_of(name)
+            if part is None:
+                own[name] = value
+            else:
+                parts.setdefault(part, {})[name] = value
+        changed = {k: dataclasses.replace(getattr(self, k), **v) for k, v in parts.items()}
+        return dataclasses.replace(self, **changed, **own)
+
+    def value(self, name: str) -> Any:
+        """The value of a field by name, wherever it lives."""
+        part = _part_of(name)
+        return getattr(self if part is None else getattr(self, part), name)
+
+
+def _part_of(name: str) -> str | None:
+    for part, kind in PARTS.items():
+        if name in {f.name for f in dataclasses.fields(kind)}:
+            return part
+    if name in {f.name for f in dataclasses.fields(RunRequest)} - set(PARTS):
+        return None
+    raise TypeError(f"no request field {name!r}")
+
+
+def flag(f: dataclasses.Field) -> Flag:
+    """The command-line declaration of a request field."""
+    return f.metadata["flag"]
+
+
+def option_fields() -> list[dataclasses.Field]:
+    """Every request field that is a command-line option, in ``--help`` order."""
+    found: list[dataclasses.Field] = []
+    for kind in (*PARTS.values(), RunRequest):
+        found += [f for f in dataclasses.fields(kind) if "flag" in f.metadata]
+    return sorted(found, key=lambda f: flag(f).order)
+
+
+def field_of(name: str) -> dataclasses.Field:
+    """The option field called ``name``."""
+    for f in option_fields():
+        if f.name == name:
+            return f
+    raise TypeError(f"no request option {name!r}")
+
+
+def options_of(request: RunRequest) -> Iterator[tuple[dataclasses.Field, Any]]:
+    """Each option field with its value in ``request``."""
+    for f in option_fields():
+        yield f, request.value(f.name)
+
+
+def resume_command(
+    request: RunRequest,
+    command: str = "run",
+    lead: Sequence[str] = (),
+    tail: Sequence[str] = (),
+) -> str:
+    """The ``harness COMMAND ... --resume`` command that continues ``request`` (``lead``:
+    the command's own options first, e.g. ``--vary``; ``tail``: after, e.g. ``--trials``).
+
+    Every option is written from its declaration, the folders and ``--resume`` last; a run
+    under a bare torchrun is resumed by rerunning that torchrun command.
     """
     from harness.engine import distributed
 
-    if os.environ.get(distributed.NPROC_ENV):
-        launch = ["--nproc", os.environ[distributed.NPROC_ENV]]
-    elif distributed.launched():  # started by a torchrun command: that command resumes it
+    request = request.replace(resume=True)
+    if request.launch.nproc == 1 and os.environ.get(distributed.NPROC_ENV):
+        request = request.replace(nproc=int(os.environ[distributed.NPROC_ENV]))
+    elif distributed.launched() and request.launch.nproc == 1:
         return "the same torchrun command with --resume added to the harness arguments"
-    else:
-        launch = []
-    request = dataclasses.replace(request, resume=True)
-    args = ["harness", "run"]
-    for f in dataclasses.fields(request):
-        if f.name == "runs_dir":
-            args += launch
-        args += flag(f).write(getattr(request, f.name), f.default)
-    return shlex.join(args)
+    first, last = [], []
+    for f, value in options_of(request):
+        (last if flag(f).last else first).extend(flag(f).write(value, f.default))
+    return shlex.join(["harness", command, *lead, *first, *last, *tail])

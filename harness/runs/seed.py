@@ -127,7 +127,7 @@ def _start(job: Job, observer: TrainObserver) -> _Start:
 def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) -> TrainObserver:
     """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
     plan = job.plan
-    track = plan.request.track if plan.request else None
+    track = plan.request.launch.track if plan.request else None
     proto = plan.benchmark.protocol
     _, val_images = _images(plan)
     preview = None
@@ -223,8 +223,8 @@ def _run_trainer(
         resume_from=start.resume_from,
         run_id=run_id(plan, job.seed),
         extra_state={"resumes": start.resumes, "started_at": start.started},
-        micro_batch=request.micro_batch if request else None,
-        compile=request.compile if request else False,
+        micro_batch=request.launch.micro_batch if request else None,
+        compile=request.launch.compile if request else False,
         world=plan.world,
     )
 

@@ -9,7 +9,6 @@ and no ``:`` continues the previous value's parameters.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,6 @@ def sweep(
     observer: TrainObserver,
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
-    nproc: int = 1,
 ) -> tuple[Path | None, list[Plan]]:
     """Run every value of ``axis`` with ``base``'s other settings; write the ablation table.
 
@@ -93,7 +91,7 @@ def sweep(
     (``harness.runs.dispatch``).
     """
     plans = sweep_plans(base, axis, Planner(progress))
-    return run_sweep(plans, axis, observer, jobs, nproc), plans
+    return run_sweep(plans, axis, observer, jobs), plans
 
 
 def run_sweep(
@@ -101,12 +99,11 @@ def run_sweep(
     axis: Axis,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None = None,
-    nproc: int = 1,
 ) -> Path | None:
     """Every run of the sweep's ``plans`` (``sweep_plans``), then its ablation table (also
     when a run failed: the table shows those that finished, then the failure is raised)."""
     try:
-        dispatch(plans, observer, jobs, nproc)
+        dispatch(plans, observer, jobs)
     except RunFailed:
         write_ablation(axis, plans, observer)
         raise
@@ -115,7 +112,7 @@ def run_sweep(
 
 def sweep_plans(base: RunRequest, axis: Axis, planner: Planner) -> list[Plan]:
     """One plan per value of ``axis``, every value checked and the data prepared once."""
-    plans = [planner.plan(dataclasses.replace(base, **{axis.name: v})) for v in axis.values]
+    plans = [planner.plan(base.replace(**{axis.name: v})) for v in axis.values]
     ids = {p.benchmark.id for p in plans}
     if len(ids) != 1:  # pragma: no cover - the axis never touches the protocol or data
         raise HarnessError(f"a sweep must stay on one benchmark, got {sorted(ids)}")

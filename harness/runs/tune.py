@@ -33,7 +33,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shlex
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -129,24 +128,24 @@ def study_folder(base: Plan, tuning: Tuning) -> Path:
 def trial_request(request: RunRequest, proto: Protocol, tuning: Tuning, values: dict) -> RunRequest:
     """A trial: the entry with ``values``, one seed, validated on the tuning fold with the
     protocol's fold (and any it already excludes) left out of training."""
-    excluded = sorted({*proto.exclude_folds, proto.fold})
-    return dataclasses.replace(
-        request,
-        sets=(
-            *request.sets,
-            f"fold={tuning.fold}",
-            f"exclude_folds=[{','.join(map(str, excluded))}]",
+    excluded = tuple(sorted({*proto.exclude_folds, proto.fold}))
+    return request.replace(
+        overrides=(
+            *request.benchmark.overrides,
+            ("fold", tuning.fold),
+            ("exclude_folds", excluded),
         ),
-        seeds=f"{tuning.trial_seed},",
-        hparams=tuple(f"{k}={v!r}" for k, v in sorted(values.items())),
+        seeds=(tuning.trial_seed,),
+        hparams=tuple(sorted(values.items())),
         tuned=None,
     )
 
 
-def tune_command(request: RunRequest, trials: int | None) -> str:
-    """The ``harness tune ... --resume`` command that continues this tuning."""
-    command = resume_command(request).replace("harness run ", "harness tune ", 1)
-    return command + (f" --trials {trials}" if trials is not None else "")
+def tune_command(request: RunRequest, trials: int | None, lead: Sequence[str] = ()) -> str:
+    """The ``harness tune ... --resume`` command that continues this tuning (``lead``: the
+    options that come first, ``--vary``)."""
+    tail = ["--trials", str(trials)] if trials is not None else []
+    return resume_command(request, "tune", lead, tail)
 
 
 def tune(
@@ -238,13 +237,13 @@ def _open_all(
     then holds until ``held`` closes), before any study is written; then each study opened
     and its points drawn."""
     for request in requests:
-        if request.hparams or request.tuned:
+        if request.entry.hparams or request.entry.tuned:
             raise HarnessError("--hparam: harness tune chooses these values itself; leave it out")
     bases = [planner.plan(r) for r in requests]
     tunings = [budget_of(b.benchmark.protocol, trials) for b in bases]
     folders = [study_folder(b, t) for b, t in zip(bases, tunings, strict=True)]
     for request, folder in zip(requests, folders, strict=True):
-        if (folder / STUDY_NAME).exists() and not request.resume:
+        if (folder / STUDY_NAME).exists() and not request.launch.resume:
             raise HarnessError(
                 f"{folder}: a tuning study of this entry and budget is here already; continue "
                 "it with --resume (its finished trials are kept)"
@@ -311,9 +310,8 @@ def _conclude(s: _Study, observer: TrainObserver, planner: Planner) -> TuneOutco
         f"fold {proto.fold}"
     )
     final = planner.plan(
-        dataclasses.replace(
-            s.request,
-            hparams=tuple(f"{k}={v!r}" for k, v in sorted(chosen.values.items())),
+        s.request.replace(
+            hparams=tuple(sorted(chosen.values.items())),
             tuned=f"{s.tuning.trials}-{s.tuning.hash}",
         )
     )
@@ -523,11 +521,8 @@ def tune_sweep(
 ) -> tuple[Path | None, list[TuneOutcome]]:
     """``harness tune --vary AXIS=...``: tune every value with the same budget (their trials
     together), then write the tuned ablation table beside the fixed one."""
-    requests = [dataclasses.replace(request, **{axis.name: v}) for v in axis.values]
-    vary = shlex.quote(f"{axis.name}={','.join(axis.values)}")
-    resume = tune_command(request, trials).replace(
-        "harness tune ", f"harness tune --vary {vary} ", 1
-    )
+    requests = [request.replace(**{axis.name: v}) for v in axis.values]
+    resume = tune_command(request, trials, ["--vary", f"{axis.name}={','.join(axis.values)}"])
     outcomes = tune_many(
         requests, observer, trials=trials, jobs=jobs, resume=resume, planner=planner
     )

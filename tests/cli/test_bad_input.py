@@ -146,7 +146,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
         # As if killed after the last checkpoint, before the record: the resume state stays.
         mp.setattr("harness.engine.checkpoint.retire", lambda *args, **kwargs: None)
-        request = RunRequest(
+        request = RunRequest.from_options(
             model="small-cnn",
             loss="dice",
             plugins=[str(plugins / "small_cnn.py")],

@@ -28,7 +28,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, plugin: Path) -> dict:
     root = tmp_path_factory.mktemp("reference")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-        request = RunRequest(
+        request = RunRequest.from_options(
             model="small-cnn:delay=0.03",
             loss="dice",
             augmentation="basic",

@@ -359,7 +359,9 @@ def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.Monke
     from harness.engine import distributed
     from harness.runs.requests import RunRequest, resume_command
 
-    request = RunRequest(model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True)
+    request = RunRequest.from_options(
+        model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True
+    )
     plain = resume_command(request)
     assert plain.endswith("--micro-batch 2 --compile --runs-dir runs --leaderboards-dir "
                           "leaderboards --resume")  # fmt: skip

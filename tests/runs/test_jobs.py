@@ -68,7 +68,7 @@ def test_sweep_with_jobs_trains_two_at_once_and_a_failed_run_stops_no_other(
 
 
 def test_a_killed_worker_is_retried_and_resumes(local_ray, tmp_path: Path) -> None:
-    request = RunRequest(
+    request = RunRequest.from_options(
         model="unet", loss="dice", protocol="tiny", seeds="1", jobs=2, device="cpu",
         sets=("epochs=3",), runs_dir=tmp_path / "runs", leaderboards_dir=tmp_path / "boards",
     )  # fmt: skip
@@ -103,7 +103,9 @@ def test_a_killed_worker_is_retried_and_resumes(local_ray, tmp_path: Path) -> No
 
 def test_dry_run_lists_runs_and_estimates_from_records(local_ray, cli, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    request = RunRequest(model="unet", loss="dice", protocol="tiny", seeds="2", runs_dir=runs)
+    request = RunRequest.from_options(
+        model="unet", loss="dice", protocol="tiny", seeds="2", runs_dir=runs
+    )
     args = ("run", "--model", "unet", "--loss", "dice", "--protocol", "tiny", "--seeds", "2",
             "--jobs", "2", "--runs-dir", runs)  # fmt: skip
     first = cli(*args, "--dry-run")

@@ -11,7 +11,7 @@ import pytest
 
 from harness.engine import distributed
 from harness.runs import planning
-from harness.runs.requests import RunRequest, flag, parse_seeds, resume_command
+from harness.runs.requests import RunRequest, flag, option_fields, parse_seeds, resume_command
 
 #: A value for every RunRequest field, none of them its default. A new field must be added
 #: here, and then the test checks that the resume command carries it.
@@ -40,10 +40,11 @@ EVERY_FIELD = {
     "runs_dir": Path("my runs"),
     "leaderboards_dir": Path("boards"),
     "resume": True,
+    "nproc": 2,
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
 #: left out of the request whose command must read as it always did.
-LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned"}
+LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned", "nproc"}
 
 
 class _Planned(Exception):
@@ -75,7 +76,7 @@ def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_field_has_a_test_value_unlike_its_default() -> None:
-    fields = dataclasses.fields(RunRequest)
+    fields = option_fields()
     assert set(EVERY_FIELD) == {f.name for f in fields}
     for f in fields:
         assert EVERY_FIELD[f.name] != f.default, f.name
@@ -85,11 +86,11 @@ def test_resume_command_carries_every_field_and_parses_back_the_same(
     parsed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_launcher(monkeypatch)
-    request = RunRequest(**EVERY_FIELD)
+    request = RunRequest.from_options(**EVERY_FIELD)
     command = resume_command(request)
     args = shlex.split(command)
     assert args[:2] == ["harness", "run"] and args[-1] == "--resume"
-    for f in dataclasses.fields(RunRequest):
+    for f in option_fields():
         assert flag(f).name in args, f.name
     assert parsed(*args[1:]) == request
 
@@ -98,19 +99,19 @@ def test_resume_command_of_a_default_request_parses_back_the_same(
     parsed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_launcher(monkeypatch)
-    request = RunRequest(model="unet", loss="dice")
+    request = RunRequest.from_options(model="unet", loss="dice")
     command = resume_command(request)
     assert command == (
         "harness run --model unet --loss dice --protocol synthetic --runs-dir runs "
         "--leaderboards-dir leaderboards --resume"
     )
-    assert parsed(*shlex.split(command)[1:]) == dataclasses.replace(request, resume=True)
+    assert parsed(*shlex.split(command)[1:]) == request.replace(resume=True)
 
 
 def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_launcher(monkeypatch)
     earlier = {k: v for k, v in EVERY_FIELD.items() if k not in LATER_FIELDS}
-    request = RunRequest(**{**earlier, "resume": False})
+    request = RunRequest.from_options(**{**earlier, "resume": False})
     assert resume_command(request) == (
         "harness run --model unetpp:decoder_attention_type=scse "
         "--loss combo:dice=0.7,bce=0.3 --optimizer adamw --scheduler cosine --aug basic "
@@ -120,7 +121,7 @@ def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPa
         "--resume"
     )
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
-    assert resume_command(RunRequest(model="unet", loss="dice", compile=True)) == (
+    assert resume_command(RunRequest.from_options(model="unet", loss="dice", compile=True)) == (
         "harness run --model unet --loss dice --protocol synthetic --compile --nproc 2 "
         "--runs-dir runs --leaderboards-dir leaderboards --resume"
     )
@@ -129,11 +130,11 @@ def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPa
 def test_sweep_gets_the_same_options_with_its_own_defaults(parsed) -> None:
     vary = ("--vary", "encoder=resnet18,resnet34")  # plan sees the first value's request
     base = parsed("sweep", *vary, "--seeds", "2", "--plugin", "p")
-    expected = RunRequest(model="unetpp", loss="dice", encoder="resnet18", seeds="2")
+    expected = RunRequest.from_options(model="unetpp", loss="dice", encoder="resnet18", seeds="2")
     assert base == dataclasses.replace(expected, plugins=("p",))
     full = {k: v for k, v in EVERY_FIELD.items() if k != "tta"}  # sweep has no --tta
-    args = shlex.split(resume_command(RunRequest(**full)))[2:]
-    assert parsed("sweep", *vary, *args) == RunRequest(**full)
+    args = shlex.split(resume_command(RunRequest.from_options(**full)))[2:]
+    assert parsed("sweep", *vary, *args) == RunRequest.from_options(**full)
 
 
 def test_run_requires_model_and_loss(cli) -> None:

@@ -353,7 +353,7 @@ def test_a_ray_worker_sends_the_events_and_metrics_back_with_the_run_folder(
     from harness.runs.requests import RunRequest
 
     monkeypatch.setenv(jobs.COPY_ENV, "1")
-    request = RunRequest(
+    request = RunRequest.from_options(
         model="small-cnn",
         loss="dice",
         plugins=(str(plugin),),

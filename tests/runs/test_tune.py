@@ -32,7 +32,7 @@ TRIALS = 2
 
 
 def _request(tmp: Path, **changes) -> RunRequest:
-    base = RunRequest(
+    base = RunRequest.from_options(
         model="unet",
         loss="dice",
         optimizer="sgd",
@@ -41,7 +41,7 @@ def _request(tmp: Path, **changes) -> RunRequest:
         runs_dir=tmp / "runs",
         leaderboards_dir=tmp / "boards",
     )
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 class _Seen:
