@@ -49,7 +49,7 @@ from harness.engine.device import resolve_device
 from harness.engine.distributed import World
 from harness.engine.events import TrainObserver
 from harness.engine.inference import TTA_CHOICES
-from harness.engine.trainer import TrainResult, train
+from harness.engine.trainer import Checkpointing, Execution, Recipe, RunSpec, TrainResult, train
 from harness.errors import HarnessError, RunFailed
 from harness.protocol import Protocol
 from harness.results.leaderboard import regenerate
@@ -623,22 +623,22 @@ def _train_seed(
     to resume and raises."""
     request = plan.request
     try:
+        recipe = Recipe(plan.entry.protocol_for(plan.benchmark.protocol), plan.entry, plan.registry)
         return train(
-            plan.entry.protocol_for(plan.benchmark.protocol),
-            plan.entry,
-            plan.registry,
-            seed=seed,
-            train_images=train_images,
-            val_images=val_images,
-            device=plan.device,
+            RunSpec(recipe, seed, train_images, val_images),
+            Execution(
+                plan.device,
+                plan.world,
+                micro_batch=request.micro_batch if request else None,
+                compile=request.compile if request else False,
+            ),
             observer=outcome.observer,
-            checkpoints=outcome.ckpt_dir if outcome.main else None,
-            resume_from=resume_from,
-            run_id=_run_id(plan, seed),
-            extra_state={"resumes": outcome.resumes, "started_at": outcome.started},
-            micro_batch=request.micro_batch if request else None,
-            compile=request.compile if request else False,
-            world=plan.world,
+            checkpointing=Checkpointing(
+                outcome.ckpt_dir if outcome.main else None,
+                resume_from,
+                run_id=_run_id(plan, seed),
+                extra_state={"resumes": outcome.resumes, "started_at": outcome.started},
+            ),
         )
     except KeyboardInterrupt as exc:
         outcome.stopped(exc)
