@@ -356,7 +356,6 @@ def predict_ensemble(
     options: PredictOptions = PredictOptions(),
     *,
     progress: Progress | None = None,
-    **legacy: Any,
 ) -> Prediction:
     """Predict ``data``'s test images (or validation fold) with one run or an ensemble of
     runs of one benchmark (their sigmoid probabilities averaged); write the CSV to ``out``.
@@ -364,12 +363,10 @@ def predict_ensemble(
     The CSV is the competition's (``harness.metric.submission``): 29 rows per image in class
     order, images sorted by path. On the validation split (and ``options.score``) every
     member and the ensemble are also scored, exactly as validation scores
-    (``harness.metric.dice``). ``legacy``: ``PredictOptions`` fields given as keywords, as
-    the command line still passes them (to be removed once it passes ``options``).
+    (``harness.metric.dice``).
     """
     from harness.metric.submission import write_submission
 
-    options = replace(options, **legacy)
     if options.split not in SPLITS:
         raise HarnessError(f"--split {options.split!r}: choose one of {', '.join(SPLITS)}")
     if options.tta not in TTA_CHOICES:
