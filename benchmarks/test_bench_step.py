@@ -49,8 +49,8 @@ from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
-from harness.engine.build import make_train_step
-from harness.engine.device import amp_dtype, seed_everything
+from harness.engine.build import Recipe, make_train_step
+from harness.engine.device import Placement, seed_everything
 from harness.engine.events import NullObserver, Observers
 from harness.engine.inference import evaluate
 from harness.engine.step import TrainStep
@@ -132,7 +132,8 @@ def harness_step(protocol: Protocol, registry: Registry, steps_per_epoch: int) -
     )
     memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
     model = model.to(device=CPU, memory_format=memory_format)
-    return make_train_step(model, loss_fn, optimizer, scheduler, protocol, ENTRY, registry, CPU)
+    recipe = Recipe(protocol, ENTRY, registry)
+    return make_train_step(model, loss_fn, optimizer, scheduler, recipe, CPU)
 
 
 @dataclass
@@ -253,7 +254,7 @@ def test_harness_evaluate(benchmark, request, protocol, registry, phantom) -> No
     model = build_components(protocol, ENTRY, registry, steps_per_epoch(phantom, protocol))[0]
     model = model.to(device=CPU, memory_format=torch.channels_last)
     dataset = EvalDataset(val, protocol.resolution)
-    args = (model, dataset, protocol, CPU, amp_dtype(protocol, CPU), torch.channels_last)
+    args = (model, dataset, protocol, Placement.of(protocol, CPU))
     if not request.config.getoption("benchmark_disable", default=False):
         evaluate(*args)  # warm-up
     scores = benchmark(evaluate, *args)

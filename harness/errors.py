@@ -7,8 +7,6 @@ Anything else escaping to the command line is a bug and keeps its traceback.
 class _Reported(Exception):
     """An error for the person at the terminal: one line, and whether it was already said."""
 
-    exit_code = 1
-
     def __init__(self, *args: object, echoed: bool = False) -> None:
         super().__init__(*args)
         #: True where the line was (or will be) printed elsewhere, so the command line must
@@ -19,13 +17,9 @@ class _Reported(Exception):
 class HarnessError(_Reported):
     """Bad usage or bad input: one line naming the culprit and what to do. Exit code 2."""
 
-    exit_code = 2
-
 
 class RunFailed(_Reported):
     """A run started but did not finish (non-finite loss, out of memory, ...). Exit code 1."""
-
-    exit_code = 1
 
 
 def one_line(text: object, limit: int | None = None) -> str:

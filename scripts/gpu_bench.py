@@ -157,7 +157,7 @@ def harness_step(
 ) -> TrainStep:
     """``harness.engine.step.TrainStep`` as ``harness.engine.trainer.train`` builds it."""
     from harness.components.contracts import build_components
-    from harness.engine.build import make_train_step
+    from harness.engine.build import Recipe, make_train_step
     from harness.engine.device import seed_everything
 
     seed_everything(0)
@@ -166,7 +166,8 @@ def harness_step(
     )
     memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
     model = model.to(device=device, memory_format=memory_format)
-    return make_train_step(model, loss_fn, optimizer, scheduler, protocol, entry, registry, device)
+    recipe = Recipe(protocol, entry, registry)
+    return make_train_step(model, loss_fn, optimizer, scheduler, recipe, device)
 
 
 def bare_step(

@@ -85,6 +85,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from harness.components.registry import Registry
     from harness.data.layout import list_images, split
     from harness.data.sources import synthetic_dataset
+    from harness.engine.trainer import Execution, Recipe, RunSpec
     from tests.helpers import PLUGIN
 
     plugin = tmp_path_factory.mktemp("plugin") / "small_cnn.py"
@@ -102,12 +103,8 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "augmentation": proto.augmentation,
     }
     entry = Entry(**{k: parse_component(v, k) for k, v in components.items()})
+    recipe = Recipe(proto, entry, Registry.load([str(plugin)]))
     return {
-        "protocol": proto,
-        "entry": entry,
-        "registry": Registry.load([str(plugin)]),
-        "seed": 0,
-        "train_images": train_images,
-        "val_images": val_images,
-        "device": torch.device("cpu"),
+        "run": RunSpec(recipe, 0, train_images, val_images),
+        "execution": Execution(torch.device("cpu")),
     }

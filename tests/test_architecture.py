@@ -384,3 +384,66 @@ def test_no_test_module_imports_another() -> None:
         "test modules import one another; move what they share into tests/helpers.py "
         "(or a conftest.py fixture):\n" + "\n".join(wrong)
     )
+
+
+#: Functions outside the command line with more parameters than this (``self`` and ``cls``
+#: not counted; ``*args`` and ``**kwargs`` counted) fail: they want an object.
+MAX_PARAMETERS = 8
+#: For now, wide functions of ``harness.runs`` being reshaped elsewhere: (module, qualified
+#: name) -> parameters. Temporary: it only ever shrinks, and goes when it is empty.
+WIDE_FOR_NOW: dict[tuple[str, str], int] = {}
+
+
+def parameter_counts() -> Iterator[tuple[str, int, str, int]]:
+    """(module, line, qualified name, parameters) for every function outside ``harness.cli``."""
+    for module, tree in TREES.items():
+        if unit(module) != (7, "harness.cli"):
+            yield from _parameters(module, tree, "")
+
+
+def _parameters(module: str, node: ast.AST, prefix: str) -> Iterator[tuple[str, int, str, int]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = child.args
+            names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+            names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+            count = len([n for n in names if n not in ("self", "cls")])
+            name = f"{prefix}{child.name}"
+            yield module, child.lineno, name, count
+            yield from _parameters(module, child, f"{name}.")
+        elif isinstance(child, ast.ClassDef):
+            yield from _parameters(module, child, f"{prefix}{child.name}.")
+        else:
+            yield from _parameters(module, child, prefix)
+
+
+def test_the_parameter_reader_counts_every_kind_of_parameter() -> None:
+    code = (
+        "def f(a, /, b, *args, c, **kwargs): ...\n"
+        "class C:\n"
+        "    def m(self, a): ...\n"
+        "    @classmethod\n"
+        "    def k(cls, a, b=1): ...\n"
+    )
+    found = [(name, count) for _, _, name, count in _parameters("m", ast.parse(code), "")]
+    assert found == [("f", 5), ("C.m", 1), ("C.k", 2)]
+
+
+def test_no_function_outside_the_command_line_takes_more_than_eight_parameters() -> None:
+    counts = {(module, name): (line, count) for module, line, name, count in parameter_counts()}
+    assert ("harness.engine.trainer", "train") in counts
+    wide = [
+        f"{module} (line {line}) {name}: {count} parameters"
+        for (module, name), (line, count) in counts.items()
+        if count > MAX_PARAMETERS and count > WIDE_FOR_NOW.get((module, name), 0)
+    ]
+    assert not wide, (
+        f"functions over {MAX_PARAMETERS} parameters (group them in an object that names "
+        "what they are):\n" + "\n".join(wide)
+    )
+    stale = [
+        f"{module} {name}"
+        for (module, name), allowed in WIDE_FOR_NOW.items()
+        if counts.get((module, name), (0, 0))[1] < allowed
+    ]
+    assert not stale, "narrowed or gone; take them off WIDE_FOR_NOW:\n" + "\n".join(stale)

@@ -38,22 +38,19 @@ def predict(
 ) -> None:
     """Write the competition's submission CSV from a finished run's final weights, or from
     an ensemble of runs; with --split val and several runs, each one's Dice and the ensemble's."""
-    from harness.runs.predict import predict_ensemble
+    from harness.runs.predict import PredictOptions, predict_ensemble
 
+    options = PredictOptions(
+        split=split,
+        tta=tta,
+        device=device,
+        batch_size=batch_size,
+        plugins=tuple(plugin or ()),
+        num_workers=num_workers,
+        score=len(run_dirs) > 1,
+    )
     with bars.bar("Predicting", err) as progress:
-        prediction = predict_ensemble(
-            run_dirs,
-            data,
-            out_path,
-            split=split,
-            tta=tta,
-            device=device,
-            batch_size=batch_size,
-            plugins=plugin or (),
-            num_workers=num_workers,
-            progress=progress,
-            score=len(run_dirs) > 1,
-        )
+        prediction = predict_ensemble(run_dirs, data, out_path, options, progress=progress)
     if prediction.ensemble_dice is not None:
         out.print(_ensemble_table(prediction))
     out.print(f"wrote {prediction.path}", soft_wrap=True)

@@ -38,6 +38,7 @@ from torch import nn
 
 from harness.classes import NUM_CLASSES
 from harness.components import contracts
+from harness.components.kinds import BY_FIELD, BY_PLURAL, COMPONENT_KINDS
 from harness.components.registry import KINDS, SINGULAR, Registered, Registry
 from harness.errors import HarnessError
 
@@ -98,11 +99,11 @@ class Report:
 
 def normalize_kind(kind: str) -> str:
     """``"model"`` or ``"models"`` -> ``"models"``; anything else is a ``HarnessError``."""
-    plural = {singular: plural for plural, singular in SINGULAR.items()}.get(kind, kind)
-    if plural not in KINDS:
-        choices = ", ".join(SINGULAR[k] for k in KINDS)
+    found = BY_FIELD.get(kind) or BY_PLURAL.get(kind)
+    if found is None:
+        choices = ", ".join(k.field for k in COMPONENT_KINDS)
         raise HarnessError(f"unknown component kind '{kind}'; choose one of: {choices}")
-    return plural
+    return found.plural
 
 
 def resolve_kind(registry: Registry, name: str, kind: str | None = None) -> str:

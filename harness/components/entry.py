@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.components.registry import SINGULAR
+from harness.components.kinds import COMPONENT_KINDS
 from harness.errors import HarnessError
 from harness.protocol import TUNABLE, Protocol
 
@@ -79,8 +79,8 @@ def _parse_scalar(raw: str) -> Scalar:
     return value if isinstance(value, str | int | float | bool) else raw
 
 
-#: Entry field -> plugin kind ("loss" -> "losses").
-KINDS_BY_FIELD: dict[str, str] = {field: kind for kind, field in SINGULAR.items()}
+#: Entry field -> plugin kind ("loss" -> "losses"), in table order (``harness.components.kinds``).
+KINDS_BY_FIELD: dict[str, str] = {kind.field: kind.plural for kind in COMPONENT_KINDS}
 
 
 @dataclass(frozen=True)

@@ -32,23 +32,18 @@ from typing import Any
 import pluggy
 
 from harness.components import hookspecs
+from harness.components.kinds import BY_PLURAL, COMPONENT_KINDS, HOOK_PREFIX
 from harness.errors import HarnessError, one_line
 
-KINDS: tuple[str, ...] = ("models", "losses", "optimizers", "schedulers", "augmentations")
+#: The kinds by their plural names, in table order (``harness.components.kinds``).
+KINDS: tuple[str, ...] = tuple(kind.plural for kind in COMPONENT_KINDS)
 
 #: The entry-point group (and pluggy project name) plugins register under.
 GROUP = "harness"
 
 #: Each kind's singular noun, as messages and entries spell it.
-SINGULAR: dict[str, str] = {
-    "models": "model",
-    "losses": "loss",
-    "optimizers": "optimizer",
-    "schedulers": "scheduler",
-    "augmentations": "augmentation",
-}
+SINGULAR: dict[str, str] = {kind.plural: kind.field for kind in COMPONENT_KINDS}
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_HOOK_PREFIX = "harness_"
 
 
 def _describe(exc: BaseException) -> str:
@@ -184,7 +179,7 @@ class Registry:
 
     def _collect(self, kind: str) -> dict[str, Registered]:
         noun = SINGULAR[kind]
-        hook_name = f"{_HOOK_PREFIX}{kind}"
+        hook_name = BY_PLURAL[kind].hook
         found: dict[str, Registered] = {}
         for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
             source = self._sources[impl.plugin_name]
@@ -340,7 +335,7 @@ def _register(
 def _check_undecorated(plugin: object, source: _Source) -> None:
     """A ``harness_*`` function without ``@hookimpl`` would be ignored silently; refuse it."""
     for attr in dir(plugin):
-        if not attr.startswith(_HOOK_PREFIX):
+        if not attr.startswith(HOOK_PREFIX):
             continue
         value = getattr(plugin, attr, None)
         if inspect.isroutine(value) and not hasattr(value, f"{GROUP}_impl"):
@@ -356,7 +351,7 @@ def _unknown_hook_error(
     plugin_name = pm.get_name(plugin)
     source = sources.get(plugin_name) if plugin_name else None
     who = source.describe() if source else repr(plugin)
-    known = [name for name in dir(hookspecs) if name.startswith(_HOOK_PREFIX)]
+    known = [name for name in dir(hookspecs) if name.startswith(HOOK_PREFIX)]
     unknown = sorted(
         name
         for name, caller in vars(pm.hook).items()

@@ -16,11 +16,44 @@ from harness.components.contracts import build_components, check_logits, check_l
 from harness.components.entry import Entry
 from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
-from harness.engine.device import amp_dtype, memory_format, reset_peak_memory, seed_everything
+from harness.engine.device import Placement, memory_format, reset_peak_memory, seed_everything
 from harness.engine.distributed import World
 from harness.engine.loader import make_train_loader
-from harness.engine.step import TrainStep
+from harness.engine.step import StepSettings, TrainStep
 from harness.protocol import Protocol
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a run trains and by which rules: the entry's components, built from the
+    registry's plugins, under ``protocol`` (the benchmark's, with the entry's own
+    hyperparameters in it: ``Entry.protocol_for``)."""
+
+    protocol: Protocol
+    entry: Entry
+    registry: Registry
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a recipe, a seed, and the images it trains on and is validated on."""
+
+    recipe: Recipe
+    seed: int
+    train_images: Sequence[Path]
+    val_images: Sequence[Path]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run executes, never part of the protocol: the device, this process's place in
+    a data-parallel run (``world``), the micro-batch (None: whole batches, halved on out of
+    memory) and whether the step goes through ``torch.compile``."""
+
+    device: torch.device
+    world: World = World()
+    micro_batch: int | None = None
+    compile: bool = False
 
 
 def make_train_step(
@@ -28,29 +61,25 @@ def make_train_step(
     loss_fn: Any,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    protocol: Protocol,
-    entry: Entry,
-    registry: Registry,
+    recipe: Recipe,
     device: torch.device,
     micro_batch: int | None = None,
 ) -> TrainStep:
     """The protocol's training step for these components, exactly as ``train`` runs it.
 
     Precision (``amp_dtype``; a grad scaler only for fp16), memory format, gradient
-    clipping, and the plugin contract checks on the first batch naming ``entry``'s plugins.
+    clipping, and the plugin contract checks on the first batch naming the entry's plugins.
     """
-    dtype = amp_dtype(protocol, device)
+    entry, registry = recipe.entry, recipe.registry
+    settings = StepSettings(
+        Placement.of(recipe.protocol, device), recipe.protocol.grad_clip, micro_batch
+    )
     return TrainStep(
         model,
         loss_fn,
         optimizer,
         scheduler,
-        device=device,
-        dtype=dtype,
-        scaler=torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
-        grad_clip=protocol.grad_clip,
-        micro_batch=micro_batch,
-        memory_format=memory_format(protocol),
+        settings=settings,
         check_logits=lambda logits, inputs: check_logits(logits, inputs, entry, registry),
         check_loss=lambda loss: check_loss(loss, entry, registry),
     )
@@ -99,42 +128,32 @@ def _stepped(model: torch.nn.Module, device: torch.device, world: World, compile
     return torch.compile(stepped) if compile else stepped
 
 
-def build_setup(
-    protocol: Protocol,
-    entry: Entry,
-    registry: Registry,
-    *,
-    seed: int,
-    train_images: Sequence[Path],
-    val_images: Sequence[Path],
-    device: torch.device,
-    world: World,
-    micro_batch: int | None = None,
-    compile: bool = False,
-) -> Setup:
-    """Seed, build every component from its plugin, and put the run on ``device``."""
+def build_setup(run: RunSpec, execution: Execution) -> Setup:
+    """Seed, build every component from its plugin, and put the run on the device."""
+    protocol, seed, device = run.recipe.protocol, run.seed, execution.device
     seed_everything(seed)
-    steps_per_epoch = max(1, math.ceil(len(train_images) / protocol.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(run.train_images) / protocol.batch_size))
     model, loss_fn, optimizer, scheduler, augment = build_components(
-        protocol, entry, registry, steps_per_epoch
+        protocol, run.recipe.entry, run.recipe.registry, steps_per_epoch
     )
     if hasattr(augment, "set_random_seed"):
         # albumentations 2.x keeps its own random state, independent of the global seeds.
         augment.set_random_seed(seed)
     model = _on_device(model, protocol, device)
     parameters = sum(p.numel() for p in model.parameters())
-    train_set = TrainDataset(train_images, protocol.resolution, augment)
+    train_set = TrainDataset(run.train_images, protocol.resolution, augment)
     generator = torch.Generator().manual_seed(seed)
+    world = execution.world
     loader = make_train_loader(train_set, protocol, device, generator, world, seed=seed)
-    val_set = EvalDataset(val_images, protocol.resolution)
-    stepped = _stepped(model, device, world, compile)
+    val_set = EvalDataset(run.val_images, protocol.resolution)
+    stepped = _stepped(model, device, world, execution.compile)
     step = make_train_step(
-        stepped, loss_fn, optimizer, scheduler, protocol, entry, registry, device, micro_batch
+        stepped, loss_fn, optimizer, scheduler, run.recipe, device, execution.micro_batch
     )
     reset_peak_memory(device)
     return Setup(
         protocol=protocol,
-        entry=entry,
+        entry=run.recipe.entry,
         seed=seed,
         device=device,
         world=world,
@@ -147,6 +166,6 @@ def build_setup(
         step=step,
         steps_per_epoch=steps_per_epoch,
         parameters=parameters,
-        micro_batch=micro_batch,
-        compile=compile,
+        micro_batch=execution.micro_batch,
+        compile=execution.compile,
     )

@@ -139,16 +139,6 @@ def weights_bytes(
     return save(out, metadata=metadata)
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Weights from a safetensors file; a corrupt or truncated one is a ``CheckpointError``."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
-    return _weights_from(path, data)
-
-
 def _weights_from(path: Path, data: bytes) -> dict[str, torch.Tensor]:
     from safetensors.torch import load
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import resource
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,6 +50,28 @@ def amp_dtype(protocol: Protocol, device: torch.device) -> torch.dtype | None:
 def memory_format(protocol: Protocol) -> torch.memory_format:
     """channels_last when the protocol asks for it, else the default layout."""
     return torch.channels_last if protocol.channels_last else torch.contiguous_format
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs and in what form: the device, the autocast dtype (None: fp32) and
+    the memory format its inputs are given in. Training and validation place a run's model
+    alike (``of``)."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None
+    memory_format: torch.memory_format = torch.contiguous_format
+
+    @classmethod
+    def of(cls, protocol: Protocol, device: torch.device) -> Placement:
+        """The protocol's placement on ``device``: its precision there, its memory format."""
+        return cls(device, amp_dtype(protocol, device), memory_format(protocol))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to ``dtype`` on the device; nothing (fp32) when ``dtype`` is None."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -16,9 +16,9 @@ from harness.classes import CLASSES
 from harness.data.datasets import EvalDataset
 from harness.engine import distributed
 from harness.engine.control import StopRequested
+from harness.engine.device import Placement
 from harness.engine.distributed import World
 from harness.engine.loader import worker_init
-from harness.engine.step import autocast
 from harness.errors import HarnessError
 from harness.metric.dice import DiceAccumulator
 from harness.protocol import Protocol
@@ -47,14 +47,14 @@ def evaluate(
     model: torch.nn.Module,
     dataset: EvalDataset,
     protocol: Protocol,
-    device: torch.device,
-    dtype: torch.dtype | None = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    placement: Placement,
+    *,
     should_stop: Callable[[], bool] | None = None,
     tta: str = "none",
     world: World | None = None,
 ) -> DiceAccumulator:
-    """Dice on ``dataset``, one image at a time at its original resolution, on ``device``.
+    """Dice on ``dataset``, one image at a time at its original resolution, the model run as
+    ``placement`` says (device, autocast dtype, memory format of the inputs).
 
     ``should_stop`` is asked before each batch; when it says yes, validation is abandoned
     (``StopRequested``). ``tta="flip"`` averages the logits of each image and of its mirror
@@ -74,7 +74,7 @@ def evaluate(
         batch_size=protocol.batch_size,
         num_workers=protocol.num_workers,
         worker_init_fn=worker_init,
-        pin_memory=device.type == "cuda",
+        pin_memory=placement.device.type == "cuda",
     )
     size = None
     if protocol.eval_resolution != "original":
@@ -83,8 +83,9 @@ def evaluate(
         if should_stop is not None and should_stop():
             model.train()
             raise StopRequested
-        with autocast(device, dtype):
-            logits = tta_logits(model, inputs.to(device, memory_format=memory_format), tta)
+        with placement.autocast():
+            inputs = inputs.to(placement.device, memory_format=placement.memory_format)
+            logits = tta_logits(model, inputs, tta)
         for row, index in zip(logits, indices.tolist(), strict=True):
             truth = dataset.truth(index, size)  # released after this image
             scores.add_logits(row, truth, name=dataset.paths[index].name)

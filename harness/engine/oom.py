@@ -45,7 +45,7 @@ class OutOfMemoryFallback:
     def _shrink(self, batch: int, size: int) -> None:
         """Free what the failed attempt held and retry in micro-batches of ``size``."""
         self.step.optimizer.zero_grad(set_to_none=True)
-        if self.step.device.type == "cuda":
+        if self.step.placement.device.type == "cuda":
             torch.cuda.empty_cache()
         self.step.micro_batch = size
         self.say(

@@ -19,16 +19,27 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from harness.engine.device import Placement
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` on ``device``; nothing (fp32) when ``dtype`` is None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How a step trains, beside what it trains: where and in what precision
+    (``placement``; fp16 brings a grad scaler, bf16 and fp32 need none), the gradient norm
+    clipped to (0: no clipping) and the micro-batch (None: whole batches)."""
+
+    placement: Placement
+    grad_clip: float = 0.0
+    micro_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be at least 1, got {self.micro_batch}")
 
 
 class TrainStep:
@@ -48,35 +59,30 @@ class TrainStep:
         optimizer: torch.optim.Optimizer,
         scheduler: Any = None,
         *,
-        device: torch.device,
-        dtype: torch.dtype | None = None,
-        scaler: torch.amp.GradScaler | None = None,
-        grad_clip: float = 0.0,
-        micro_batch: int | None = None,
-        memory_format: torch.memory_format = torch.contiguous_format,
+        settings: StepSettings,
         check_logits: Callable[[Any, torch.Tensor], None] | None = None,
         check_loss: Callable[[Any], None] | None = None,
     ) -> None:
-        if micro_batch is not None and micro_batch < 1:
-            raise ValueError(f"micro_batch must be at least 1, got {micro_batch}")
+        placement = settings.placement
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.scheduler = scheduler
-        self.device = device
-        self.dtype = dtype
-        self.scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
-        self.grad_clip = grad_clip
-        self.micro_batch = micro_batch
-        self.memory_format = memory_format
+        self.placement = placement
+        fp16 = placement.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(placement.device.type, enabled=fp16)
+        self.grad_clip = settings.grad_clip
+        #: Changed by the out-of-memory fallback and by a resume (``harness.engine.oom``).
+        self.micro_batch = settings.micro_batch
         self._check_logits = check_logits
         self._check_loss = check_loss
         self._checked = check_logits is None and check_loss is None
 
     def to_device(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The batch on the device: non-blocking copies, inputs in ``memory_format``."""
-        inputs = inputs.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return inputs, targets.to(self.device, non_blocking=True)
+        device, memory_format = self.placement.device, self.placement.memory_format
+        inputs = inputs.to(device, non_blocking=True, memory_format=memory_format)
+        return inputs, targets.to(device, non_blocking=True)
 
     def __call__(
         self, inputs: torch.Tensor, targets: torch.Tensor, weight: float = 1.0
@@ -95,7 +101,7 @@ class TrainStep:
             if not last and hasattr(self.model, "no_sync"):
                 sync = self.model.no_sync()  # DDP: all-reduce the gradients once, at the end
             with sync:
-                with autocast(self.device, self.dtype):
+                with self.placement.autocast():
                     logits = self.model(x)
                     if not self._checked and self._check_logits is not None:
                         self._check_logits(logits, x)

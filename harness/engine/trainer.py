@@ -24,21 +24,18 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 
-from harness.components.entry import Entry
-from harness.components.registry import Registry
 from harness.engine import checkpoint, distributed
-from harness.engine.build import Setup, build_setup, make_train_step
+from harness.engine.build import Execution, Recipe, RunSpec, Setup, build_setup, make_train_step
 from harness.engine.checkpoint import Checkpoint
 from harness.engine.control import Interrupted, StopAgreement, StopOnCtrlC, StopRequested
-from harness.engine.device import device_name, memory_format, peak_memory_mb, precision_name
-from harness.engine.distributed import World
+from harness.engine.device import device_name, peak_memory_mb, precision_name
 from harness.engine.events import NullObserver, TrainObserver
 from harness.engine.failures import Where, explained, not_finite
 from harness.engine.inference import evaluate
@@ -49,9 +46,18 @@ from harness.engine.state import TrainingState
 from harness.engine.writer import Checkpointed, CheckpointWriter
 from harness.errors import RunFailed
 from harness.metric.dice import DiceAccumulator
-from harness.protocol import Protocol
 
-__all__ = ["Interrupted", "TrainResult", "Trainer", "make_train_step", "train"]
+__all__ = [
+    "Checkpointing",
+    "Execution",
+    "Interrupted",
+    "Recipe",
+    "RunSpec",
+    "TrainResult",
+    "Trainer",
+    "make_train_step",
+    "train",
+]
 
 #: On a GPU, the loss is read back (and checked) every this many steps, not every step.
 _SYNC_EVERY = 16
@@ -81,6 +87,23 @@ class TrainResult:
     execution: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where a run keeps its checkpoints and what it continues from.
+
+    ``folder`` receives ``last`` at the end of every epoch and on a stop (``best`` too when
+    validation improves); None: no checkpoints (a data-parallel run's other ranks).
+    ``resume_from`` continues such a checkpoint, whose ``run_id`` must match this one's;
+    ``run_id`` is stored in each checkpoint, and ``extra_state`` (plain values) in each
+    ``last``, as it is, for the caller to read back.
+    """
+
+    folder: Path | None = None
+    resume_from: Checkpoint | None = None
+    run_id: Mapping[str, Any] | None = None
+    extra_state: Mapping[str, Any] | None = None
+
+
 class _UnreadLosses:
     """Batch losses left on the device until read back: reading makes the host wait for the
     device, so every step on a CPU (where it costs nothing), every few steps on a GPU."""
@@ -107,11 +130,8 @@ class _UnreadLosses:
 
 class Trainer:
     """One run's training: its state, its components (``setup``) and the collaborators that
-    checkpoint it, stop it, resume it and keep its first step within memory.
-
-    ``checkpoints`` (a folder) receives ``last`` at the end of every epoch and on a stop
-    (``best`` too when validation improves); ``resume_from`` continues such a checkpoint,
-    whose ``run_id`` must match; ``extra_state`` (plain values) is stored in each ``last``.
+    checkpoint it (as ``checkpointing`` says), stop it, resume it and keep its first step
+    within memory.
     """
 
     def __init__(
@@ -119,22 +139,21 @@ class Trainer:
         setup: Setup,
         *,
         observer: TrainObserver | None = None,
-        checkpoints: Path | None = None,
-        resume_from: Checkpoint | None = None,
-        run_id: Mapping[str, Any] | None = None,
-        extra_state: Mapping[str, Any] | None = None,
+        checkpointing: Checkpointing = Checkpointing(),
         started: float | None = None,
     ) -> None:
         self.setup = setup
         self.observer: TrainObserver = observer or NullObserver()
         self.started = time.perf_counter() if started is None else started
-        resumed = self._resume(resume_from, run_id)
+        resumed = self._resume(checkpointing.resume_from, checkpointing.run_id)
         self.state: TrainingState = resumed.state
         self.wall_before = self.state.wall_s  # spent by earlier sessions
         self.draws = EpochDraws(setup.loader, setup.generator, setup.augment, resumed.restart)
         names = (setup.entry.optimizer.name, setup.entry.scheduler.name)
         parts = Checkpointed(setup.model, setup.step, setup.generator, setup.augment, *names)
-        self.checkpoints = CheckpointWriter(checkpoints, parts, run_id, extra_state)
+        self.checkpoints = CheckpointWriter(
+            checkpointing.folder, parts, checkpointing.run_id, checkpointing.extra_state
+        )
         # torchrun answers Ctrl-C by sending its workers SIGTERM: stop as cleanly on that.
         signals = (signal.SIGINT, signal.SIGTERM) if setup.world.active else (signal.SIGINT,)
         self.stop = StopOnCtrlC(lambda: self.observer.message(_STOPPING), signals=signals)
@@ -278,7 +297,7 @@ class Trainer:
                 "micro_batch": setup.step.micro_batch,
                 "processes": setup.world.size,
                 "compile": bool(setup.compile),
-                "precision": precision_name(setup.step.dtype),
+                "precision": precision_name(setup.step.placement.dtype),
             },
         )
 
@@ -333,9 +352,7 @@ class Trainer:
             setup.model,
             setup.val_set,
             setup.protocol,
-            setup.device,
-            setup.step.dtype,
-            memory_format(setup.protocol),
+            setup.step.placement,
             should_stop=should_stop,
             tta=setup.entry.tta,
             world=setup.world,
@@ -367,58 +384,28 @@ class Trainer:
 
 
 def train(
-    protocol: Protocol,
-    entry: Entry,
-    registry: Registry,
+    run: RunSpec,
+    execution: Execution,
     *,
-    seed: int,
-    train_images: Sequence[Path],
-    val_images: Sequence[Path],
-    device: torch.device,
     observer: TrainObserver | None = None,
-    checkpoints: Path | None = None,
-    resume_from: Checkpoint | None = None,
-    run_id: Mapping[str, Any] | None = None,
-    extra_state: Mapping[str, Any] | None = None,
-    micro_batch: int | None = None,
-    compile: bool = False,
-    world: World | None = None,
+    checkpointing: Checkpointing = Checkpointing(),
 ) -> TrainResult:
-    """Train one entry with one seed under ``protocol``; evaluate on ``val_images``.
+    """Train one entry with one seed under its protocol (``run``); evaluate on the run's
+    validation images.
 
-    With ``checkpoints`` (a folder), the state is saved there at the end of every epoch
-    (``last``, and ``best`` when validation improves) and on Ctrl-C, which then raises
-    ``Interrupted``. ``resume_from`` continues from such a checkpoint; ``run_id`` is stored
-    in each checkpoint and must match the one being resumed; ``extra_state`` (plain values)
-    is stored in each ``last`` checkpoint as it is, for the caller to read back.
+    With a checkpoints folder (``checkpointing``), the state is saved there at the end of
+    every epoch (``last``, and ``best`` when validation improves) and on Ctrl-C, which then
+    raises ``Interrupted``; ``checkpointing.resume_from`` continues from such a checkpoint.
 
-    ``micro_batch`` splits each batch for gradient accumulation (None: whole batches, and
-    after an out-of-memory error on the first step, halves until one fits); ``compile``
-    runs the training step through ``torch.compile``. ``world`` (``harness.engine.distributed``)
-    makes this one rank of a data-parallel run: the batch is shared out, gradients are
-    all-reduced, validation is sharded and gathered, and only the main rank should be
-    given ``checkpoints``. Progress and messages go to ``observer`` (default: nowhere).
+    ``execution.micro_batch`` splits each batch for gradient accumulation (None: whole
+    batches, and after an out-of-memory error on the first step, halves until one fits);
+    ``execution.compile`` runs the training step through ``torch.compile``.
+    ``execution.world`` (``harness.engine.distributed``) makes this one rank of a
+    data-parallel run: the batch is shared out, gradients are all-reduced, validation is
+    sharded and gathered, and only the main rank should be given a checkpoints folder.
+    Progress and messages go to ``observer`` (default: nowhere).
     """
     started = time.perf_counter()
-    setup = build_setup(
-        protocol,
-        entry,
-        registry,
-        seed=seed,
-        train_images=train_images,
-        val_images=val_images,
-        device=device,
-        world=world or World(),
-        micro_batch=micro_batch,
-        compile=compile,
-    )
-    trainer = Trainer(
-        setup,
-        observer=observer,
-        checkpoints=checkpoints,
-        resume_from=resume_from,
-        run_id=run_id,
-        extra_state=extra_state,
-        started=started,
-    )
+    setup = build_setup(run, execution)
+    trainer = Trainer(setup, observer=observer, checkpointing=checkpointing, started=started)
     return trainer.run()

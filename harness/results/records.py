@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.atomic import atomic_write_text
 from harness.classes import CLASSES
+from harness.components.kinds import COMPONENT_KINDS
 
 RECORD_NAME = "record.json"
 SCHEMA = 1
@@ -131,7 +132,7 @@ class Unusable:
 
 #: A benchmark id becomes a file name (``LEADERBOARDS/<id>.md``): no separators, no dot first.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-_ENTRY_FIELDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
+_ENTRY_FIELDS = tuple(kind.field for kind in COMPONENT_KINDS)
 
 
 def safe_name(text: object) -> bool:

@@ -35,6 +35,7 @@ from harness.components.entry import (
     Entry,
     parse_component,
 )
+from harness.components.kinds import BY_FIELD
 from harness.components.registry import Registry
 from harness.components.weights import EncoderWeights, resolve_weights
 from harness.data import sources
@@ -275,8 +276,7 @@ def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dic
     }
     components: dict[str, Component] = {}
     for field_name, text in chosen.items():
-        option = "--aug" if field_name == "augmentation" else f"--{field_name}"
-        component = parse_component(text, option)
+        component = parse_component(text, BY_FIELD[field_name].option)
         registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
         components[field_name] = component
     return components

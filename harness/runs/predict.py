@@ -21,10 +21,9 @@ the one place that does it, for ``harness predict --tta flip`` and for validatio
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.classes import CLASSES
-from harness.engine.device import amp_dtype, resolve_device
+from harness.engine.device import Placement, resolve_device
 from harness.engine.inference import TTA_CHOICES, tta_logits
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME
@@ -317,15 +316,9 @@ def _batch_logits(
     x = inputs.to(device, non_blocking=True)
     if protocol.in_channels != x.shape[1]:
         x = x.expand(-1, protocol.in_channels, -1, -1)
-    memory_format = torch.channels_last if protocol.channels_last else torch.contiguous_format
-    x = x.contiguous(memory_format=memory_format)
-    dtype = amp_dtype(protocol, device)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=dtype)
-        if dtype is not None
-        else contextlib.nullcontext()
-    )
-    with autocast:
+    placement = Placement.of(protocol, device)
+    x = x.contiguous(memory_format=placement.memory_format)
+    with placement.autocast():
         return ensemble_logits([run.model for run in runs], x, tta)
 
 
@@ -340,47 +333,59 @@ class Prediction:
     ensemble_dice: float | None = None
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to predict: the images (``split``: ``test``, or the protocol's validation fold
+    ``val``), the test-time augmentation, the device, the images per forward pass (None: the
+    protocol's batch), the data-loader workers, the plugins the runs' models came from,
+    and whether the validation split is scored (each member and the ensemble)."""
+
+    split: str = "test"
+    tta: str = "none"
+    device: str = "auto"
+    batch_size: int | None = None
+    num_workers: int = 0
+    plugins: Sequence[str] = ()
+    score: bool = True
+
+
 def predict_ensemble(
     run_dirs: Sequence[Path],
     data: Path,
     out: Path,
+    options: PredictOptions = PredictOptions(),
     *,
-    split: str = "test",
-    tta: str = "none",
-    device: str = "auto",
-    batch_size: int | None = None,
-    plugins: Sequence[str] = (),
-    num_workers: int = 0,
     progress: Progress | None = None,
-    score: bool = True,
 ) -> Prediction:
     """Predict ``data``'s test images (or validation fold) with one run or an ensemble of
     runs of one benchmark (their sigmoid probabilities averaged); write the CSV to ``out``.
 
     The CSV is the competition's (``harness.metric.submission``): 29 rows per image in class
-    order, images sorted by path. On the validation split (and ``score``) every member and
-    the ensemble are also scored, exactly as validation scores (``harness.metric.dice``).
+    order, images sorted by path. On the validation split (and ``options.score``) every
+    member and the ensemble are also scored, exactly as validation scores
+    (``harness.metric.dice``).
     """
     from harness.metric.submission import write_submission
 
-    if split not in SPLITS:
-        raise HarnessError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
-    if tta not in TTA_CHOICES:
-        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    if options.split not in SPLITS:
+        raise HarnessError(f"--split {options.split!r}: choose one of {', '.join(SPLITS)}")
+    if options.tta not in TTA_CHOICES:
+        raise HarnessError(f"--tta {options.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     out = Path(out)
     if out.is_dir():
         raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
-    runs = load_ensemble(run_dirs, device=resolve_device(device), plugins=plugins)
-    images = images_for(Path(data), split, runs[0].protocol)
+    device = resolve_device(options.device)
+    runs = load_ensemble(run_dirs, device=device, plugins=options.plugins)
+    images = images_for(Path(data), options.split, runs[0].protocol)
     scores = None
-    if split == "val" and score:
+    if options.split == "val" and options.score:
         scores = ValScores.for_images(images, runs[0].protocol, len(runs))
     rows = predict_rows(
         runs,
         images,
-        tta=tta,
-        batch_size=batch_size,
-        num_workers=num_workers,
+        tta=options.tta,
+        batch_size=options.batch_size,
+        num_workers=options.num_workers,
         progress=progress,
         scores=scores,
     )
@@ -396,27 +401,11 @@ def predict_submission(
     run_dir: Path,
     data: Path,
     out: Path,
+    options: PredictOptions = PredictOptions(),
     *,
-    split: str = "test",
-    tta: str = "none",
-    device: str = "auto",
-    batch_size: int | None = None,
-    plugins: Sequence[str] = (),
-    num_workers: int = 0,
     progress: Progress | None = None,
 ) -> Path:
     """Predict ``data``'s test images (or validation fold) with one run; write the CSV to
-    ``out`` and return it (``predict_ensemble`` with one run)."""
-    return predict_ensemble(
-        [run_dir],
-        data,
-        out,
-        split=split,
-        tta=tta,
-        device=device,
-        batch_size=batch_size,
-        plugins=plugins,
-        num_workers=num_workers,
-        progress=progress,
-        score=False,
-    ).path
+    ``out`` and return it (``predict_ensemble`` with one run, never scored)."""
+    options = replace(options, score=False)
+    return predict_ensemble([run_dir], data, out, options, progress=progress).path

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.components.entry import parse_hparams
+from harness.components.kinds import BY_FIELD
 from harness.errors import HarnessError
 
 
@@ -62,21 +63,10 @@ class Flag:
         return [self.name, str(texts)]
 
 
-def _option(
-    flag: str,
-    help: str,
-    default: Any = dataclasses.MISSING,
-    *,
-    order: int,
-    always: bool = False,
-    hidden: bool = False,
-    last: bool = False,
-    read: Callable[[Any], Any] | None = None,
-    show: Callable[[Any], Sequence[str]] | None = None,
-) -> Any:
-    """A request field declared with its flag (``flag(field)`` reads it back)."""
-    spec = Flag(flag, help, order, always, hidden, last, read, show)
-    return field(default=default, metadata={"flag": spec})
+def _option(flag: str, help: str, default: Any = dataclasses.MISSING, **spec: Any) -> Any:
+    """A request field declared with its flag: ``order`` and the other ``Flag`` fields by
+    name (``flag(field)`` reads the declaration back)."""
+    return field(default=default, metadata={"flag": Flag(flag, help, **spec)})
 
 
 def parse_seeds(text: str | None, default: Sequence[int]) -> list[int]:
@@ -122,17 +112,30 @@ class EntryChoice:
     protocol fields the entry sets for itself (``harness tune`` chose them: ``tuned``)."""
 
     model: str = _option(
-        "--model", "Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse", order=0
+        BY_FIELD["model"].option,
+        "Model plugin, e.g. unetpp or unetpp:decoder_attention_type=scse",
+        order=0,
     )
-    loss: str = _option("--loss", "Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3", order=1)
+    loss: str = _option(
+        BY_FIELD["loss"].option, "Loss plugin, e.g. dice or combo:dice=0.7,bce=0.3", order=1
+    )
     optimizer: str | None = _option(
-        "--optimizer", "Optimizer plugin (protocol default if omitted)", None, order=2
+        BY_FIELD["optimizer"].option,
+        "Optimizer plugin (protocol default if omitted)",
+        None,
+        order=2,
     )
     scheduler: str | None = _option(
-        "--scheduler", "Scheduler plugin (protocol default if omitted)", None, order=3
+        BY_FIELD["scheduler"].option,
+        "Scheduler plugin (protocol default if omitted)",
+        None,
+        order=3,
     )
     augmentation: str | None = _option(
-        "--aug", "Augmentation plugin (protocol default if omitted)", None, order=4
+        BY_FIELD["augmentation"].option,
+        "Augmentation plugin (protocol default if omitted)",
+        None,
+        order=4,
     )
     encoder: str | None = _option("--encoder", "Override the protocol's encoder", None, order=5)
     #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).

@@ -25,7 +25,14 @@ from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
 from harness.engine import checkpoint, distributed
 from harness.engine.events import TrainObserver
-from harness.engine.trainer import TrainResult, train
+from harness.engine.trainer import (
+    Checkpointing,
+    Execution,
+    Recipe,
+    RunSpec,
+    TrainResult,
+    train,
+)
 from harness.errors import HarnessError, RunFailed
 from harness.results.records import Record, code_revision, library_versions, write_record
 from harness.runs import tracking
@@ -208,24 +215,23 @@ def _run_trainer(
     val_images: Sequence[Path],
 ) -> TrainResult:
     plan = job.plan
-    request = plan.request
-    main = plan.world.is_main
+    launch = plan.request.launch if plan.request else None
+    recipe = Recipe(plan.entry.protocol_for(plan.benchmark.protocol), plan.entry, plan.registry)
     return train(
-        plan.entry.protocol_for(plan.benchmark.protocol),
-        plan.entry,
-        plan.registry,
-        seed=job.seed,
-        train_images=train_images,
-        val_images=val_images,
-        device=plan.device,
+        RunSpec(recipe, job.seed, train_images, val_images),
+        Execution(
+            plan.device,
+            plan.world,
+            micro_batch=launch.micro_batch if launch else None,
+            compile=launch.compile if launch else False,
+        ),
         observer=observer,
-        checkpoints=checkpoint.directory(job.folder) if main else None,
-        resume_from=start.resume_from,
-        run_id=run_id(plan, job.seed),
-        extra_state={"resumes": start.resumes, "started_at": start.started},
-        micro_batch=request.launch.micro_batch if request else None,
-        compile=request.launch.compile if request else False,
-        world=plan.world,
+        checkpointing=Checkpointing(
+            checkpoint.directory(job.folder) if plan.world.is_main else None,
+            start.resume_from,
+            run_id=run_id(plan, job.seed),
+            extra_state={"resumes": start.resumes, "started_at": start.started},
+        ),
     )
 
 

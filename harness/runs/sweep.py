@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.components.entry import parse_component
+from harness.components.kinds import COMPONENT_KINDS
 from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
@@ -23,14 +24,10 @@ from harness.runs.dispatch import dispatch, name_unusable
 from harness.runs.planning import Plan, Planner
 from harness.runs.requests import RunRequest
 
-#: Axis name on the command line -> RunRequest field.
+#: Axis name on the command line -> RunRequest field: each kind's axes
+#: (``harness.components.kinds``), then the encoder.
 AXES = {
-    "model": "model",
-    "loss": "loss",
-    "optimizer": "optimizer",
-    "scheduler": "scheduler",
-    "aug": "augmentation",
-    "augmentation": "augmentation",
+    **{axis: kind.field for kind in COMPONENT_KINDS for axis in kind.axes},
     "encoder": "encoder",
 }
 

@@ -95,9 +95,11 @@ def test_tiny_run_leaves_a_record_and_weights(run_dir: Path) -> None:
 
 
 def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path) -> None:
-    from harness.runs.predict import predict_submission
+    from harness.runs.predict import PredictOptions, predict_submission
 
-    out = predict_submission(run_dir, data, run_dir.parent / "test.csv", device="cpu")
+    out = predict_submission(
+        run_dir, data, run_dir.parent / "test.csv", PredictOptions(device="cpu")
+    )
     rows = read_submission(out)
     assert list(rows) == [p.name for p in list_images(data, "test")]
     for masks in rows.values():
@@ -109,9 +111,11 @@ def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path)
 def test_predict_val_split_scores_what_the_run_recorded(
     cli, run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    from harness.runs.predict import predict_submission
+    from harness.runs.predict import PredictOptions, predict_submission
 
-    out = predict_submission(run_dir, data, tmp_path / "val.csv", split="val", device="cpu")
+    out = predict_submission(
+        run_dir, data, tmp_path / "val.csv", PredictOptions(split="val", device="cpu")
+    )
     assert list(read_submission(out)) == [p.name for p in split(list_images(data), 5, 0)[1]]
     score = tmp_path / "score.json"
     result = cli("evaluate", "--data", data, "--submission", out, "--json", score)

@@ -11,6 +11,7 @@ import torch
 from harness import protocol as protocols
 from harness.classes import CLASSES
 from harness.engine.control import StopRequested
+from harness.engine.device import Placement
 from harness.engine.inference import TTA_CHOICES, evaluate, tta_logits
 from harness.errors import HarnessError
 from harness.metric.dice import DiceAccumulator
@@ -58,7 +59,7 @@ def protocol() -> protocols.Protocol:
 def test_scores_each_image_as_the_metric_does(protocol: protocols.Protocol) -> None:
     data, model = Images(), Model()
     model.train()
-    scores = evaluate(model, data, protocol, CPU)
+    scores = evaluate(model, data, protocol, Placement(CPU))
     assert model.training  # handed back in training mode
     expected = DiceAccumulator(CLASSES, threshold=protocol.threshold)
     with torch.no_grad():
@@ -80,7 +81,7 @@ def test_a_stop_request_abandons_validation(protocol: protocols.Protocol) -> Non
 
     model = Model()
     with pytest.raises(StopRequested):
-        evaluate(model, Images(), protocol, CPU, should_stop=should_stop)
+        evaluate(model, Images(), protocol, Placement(CPU), should_stop=should_stop)
     assert len(asked) == 2 and model.training
 
 
@@ -100,8 +101,8 @@ def test_flip_tta_averages_the_mirrored_logits() -> None:
 
 def test_validation_with_flip_tta_scores_the_averaged_logits(protocol: protocols.Protocol) -> None:
     data, model = Images(), Model()
-    plain = evaluate(model, data, protocol, CPU)
-    flipped = evaluate(model, data, protocol, CPU, tta="flip")
+    plain = evaluate(model, data, protocol, Placement(CPU))
+    flipped = evaluate(model, data, protocol, Placement(CPU), tta="flip")
     expected = DiceAccumulator(CLASSES, threshold=protocol.threshold)
     with torch.no_grad():
         model.eval()

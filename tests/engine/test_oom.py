@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.engine.device import Placement
 from harness.engine.oom import OutOfMemoryFallback
 
 
@@ -14,7 +15,7 @@ class FakeStep:
     def __init__(self, fits: int, micro_batch: int | None = None) -> None:
         self.fits = fits
         self.micro_batch = micro_batch
-        self.device = torch.device("cpu")
+        self.placement = Placement(torch.device("cpu"))
         self.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         self.calls: list[int | None] = []
 

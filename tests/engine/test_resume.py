@@ -22,10 +22,11 @@ import pytest
 import torch
 
 from harness.engine import checkpoint
+from harness.engine.device import Placement
 from harness.engine.distributed import World
 from harness.engine.resume import EpochDraws, MidEpochRestart, restore, resume
 from harness.engine.state import TrainingState
-from harness.engine.step import TrainStep
+from harness.engine.step import StepSettings, TrainStep
 from harness.engine.writer import Checkpointed, CheckpointWriter
 from tests.helpers import assert_same_result, record_of, run_args, subprocess_env
 
@@ -180,7 +181,8 @@ def _components(width: int = 3) -> tuple[torch.nn.Module, TrainStep]:
     model = torch.nn.Linear(width, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, device=CPU)
+    settings = StepSettings(Placement(CPU))
+    step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, settings=settings)
     return model, step
 
 

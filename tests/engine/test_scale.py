@@ -177,6 +177,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     # The record's validation (sharded over the ranks) is the saved model's, image by image:
     # every rank scored with rank 0's BatchNorm statistics, which the weights file holds.
     from harness.data.datasets import EvalDataset
+    from harness.engine.device import Placement
     from harness.engine.inference import evaluate
     from harness.runs.predict import load_run
 
@@ -186,7 +187,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank ran (OMP_NUM_THREADS=1): the same float sums
     try:
-        alone = evaluate(run.model, dataset, run.protocol, torch.device("cpu"))
+        alone = evaluate(run.model, dataset, run.protocol, Placement(torch.device("cpu")))
     finally:
         torch.set_num_threads(threads)
     assert list(alone.names) == record["val_images"]
@@ -214,12 +215,13 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
             from harness.data.layout import list_images
             from harness.runs.predict import load_run
             from harness.engine.inference import evaluate
+            from harness.engine.device import Placement
 
             world = distributed.init("cpu")
             run = load_run({str(records[0].parent)!r})
             images = list_images(synthetic_dataset(5, 64, 0), "train")[:9]
             scores = evaluate(run.model, EvalDataset(images, run.protocol.resolution),
-                              run.protocol, torch.device("cpu"), world=world)
+                              run.protocol, Placement(torch.device("cpu")), world=world)
             if world.is_main:
                 json.dump({{"rows": scores.per_image().tolist(), "names": list(scores.names),
                            "mean": scores.mean()}}, open(sys.argv[1], "w"))

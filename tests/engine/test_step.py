@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.engine.step import TrainStep
+from harness.engine.device import Placement
+from harness.engine.step import StepSettings, TrainStep
 
 CPU = torch.device("cpu")
 #: Smaller than the protocol's 128 px so that the file stays fast; the step does not care.
@@ -59,11 +60,18 @@ class TinyNet(nn.Module):
         return self.body(x)
 
 
-def tiny_step(**kwargs: Any) -> TrainStep:
+def tiny_step(check_logits: Any = None, check_loss: Any = None, **settings: Any) -> TrainStep:
     torch.manual_seed(0)
     model = TinyNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return TrainStep(model, nn.BCEWithLogitsLoss(), optimizer, device=CPU, **kwargs)
+    return TrainStep(
+        model,
+        nn.BCEWithLogitsLoss(),
+        optimizer,
+        settings=StepSettings(Placement(CPU), **settings),
+        check_logits=check_logits,
+        check_loss=check_loss,
+    )
 
 
 def full_batch_gradient(

@@ -12,7 +12,7 @@ import torch
 from harness.classes import CLASSES
 from harness.engine import checkpoint
 from harness.engine.control import Interrupted
-from harness.engine.trainer import TrainResult, train
+from harness.engine.trainer import Checkpointing, TrainResult, train
 from tests.helpers import Recorder
 
 CPU = torch.device("cpu")
@@ -22,7 +22,7 @@ def test_the_observer_hears_the_protocol(setting: dict[str, Any]) -> None:
     heard = Recorder()
     result = train(**setting, observer=heard)
     assert isinstance(result, TrainResult)
-    steps = -(-len(setting["train_images"]) // setting["protocol"].batch_size)
+    steps = -(-len(setting["run"].train_images) // setting["run"].recipe.protocol.batch_size)
     assert heard.calls[0] == ("run_started", ("seed 0", 3 * steps, 0))
     assert heard.calls[-1] == ("run_ended", None)
     # On a CPU every step's loss is read back, and reported.
@@ -59,7 +59,7 @@ def test_a_stop_at_an_epochs_end_resumes_from_the_next(
 
     monkeypatch.setattr(control.StopAgreement, "agreed", agreed)
     with pytest.raises(Interrupted) as stopped:
-        train(**setting, observer=heard, checkpoints=tmp_path)
+        train(**setting, observer=heard, checkpointing=Checkpointing(tmp_path))
     assert stopped.value.where == "the end of epoch 1"
     assert stopped.value.checkpoint == checkpoint.paths(tmp_path, "last")[0]
     assert heard.calls[-1] == ("run_ended", None)
@@ -67,8 +67,10 @@ def test_a_stop_at_an_epochs_end_resumes_from_the_next(
 
     resumed_heard = Recorder()
     last = checkpoint.load(tmp_path)
-    resumed = train(**setting, observer=resumed_heard, checkpoints=tmp_path, resume_from=last)
-    steps = -(-len(setting["train_images"]) // setting["protocol"].batch_size)
+    resumed = train(
+        **setting, observer=resumed_heard, checkpointing=Checkpointing(tmp_path, resume_from=last)
+    )
+    steps = -(-len(setting["run"].train_images) // setting["run"].recipe.protocol.batch_size)
     assert resumed_heard.calls[0] == ("run_started", ("seed 0", 3 * steps, steps))
     assert resumed_heard.named("step_done")[0][:2] == (steps + 1, 2)
     alone = train(**setting)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from harness.engine import checkpoint
+from harness.engine.device import Placement
 from harness.engine.state import TrainingState
-from harness.engine.step import TrainStep
+from harness.engine.step import StepSettings, TrainStep
 from harness.engine.writer import BackgroundWriter, Checkpointed, CheckpointWriter, cpu_copy
 
 #: Every key of a ``last`` state file as the trainer has always written it.
@@ -79,9 +80,8 @@ def _parts() -> Checkpointed:
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    step = TrainStep(
-        model, torch.nn.functional.mse_loss, optimizer, scheduler, device=torch.device("cpu")
-    )
+    settings = StepSettings(Placement(torch.device("cpu")))
+    step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, settings=settings)
     step.micro_batch = 2
     generator = torch.Generator().manual_seed(0)
     return Checkpointed(model, step, generator, None, "sgd", "flat")

@@ -20,6 +20,7 @@ from harness.metric.rle import decode
 from harness.metric.submission import HEADER, read_submission
 from harness.runs.predict import (
     WEIGHTS_NAME,
+    PredictOptions,
     ensemble_logits,
     load_run,
     predict_ensemble,
@@ -82,7 +83,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_test_split_submission_is_complete_and_decodes(
     run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    out = predict_submission(run_dir, data, tmp_path / "sub" / "test.csv", device="cpu")
+    out = predict_submission(
+        run_dir, data, tmp_path / "sub" / "test.csv", PredictOptions(device="cpu")
+    )
     assert out == tmp_path / "sub" / "test.csv"
     lines = out.read_text().splitlines()
     assert lines[0] == ",".join(HEADER)
@@ -103,7 +106,9 @@ def test_val_split_matches_scoring_the_model_directly(
     from harness.data.datasets import EvalDataset
     from harness.metric.dice import DiceAccumulator
 
-    out = predict_submission(run_dir, data, tmp_path / "val.csv", split="val", batch_size=1)
+    out = predict_submission(
+        run_dir, data, tmp_path / "val.csv", PredictOptions(split="val", batch_size=1)
+    )
     val = split(list_images(data), 5, 0)[1]
     assert list(read_submission(out)) == [p.name for p in val]
     scored = evaluate_submission(data, out)
@@ -134,17 +139,19 @@ def test_flip_tta_averages_logits_before_the_threshold(
     with pytest.raises(HarnessError, match="--tta 'rot'"):
         tta_logits(Shifted(), x, "rot")
 
-    plain = predict_submission(run_dir, data, tmp_path / "a.csv", split="val")
-    flipped = predict_submission(run_dir, data, tmp_path / "b.csv", split="val", tta="flip")
+    plain = predict_submission(run_dir, data, tmp_path / "a.csv", PredictOptions(split="val"))
+    flipped = predict_submission(
+        run_dir, data, tmp_path / "b.csv", PredictOptions(split="val", tta="flip")
+    )
     assert plain.read_text() != flipped.read_text()
     assert list(read_submission(flipped)) == list(read_submission(plain))
 
 
 def test_bad_arguments(run_dir: Path, data: Path, tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="--split 'train'"):
-        predict_submission(run_dir, data, tmp_path / "s.csv", split="train")
+        predict_submission(run_dir, data, tmp_path / "s.csv", PredictOptions(split="train"))
     with pytest.raises(HarnessError, match="--tta 'both'"):
-        predict_submission(run_dir, data, tmp_path / "s.csv", tta="both")
+        predict_submission(run_dir, data, tmp_path / "s.csv", PredictOptions(tta="both"))
     with pytest.raises(HarnessError, match="is a folder"):
         predict_submission(run_dir, data, tmp_path)
     with pytest.raises(HarnessError, match="nowhere"):
@@ -264,19 +271,23 @@ def test_val_ensemble_scores_each_member_and_itself_as_evaluate_does(
     run_dir: Path, second_run: Path, data: Path, tmp_path: Path
 ) -> None:
     result = predict_ensemble(
-        [run_dir, second_run], data, tmp_path / "ens.csv", split="val", device="cpu"
+        [run_dir, second_run], data, tmp_path / "ens.csv", PredictOptions(split="val", device="cpu")
     )
     assert result.runs == (run_dir, second_run) and result.path == tmp_path / "ens.csv"
     # Each member's Dice is what its own submission scores; the ensemble's is its CSV's.
     for member, dice in zip((run_dir, second_run), result.member_dice, strict=True):
-        alone = predict_submission(member, data, tmp_path / f"{member.name}.csv", split="val")
+        alone = predict_submission(
+            member, data, tmp_path / f"{member.name}.csv", PredictOptions(split="val")
+        )
         assert dice == pytest.approx(evaluate_submission(data, alone).mean_dice, abs=1e-12)
     ensemble = evaluate_submission(data, result.path).mean_dice
     assert result.ensemble_dice == pytest.approx(ensemble, abs=1e-12)
     assert result.member_dice[0] != result.member_dice[1]
     assert read_submission(result.path).keys() == read_submission(tmp_path / "seed-0.csv").keys()
     # The test split: a submission, nothing scored.
-    test = predict_ensemble([run_dir, second_run], data, tmp_path / "t.csv", tta="flip")
+    test = predict_ensemble(
+        [run_dir, second_run], data, tmp_path / "t.csv", PredictOptions(tta="flip")
+    )
     assert test.member_dice is None and test.ensemble_dice is None
     assert list(read_submission(test.path)) == [p.name for p in list_images(data, "test")]
 
@@ -284,8 +295,8 @@ def test_val_ensemble_scores_each_member_and_itself_as_evaluate_does(
 def test_one_run_is_scored_once_and_its_csv_is_unchanged(
     run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    result = predict_ensemble([run_dir], data, tmp_path / "one.csv", split="val")
-    plain = predict_submission(run_dir, data, tmp_path / "plain.csv", split="val")
+    result = predict_ensemble([run_dir], data, tmp_path / "one.csv", PredictOptions(split="val"))
+    plain = predict_submission(run_dir, data, tmp_path / "plain.csv", PredictOptions(split="val"))
     assert result.path.read_bytes() == plain.read_bytes()
     assert result.member_dice == (result.ensemble_dice,)
 
@@ -293,7 +304,7 @@ def test_one_run_is_scored_once_and_its_csv_is_unchanged(
 def test_runs_of_another_benchmark_are_named(run_dir: Path, data: Path, tmp_path: Path) -> None:
     other = make_run(tmp_path / "elsewhere" / "seed-0", benchmark="y")
     with pytest.raises(HarnessError) as info:
-        predict_ensemble([run_dir, other], data, tmp_path / "e.csv", split="val")
+        predict_ensemble([run_dir, other], data, tmp_path / "e.csv", PredictOptions(split="val"))
     message = str(info.value)
     assert message.startswith(f"{other}: a run of benchmark 'y', not 'x'") and "\n" not in message
     assert not (tmp_path / "e.csv").exists()

@@ -225,7 +225,7 @@ def test_the_trainer_reports_an_epoch_before_checkpointing_it(
 ) -> None:
     """What an observer writes for an epoch is on disk before the epoch's checkpoint, so a
     kill between the two costs a line the resume writes again, never a gap."""
-    from harness.engine.trainer import train
+    from harness.engine.trainer import Checkpointing, train
 
     heard = Recorder()
     original = CheckpointWriter.save_epoch_end
@@ -235,14 +235,14 @@ def test_the_trainer_reports_an_epoch_before_checkpointing_it(
         return original(self, state, improved)
 
     monkeypatch.setattr(CheckpointWriter, "save_epoch_end", save_epoch_end)
-    train(**setting, observer=heard, checkpoints=tmp_path)
+    train(**setting, observer=heard, checkpointing=Checkpointing(tmp_path))
     order = [
         (kind, args["epoch"] if kind == "epoch_done" else args)
         for kind, args in heard.calls
         if kind in ("epoch_done", "checkpoint")
     ]
     assert order == [(kind, e) for e in (1, 2, 3) for kind in ("epoch_done", "checkpoint")]
-    steps = -(-len(setting["train_images"]) // setting["protocol"].batch_size)
+    steps = -(-len(setting["run"].train_images) // setting["run"].recipe.protocol.batch_size)
     assert heard.named("validated") == [(2, 2 * steps), (3, 3 * steps)]
     metrics = heard.named("epoch_done")
     assert all(m["images_per_s"] > 0 for m in metrics)

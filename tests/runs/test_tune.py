@@ -51,16 +51,9 @@ class _Seen:
         self.calls: list[tuple[protocols.Protocol, list[Path], list[Path]]] = []
         real = seed.train
 
-        def spy(protocol, entry, registry, *, train_images, val_images, **kwargs):
-            self.calls.append((protocol, list(train_images), list(val_images)))
-            return real(
-                protocol,
-                entry,
-                registry,
-                train_images=train_images,
-                val_images=val_images,
-                **kwargs,
-            )
+        def spy(run, *args, **kwargs):
+            self.calls.append((run.recipe.protocol, list(run.train_images), list(run.val_images)))
+            return real(run, *args, **kwargs)
 
         monkeypatch.setattr(seed, "train", spy)
 
@@ -186,11 +179,11 @@ def test_a_failed_trial_is_not_tried_again_on_resume(
     real = seed.train
     failed: list[float] = []
 
-    def first_trial_diverges(protocol, entry, registry, **kwargs):
+    def first_trial_diverges(run, *args, **kwargs):
         if not failed:
-            failed.append(dict(entry.hparams)["lr"])
+            failed.append(dict(run.recipe.entry.hparams)["lr"])
             raise FloatingPointError("loss is NaN")
-        return real(protocol, entry, registry, **kwargs)
+        return real(run, *args, **kwargs)
 
     monkeypatch.setattr(seed, "train", first_trial_diverges)
     first = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
@@ -211,10 +204,10 @@ def test_a_value_whose_trials_all_fail_leaves_the_others_their_rows(
 
     real = seed.train
 
-    def adam_diverges(protocol, entry, registry, **kwargs):
-        if entry.optimizer.name == "adam":
+    def adam_diverges(run, *args, **kwargs):
+        if run.recipe.entry.optimizer.name == "adam":
             raise FloatingPointError("loss is NaN")
-        return real(protocol, entry, registry, **kwargs)
+        return real(run, *args, **kwargs)
 
     monkeypatch.setattr(seed, "train", adam_diverges)
     axis = parse_vary("optimizer=adam,sgd")

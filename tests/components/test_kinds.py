@@ -1,0 +1,79 @@
+"""The kinds of component (``harness.components.kinds``): one table that the registry's hooks,
+the entry's fields, a record's checks, the run options and the sweep axes all come from."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+from harness.components import hookspecs
+from harness.components.entry import KINDS_BY_FIELD, Component, Entry
+from harness.components.kinds import BY_FIELD, BY_PLURAL, COMPONENT_KINDS, Kind
+from harness.components.registry import KINDS, SINGULAR, Registry
+from harness.results import records
+from harness.runs.requests import flag, option_fields
+from harness.runs.sweep import AXES, parse_vary
+
+PLURALS = [kind.plural for kind in COMPONENT_KINDS]
+FIELDS = [kind.field for kind in COMPONENT_KINDS]
+
+
+def test_the_table_names_each_kind_once() -> None:
+    assert PLURALS == ["models", "losses", "optimizers", "schedulers", "augmentations"]
+    assert FIELDS == ["model", "loss", "optimizer", "scheduler", "augmentation"]
+    for names in (PLURALS, FIELDS, [k.option for k in COMPONENT_KINDS]):
+        assert len(set(names)) == len(names)
+    assert list(BY_PLURAL) == PLURALS and list(BY_FIELD) == FIELDS
+    assert BY_FIELD["augmentation"] == Kind("augmentations", "augmentation", "--aug")
+
+
+def test_the_registry_reads_its_kinds_and_hooks_from_the_table(tmp_path: Path) -> None:
+    assert list(KINDS) == PLURALS
+    assert {kind.plural: kind.field for kind in COMPONENT_KINDS} == SINGULAR
+    specs = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)]
+    assert sorted(n for n in specs if n.startswith("harness_")) == sorted(
+        kind.hook for kind in COMPONENT_KINDS
+    )
+    # A plugin written from the table alone: each hook's component lands under its kind.
+    plugin = tmp_path / "from_the_table.py"
+    plugin.write_text(
+        "from harness import hookimpl\n"
+        + "".join(
+            f"@hookimpl\ndef {kind.hook}():\n    return {{'table-{kind.field}': object}}\n"
+            for kind in COMPONENT_KINDS
+        )
+    )
+    registry = Registry.load([str(plugin)], entry_points=False)
+    for kind in COMPONENT_KINDS:
+        assert list(registry.components(kind.plural)) == [f"table-{kind.field}"]
+
+
+def test_the_entry_holds_one_component_of_each_kind_in_table_order() -> None:
+    component_fields = [f.name for f in dataclasses.fields(Entry) if f.type == "Component"]
+    assert component_fields == FIELDS
+    assert {kind.field: kind.plural for kind in COMPONENT_KINDS} == KINDS_BY_FIELD
+    entry = Entry(**{name: Component(name) for name in FIELDS})
+    assert list(entry.components()) == FIELDS
+    assert list(Entry.from_dict(entry.to_dict()).components()) == FIELDS
+
+
+def test_a_record_is_checked_for_every_kind() -> None:
+    assert tuple(FIELDS) == records._ENTRY_FIELDS
+
+
+def test_the_run_options_are_the_tables() -> None:
+    by_name = {f.name: f for f in option_fields()}
+    assert {kind.field: flag(by_name[kind.field]).name for kind in COMPONENT_KINDS} == {
+        kind.field: kind.option for kind in COMPONENT_KINDS
+    }
+
+
+def test_the_sweep_axes_are_the_tables_then_the_encoder() -> None:
+    assert list(AXES) == [axis for kind in COMPONENT_KINDS for axis in kind.axes] + ["encoder"]
+    assert list(AXES) == [
+        "model", "loss", "optimizer", "scheduler", "aug", "augmentation", "encoder"
+    ]  # fmt: skip
+    for kind in COMPONENT_KINDS:
+        for axis in kind.axes:
+            assert parse_vary(f"{axis}=a,b").name == kind.field
