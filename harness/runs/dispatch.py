@@ -31,7 +31,7 @@ from harness.results.leaderboard import regenerate
 from harness.results.records import RECORD_NAME, Record, Unusable, iter_records, read_record
 from harness.results.records import write_record as _write_record
 from harness.runs import executors
-from harness.runs.job import Action, Job, Outcome, decide, keeps_earlier
+from harness.runs.job import Action, Job, Outcome, job_of, keeps_earlier
 from harness.runs.planning import Plan, run_dir
 from harness.runs.requests import resume_command
 
@@ -83,14 +83,6 @@ def execute(plan: Plan, observer: TrainObserver) -> list[tuple[Path, Record]]:
 
 
 # ---------------------------------------------------------------------------- deciding
-
-
-def job_of(plan: Plan, seed: int) -> Job:
-    """The job of ``seed``: what its folder holds, and what ``decide`` makes of it."""
-    folder = run_dir(plan, seed)
-    record = read_record(folder / RECORD_NAME)
-    interrupted = checkpoint.exists(checkpoint.directory(folder))
-    return Job(plan, seed, folder, decide(plan.resume, record, interrupted), record)
 
 
 def decide_all(plans: Sequence[Plan]) -> list[Job]:

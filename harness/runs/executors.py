@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.atomic import atomic_write_bytes, atomic_write_text
-from harness.engine import checkpoint
 from harness.engine.events import NullObserver, TrainObserver
 from harness.errors import HarnessError, RunFailed
 from harness.runs import ranks
 from harness.runs import seed as seeds
-from harness.runs.job import Action, Job, Outcome
+from harness.runs.job import Action, Job, Outcome, job_of
 from harness.runs.planning import plan as plan_request
 from harness.runs.requests import RunRequest, resume_command
 
@@ -146,13 +145,9 @@ def train_task(spec: _Spec) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="harness-job-") as scratch:
         runs_dir = spec.runs_dir if shared else Path(scratch) / "runs"
         folder = runs_dir / spec.relative
-        action = spec.action
-        if (
-            shared
-            and _retried(folder, spec.token)
-            and checkpoint.exists(checkpoint.directory(folder))
-        ):
-            action = Action.RESUME  # Ray retried this task: its worker died mid-run
+        # A task Ray retried (its worker died mid-run) finds its own marker: decided again,
+        # as a --resume of what the folder now holds.
+        retried = shared and _retried(folder, spec.token)
         for name, data in spec.files.items() if not shared else ():
             atomic_write_bytes(folder / name, data)
         request = spec.request.replace(
@@ -160,7 +155,7 @@ def train_task(spec: _Spec) -> Outcome:
             device=spec.device,
             runs_dir=runs_dir,
             leaderboards_dir=Path(scratch) / "leaderboards",  # the driver writes the tables
-            resume=action is Action.RESUME,
+            resume=spec.action is Action.RESUME,
             jobs=None,
             cluster=None,
         )
@@ -169,7 +164,9 @@ def train_task(spec: _Spec) -> Outcome:
         try:
             resolved = plan_request(request)
             resolved.tuning = spec.tuning
-            job = Job(resolved, spec.seed, folder, action)
+            job = Job(resolved, spec.seed, folder, spec.action)
+            if retried:
+                job = job_of(resolved, spec.seed, resume=True)
             if nproc > 1:  # a data-parallel run: this worker's CPUs shared out
                 os.environ["OMP_NUM_THREADS"] = str(max(1, spec.threads // nproc))
                 outcome = ranks.launch(job, nproc)

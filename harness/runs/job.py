@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results.records import RECORD_NAME, Record
-from harness.runs.planning import Plan
+from harness.engine import checkpoint
+from harness.results.records import RECORD_NAME, Record, read_record
+from harness.runs.planning import Plan, run_dir
 
 
 class Action(enum.Enum):
@@ -63,6 +64,16 @@ class Job:
     @property
     def record_path(self) -> Path:
         return self.folder / RECORD_NAME
+
+
+def job_of(plan: Plan, seed: int, resume: bool | None = None) -> Job:
+    """The job of ``seed``: what its folder holds, and what ``decide`` makes of it (with
+    ``resume``, or the plan's ``--resume``)."""
+    folder = run_dir(plan, seed)
+    record = read_record(folder / RECORD_NAME)
+    interrupted = checkpoint.exists(checkpoint.directory(folder))
+    action = decide(plan.resume if resume is None else resume, record, interrupted)
+    return Job(plan, seed, folder, action, record)
 
 
 @dataclass
