@@ -12,15 +12,22 @@ from harness.cli.root import err, out
 
 
 def compare(
-    a: Annotated[Path, typer.Argument(help="The reference leaderboard (markdown)")],
-    b: Annotated[Path, typer.Argument(help="The leaderboard to compare with it")],
+    a: Annotated[
+        Path, typer.Argument(help="The reference leaderboard (its .json twin, or its .md)")
+    ],
+    b: Annotated[Path, typer.Argument(help="The leaderboard to compare with it (.json or .md)")],
     fail_below: Annotated[
         float | None,
         typer.Option(help="Exit 1 when a shared row's Dice drops by more than this"),
     ] = None,
 ) -> None:
-    """Align two leaderboards by entry; show Dice and cost deltas; flag what is within noise."""
+    """Align two leaderboards by entry; show Dice and cost deltas; flag what is within noise.
+
+    Each table is read from its JSON twin (given, or beside the markdown given); a table
+    written before twins existed, from its markdown.
+    """
     from harness.results.compare import compare as compare_tables
+    from harness.results.significance import DIFFERENCE_METHOD
 
     result = compare_tables(a, b)
     table = Table(title=f"{b.name} minus {a.name}")
@@ -40,6 +47,8 @@ def compare(
             _signed(d.cost("peak_mb"), 0),
         )
     out.print(table)
+    if result.deltas:
+        out.print(DIFFERENCE_METHOD, style="dim", markup=False, highlight=False)
     for label, names in (("only in A", result.only_a), ("only in B", result.only_b)):
         if names:
             out.print(f"{label}: {'; '.join(names)}", markup=False)

@@ -67,7 +67,7 @@ def quiet_ranks() -> None:
 
 
 def row_of(board: Path, label: str) -> str:
-    lines = board.read_text(encoding="utf-8").splitlines()
-    header = next(line for line in lines if line.startswith("| # |"))
-    row = next((line for line in lines if line.startswith("| ") and f"| {label} |" in line), "")
-    return f"{header}\n{row}"
+    """The header line and the row of ``label`` of a written table (from its JSON twin)."""
+    from harness.results.leaderboard import row_text
+
+    return row_text(board, label)

@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from harness.cli.root import out
+from harness.components.kinds import COMPONENT_KINDS
 from harness.errors import HarnessError
 
-LIST_KINDS = ("models", "losses", "optimizers", "schedulers", "augmentations", "protocols")
+#: What ``harness list`` shows: each kind of component (in the one table of kinds), protocols.
+LIST_KINDS = (*(kind.plural for kind in COMPONENT_KINDS), "protocols")
 
 
 def list_(

@@ -1,21 +1,23 @@
 """Comparing two leaderboard tables: align rows by entry, show deltas, flag noise.
 
-Reads the markdown this project writes (``harness.results.leaderboard``), so a plugin author can
-compare a table from their branch with the published one, in CI with ``--fail-below``.
-A difference is within noise when it is smaller than 1.96 standard errors of the
-difference, each row's standard error being its ± over sqrt(n) (std over seeds) or its
-± itself (ᵇ: already a bootstrap standard error over images).
+A plugin author compares a table from their branch with the published one, in CI with
+``--fail-below``. A table is read from its JSON twin (``<table>.json``, the data
+``harness.results.leaderboard`` writes beside the markdown): given the twin, or given the
+markdown with its twin beside it. Only a table written before twins existed is read from its
+markdown (``parse_table``). Whether a delta is within noise is
+``harness.results.significance.difference_within_noise`` (``DIFFERENCE_METHOD``).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
-
-Z95 = 1.96
+from harness.results.significance import difference_within_noise, row_standard_error
+from harness.results.tables import load_twin, twin_path
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,7 @@ class TableRow:
 
     @property
     def se(self) -> float | None:
-        if self.noise is None:
-            return None
-        return self.noise if self.noise_is_se else self.noise / math.sqrt(max(self.n, 1))
+        return row_standard_error(self.noise, self.n, self.noise_is_se)
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ class Delta:
 
     @property
     def within_noise(self) -> bool | None:
-        if self.a.se is None or self.b.se is None:
-            return None
-        return abs(self.dice) <= Z95 * math.hypot(self.a.se, self.b.se)
+        return difference_within_noise(self.dice, self.a.se, self.b.se)
 
     def cost(self, field: str) -> float | None:
         x, y = getattr(self.a, field), getattr(self.b, field)
@@ -80,8 +78,60 @@ def _number(cell: str) -> float | None:
         return None
 
 
+def read_table(path: Path) -> dict[str, TableRow]:
+    """The ranked rows of a leaderboard, by entry label: from its JSON twin (``path`` itself, or
+    the twin beside a markdown ``path``), else from the markdown of a table without one."""
+    path = Path(path)
+    if path.suffix != ".json" and twin_path(path).is_file():
+        path = twin_path(path)
+    if path.suffix == ".json":
+        return twin_rows(path, load_twin(path))
+    return parse_table(path)
+
+
+def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
+    """The rows of a leaderboard's twin ``data`` (read from ``path``), by entry label."""
+    if data.get("kind") != "leaderboard":
+        raise HarnessError(
+            f"{path}: {_kind_text(data.get('kind'))}, not a leaderboard; "
+            "`harness compare` takes two leaderboards (<benchmark>.json or <benchmark>.md)"
+        )
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        raise HarnessError(f"{path}: no list of rows; regenerate it with `harness leaderboard`")
+    table: dict[str, TableRow] = {}
+    for rank, row in enumerate(rows, 1):
+        try:
+            table[row["entry"]] = TableRow(
+                entry=row["entry"],
+                mean=float(row["mean_dice"]),
+                noise=_optional(row["noise"]),
+                noise_is_se=bool(row["noise_is_se"]),
+                n=int(row["n"]),
+                params_m=_optional(row.get("params_m")),
+                images_per_s=_optional(row.get("train_images_per_s")),
+                peak_mb=_optional(row.get("peak_memory_mb")),
+            )
+        except KeyError as exc:
+            raise HarnessError(f"{path}: row {rank} has no {exc}; regenerate the table") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise HarnessError(f"{path}: row {rank}: {exc}; regenerate the table") from None
+    return table
+
+
+def _kind_text(kind: object) -> str:
+    if isinstance(kind, str) and kind:
+        return f"an {kind} table" if kind[0] in "aeiou" else f"a {kind} table"
+    return "a table of unknown kind"
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def parse_table(path: Path) -> dict[str, TableRow]:
-    """The ranked rows of a leaderboard file, by entry label."""
+    """The ranked rows of a leaderboard's markdown, by entry label (a table written before
+    JSON twins existed; a newer one is read from its twin, ``read_table``)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -128,7 +178,7 @@ def parse_table(path: Path) -> dict[str, TableRow]:
 
 def compare(a: Path, b: Path) -> Comparison:
     """Rows of ``b`` against rows of ``a`` with the same entry; rows in one table only listed."""
-    rows_a, rows_b = parse_table(a), parse_table(b)
+    rows_a, rows_b = read_table(a), read_table(b)
     shared = [k for k in rows_a if k in rows_b]
     return Comparison(
         deltas=[Delta(k, rows_a[k], rows_b[k]) for k in shared],

@@ -1,27 +1,41 @@
-"""Is a leaderboard row really behind the leader, or within run-to-run noise?
+"""Is a difference real, or within run-to-run noise? Every noise rule of the harness is here.
 
-With shared seeds (n >= 2) the test is a paired t-test across seeds (scipy); with a
-single seed it is a paired bootstrap over the validation images (the same images are
-scored for every entry of a benchmark). Both are deterministic: the bootstrap uses a
-fixed random state, so the same records always give the same marks.
+Within a leaderboard, a row against the leader: with shared seeds (n >= 2) the test is a
+paired t-test across seeds (scipy); with a single seed it is a paired bootstrap over the
+validation images (the same images are scored for every entry of a benchmark). Both are
+deterministic: the bootstrap uses a fixed random state, so the same records always give
+the same marks (``METHOD``).
+
+Between two tables (``harness compare``), the same entry's row in each: the runs are not
+paired, so the rule is on the rows' published ± alone (``DIFFERENCE_METHOD``,
+``difference_within_noise``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 ALPHA = 0.05
 N_RESAMPLES = 2000
+#: Standard errors of a difference that a real one exceeds (two-sided 95 %).
+Z95 = 1.96
 
 METHOD = (
     "A row marked ≈ is within noise of the leader: a paired t-test over the seeds both "
     f"rows share gives p ≥ {ALPHA} or, with one shared seed, the 95 % paired bootstrap "
     f"interval ({N_RESAMPLES} resamples of the validation images) of the difference "
     "contains 0."
+)
+
+DIFFERENCE_METHOD = (
+    "A difference between the same entry's rows in two tables is within noise when it is at "
+    f"most {Z95} standard errors of the difference, sqrt(se_a² + se_b²); a row's standard "
+    "error is its ± (the standard deviation over its n seeds) over sqrt(n) or, for a row "
+    "marked ᵇ, its ± itself (already a bootstrap standard error over images)."
 )
 
 
@@ -41,6 +55,8 @@ def paired_seeds(leader: dict[int, float], other: dict[int, float]) -> list[int]
 
 def compare_seeds(leader: Sequence[float], other: Sequence[float]) -> Comparison:
     """Paired t-test on per-seed mean Dice; a constant difference is significant unless 0."""
+    from scipy import stats  # about a second to import: only testing rows pays for it
+
     diff = np.asarray(leader, dtype=float) - np.asarray(other, dtype=float)
     if np.allclose(diff, diff[0]):
         return Comparison("t-test", within_noise=bool(diff[0] == 0), p_value=None)
@@ -50,6 +66,8 @@ def compare_seeds(leader: Sequence[float], other: Sequence[float]) -> Comparison
 
 def compare_images(leader: Sequence[float], other: Sequence[float]) -> Comparison:
     """Paired bootstrap of the mean per-image Dice difference over the same images."""
+    from scipy import stats
+
     a = np.asarray(leader, dtype=float)
     b = np.asarray(other, dtype=float)
     if a.shape != b.shape or a.size < 2:
@@ -77,3 +95,21 @@ def bootstrap_se(values: Sequence[float]) -> float | None:
     rng = np.random.default_rng(0)
     means = x[rng.integers(0, x.size, size=(N_RESAMPLES, x.size))].mean(axis=1)
     return float(means.std(ddof=1))
+
+
+def row_standard_error(noise: float | None, n: int, noise_is_se: bool) -> float | None:
+    """A table row's standard error of its mean Dice: its ± over sqrt(n) (``noise`` a std over
+    ``n`` seeds) or, ``noise_is_se`` (ᵇ), ``noise`` itself; None when the row has no ±."""
+    if noise is None:
+        return None
+    return noise if noise_is_se else noise / math.sqrt(max(n, 1))
+
+
+def difference_within_noise(
+    difference: float, se_a: float | None, se_b: float | None
+) -> bool | None:
+    """Whether ``difference`` (B minus A) is within noise of two unpaired rows with standard
+    errors ``se_a`` and ``se_b`` (``DIFFERENCE_METHOD``); None when either is unknown."""
+    if se_a is None or se_b is None:
+        return None
+    return abs(difference) <= Z95 * math.hypot(se_a, se_b)

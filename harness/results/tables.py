@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
+from harness.errors import HarnessError
 
 #: The twin's format; a reader refuses a twin of another major format.
 FORMAT = "harness-table/1"
@@ -50,6 +51,29 @@ def read_twin(table: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("harness-table/"):
         return None
+    return data
+
+
+def load_twin(path: Path) -> dict[str, Any]:
+    """The twin at ``path`` (a ``<table>.json``) for a reader that needs it: a file that cannot
+    be read, is not JSON or is not a twin of this format is a ``HarnessError`` naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise HarnessError(f"{path}: not a table's JSON twin (not JSON: {exc})") from None
+    found = data.get("format") if isinstance(data, dict) else None
+    if not isinstance(found, str) or not found.startswith("harness-table/"):
+        raise HarnessError(
+            f'{path}: not a table\'s JSON twin (no "format": "{FORMAT}"); '
+            "pass a file written by `harness leaderboard`, `sweep` or `tune`"
+        )
+    if found.split(".")[0] != FORMAT:
+        raise HarnessError(
+            f"{path}: a twin of format {found!r}, which this harness cannot read (it reads "
+            f"{FORMAT!r}); regenerate it with this harness's `harness leaderboard`"
+        )
     return data
 
 

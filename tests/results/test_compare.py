@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
-from harness.results.compare import compare
+import pytest
+
+from harness.results.compare import Comparison, compare
 from harness.results.leaderboard import regenerate
-from tests.helpers import BENCH, make_record, put_record
+from harness.results.tables import twin_path, twin_text
+from tests.helpers import BENCH, REPO, make_record, put_record
 
 
 def _table(root: Path, values: dict[str, list[float]]) -> Path:
@@ -44,3 +49,111 @@ def test_not_a_leaderboard_is_exit_2(cli, tmp_path: Path) -> None:
     other.write_text("# notes\n")
     result = cli("compare", other, other)
     assert result.code == 2 and "notes.md: no leaderboard table" in result.err
+
+
+# Tables read from their JSON twins; markdown only for a table without one.
+
+#: Three seeds each, chosen so the markdown's four digits hold every mean and ± exactly: the
+#: twin's full precision and the markdown's rounding give the same numbers. focal has one seed
+#: and no per-image scores (no ±: noise unknown); lovasz and tversky are in one table only.
+A_DICE = {
+    "dice": [0.80, 0.82, 0.81],
+    "bce": [0.70, 0.71, 0.72],
+    "focal": [0.5],
+    "lovasz": [0.4, 0.5],
+}
+B_DICE = {"dice": [0.81, 0.83, 0.82], "bce": [0.60, 0.61, 0.62], "focal": [0.6], "tversky": [0.9]}
+
+
+def _verdicts(result: Comparison) -> list[tuple[str, str, bool | None]]:
+    return [(d.entry, f"{d.dice:+.4f}", d.within_noise) for d in result.deltas]
+
+
+def _markdown_only(table: Path, folder: Path) -> Path:
+    """A copy of ``table``'s markdown with no twin beside it (a table from before twins)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / table.name
+    shutil.copy(table, copy)
+    return copy
+
+
+def test_twins_give_the_verdicts_of_the_markdown(tmp_path: Path) -> None:
+    a, b = _table(tmp_path / "a", A_DICE), _table(tmp_path / "b", B_DICE)
+    from_twins = compare(twin_path(a), twin_path(b))
+    old_a, old_b = _markdown_only(a, tmp_path / "old-a"), _markdown_only(b, tmp_path / "old-b")
+    assert not twin_path(old_a).exists() and not twin_path(old_b).exists()
+    from_markdown = compare(old_a, old_b)
+
+    assert _verdicts(from_twins) == _verdicts(from_markdown)
+    for twin, markdown in zip(from_twins.deltas, from_markdown.deltas, strict=True):
+        assert twin.dice == pytest.approx(markdown.dice, abs=1e-12)
+        for field in ("params_m", "images_per_s", "peak_mb"):
+            assert twin.cost(field) == markdown.cost(field) == 0
+    assert (from_twins.only_a, from_twins.only_b) == (from_markdown.only_a, from_markdown.only_b)
+    verdicts = {entry.split(" · ")[1]: noise for entry, _, noise in _verdicts(from_twins)}
+    assert verdicts == {"dice": True, "bce": False, "focal": None}
+    assert [e.split(" · ")[1] for e in from_twins.only_a] == ["lovasz"]
+    assert [e.split(" · ")[1] for e in from_twins.only_b] == ["tversky"]
+
+
+def test_markdown_with_a_twin_is_read_from_the_twin(tmp_path: Path) -> None:
+    a, b = _table(tmp_path / "a", A_DICE), _table(tmp_path / "b", B_DICE)
+    expected = compare(twin_path(a), twin_path(b))
+    for table in (a, b):  # the rendered text is a view: the twin beside it is what is read
+        table.write_text("# notes\n", encoding="utf-8")
+    assert compare(a, b) == expected
+    assert compare(a, twin_path(b)) == expected
+
+
+def test_cli_compares_two_twins(cli, tmp_path: Path) -> None:
+    a, b = _table(tmp_path / "a", A_DICE), _table(tmp_path / "b", B_DICE)
+    twins = cli("compare", twin_path(a), twin_path(b))
+    assert twins.code == 0, twins.err
+    assert "within noise" in twins.out and "real" in twins.out and "noise unknown" in twins.out
+    assert "only in A: unetpp · lovasz" in twins.out and "only in B: unetpp · tversky" in twins.out
+    old_a, old_b = _markdown_only(a, tmp_path / "old-a"), _markdown_only(b, tmp_path / "old-b")
+    markdown = cli("compare", old_a, old_b)
+    assert markdown.code == 0, markdown.err
+    # the same table but for its title, which names the files (.json, .md)
+    assert twins.out.splitlines()[1:] == markdown.out.splitlines()[1:]
+    failed = cli("compare", twin_path(a), twin_path(b), "--fail-below", "0.05")
+    assert failed.code == 1 and "bce · adamw · flat · none: Dice dropped by 0.1000" in failed.err
+
+
+def _bad_twins(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Twins ``compare`` refuses, by case: the file and what its one line says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ablation = next((REPO / "leaderboards").glob("*.ablation-loss.json"))
+    later = {"format": "harness-table/9", "kind": "leaderboard", "rows": []}
+    short = twin_text({"kind": "leaderboard", "rows": [{"entry": "e"}]})
+    cases = {
+        "ablation": ("x.ablation-loss.json", ablation.read_text(encoding="utf-8"), "an ablation"),
+        "format": ("later.json", json.dumps(later), "'harness-table/9'"),
+        "not json": ("broken.json", '{"format": ', "not JSON"),
+        "not a twin": ("other.json", '{"rows": []}', "not a table's JSON twin"),
+        "row": ("short.json", short, "row 1 has no 'mean_dice'"),
+    }
+    out = {}
+    for case, (name, text, says) in cases.items():
+        (folder / name).write_text(text, encoding="utf-8")
+        out[case] = (folder / name, says)
+    return out
+
+
+def test_a_bad_twin_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
+    good = twin_path(_table(tmp_path / "a", A_DICE))
+    for case, (bad, says) in _bad_twins(tmp_path / "bad").items():
+        result = cli("compare", good, bad)
+        assert result.code == 2, case
+        line = result.err.strip()
+        assert "\n" not in line and "Traceback" not in line, (case, result.err)
+        assert str(bad) in line and says in line, (case, line)
+
+
+def test_a_markdown_tables_bad_twin_is_named(cli, tmp_path: Path) -> None:
+    a = _table(tmp_path / "a", A_DICE)
+    bad, _ = _bad_twins(tmp_path / "bad")["ablation"]
+    shutil.copy(bad, twin_path(a))
+    result = cli("compare", a, a)
+    assert result.code == 2
+    assert f"{twin_path(a)}: an ablation table, not a leaderboard" in result.err

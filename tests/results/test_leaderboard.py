@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.results.leaderboard import regenerate, resolve
+from harness.results.leaderboard import regenerate, resolve, row_text
 from harness.results.records import read_record
+from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record, put_record
 
 
@@ -121,3 +122,33 @@ def test_heatmap_is_written_linked_and_deterministic(tmp_path: Path) -> None:
     assert f"]({picture.name})" in board.read_text()
     again = regenerate(BENCH["id"], runs, tmp_path / "b2")
     assert again.with_name(picture.name).read_bytes() == picture.read_bytes()
+
+
+def test_row_text_is_the_markdowns_header_and_row(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    single = make_record("bce", 0, 0.6)  # one seed with per-image scores: a ± marked ᵇ
+    single.val_images = [f"img{i}.png" for i in range(6)]
+    single.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
+    put_record(runs, "b0", single)
+    for seed, dice in enumerate([0.80, 0.84]):
+        put_record(runs, f"d{seed}", make_record("dice", seed, dice))
+    put_record(runs, "c0", make_record("combo", 0, 0.9))  # one seed, no per-image scores: no ±
+    table = regenerate(BENCH["id"], runs, tmp_path / "boards")
+    lines = table.read_text(encoding="utf-8").splitlines()
+    header = next(line for line in lines if line.startswith("| # | Entry |"))
+    labels = {
+        "unetpp · bce · adamw · flat · none": "ᵇ",
+        "unetpp · dice · adamw · flat · none": "| 0.0283 | 2 |",
+        "unetpp · combo:dice=0.7 · adamw · flat · none": "| — | 1 |",
+    }
+    expected = {"no such entry": f"{header}\n"}
+    for label, shows in labels.items():
+        row = next(line for line in lines if line.startswith("| ") and f"| {label} |" in line)
+        assert shows in row
+        expected[label] = f"{header}\n{row}"
+    markdown = table.read_text(encoding="utf-8")
+    table.write_text("# notes\n", encoding="utf-8")  # the twin is what is read
+    assert {label: row_text(table, label) for label in expected} == expected
+    table.write_text(markdown, encoding="utf-8")
+    twin_path(table).unlink()  # a table from before twins: read from its markdown
+    assert {label: row_text(table, label) for label in expected} == expected
