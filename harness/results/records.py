@@ -56,6 +56,8 @@ class Record:
     resumes: list[dict[str, Any]] = field(default_factory=list)
     #: A tuned entry's tuning (``harness tune``): budget, trials, chosen values, trial cost.
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: What the run ran on (``harness.engine.hardware.describe``); empty in older records.
+    hardware: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property
@@ -75,6 +77,18 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def hardware_kind(hardware: dict[str, Any]) -> str:
+    """One line naming a kind of machine (what two records must share to compare only
+    components): the GPUs when there are any, else the CPU model; empty when not recorded
+    (``harness.engine.hardware.describe`` writes what this reads)."""
+    if not hardware:
+        return ""
+    gpus = [f"{g['name']} ({g['memory_mb'] / 1024:.0f} GiB)" for g in hardware.get("gpus", [])]
+    if gpus:
+        return ", ".join(gpus) + f" (CUDA {hardware.get('cuda')}, driver {hardware.get('driver')})"
+    return str(hardware.get("cpu", {}).get("model", "unknown CPU"))
 
 
 def write_record(path: Path, record: Record) -> None:

@@ -23,7 +23,8 @@ from filelock import FileLock, Timeout
 
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
-from harness.engine import checkpoint, distributed
+from harness.engine import checkpoint, distributed, hardware, inference_cost
+from harness.engine.device import Placement
 from harness.engine.events import TrainObserver
 from harness.engine.trainer import (
     Checkpointing,
@@ -164,6 +165,7 @@ def base_fields(job: Job, started: str, resumes: list[dict[str, Any]]) -> dict[s
         "started_at": started,
         "resumes": resumes,
         "tuning": plan.tuning,
+        "hardware": hardware.describe(plan.device),
     }
 
 
@@ -241,6 +243,7 @@ def _succeeded(
     """The final weights, the record and the pictures of a finished seed (main rank)."""
     plan = job.plan
     record = succeeded_record(result, plan.world.size, base)
+    record.cost.update(_inference_cost(plan, result.model))
     save_weights(job.folder / WEIGHTS_NAME, result.model)
     write_record(job.record_path, record)
     # The resume state (weights and optimizer, twice the model) is spent once the record
@@ -257,6 +260,23 @@ def _succeeded(
         threshold=proto.threshold,
     )
     return record
+
+
+def _inference_cost(plan: Plan, model: Any) -> dict[str, Any]:
+    """Images/s and GFLOPs of the trained model at the protocol's resolution on the run's
+    device (``harness.engine.inference_cost``); a model that cannot be measured so costs no
+    result: its columns stay empty."""
+    proto = plan.benchmark.protocol
+    try:
+        return inference_cost.measure(
+            getattr(model, "module", model),
+            proto.in_channels,
+            proto.resolution,
+            Placement.of(proto, plan.device),
+        )
+    except Exception as exc:  # a measurement is never worth a run: the reason is kept
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        return {"inference_images_per_s": None, "gflops": None, "inference_error": reason}
 
 
 def succeeded_record(result: TrainResult, processes: int, base: dict[str, Any]) -> Record:

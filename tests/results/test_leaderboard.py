@@ -152,3 +152,40 @@ def test_row_text_is_the_markdowns_header_and_row(tmp_path: Path) -> None:
     table.write_text(markdown, encoding="utf-8")
     twin_path(table).unlink()  # a table from before twins: read from its markdown
     assert {label: row_text(table, label) for label in expected} == expected
+
+
+def test_a_table_of_two_machines_says_so_and_names_both(tmp_path: Path) -> None:
+    """Two records edited to name two CPUs: the header lists both; one machine says nothing."""
+    runs = tmp_path / "runs"
+    for seed, model in enumerate(("AMD EPYC 7B13", "Intel(R) Xeon(R) Platinum 8375C CPU")):
+        record = make_record("dice", seed, 0.8 + seed / 100)
+        record.hardware = {"cpu": {"model": model, "threads": 2}}
+        put_record(runs, f"s{seed}", record)
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    header = text.split("| # |")[0]
+    assert "**Hardware**: these rows ran on more than one kind of machine" in header
+    assert "  - AMD EPYC 7B13\n" in header and "  - Intel(R) Xeon(R) Platinum 8375C CPU\n" in header
+    assert "cpu · AMD EPYC 7B13, cpu · Intel(R) Xeon(R) Platinum 8375C CPU |" in text
+    one = tmp_path / "one"
+    record = make_record("dice", 0, 0.8)
+    record.hardware = {"cpu": {"model": "AMD EPYC 7B13", "threads": 2}}
+    put_record(one, "s0", record)
+    assert "**Hardware**" not in regenerate(BENCH["id"], one, tmp_path / "b1").read_text()
+
+
+def test_the_inference_columns_show_what_records_measured(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    measured = make_record("dice", 0, 0.8)
+    measured.cost.update(
+        {"gflops": 5.4321, "inference_images_per_s": 41.26, "inference_warmup": 3,
+         "inference_timed": 10}
+    )  # fmt: skip
+    put_record(runs, "a", measured)
+    put_record(runs, "b", make_record("bce", 0, 0.5))  # from before the columns: —
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    assert "| Params (M) | GFLOPs | Train img/s | Infer img/s | Peak mem (MB) |" in text
+    dice = next(line for line in text.splitlines() if line.startswith("| 1 "))
+    bce = next(line for line in text.splitlines() if line.startswith("| 2 "))
+    assert "| 1.00 | 5.43 | 10.0 | 41.3 | 100 |" in dice, dice
+    assert "| 1.00 | — | 10.0 | — | 100 |" in bce, bce
+    assert "the median of 10 timed passes after 3 warm-up passes" in text
