@@ -43,7 +43,7 @@ UNHASHED = frozenset(
 
 #: Fields added after tables were published: hashed only when set, so every protocol that
 #: leaves them at their default keeps its hash (and its leaderboard).
-HASHED_WHEN_SET = frozenset({"exclude_folds"})
+HASHED_WHEN_SET = frozenset({"exclude_folds", "cv_folds"})
 
 #: Protocol fields an entry may set for itself (``--hparam``) and ``harness tune`` may tune.
 TUNABLE = ("lr", "weight_decay", "warmup_epochs", "grad_clip")
@@ -151,6 +151,9 @@ class Protocol:
     num_workers: int = 0
     #: Folds left out of training entirely (a tuning trial leaves out the protocol's fold).
     exclude_folds: tuple[int, ...] = ()
+    #: A cross-validated benchmark (``--folds``): each run trains without one of these folds
+    #: and validates on it; its rows aggregate over them. Empty: the benchmark of ``fold``.
+    cv_folds: tuple[int, ...] = ()
     tuning: Tuning = field(default_factory=Tuning)
     derived_from: tuple[str, ...] = field(default=(), compare=False)
 
@@ -269,12 +272,14 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         return str(value)
     if kind == "tuple[int, ...]":
         items = value if isinstance(value, list) else [value]
-        if (not items and key != "exclude_folds") or not all(
+        if (not items and key not in ("exclude_folds", "cv_folds")) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in items
         ):
             raise bad
         # A set of folds: one spelling (sorted, once each), so one hash.
-        return tuple(sorted(set(items))) if key == "exclude_folds" else tuple(items)
+        if key in ("exclude_folds", "cv_folds"):
+            return tuple(sorted(set(items)))
+        return tuple(items)
     raise bad  # pragma: no cover - a field type this module does not know
 
 
@@ -308,6 +313,11 @@ def _validate(p: Protocol) -> None:
     if any(not 0 <= f < p.folds for f in p.exclude_folds) or p.fold in p.exclude_folds:
         raise HarnessError(
             f"{where}: exclude_folds must name folds in 0..{p.folds - 1} other than fold {p.fold}"
+        )
+    if any(not 0 <= f < p.folds for f in p.cv_folds) or set(p.cv_folds) & set(p.exclude_folds):
+        raise HarnessError(
+            f"{where}: --folds must name folds in 0..{p.folds - 1} (not excluded ones), "
+            f"got {','.join(map(str, p.cv_folds))}"
         )
 
 

@@ -20,12 +20,14 @@ def run(request: RunRequest) -> None:
         resolved = planner.plan(request)
     bench = resolved.benchmark
     dataset = bench.dataset
+    cv = bool(bench.protocol.cv_folds)
     err.print(
         f"[bold]Benchmark[/bold] {bench.id}\n"
         f"  dataset  {dataset.name} ({dataset.root}), fingerprint {dataset.fingerprint[:16]}\n"
         f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
         f"  entry    {resolved.entry.label}\n"
-        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}",
+        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}"
+        + (f"\n  folds    {', '.join(map(str, bench.protocol.cv_folds))}" if cv else ""),
         soft_wrap=True,
         highlight=False,
     )
@@ -39,13 +41,18 @@ def run(request: RunRequest) -> None:
     if not resolved.world.is_main:
         return  # the main rank reports (and only it has written the record and the table)
     for path, record in outcomes:
+        unit = (
+            f"seed {record.seed}"
+            if record.fold is None
+            else f"fold {record.fold} seed {record.seed}"
+        )
         out.print(
             per_class_table(
-                record.per_class_dice, f"Seed {record.seed}: per-class Dice (final epoch)"
+                record.per_class_dice, f"{unit.capitalize()}: per-class Dice (final epoch)"
             )
         )
         out.print(
-            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
+            f"{unit}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
             f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, "
             f"not used for ranking), {record.cost['wall_s'] / 60:.1f} min; record {path}",
             soft_wrap=True,

@@ -41,14 +41,20 @@ DICE_DEFINITION = (
 
 @dataclass(frozen=True)
 class Row:
-    """One entry's succeeded seeds, aggregated."""
+    """One entry's succeeded runs, aggregated: over seeds, or (a cross-validated benchmark)
+    over folds, each fold's Dice the mean over its seeds."""
 
     entry: Entry
     records: tuple[Record, ...]
 
     @property
+    def cross_validated(self) -> bool:
+        return any(r.fold is not None for r in self.records)
+
+    @property
     def dice(self) -> list[float]:
-        return [float(r.mean_dice) for r in self.records if r.mean_dice is not None]
+        """One value per unit (seed, or fold), in unit order."""
+        return list(self.by_seed().values())
 
     @property
     def mean(self) -> float:
@@ -71,12 +77,18 @@ class Row:
         return ", ".join(sorted({_device(r) for r in self.records}))
 
     def by_seed(self) -> dict[int, float]:
-        return {r.seed: float(r.mean_dice) for r in self.records if r.mean_dice is not None}
+        """Mean Dice per unit: per seed, or for a cross-validated row per fold (the mean over
+        that fold's seeds); the noise test pairs rows by these units."""
+        units: dict[int, list[float]] = {}
+        for r in sorted(self.records, key=_unit_order):
+            if r.mean_dice is not None:
+                units.setdefault(_unit(r), []).append(float(r.mean_dice))
+        return {unit: statistics.fmean(values) for unit, values in units.items()}
 
     def per_image(self, seed: int) -> dict[str, float]:
-        """Mean over classes of each validation image's Dice, for one seed."""
-        for r in self.records:
-            if r.seed == seed and r.per_image_dice and len(r.val_images) == len(r.per_image_dice):
+        """Mean over classes of each validation image's Dice, for one unit (seed or fold)."""
+        for r in sorted(self.records, key=_unit_order):
+            if _unit(r) == seed and r.per_image_dice and len(r.val_images) == len(r.per_image_dice):
                 return {
                     name: statistics.fmean(scores)
                     for name, scores in zip(r.val_images, r.per_image_dice, strict=True)
@@ -84,10 +96,11 @@ class Row:
         return {}
 
     def noise(self) -> tuple[float | None, bool]:
-        """The ± of the row: std over seeds, or (one seed) the bootstrap s.e. over images."""
-        if len(self.records) > 1:
+        """The ± of the row: std over seeds (or folds), or (one unit) the bootstrap s.e. over
+        images."""
+        if len(self.dice) > 1:
             return self.std, False
-        images = self.per_image(self.records[0].seed)
+        images = self.per_image(next(iter(self.by_seed()), self.records[0].seed))
         return bootstrap_se(list(images.values())), True
 
     def device_hours(self) -> float | None:
@@ -121,6 +134,15 @@ class Row:
             return None
         per_class = self.per_class()
         return statistics.fmean(per_class[c] for c in small)
+
+
+def _unit(record: Record) -> int:
+    """What a row's noise test pairs by: the fold of a cross-validated run, else the seed."""
+    return record.seed if record.fold is None else record.fold
+
+
+def _unit_order(record: Record) -> tuple[int, int]:
+    return (_unit(record), record.seed)
 
 
 def versus_leader(leader: Row, row: Row) -> Comparison:
@@ -192,9 +214,7 @@ def header_lines(data: dict) -> list[str]:
         f"- **Dataset**: `{dataset['name']}`, fingerprint `{dataset['fingerprint'][:16]}`",
         f"- **Protocol**: `{protocol['label']}`, hash `{protocol['hash']}` — {settings}",
         f"- **Dice**: {DICE_DEFINITION}",
-        f"- **Runs**: {sum(r['n'] for r in data['rows'])} succeeded; n is the number of "
-        "seeds of a row; ± is the standard deviation over seeds, or for one seed (marked ᵇ) the "
-        "bootstrap standard error over validation images.",
+        *_runs_text(data),
         f"- **Noise**: {METHOD}",
         f"- **Small bones**: {_small_bones_text(data['small_bones'])}",
         f"- **Inference**: {_inference_text(data.get('inference', []))}",
@@ -347,7 +367,8 @@ def _row_data(
         "device_hours": row.device_hours(),
         "device": row.device,
         "budget": row.budget,
-        "seeds": [r.seed for r in row.records],
+        "seeds": sorted({r.seed for r in row.records}),
+        "folds": sorted({r.fold for r in row.records if r.fold is not None}),
         "dice_by_seed": {str(s): d for s, d in row.by_seed().items()},
         "per_class_dice": per_class,
         "runs": sorted(runs_of[id(r)] for r in row.records if id(r) in runs_of),
@@ -404,6 +425,26 @@ def _device(record: Record) -> str:
     if model and not record.hardware.get("gpus"):
         return f"{device} · {model}"
     return device
+
+
+def _runs_text(data: dict) -> list[str]:
+    """The header's runs line; a cross-validated benchmark's says over which folds."""
+    runs = sum(r["n"] for r in data["rows"])
+    folds = data["benchmark"]["protocol"]["fields"].get("cv_folds")
+    if not folds:
+        return [
+            f"- **Runs**: {runs} succeeded; n is the number of seeds of a row; ± is the "
+            "standard deviation over seeds, or for one seed (marked ᵇ) the bootstrap standard "
+            "error over validation images."
+        ]
+    total = data["benchmark"]["protocol"]["fields"].get("folds")
+    return [
+        f"- **Runs**: {runs} succeeded, cross-validated: every row is the entry trained on "
+        f"each of folds {', '.join(map(str, folds))} of the protocol's {total} (each fold "
+        "left out of training and validated on), times its seeds; the mean and ± are over "
+        "folds (a fold's Dice the mean over its seeds), n is folds × seeds, and the noise "
+        "test pairs rows by fold."
+    ]
 
 
 def _inference_text(passes: Sequence[Sequence[int]]) -> str:

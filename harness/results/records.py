@@ -58,6 +58,9 @@ class Record:
     tuning: dict[str, Any] = field(default_factory=dict)
     #: What the run ran on (``harness.engine.hardware.describe``); empty in older records.
     hardware: dict[str, Any] = field(default_factory=dict)
+    #: The fold a cross-validated run trained without and validated on (None: the
+    #: protocol's own ``fold``, as every run before cross-validation).
+    fold: int | None = None
     schema: int = SCHEMA
 
     @property

@@ -62,9 +62,7 @@ def dispatch(
     for job in todo:
         if job.plan.resume and job.action is Action.TRAIN and landing.main:
             where = checkpoint.directory(job.folder)
-            observer.message(
-                f"seed {job.seed}: no checkpoint in {where}; starting from the beginning"
-            )
+            observer.message(f"{job.unit}: no checkpoint in {where}; starting from the beginning")
     landing.start(len(todo))
     try:
         executor.run(todo, landing.land, observer)
@@ -101,16 +99,18 @@ def decide_all(plans: Sequence[Plan]) -> list[Job]:
     if isinstance(decided, str):
         raise HarnessError(decided, echoed=not world.is_main)
     assert decided is not None
-    pairs = [(p, seed) for p in plans for seed in p.seeds]
+    units = [(p, fold, seed) for p in plans for fold in p.folds for seed in p.seeds]
     return [
-        Job(p, seed, run_dir(p, seed), Action(action)) if not world.is_main else job_of(p, seed)
-        for (p, seed), action in zip(pairs, decided, strict=True)
+        job_of(p, seed, fold)
+        if world.is_main
+        else Job(p, seed, run_dir(p, seed, fold), Action(action), fold=fold)
+        for (p, fold, seed), action in zip(units, decided, strict=True)
     ]
 
 
 def _jobs(plans: Sequence[Plan]) -> list[Job]:
     """Each job decided; one that would lose an interrupted run's checkpoint is refused."""
-    jobs = [job_of(p, seed) for p in plans for seed in p.seeds]
+    jobs = [job_of(p, seed, fold) for p in plans for fold in p.folds for seed in p.seeds]
     for job in jobs:
         if job.action is Action.REFUSE:
             raise HarnessError(_refusal(job))
@@ -122,7 +122,7 @@ def _refusal(job: Job) -> str:
     state = checkpoint.load_state(checkpoint.paths(ckpt_dir, "last")[0])
     where = f"epoch {state['epoch']} of {job.plan.benchmark.protocol.epochs} done"
     return (
-        f"{ckpt_dir}: an interrupted run of seed {job.seed} left a checkpoint here ({where}); "
+        f"{ckpt_dir}: an interrupted run of {job.unit} left a checkpoint here ({where}); "
         f"continue it with `{_resume(job.plan)}`, or delete that folder to start over"
     )
 
@@ -168,7 +168,7 @@ class _Landing:
         record = job.earlier
         if not self.main or record is None:
             return
-        label = f"seed {job.seed}" if len(self.plans) == 1 else job.name
+        label = job.unit if len(self.plans) == 1 else job.name
         self.observer.message(
             f"{label}: already succeeded (mean Dice {record.mean_dice:.4f}); "
             f"nothing to resume. Record: {job.record_path}"
@@ -243,7 +243,7 @@ class _Landing:
         echoed = not self.main or all(o.echoed for _, o in self.failed)
         if len(self.failed) == 1 and not self.announce:
             job, outcome = self.failed[0]
-            message = f"seed {job.seed} failed: {outcome.reason} (record: {job.record_path})"
+            message = f"{job.unit} failed: {outcome.reason} (record: {job.record_path})"
         else:
             named = "; ".join(f"{job.name} ({outcome.reason})" for job, outcome in self.failed)
             message = f"{len(self.failed)} of {self.total} runs failed: {named}"
@@ -260,7 +260,7 @@ def keep_earlier(job: Job, outcome: str, observer: TrainObserver) -> None:
     earlier = job.earlier
     assert earlier is not None
     observer.message(
-        f"seed {job.seed}: this rerun {outcome}; the earlier succeeded record (mean Dice "
+        f"{job.unit}: this rerun {outcome}; the earlier succeeded record (mean Dice "
         f"{earlier.mean_dice:.4f}) and its weights-final are kept: {job.record_path}"
     )
 
@@ -274,7 +274,7 @@ def _report_interrupt(job: Job, exc: KeyboardInterrupt, observer: TrainObserver)
         saved = f"stopped; last checkpoint: {checkpoint.paths(ckpt_dir, 'last')[0]}"
     else:
         saved = "stopped before the first checkpoint; the resume starts from the beginning"
-    observer.message(f"seed {job.seed}: {saved}\nResume with:\n  {_resume(job.plan)}")
+    observer.message(f"{job.unit}: {saved}\nResume with:\n  {_resume(job.plan)}")
     exc.resume_said = True  # type: ignore[attr-defined]  # a caller need not say it again
 
 

@@ -121,6 +121,8 @@ class _Spec:
     files: dict[str, bytes] = field(default_factory=dict)
     #: A tuned entry's tuning, for its records (``Plan.tuning``).
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: The fold of a cross-validated benchmark the run validates on.
+    fold: int | None = None
 
 
 class _Collect(NullObserver):
@@ -164,9 +166,9 @@ def train_task(spec: _Spec) -> Outcome:
         try:
             resolved = plan_request(request)
             resolved.tuning = spec.tuning
-            job = Job(resolved, spec.seed, folder, spec.action)
+            job = Job(resolved, spec.seed, folder, spec.action, fold=spec.fold)
             if retried:
-                job = job_of(resolved, spec.seed, resume=True)
+                job = job_of(resolved, spec.seed, spec.fold, resume=True)
             if nproc > 1:  # a data-parallel run: this worker's CPUs shared out
                 os.environ["OMP_NUM_THREADS"] = str(max(1, spec.threads // nproc))
                 outcome = ranks.launch(job, nproc)
@@ -297,6 +299,7 @@ class Ray:
             threads=max(1, int(cpus)),
             files=files,
             tuning=job.plan.tuning,
+            fold=job.fold,
         )
         # A fresh worker process per run (max_calls=1): no CUDA context, thread count or
         # memory carried over from another run.

@@ -9,12 +9,14 @@ are pure; ``harness.runs.dispatch`` applies them, executors only carry jobs out.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.engine import checkpoint
+from harness.protocol import Protocol
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.planning import Plan, run_dir
 
@@ -56,24 +58,37 @@ class Job:
     action: Action
     #: The record the folder held when the job was decided (kept if a rerun fails).
     earlier: Record | None = None
+    #: The fold of a cross-validated benchmark this run validates on (None: the protocol's).
+    fold: int | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.plan.entry.label} seed {self.seed}"
+        return f"{self.plan.entry.label} {self.unit}"
+
+    @property
+    def unit(self) -> str:
+        """``seed 0``, or ``fold 2 seed 0`` for a fold of a cross-validated benchmark."""
+        return f"seed {self.seed}" if self.fold is None else f"fold {self.fold} seed {self.seed}"
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol this run trains and validates under: the benchmark's, with its fold."""
+        proto = self.plan.benchmark.protocol
+        return proto if self.fold is None else dataclasses.replace(proto, fold=self.fold)
 
     @property
     def record_path(self) -> Path:
         return self.folder / RECORD_NAME
 
 
-def job_of(plan: Plan, seed: int, resume: bool | None = None) -> Job:
-    """The job of ``seed``: what its folder holds, and what ``decide`` makes of it (with
-    ``resume``, or the plan's ``--resume``)."""
-    folder = run_dir(plan, seed)
+def job_of(plan: Plan, seed: int, fold: int | None = None, resume: bool | None = None) -> Job:
+    """The job of ``seed`` (on ``fold``): what its folder holds, and what ``decide`` makes of
+    it (with ``resume``, or the plan's ``--resume``)."""
+    folder = run_dir(plan, seed, fold)
     record = read_record(folder / RECORD_NAME)
     interrupted = checkpoint.exists(checkpoint.directory(folder))
     action = decide(plan.resume if resume is None else resume, record, interrupted)
-    return Job(plan, seed, folder, action, record)
+    return Job(plan, seed, folder, action, record, fold)
 
 
 @dataclass

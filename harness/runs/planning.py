@@ -136,6 +136,12 @@ class Plan:
     #: Said when this plan's first run starts in this process (``sweep loss = dice``).
     title: str | None = None
 
+    @property
+    def folds(self) -> tuple[int | None, ...]:
+        """The folds its runs train on: each of a cross-validated benchmark's, else the
+        protocol's own (``None``)."""
+        return self.benchmark.protocol.cv_folds or (None,)
+
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -173,7 +179,7 @@ class Planner:
         registry = self.registry(request.plugins)
         choice = request.benchmark
         proto = protocols.load(choice.protocol).derive(list(choice.sets))
-        proto = proto.with_values(choice.overrides)
+        proto = _cross_validated(proto.with_values(choice.overrides), request)
         components = _components(request, proto, registry)
         tta = request.entry.tta
         if tta not in TTA_CHOICES:
@@ -263,6 +269,43 @@ class Planner:
 def plan(request: RunRequest, progress: Progress | None = None) -> Plan:
     """Resolve and prepare one request (``Planner``); fail with one clear line on bad input."""
     return Planner(progress).plan(request)
+
+
+def _cross_validated(proto: Protocol, request: RunRequest) -> Protocol:
+    """The protocol of ``--folds`` (``cv_folds`` set: a benchmark of its own), checked
+    before any data work: folds of the protocol, not with ``--set fold=``, none left empty
+    by the split."""
+    folds = request.benchmark.folds
+    if folds is None:
+        return proto
+    if any(s.partition("=")[0].strip() == "fold" for s in request.benchmark.sets):
+        raise HarnessError(
+            "--folds with --set fold=...: --folds names the folds to train on; leave out --set fold"
+        )
+    chosen = tuple(range(proto.folds)) if folds == "all" else tuple(folds)
+    chosen = tuple(f for f in chosen if f not in proto.exclude_folds or folds != "all")
+    bad = [f for f in chosen if not 0 <= f < proto.folds]
+    if bad:
+        raise HarnessError(
+            f"--folds {','.join(map(str, chosen))}: fold {bad[0]} is not one of the protocol's "
+            f"folds 0..{proto.folds - 1}"
+        )
+    ids = _id_folders(request.benchmark.data, proto)
+    if ids is not None and ids < proto.folds:
+        raise HarnessError(
+            f"--folds: {request.benchmark.data} has {ids} ID folders, so the protocol's "
+            f"{proto.folds}-fold split leaves a fold empty; use a protocol with at most {ids} "
+            "folds (--set folds=N)"
+        )
+    return proto.with_values([("cv_folds", chosen)])
+
+
+def _id_folders(data: Path | None, proto: Protocol) -> int | None:
+    """How many ID folders the split groups by (the phantom's from its protocol)."""
+    if data is None:
+        return proto.synth_ids
+    folder = Path(data) / "train" / "DCM"
+    return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else None
 
 
 def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dict[str, Component]:
@@ -367,15 +410,17 @@ def small_bone_set(dataset: DatasetInfo) -> tuple[str, ...]:
     )
 
 
-def run_dir(plan: Plan, seed: int) -> Path:
-    """``RUNS/<benchmark>/<entry slug>-<hash>/seed-N``: every part a plain name, so it stays inside.
+def run_dir(plan: Plan, seed: int, fold: int | None = None) -> Path:
+    """``RUNS/<benchmark>/<entry slug>-<hash>/seed-N`` (``fold-K-seed-N`` for a fold of a
+    cross-validated benchmark): every part a plain name, so it stays inside.
 
     The parts come from ``slug()`` (letters, digits, hyphens) and hex digits, so nothing a
     plugin, protocol or entry label says can climb out of ``runs_dir``; checked anyway.
     """
     key = hashlib.sha256(plan.entry.key.encode()).hexdigest()[:8]
     name = sources.slug(plan.entry.label)[:60]
-    parts = (plan.benchmark.id, f"{name}-{key}", f"seed-{int(seed)}")
+    run = f"seed-{int(seed)}" if fold is None else f"fold-{int(fold)}-seed-{int(seed)}"
+    parts = (plan.benchmark.id, f"{name}-{key}", run)
     for part in parts:
         if not part or part in (".", "..") or "/" in part or "\\" in part or "\0" in part:
             raise HarnessError(f"run folder name {part!r} is not a plain name; report this bug")

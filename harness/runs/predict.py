@@ -116,6 +116,8 @@ def load_run(
         protocol = protocols.from_mapping({**fields, "name": name}, str(record_path))
     except HarnessError as exc:
         raise HarnessError(f"{exc} (benchmark.protocol.fields)") from None
+    if record.get("fold") is not None:  # a fold of a cross-validated entry validates on it
+        protocol = replace(protocol, fold=int(record["fold"]))
     entry = record["entry"]
     encoder = entry.get("effective_encoder") or entry.get("encoder") or protocol.encoder
 
@@ -178,11 +180,13 @@ def images_for(data: Path, split: str, protocol: Any) -> list[Path]:
 def load_ensemble(
     run_dirs: Sequence[Path], *, device: torch.device | str = "cpu", plugins: Sequence[str] = ()
 ) -> list[LoadedRun]:
-    """Rebuild every run of an ensemble; all must be runs of one benchmark (the first's)."""
+    """Rebuild every run of an ensemble; all must be runs of one benchmark (the first's). An
+    entry's folder (``runs/<benchmark>/<entry>``) stands for all its runs: a cross-validated
+    entry's fold models, ensembled as nnU-Net does."""
     if not run_dirs:
         raise HarnessError("predict: give at least one RUN_DIR")
     runs: list[LoadedRun] = []
-    for run_dir in run_dirs:
+    for run_dir in (run for given in run_dirs for run in _runs_in(Path(given))):
         run = load_run(Path(run_dir), device=device, plugins=plugins)
         if runs and _benchmark_of(run) != _benchmark_of(runs[0]):
             raise HarnessError(
@@ -192,6 +196,14 @@ def load_ensemble(
             )
         runs.append(run)
     return runs
+
+
+def _runs_in(folder: Path) -> list[Path]:
+    """``folder`` itself when it is a run, else the runs directly inside it (an entry's)."""
+    if (folder / RECORD_NAME).is_file() or not folder.is_dir():
+        return [folder]
+    inside = sorted(p.parent for p in folder.glob(f"*/{RECORD_NAME}"))
+    return inside or [folder]
 
 
 def _benchmark_of(run: LoadedRun) -> str:
@@ -376,6 +388,11 @@ def predict_ensemble(
         raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
     device = resolve_device(options.device)
     runs = load_ensemble(run_dirs, device=device, plugins=options.plugins)
+    if options.split == "val" and len({run.protocol.fold for run in runs}) > 1:
+        raise HarnessError(
+            "--split val: these runs validate on different folds (a cross-validated entry's "
+            "fold models); predict --split test with them, or give the runs of one fold"
+        )
     images = images_for(Path(data), options.split, runs[0].protocol)
     scores = None
     if options.split == "val" and options.score:

@@ -41,6 +41,7 @@ class RankJob:
     seed: int
     action: Action
     tuning: dict[str, Any] = field(default_factory=dict)
+    fold: int | None = None
 
 
 def launch(job: Job, nproc: int) -> Outcome:
@@ -50,7 +51,7 @@ def launch(job: Job, nproc: int) -> Outcome:
 
     assert job.plan.request is not None
     request = job.plan.request.replace(seeds=(job.seed,), nproc=nproc, jobs=None, cluster=None)
-    spec = RankJob(request, job.seed, job.action, job.plan.tuning)
+    spec = RankJob(request, job.seed, job.action, job.plan.tuning, job.fold)
     with tempfile.TemporaryDirectory(prefix="harness-ranks-") as scratch:
         path = Path(scratch) / "job.pickle"
         path.write_bytes(pickle.dumps(spec))
@@ -82,7 +83,8 @@ def run_rank(path: Path, observer: TrainObserver) -> int:
     spec: RankJob = pickle.loads(Path(path).read_bytes())
     resolved = plan_request(spec.request)
     resolved.tuning = spec.tuning
-    job = Job(resolved, spec.seed, run_dir(resolved, spec.seed), spec.action)
+    folder = run_dir(resolved, spec.seed, spec.fold)
+    job = Job(resolved, spec.seed, folder, spec.action, fold=spec.fold)
     code = 0
     try:
         outcome = seeds.train_job(job, observer)

@@ -39,7 +39,7 @@ class Flag:
     #: Its help text.
     help: str
     #: Its place in ``--help`` and in a written command.
-    order: int
+    order: float
     #: Written back even at its default value (so the command names what the run used).
     always: bool = False
     #: Left out of ``--help`` (set by ``harness tune`` for the runs it starts, not by users).
@@ -100,6 +100,25 @@ def _show_seeds(seeds: Sequence[int]) -> list[str]:
     if seeds == tuple(range(len(seeds))):
         return [str(len(seeds))]
     return [",".join(map(str, seeds)) + ("," if len(seeds) == 1 else "")]
+
+
+def _read_folds(text: str | None) -> tuple[int, ...] | str | None:
+    """``all``, or a list of folds (``0,2,4``): each a number, none repeated."""
+    if text is None or text.strip() == "all":
+        return None if text is None else "all"
+    try:
+        folds = tuple(int(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise HarnessError(
+            f"--folds {text!r}: give all, or a list of folds such as 0,2,4"
+        ) from None
+    if not folds or len(set(folds)) != len(folds) or any(f < 0 for f in folds):
+        raise HarnessError(f"--folds {text!r}: name each fold once (0,2,4), or give all")
+    return folds
+
+
+def _show_folds(folds: tuple[int, ...] | str) -> list[str]:
+    return [folds if isinstance(folds, str) else ",".join(map(str, folds))]
 
 
 def _show_hparams(hparams: Sequence[tuple[str, float]]) -> list[str]:
@@ -176,6 +195,17 @@ class BenchmarkChoice:
         order=8,
         read=_read_seeds,
         show=_show_seeds,
+    )
+    #: Cross-validation: the protocol's folds to train on, each left out in turn (``all``,
+    #: or a tuple); None: the protocol's own ``fold``, one benchmark as before.
+    folds: tuple[int, ...] | str | None = _option(
+        "--folds",
+        "Cross-validate: train on each of these folds of the protocol (all, or 0,2,4), "
+        "times the seeds; the rows go to a table of their own",
+        None,
+        order=8.5,
+        read=_read_folds,
+        show=_show_folds,
     )
     #: ``--set KEY=VALUE`` as the user wrote them (each read by the protocol, by its type).
     sets: tuple[str, ...] = _option(

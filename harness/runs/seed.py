@@ -51,9 +51,11 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_id(plan: Plan, seed: int) -> dict[str, Any]:
-    """What a checkpoint must belong to: this benchmark, this entry, this seed."""
-    return {"benchmark": plan.benchmark.id, "entry": plan.entry.key, "seed": int(seed)}
+def run_id(job: Job) -> dict[str, Any]:
+    """What a checkpoint must belong to: this benchmark, this entry, this seed (this fold)."""
+    plan = job.plan
+    out = {"benchmark": plan.benchmark.id, "entry": plan.entry.key, "seed": int(job.seed)}
+    return out if job.fold is None else {**out, "fold": int(job.fold)}
 
 
 def train_job(job: Job, observer: TrainObserver) -> Outcome:
@@ -126,9 +128,7 @@ def _start(job: Job, observer: TrainObserver) -> _Start:
         *resume_from.state.get("resumes", []),
         {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
     ]
-    observer.message(
-        f"seed {job.seed}: resuming from {resume_from.describe()} ({resume_from.path})"
-    )
+    observer.message(f"{job.unit}: resuming from {resume_from.describe()} ({resume_from.path})")
     return _Start(resume_from, resumes, str(resume_from.state.get("started_at", started)))
 
 
@@ -136,8 +136,8 @@ def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) 
     """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
     plan = job.plan
     track = plan.request.launch.track if plan.request else None
-    proto = plan.benchmark.protocol
-    _, val_images = _images(plan)
+    proto = job.protocol
+    _, val_images = _images(job)
     preview = None
     if track and val_images:
         preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
@@ -148,9 +148,10 @@ def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) 
     )
 
 
-def _images(plan: Plan) -> tuple[list[Path], list[Path]]:
-    images = list_images(plan.benchmark.dataset.root, "train")
-    return protocol_split(images, plan.benchmark.protocol)
+def _images(job: Job) -> tuple[list[Path], list[Path]]:
+    """The run's training and validation images (its fold's)."""
+    images = list_images(job.plan.benchmark.dataset.root, "train")
+    return protocol_split(images, job.protocol)
 
 
 def base_fields(job: Job, started: str, resumes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -166,6 +167,7 @@ def base_fields(job: Job, started: str, resumes: list[dict[str, Any]]) -> dict[s
         "resumes": resumes,
         "tuning": plan.tuning,
         "hardware": hardware.describe(plan.device),
+        "fold": job.fold,
     }
 
 
@@ -187,7 +189,7 @@ def _train(job: Job, start: _Start, observer: TrainObserver) -> Outcome:
     plan = job.plan
     base = base_fields(job, start.started, start.resumes)
     t0 = time.perf_counter()
-    train_images, val_images = _images(plan)
+    train_images, val_images = _images(job)
 
     def failure(reason: str, **how: Any) -> Outcome:
         record = failed_record(job, reason, base, time.perf_counter() - t0)
@@ -218,7 +220,7 @@ def _run_trainer(
 ) -> TrainResult:
     plan = job.plan
     launch = plan.request.launch if plan.request else None
-    recipe = Recipe(plan.entry.protocol_for(plan.benchmark.protocol), plan.entry, plan.registry)
+    recipe = Recipe(plan.entry.protocol_for(job.protocol), plan.entry, plan.registry)
     return train(
         RunSpec(recipe, job.seed, train_images, val_images),
         Execution(
@@ -231,7 +233,7 @@ def _run_trainer(
         checkpointing=Checkpointing(
             checkpoint.directory(job.folder) if plan.world.is_main else None,
             start.resume_from,
-            run_id=run_id(plan, job.seed),
+            run_id=run_id(job),
             extra_state={"resumes": start.resumes, "started_at": start.started},
         ),
     )

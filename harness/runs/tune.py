@@ -136,6 +136,7 @@ def trial_request(request: RunRequest, proto: Protocol, tuning: Tuning, values: 
             ("exclude_folds", excluded),
         ),
         seeds=(tuning.trial_seed,),
+        folds=None,  # a trial is one run on the tuning fold, even for cross-validated finals
         hparams=tuple(sorted(values.items())),
         tuned=None,
     )
@@ -218,8 +219,9 @@ def tune_many(
                 observer.message(f"Resume the tuning with:\n  {resume}")
             raise
     for outcome in finals:  # the picture beside each record of the tuned entry
-        for seed in outcome.final.seeds:
-            target = run_dir(outcome.final, seed) / TUNING
+        final = outcome.final
+        for fold, seed in ((f, s) for f in final.folds for s in final.seeds):
+            target = run_dir(final, seed, fold) / TUNING
             if target.parent.is_dir():
                 target.write_bytes(outcome.picture.read_bytes())
     return outcomes
@@ -473,7 +475,7 @@ def _run_finals(
     except RunFailed as exc:  # it names the failed runs, after all have ended
         for o in finals:
             failed = [
-                f"seed {job.seed} failed: {outcome.reason} (record: {job.record_path})"
+                f"{job.unit} failed: {outcome.reason} (record: {job.record_path})"
                 for job, outcome in getattr(exc, "failures", [])
                 if job.plan is o.final
             ]
