@@ -25,6 +25,7 @@ EVERY_FIELD = {
     "data": Path("some data/set"),
     "protocol": "tiny",
     "seeds": "0,4",
+    "folds": "0,2",
     "plugins": ("my_plugin", "extra.py"),
     "sets": ("epochs=3", "lr=0.01"),
     "device": "cpu",
@@ -44,7 +45,7 @@ EVERY_FIELD = {
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
 #: left out of the request whose command must read as it always did.
-LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned", "nproc"}
+LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned", "nproc", "folds"}
 
 
 class _Planned(Exception):
