@@ -47,7 +47,8 @@ def test_an_unknown_precision_is_one_line() -> None:
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_a_protocol_without_amp_trains_in_fp32_only(precision: str) -> None:
-    with pytest.raises(HarnessError, match=f"^--precision {precision}: protocol 'p' sets amp = false"):
+    refused = f"^--precision {precision}: protocol 'p' sets amp = false"
+    with pytest.raises(HarnessError, match=refused):
         amp_dtype(NO_AMP, CPU, precision)
     assert amp_dtype(NO_AMP, CPU, "fp32") is None
 

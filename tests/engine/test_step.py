@@ -260,7 +260,5 @@ def test_fp16_skips_a_step_whose_gradients_overflow_and_lowers_its_scale() -> No
     assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
     assert step.scaler.get_scale() == 2.0**15
     step(*second)
-    assert not any(
-        torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True)
-    )
+    assert not any(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
     assert step.scaler.get_scale() == 2.0**15
