@@ -67,7 +67,8 @@ class Row:
 
     @property
     def device(self) -> str:
-        return ", ".join(sorted({str(r.cost.get("device", "?")) for r in self.records}))
+        """The devices of the row's runs, each with its precision when not fp32."""
+        return ", ".join(sorted({device_text(r) for r in self.records}))
 
     def by_seed(self) -> dict[int, float]:
         return {r.seed: float(r.mean_dice) for r in self.records if r.mean_dice is not None}
@@ -120,6 +121,20 @@ class Row:
             return None
         per_class = self.per_class()
         return statistics.fmean(per_class[c] for c in small)
+
+
+def device_text(record: Record) -> str:
+    """A run's device as the Device column shows it: ``cpu (2 threads)``, or with the
+    precision it trained in when not fp32, ``NVIDIA A100 · bf16``."""
+    device = str(record.cost.get("device", "?"))
+    precision = record.cost.get("precision")
+    return device if precision in (None, "fp32") else f"{device} · {precision}"
+
+
+def precisions(table_rows: Sequence[Row]) -> list[str]:
+    """The precisions the table's runs trained in (a record without one is not counted)."""
+    found = {r.cost.get("precision") for row in table_rows for r in row.records}
+    return sorted(str(p) for p in found if p is not None)
 
 
 def versus_leader(leader: Row, row: Row) -> Comparison:
@@ -197,6 +212,7 @@ def header_lines(data: dict) -> list[str]:
         f"- **Noise**: {METHOD}",
         f"- **Small bones**: {_small_bones_text(data['small_bones'])}",
         *_budget_text(data["budgets"]),
+        *_precision_text(data.get("precisions", [])),
         *excluded_lines([Unusable(Path(u["path"]), u["reason"]) for u in data["excluded"]]),
     ]
 
@@ -288,12 +304,16 @@ def table_data(
     """A leaderboard as data: what its markdown shows, and each row's seeds, per-class Dice and
     the records it was made from (``runs_of``: a record's id to its path in the runs folder)."""
     small: list[str] = list(benchmark.get("small_bones") or [])
+    mixed = precisions(table_rows)
+    # Named only in a table that mixes precisions (the twins of the others stay as they were).
+    precision = {"precisions": mixed} if len(mixed) > 1 else {}
     return {
         "kind": "leaderboard",
         "benchmark": benchmark,
         "columns": list(COLUMNS),
         "small_bones": small,
         "budgets": sorted({row.budget for row in table_rows}),
+        **precision,
         "excluded": [{"path": u.path.as_posix(), "reason": u.reason} for u in excluded],
         "rows": [
             _row_data(rank, row, table_rows[0], small, runs_of or {})
@@ -361,6 +381,16 @@ def _budget_text(budgets: Sequence[str]) -> list[str]:
         "budgets compares tuning effort as well as components; device-hours include the "
         "tuning trials. Budgets:",
         *(f"  - {b}" for b in budgets),
+    ]
+
+
+def _precision_text(mixed: Sequence[str]) -> list[str]:
+    if len(mixed) < 2:
+        return []
+    return [
+        f"- **Precision**: these runs did not all train in the same precision "
+        f"({', '.join(mixed)}); a rank across precisions compares numerics as well as "
+        "components (the Device column names each run's precision when not fp32)."
     ]
 
 
