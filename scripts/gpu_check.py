@@ -12,11 +12,18 @@ its own cache, and is recorded as ``passed``, ``failed`` or ``skipped`` (with th
   state and the grad scaler's (which is in use under fp16 only; bf16 needs none);
 - ``compile``: a ``tiny`` run with ``--compile``;
 - ``micro_batch``: a ``tiny`` run with ``--micro-batch 2``;
-- ``nproc2``: a ``tiny`` run with ``--nproc 2``, where two GPUs exist.
+- ``nproc2``: a ``tiny`` run with ``--nproc 2``, where two GPUs exist;
+- ``fp16_resume``: ``amp_resume`` under ``--precision fp16`` (the grad scaler, which a bf16
+  card never uses under ``auto``), set against the same run left alone: the checkpoint must
+  hold the scaler's state and the two loss histories agree (``LOSS_TOLERANCE``);
+- ``loss_overflow``: the built-in Dice and combo losses through the training step in fp16
+  on one 29×512×512 batch, where a half-precision soft Dice overflows: the step's loss and
+  weights must stay finite.
 
-``--dry-run`` runs the same code on the CPU (fp32, so neither AMP nor CUDA state is in
-play; ``compile`` and ``nproc2`` are skipped: a CPU compile takes minutes and needs a C
-compiler, and two GPUs are what ``nproc2`` checks), so the tests can run it. Without
+``--dry-run`` runs the same code on the CPU (``amp_resume`` in fp32, so neither AMP nor CUDA
+state is in play there; ``fp16_resume`` and ``loss_overflow`` under CPU autocast; ``compile``
+and ``nproc2`` are skipped: a CPU compile takes minutes and needs a C compiler, and two GPUs
+are what ``nproc2`` checks), so the tests can run it. Without
 ``--dry-run`` a machine with no CUDA device is one line and exit 2. ``--skip NAME``
 leaves a check out. Exit 0 when no check failed, else 1. The JSON format is in
 docs/scaling.md ("The GPU checks").
@@ -43,10 +50,22 @@ from typing import Any
 
 PROG = "gpu_check"
 FORMAT = 1
-CHECKS = ("bench", "amp_resume", "compile", "micro_batch", "nproc2")
+CHECKS = (
+    "bench",
+    "amp_resume",
+    "compile",
+    "micro_batch",
+    "nproc2",
+    "fp16_resume",
+    "loss_overflow",
+)
 HERE = Path(__file__).resolve().parent
 #: How long one harness command may take before the check fails (seconds).
 COMMAND_TIMEOUT_S = 900
+#: How far a resumed run's epoch losses may be from the run left alone: on a CPU they are
+#: equal (to the last bits, tests/helpers.py); a GPU run is not bit-reproducible
+#: (cudnn.benchmark, atomics), so there the bound only catches a resume that went wrong.
+LOSS_TOLERANCE = {"cpu": 1e-6, "cuda": 1e-2}
 
 
 class Context:
@@ -158,18 +177,22 @@ def checkpoint_state(folder: Path) -> dict[str, Any]:
         "batch": state.get("batch"),
         "cuda_rng_states": len(rng.get("cuda") or []),
         "grad_scaler": bool(state.get("scaler")),
+        "grad_scale": (state.get("scaler") or {}).get("scale"),
+        "precision": state.get("precision"),
     }
 
 
-def check_amp_resume(ctx: Context) -> dict[str, Any]:
-    """Kill a tiny AMP run after its first checkpoint, resume it, and look at both."""
-    args = ("--set", "epochs=2" if ctx.dry_run else "epochs=4")
-    root = ctx.workdir / "amp_resume"
-    kill = kill_after_checkpoint(ctx, ctx.harness("amp_resume", *args), root)
+def killed_and_resumed(ctx: Context, name: str, *args: str) -> dict[str, Any]:
+    """Kill a tiny run after its first checkpoint, resume it, and look at both: passes when
+    the resumed run succeeds with its resume recorded, and the checkpoint held the CUDA RNG
+    state (on CUDA) and the grad scaler's (under fp16)."""
+    args = ("--set", "epochs=2" if ctx.dry_run else "epochs=4", *args)
+    root = ctx.workdir / name
+    kill = kill_after_checkpoint(ctx, ctx.harness(name, *args), root)
     if not kill["killed"]:
         return {"status": "failed", "detail": f"never checkpointed: {kill}"}
     saved = checkpoint_state(root)
-    done = ctx.run(ctx.harness("amp_resume", *args, "--resume"))
+    done = ctx.run(ctx.harness(name, *args, "--resume"))
     if done.returncode != 0:
         return {"status": "failed", "detail": f"resume exit {done.returncode}: {tail(done.stderr)}"}
     record = record_of(root / "runs")
@@ -182,8 +205,84 @@ def check_amp_resume(ctx: Context) -> dict[str, Any]:
     if figures["precision"] == "fp16" and not saved["grad_scaler"]:
         problems.append("fp16 training but the checkpoint holds no grad scaler state")
     result = {"killed_at": saved, "resumes": record.get("resumes"), "run": figures}
+    return _verdict(result, problems)
+
+
+def _verdict(result: dict[str, Any], problems: list[str]) -> dict[str, Any]:
     status = "failed" if problems else "passed"
     return {"status": status, **result, **({"detail": "; ".join(problems)} if problems else {})}
+
+
+def check_amp_resume(ctx: Context) -> dict[str, Any]:
+    """Kill a tiny AMP run (the precision ``auto`` picks) after its first checkpoint, resume."""
+    return killed_and_resumed(ctx, "amp_resume")
+
+
+def loss_difference(alone: list[dict], resumed: list[dict]) -> float | None:
+    """The largest difference of two runs' epoch losses (None: not the same epochs)."""
+    if [h["epoch"] for h in alone] != [h["epoch"] for h in resumed]:
+        return None
+    return max((abs(a["loss"] - b["loss"]) for a, b in zip(alone, resumed, strict=True)), default=0)
+
+
+def check_fp16_resume(ctx: Context) -> dict[str, Any]:
+    """``amp_resume`` under fp16, and the same run left alone: the same loss history."""
+    result = killed_and_resumed(ctx, "fp16_resume", "--precision", "fp16")
+    if "run" not in result:
+        return result
+    args = ("--set", "epochs=2" if ctx.dry_run else "epochs=4", "--precision", "fp16")
+    done = ctx.run(ctx.harness("fp16_alone", *args))
+    if done.returncode != 0:
+        detail = f"the run left alone: exit {done.returncode}: {tail(done.stderr)}"
+        return {**result, "status": "failed", "detail": detail}
+    alone = record_of(ctx.workdir / "fp16_alone" / "runs")
+    resumed = record_of(ctx.workdir / "fp16_resume" / "runs")
+    diff = loss_difference(alone["history"], resumed["history"])
+    tolerance = LOSS_TOLERANCE[ctx.device]
+    problems = [result["detail"]] if result["status"] == "failed" else []
+    if result["run"]["precision"] != "fp16":
+        problems.append(f"the record says {result['run']['precision']}, not fp16")
+    if diff is None:
+        problems.append("the resumed run's loss history has other epochs than the run left alone's")
+    elif diff > tolerance:
+        problems.append(f"the loss history differs from the run left alone's by {diff:.3g}")
+    figures = {"loss_history_max_diff": diff, "loss_tolerance": tolerance}
+    return _verdict({**result, **figures, "alone": run_figures(alone)}, problems)
+
+
+def check_loss_overflow(ctx: Context) -> dict[str, Any]:
+    """Dice and combo through the fp16 training step on one 29×512×512 batch."""
+    import torch
+
+    from harness.components.registry import Registry
+    from harness.engine.device import Placement
+    from harness.engine.step import StepSettings, TrainStep
+
+    device = torch.device(ctx.device)
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.rand(1, 1, 512, 512, generator=gen).to(device)
+    targets = (torch.rand(1, 29, 512, 512, generator=gen) < 0.9).float().to(device)
+    losses, problems = {}, []
+    for name in ("dice", "combo"):
+        loss_fn = Registry.load().get("losses", name).factory()
+        torch.manual_seed(0)
+        model = torch.nn.Conv2d(1, 29, 1).to(device)
+        with torch.autocast(device.type, dtype=torch.float16):
+            half = loss_fn(model(inputs).half(), targets.half())  # what the step must not do
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        settings = StepSettings(Placement(device, torch.float16))
+        loss = TrainStep(model, loss_fn, optimizer, settings=settings)(inputs, targets)
+        finite = bool(torch.isfinite(loss)) and all(
+            bool(torch.isfinite(p).all()) for p in model.parameters()
+        )
+        if not finite:
+            problems.append(f"{name}: the fp16 step's loss or weights are not finite")
+        losses[name] = {
+            "step_loss": float(loss) if torch.isfinite(loss) else str(float(loss)),
+            "half_precision_loss": str(float(half)),
+            "overflows_in_half": not bool(torch.isfinite(half)),
+        }
+    return _verdict({"losses": losses}, problems)
 
 
 def check_compile(ctx: Context) -> dict[str, Any]:
@@ -214,6 +313,8 @@ RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "compile": check_compile,
     "micro_batch": check_micro_batch,
     "nproc2": check_nproc2,
+    "fp16_resume": check_fp16_resume,
+    "loss_overflow": check_loss_overflow,
 }
 
 

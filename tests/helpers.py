@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: The test model. ``HARNESS_TEST_SIGINT=train:K`` (or ``eval:K``) makes it send itself
 #: SIGINT at its K-th forward pass in that mode, which is what a Ctrl-C does.
+#: ``HARNESS_TEST_OVERFLOW=K`` makes the gradients of the run's K-th training step infinite
+#: (counted by its BatchNorm, so across a resume too): what fp16's grad scaler skips.
 PLUGIN = """
 import os
 import signal
@@ -33,6 +35,16 @@ import time
 import torch
 
 from harness import hookimpl
+
+
+class Overflow(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
 
 
 class Small(torch.nn.Module):
@@ -55,7 +67,11 @@ class Small(torch.nn.Module):
             os.kill(os.getpid(), signal.SIGINT)
         if self.delay:
             time.sleep(self.delay)
-        return self.body(x)
+        out = self.body(x)
+        steps = int(self.body[1].num_batches_tracked)  # this one included, saved with the weights
+        if self.training and os.environ.get("HARNESS_TEST_OVERFLOW") == str(steps):
+            out = Overflow.apply(out)
+        return out
 
 
 def small_cnn(*, num_classes, in_channels, encoder=None, delay=0.0):

@@ -48,12 +48,14 @@ class RunSpec:
 class Execution:
     """How a run executes, never part of the protocol: the device, this process's place in
     a data-parallel run (``world``), the micro-batch (None: whole batches, halved on out of
-    memory) and whether the step goes through ``torch.compile``."""
+    memory), whether the step goes through ``torch.compile`` and the precision (``auto``:
+    the protocol's on this device; ``fp32``, ``bf16`` or ``fp16``: ``amp_dtype``)."""
 
     device: torch.device
     world: World = World()
     micro_batch: int | None = None
     compile: bool = False
+    precision: str = "auto"
 
 
 def make_train_step(
@@ -64,16 +66,17 @@ def make_train_step(
     recipe: Recipe,
     device: torch.device,
     micro_batch: int | None = None,
+    precision: str = "auto",
 ) -> TrainStep:
     """The protocol's training step for these components, exactly as ``train`` runs it.
 
-    Precision (``amp_dtype``; a grad scaler only for fp16), memory format, gradient
-    clipping, and the plugin contract checks on the first batch naming the entry's plugins.
+    Precision (``precision``, read by ``amp_dtype``; a grad scaler only for fp16), memory
+    format, gradient clipping, and the plugin contract checks on the first batch naming the
+    entry's plugins.
     """
     entry, registry = recipe.entry, recipe.registry
-    settings = StepSettings(
-        Placement.of(recipe.protocol, device), recipe.protocol.grad_clip, micro_batch
-    )
+    placement = Placement.of(recipe.protocol, device, precision)
+    settings = StepSettings(placement, recipe.protocol.grad_clip, micro_batch)
     return TrainStep(
         model,
         loss_fn,
@@ -148,7 +151,14 @@ def build_setup(run: RunSpec, execution: Execution) -> Setup:
     val_set = EvalDataset(run.val_images, protocol.resolution)
     stepped = _stepped(model, device, world, execution.compile)
     step = make_train_step(
-        stepped, loss_fn, optimizer, scheduler, run.recipe, device, execution.micro_batch
+        stepped,
+        loss_fn,
+        optimizer,
+        scheduler,
+        run.recipe,
+        device,
+        execution.micro_batch,
+        execution.precision,
     )
     reset_peak_memory(device)
     return Setup(

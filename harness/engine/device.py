@@ -40,11 +40,44 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def amp_dtype(protocol: Protocol, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16; None (fp32) on CPU or if the protocol says no."""
-    if not protocol.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+#: What ``--precision`` takes: ``auto`` (the protocol's policy on this device) or a precision.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+def amp_dtype(
+    protocol: Protocol, device: torch.device, precision: str = "auto"
+) -> torch.dtype | None:
+    """The autocast dtype of a run (None: fp32), or a one-line ``HarnessError``.
+
+    ``auto``: bf16 where the GPU supports it, else fp16; fp32 on a CPU or when the protocol
+    says ``amp = false``. ``fp32``, ``bf16`` or ``fp16``: that precision, on any device (on a
+    CPU under CPU autocast), except that a protocol with ``amp = false`` trains in fp32 only
+    (its benchmark fixes it) and a GPU without bf16 cannot do bf16.
+    """
+    if precision not in PRECISIONS:
+        raise HarnessError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
+    if precision == "auto":
+        if not protocol.amp or device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = _DTYPES[precision]
+    if dtype is not None and not protocol.amp:
+        raise HarnessError(
+            f"--precision {precision}: protocol {protocol.label!r} sets amp = false (its "
+            "benchmark trains in fp32); use --precision fp32 or auto, or --set amp=true "
+            "(a benchmark of its own)"
+        )
+    if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise HarnessError(
+            f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) does not "
+            "support bf16; use --precision fp16 or auto"
+        )
+    return dtype
 
 
 def memory_format(protocol: Protocol) -> torch.memory_format:
@@ -63,9 +96,11 @@ class Placement:
     memory_format: torch.memory_format = torch.contiguous_format
 
     @classmethod
-    def of(cls, protocol: Protocol, device: torch.device) -> Placement:
-        """The protocol's placement on ``device``: its precision there, its memory format."""
-        return cls(device, amp_dtype(protocol, device), memory_format(protocol))
+    def of(cls, protocol: Protocol, device: torch.device, precision: str = "auto") -> Placement:
+        """The protocol's placement on ``device``: the precision asked for (``auto``: the
+        protocol's there; ``amp_dtype``), its memory format."""
+        dtype = amp_dtype(protocol, device, precision)
+        return cls(device, dtype, memory_format(protocol))
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to ``dtype`` on the device; nothing (fp32) when ``dtype`` is None."""

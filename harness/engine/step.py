@@ -1,10 +1,13 @@
 """One optimizer step of the standard protocol, and nothing else.
 
 ``TrainStep`` is what every run's inner loop calls once per batch: copy the batch to the
-device, forward under autocast, loss in float32, backward, optional gradient clipping,
-optimizer and scheduler step. It is kept apart from the loop (``harness.engine.trainer``:
-epochs, checkpoints, validation) so that its cost can be set side by side with a bare
-hand-written loop (``benchmarks/test_bench_step.py``, ``scripts/gpu_bench.py``).
+device, forward under autocast, loss in float32 outside autocast (the loss contract: a
+plugin's loss is given fp32 logits and targets, whatever the precision), backward (in fp16
+through a grad scaler, which skips a step whose gradients overflowed and lowers its scale),
+optional gradient clipping, optimizer and scheduler step. It is kept apart from the loop
+(``harness.engine.trainer``: epochs, checkpoints, validation) so that its cost can be set
+side by side with a bare hand-written loop (``benchmarks/test_bench_step.py``,
+``scripts/gpu_bench.py``).
 
 The protocol fixes the effective batch. ``micro_batch`` splits each batch into chunks
 that are forwarded and backpropagated one after another, their gradients summed with
@@ -105,7 +108,9 @@ class TrainStep:
                     logits = self.model(x)
                     if not self._checked and self._check_logits is not None:
                         self._check_logits(logits, x)
-                    loss = self.loss_fn(logits.float(), y)
+                # The loss in fp32 outside autocast, whatever the model's precision: a soft
+                # Dice's sums over N·H·W pixels overflow half precision (65504).
+                loss = self.loss_fn(logits.float(), y.float())
                 if not self._checked:
                     if self._check_loss is not None:
                         self._check_loss(loss)

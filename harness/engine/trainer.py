@@ -1,9 +1,10 @@
 """The standard training protocol: one entry, one seed, one benchmark.
 
 Everything that makes runs comparable is fixed here or by the protocol: seeding,
-precision (AMP on CUDA — bf16 where supported, else fp16 with a grad scaler — and
-fp32 on CPU), the split, the validation schedule and the metric. The final epoch's
-Dice is what the leaderboard ranks; the best epoch is recorded apart.
+precision (by default AMP on CUDA — bf16 where supported, else fp16 with a grad scaler —
+and fp32 on CPU; ``Execution.precision`` chooses another, recorded), the split, the
+validation schedule and the metric. The final epoch's Dice is what the leaderboard ranks;
+the best epoch is recorded apart.
 
 Runs are long, so training never loses more than an epoch: a checkpoint is written at
 the end of every epoch (``harness.engine.writer``), a Ctrl-C stops at the next step boundary

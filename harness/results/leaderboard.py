@@ -73,8 +73,9 @@ class Row:
 
     @property
     def device(self) -> str:
-        """The device each seed ran on, briefly (with the CPU's model where recorded)."""
-        return ", ".join(sorted({_device(r) for r in self.records}))
+        """The devices of the row's runs: each with its CPU's model where recorded, and
+        the precision it trained in when not fp32."""
+        return ", ".join(sorted({device_text(r) for r in self.records}))
 
     def by_seed(self) -> dict[int, float]:
         """Mean Dice per unit: per seed, or for a cross-validated row per fold (the mean over
@@ -143,6 +144,24 @@ def _unit(record: Record) -> int:
 
 def _unit_order(record: Record) -> tuple[int, int]:
     return (_unit(record), record.seed)
+
+
+def device_text(record: Record) -> str:
+    """A run's device as the Device column shows it: ``cpu (2 threads)``, with the CPU's
+    model where the record names it (``cpu (2 threads) · AMD EPYC``) and the precision it
+    trained in when not fp32 (``NVIDIA A100 · bf16``)."""
+    device = str(record.cost.get("device", "?"))
+    model = record.hardware.get("cpu", {}).get("model") if record.hardware else None
+    if model and not record.hardware.get("gpus"):
+        device = f"{device} · {model}"
+    precision = record.cost.get("precision")
+    return device if precision in (None, "fp32") else f"{device} · {precision}"
+
+
+def precisions(table_rows: Sequence[Row]) -> list[str]:
+    """The precisions the table's runs trained in (a record without one is not counted)."""
+    found = {r.cost.get("precision") for row in table_rows for r in row.records}
+    return sorted(str(p) for p in found if p is not None)
 
 
 def versus_leader(leader: Row, row: Row) -> Comparison:
@@ -220,6 +239,7 @@ def header_lines(data: dict) -> list[str]:
         f"- **Inference**: {_inference_text(data.get('inference', []))}",
         *_budget_text(data["budgets"]),
         *_hardware_text(data.get("hardware", [])),
+        *_precision_text(data.get("precisions", [])),
         *excluded_lines([Unusable(Path(u["path"]), u["reason"]) for u in data["excluded"]]),
     ]
 
@@ -315,6 +335,9 @@ def table_data(
     """A leaderboard as data: what its markdown shows, and each row's seeds, per-class Dice and
     the records it was made from (``runs_of``: a record's id to its path in the runs folder)."""
     small: list[str] = list(benchmark.get("small_bones") or [])
+    mixed = precisions(table_rows)
+    # Named only in a table that mixes precisions (the twins of the others stay as they were).
+    precision = {"precisions": mixed} if len(mixed) > 1 else {}
     return {
         "kind": "leaderboard",
         "benchmark": benchmark,
@@ -330,6 +353,7 @@ def table_data(
                 if r.cost.get("inference_timed")
             }
         ),
+        **precision,
         "excluded": [{"path": u.path.as_posix(), "reason": u.reason} for u in excluded],
         "rows": [
             _row_data(rank, row, table_rows[0], small, runs_of or {})
@@ -403,6 +427,16 @@ def _budget_text(budgets: Sequence[str]) -> list[str]:
     ]
 
 
+def _precision_text(mixed: Sequence[str]) -> list[str]:
+    if len(mixed) < 2:
+        return []
+    return [
+        f"- **Precision**: these runs did not all train in the same precision "
+        f"({', '.join(mixed)}); a rank across precisions compares numerics as well as "
+        "components (the Device column names each run's precision when not fp32)."
+    ]
+
+
 def excluded_lines(excluded: Sequence[Unusable]) -> list[str]:
     """The header lines naming the records a table could not use (none: no lines)."""
     if not excluded:
@@ -415,16 +449,6 @@ def excluded_lines(excluded: Sequence[Unusable]) -> list[str]:
         ),
         *(f"  - `{u.path.as_posix()}` {u.reason}" for u in excluded),
     ]
-
-
-def _device(record: Record) -> str:
-    """``cost.device`` (``cpu (2 threads)``, a GPU's name), and on a CPU the model the
-    record names: ``cpu (2 threads) · AMD EPYC``."""
-    device = str(record.cost.get("device", "?"))
-    model = record.hardware.get("cpu", {}).get("model") if record.hardware else None
-    if model and not record.hardware.get("gpus"):
-        return f"{device} · {model}"
-    return device
 
 
 def _runs_text(data: dict) -> list[str]:

@@ -44,7 +44,7 @@ from harness.data.checks import check_cached
 from harness.data.layout import list_images, split
 from harness.data.sources import DatasetInfo
 from harness.engine import distributed
-from harness.engine.device import resolve_device
+from harness.engine.device import amp_dtype, resolve_device
 from harness.engine.distributed import World
 from harness.engine.inference import TTA_CHOICES
 from harness.errors import HarnessError
@@ -196,6 +196,7 @@ class Planner:
             raise HarnessError(f"--micro-batch {micro_batch}: give a positive number")
         tracking.check_track(request.launch.track)  # a tracker not installed fails before any work
         device, world = _device(request, proto)
+        amp_dtype(proto, device, request.launch.precision)  # one line if it cannot be had here
         return Resolved(request, registry, proto, entry, tuple(seeds), device, world)
 
     def weights(self, spec: str, encoder: str) -> EncoderWeights:

@@ -4,8 +4,8 @@ anything is resolved, as typed values in three parts:
 - ``EntryChoice``: what runs (the components by name with their parameters, the encoder,
   test-time augmentation, the entry's own hyperparameters as numbers);
 - ``BenchmarkChoice``: on what (the protocol and its overrides, the data, the seeds);
-- ``Launch``: how and where (device, processes, ``--jobs``/``--cluster``, tracking, folders,
-  resume).
+- ``Launch``: how and where (device, precision, processes, ``--jobs``/``--cluster``,
+  tracking, folders, resume).
 
 Each option is declared once, on its field, with its flag, help text and (where the
 command line's text is not the value itself) how to read and write it: the command line
@@ -218,7 +218,8 @@ class BenchmarkChoice:
 
 @dataclass(frozen=True)
 class Launch:
-    """How and where the runs go: device, processes, executor, tracking, folders, resume."""
+    """How and where the runs go: device, precision, processes, executor, tracking, folders,
+    resume."""
 
     device: str = _option("--device", "auto, cpu or cuda", "auto", order=11)
     #: Split each batch into pieces of this size (gradient accumulation); None: whole
@@ -234,6 +235,16 @@ class Launch:
     compile: bool = _option(
         "--compile", "Run the training step through torch.compile", False, order=16
     )
+    #: The training (and validation) precision: ``auto`` (bf16 on a GPU that supports it,
+    #: else fp16 with a grad scaler; fp32 on a CPU), or ``fp32``, ``bf16``, ``fp16`` on any
+    #: device (recorded as ``cost.precision``; not part of the protocol).
+    precision: str = _option(
+        "--precision",
+        "auto, fp32, bf16 or fp16 (auto: bf16 on a GPU that supports it, else fp16; fp32 on a "
+        "CPU). On a CPU bf16 and fp16 train under CPU autocast; recorded, not in the protocol",
+        "auto",
+        order=17,
+    )
     #: Also write TensorBoard event files in each run folder (``harness.runs.tracking``);
     #: every run writes ``metrics.jsonl`` whatever this says.
     track: str | None = _option(
@@ -241,7 +252,7 @@ class Launch:
         "Also log to: tensorboard (event files under each run folder's tensorboard/; "
         "needs pip install tensorboard)",
         None,
-        order=17,
+        order=18,
     )
     #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
     #: (harness.runs.executors); None: one after another in this process, without Ray.
@@ -249,7 +260,7 @@ class Launch:
         "--jobs",
         "Train up to N runs at once (Ray; a local instance is started and stopped for you)",
         None,
-        order=18,
+        order=19,
     )
     #: An existing Ray cluster's address (what `ray start --head` prints) to train the runs on.
     cluster: str | None = _option(
@@ -257,27 +268,27 @@ class Launch:
         "Train the runs on this Ray cluster (the address `ray start --head` prints); "
         "records and weights come back to --runs-dir",
         None,
-        order=19,
+        order=20,
     )
     #: Print what would train, what is skipped and an estimate of device-hours; train nothing.
     dry_run: bool = _option(
         "--dry-run",
         "Print the runs that would train and an estimate of device-hours",
         False,
-        order=20,
+        order=21,
     )
     runs_dir: Path = _option(
-        "--runs-dir", "Where run folders and records go", Path("runs"), order=21, always=True,
+        "--runs-dir", "Where run folders and records go", Path("runs"), order=22, always=True,
         last=True,
     )  # fmt: skip
     leaderboards_dir: Path = _option(
-        "--leaderboards-dir", "Where leaderboard tables go", Path("leaderboards"), order=22,
+        "--leaderboards-dir", "Where leaderboard tables go", Path("leaderboards"), order=23,
         always=True, last=True,
     )  # fmt: skip
     #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
     #: only reported, and one with no checkpoint starts from the beginning.
     resume: bool = _option(
-        "--resume", "Continue each seed from its last checkpoint", False, order=23, last=True
+        "--resume", "Continue each seed from its last checkpoint", False, order=24, last=True
     )
     #: Processes one run trains on, data-parallel (torch.distributed); each job of the
     #: dispatcher is launched over this many (``harness.runs.ranks``).
@@ -285,7 +296,7 @@ class Launch:
         "--nproc",
         "Train data-parallel over N processes (torch.distributed.run, as torchrun)",
         1,
-        order=24,
+        order=25,
     )
 
 

@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
 from harness.engine import checkpoint, distributed, hardware, inference_cost
-from harness.engine.device import Placement
+from harness.engine.device import Placement, amp_dtype, precision_name
 from harness.engine.events import TrainObserver
 from harness.engine.trainer import (
     Checkpointing,
@@ -124,12 +124,32 @@ def _start(job: Job, observer: TrainObserver) -> _Start:
     resume_from = checkpoint.load(ckpt_dir, "last")
     if resume_from is None:
         raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
+    _check_precision(resume_from, precision(job.plan))
     resumes = [
         *resume_from.state.get("resumes", []),
         {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
     ]
     observer.message(f"{job.unit}: resuming from {resume_from.describe()} ({resume_from.path})")
     return _Start(resume_from, resumes, str(resume_from.state.get("started_at", started)))
+
+
+def precision(plan: Plan) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: what this plan's runs train in here (``--precision``)."""
+    launch = plan.request.launch if plan.request else None
+    asked = launch.precision if launch else "auto"
+    return precision_name(amp_dtype(plan.benchmark.protocol, plan.device, asked))
+
+
+def _check_precision(resume_from: checkpoint.Checkpoint, here: str) -> None:
+    """A run continues in the precision it started in (its record names one precision);
+    a checkpoint from before precision was saved in it is taken as it is."""
+    saved = resume_from.state.get("precision")
+    if saved is not None and saved != here:
+        folder = resume_from.path.parent
+        raise checkpoint.CheckpointError(
+            f"{resume_from.path}: this run trained in {saved} and would continue in {here}; "
+            f"resume with --precision {saved}, or delete {folder} to start afresh"
+        )
 
 
 def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) -> TrainObserver:
@@ -228,13 +248,18 @@ def _run_trainer(
             plan.world,
             micro_batch=launch.micro_batch if launch else None,
             compile=launch.compile if launch else False,
+            precision=launch.precision if launch else "auto",
         ),
         observer=observer,
         checkpointing=Checkpointing(
             checkpoint.directory(job.folder) if plan.world.is_main else None,
             start.resume_from,
             run_id=run_id(job),
-            extra_state={"resumes": start.resumes, "started_at": start.started},
+            extra_state={
+                "resumes": start.resumes,
+                "started_at": start.started,
+                "precision": precision(plan),
+            },
         ),
     )
 
@@ -274,7 +299,9 @@ def _inference_cost(plan: Plan, model: Any) -> dict[str, Any]:
             getattr(model, "module", model),
             proto.in_channels,
             proto.resolution,
-            Placement.of(proto, plan.device),
+            Placement.of(
+                proto, plan.device, plan.request.launch.precision if plan.request else "auto"
+            ),
         )
     except Exception as exc:  # a measurement is never worth a run: the reason is kept
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"

@@ -5,7 +5,8 @@ The model is a small plugin (``PLUGIN`` in ``tests/helpers.py``) with every kind
 resume must restore: BatchNorm buffers, dropout (the global torch generator), AdamW
 moments, a warm-up/cosine schedule, the loader's shuffling and albumentations' own
 generators (``--aug basic``). A short sleep in its forward pass makes the run last long
-enough to be killed part-way.
+enough to be killed part-way. Runs in bf16 and fp16 (CPU autocast; fp16 with a grad scaler
+that skips an overflowing step) resume as exactly.
 
 ``--resume`` is the command-line flag that sets ``RunRequest.resume``.
 """
@@ -74,6 +75,65 @@ def test_sigkill_after_first_checkpoint_then_resume_gives_the_same_dice(
     assert (last.parent.parent / "weights-final.safetensors").is_file()
     # Succeeded: the resume state is spent and removed; nothing else in the folder is.
     assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "best.safetensors"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_half_precision_run_killed_after_its_first_checkpoint_resumes_exactly(
+    cli, plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    """Under fp16 the run's third step overflows: the grad scaler skips it and halves its
+    scale, which the checkpoint holds and the resume restores."""
+    if precision == "fp16":
+        monkeypatch.setenv("HARNESS_TEST_OVERFLOW", "3")
+
+    def args(root: Path) -> list[str]:
+        return [*run_args(plugin, root / "runs", root / "boards"), "--precision", precision]
+
+    alone = cli(*args(tmp_path / "alone"))
+    assert alone.code == 0, alone.err
+    reference = record_of(tmp_path / "alone" / "runs")
+    runs = tmp_path / "killed" / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args(tmp_path / "killed")],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = wait_for((runs, "checkpoints/last.pt"), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not list(runs.rglob("record.json")), "the kill came too late: the run had finished"
+    saved = checkpoint.load(last.parent)
+    assert saved is not None and 1 <= saved.epoch < 4 and saved.state["precision"] == precision
+    if precision == "fp16":
+        assert saved.state["scaler"]["scale"] == 2.0**15  # one step skipped, in epoch 1
+    else:
+        assert saved.state["scaler"] == {}  # bf16 needs no scaler
+
+    result = cli(*args(tmp_path / "killed"), "--resume")
+    assert result.code == 0, result.err
+    mine = record_of(runs)
+    assert mine["cost"]["precision"] == reference["cost"]["precision"] == precision
+    assert mine["resumes"][0]["epoch"] == saved.epoch
+    assert_same_result(mine, reference)
+
+
+def test_a_run_resumes_in_the_precision_it_started_in(
+    cli, plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    args = run_args(plugin, runs, boards)
+    monkeypatch.setenv("HARNESS_TEST_SIGINT", "train:3")
+    stopped = cli(*args, "--precision", "fp16")
+    monkeypatch.delenv("HARNESS_TEST_SIGINT")
+    assert stopped.code == 130, stopped.err
+    command = stopped.err.split("Resume with:")[1].strip().splitlines()[0]
+    assert " --precision fp16 " in command
+    again = cli(*args, "--resume")  # auto: fp32 on a CPU
+    lines = [line for line in again.err.splitlines() if line.startswith("harness:")]
+    assert again.code == 2 and len(lines) == 1, again.err
+    assert "trained in fp16 and would continue in fp32; resume with --precision fp16" in lines[0]
+    assert not list(runs.rglob("record.json"))
 
 
 @pytest.mark.parametrize(
@@ -177,11 +237,13 @@ def test_with_loader_workers_a_stopped_run_resumes_exactly(
 # -- harness.engine.resume, piece by piece ------------------------------------------------
 
 
-def _components(width: int = 3) -> tuple[torch.nn.Module, TrainStep]:
+def _components(
+    width: int = 3, dtype: torch.dtype | None = None
+) -> tuple[torch.nn.Module, TrainStep]:
     model = torch.nn.Linear(width, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    settings = StepSettings(Placement(CPU))
+    settings = StepSettings(Placement(CPU, dtype))
     step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, settings=settings)
     return model, step
 
@@ -233,6 +295,29 @@ def test_restore_loads_the_weights_and_resume_the_state(tmp_path: Path) -> None:
     resumed = resume(ckpt, RUN_ID, model, step, torch.Generator(), None, World())
     assert resumed.state == state and resumed.restart is None
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ckpt.weights.items())
+
+
+def test_restore_gives_an_fp16_runs_grad_scaler_its_saved_state(tmp_path: Path) -> None:
+    model, step = _components(dtype=torch.float16)
+    scaler = {
+        "scale": 1024.0,  # lowered by skipped steps
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 7,
+    }
+    step.scaler.load_state_dict(scaler)
+    parts = Checkpointed(model, step, torch.Generator().manual_seed(0), None, "sgd", "flat")
+    CheckpointWriter(tmp_path, parts, RUN_ID).save_now(TrainingState(epoch=1), None)
+    ckpt = checkpoint.load(tmp_path)
+    assert ckpt.state["scaler"] == scaler
+
+    model, step = _components(dtype=torch.float16)
+    assert step.scaler.get_scale() == 2.0**16
+    resume(ckpt, RUN_ID, model, step, torch.Generator(), None, World())
+    assert step.scaler.state_dict() == scaler
+    step(torch.ones(4, 3), torch.zeros(4, 2))  # trains on from there
+    assert step.scaler.state_dict() == {**scaler, "_growth_tracker": 8}
 
 
 def _draws(generator: torch.Generator, restart: MidEpochRestart | None = None) -> EpochDraws:

@@ -1,7 +1,10 @@
-"""The training step (``harness.engine.step.TrainStep``): micro-batches, weights, clipping, checks.
+"""The training step (``harness.engine.step.TrainStep``): micro-batches, weights, clipping,
+checks, precision.
 
 Micro-batches must not change a mean-over-samples gradient, a rank's weight scales the
-gradient and not the reported loss, and the plugin contract checks run once. The step
+gradient and not the reported loss, and the plugin contract checks run once. Under bf16 and
+fp16 (CPU autocast here) the loss is computed in fp32 outside autocast, and fp16's grad
+scaler skips a step whose gradients overflowed. The step
 against a bare hand-written loop (same weights to the bit, and its cost) is in
 ``benchmarks/test_bench_step.py``, beside the benchmark that times the two.
 """
@@ -16,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from harness.components.registry import Registry
 from harness.engine.device import Placement
 from harness.engine.step import StepSettings, TrainStep
 
@@ -23,6 +27,7 @@ CPU = torch.device("cpu")
 #: Smaller than the protocol's 128 px so that the file stays fast; the step does not care.
 SIZE = 64
 BATCH = 8
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @pytest.fixture(autouse=True)
@@ -60,15 +65,21 @@ class TinyNet(nn.Module):
         return self.body(x)
 
 
-def tiny_step(check_logits: Any = None, check_loss: Any = None, **settings: Any) -> TrainStep:
+def tiny_step(
+    check_logits: Any = None,
+    check_loss: Any = None,
+    dtype: torch.dtype | None = None,
+    model: nn.Module | None = None,
+    **settings: Any,
+) -> TrainStep:
     torch.manual_seed(0)
-    model = TinyNet()
+    model = model or TinyNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     return TrainStep(
         model,
         nn.BCEWithLogitsLoss(),
         optimizer,
-        settings=StepSettings(Placement(CPU), **settings),
+        settings=StepSettings(Placement(CPU, dtype), **settings),
         check_logits=check_logits,
         check_loss=check_loss,
     )
@@ -168,3 +179,86 @@ def test_a_failing_contract_check_stops_the_step() -> None:
     with pytest.raises(RuntimeError, match="bad logits"):
         step(*batches(1, size=16)[0])
     assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
+
+
+# -- precision ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_the_loss_is_given_fp32_logits_and_targets_outside_autocast(precision: str) -> None:
+    seen: list[tuple[Any, ...]] = []
+    step = tiny_step(
+        dtype=HALF[precision],
+        check_logits=lambda logits, inputs: seen.append(("model", logits.dtype)),
+    )
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        seen.append(("loss", logits.dtype, targets.dtype, torch.is_autocast_enabled("cpu")))
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+    step.loss_fn = loss_fn
+    loss = step(*batches(1, size=16)[0])
+    assert seen == [("model", HALF[precision]), ("loss", torch.float32, torch.float32, False)]
+    assert loss.dtype == torch.float32
+    assert step.scaler.is_enabled() == (precision == "fp16")
+
+
+@pytest.mark.parametrize("name", ["dice", "combo"])
+def test_built_in_losses_stay_finite_in_fp16_where_a_half_precision_dice_overflows(
+    name: str,
+) -> None:
+    """One 29×512×512 batch: a soft Dice sums 262,144 pixels per class, past fp16's 65,504
+    (qubvel/segmentation_models.pytorch#463); the step computes it in fp32."""
+    loss_fn = Registry.load().get("losses", name).factory()
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.rand(1, 1, 512, 512, generator=gen)
+    targets = (torch.rand(1, 29, 512, 512, generator=gen) < 0.9).float()
+    torch.manual_seed(0)
+    model = nn.Conv2d(1, 29, 1)
+    with torch.autocast("cpu", dtype=torch.float16):
+        logits = model(inputs)
+    assert logits.dtype == torch.float16
+    assert not torch.isfinite(loss_fn(logits, targets.half()))  # in half precision: overflow
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    placement = Placement(CPU, torch.float16)
+    step = TrainStep(model, loss_fn, optimizer, settings=StepSettings(placement))
+    loss = step(inputs, targets)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert step.scaler.get_scale() == 2.0**16  # the step was taken, not skipped
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _Overflow(torch.autograd.Function):
+    """Identity forward; a backward whose gradients are infinite."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad * float("inf")
+
+
+class OverflowsOnce(TinyNet):
+    """TinyNet whose first training step's gradients overflow."""
+
+    calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        out = super().forward(x)
+        return _Overflow.apply(out) if self.calls == 1 else out
+
+
+def test_fp16_skips_a_step_whose_gradients_overflow_and_lowers_its_scale() -> None:
+    step = tiny_step(dtype=torch.float16, model=OverflowsOnce())
+    first, second = batches(2, size=16)
+    before = [p.detach().clone() for p in step.model.parameters()]
+    loss = step(*first)
+    assert torch.isfinite(loss)  # the loss was fine; its gradients were not
+    assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
+    assert step.scaler.get_scale() == 2.0**15
+    step(*second)
+    assert not any(torch.equal(a, b) for a, b in zip(before, step.model.parameters(), strict=True))
+    assert step.scaler.get_scale() == 2.0**15

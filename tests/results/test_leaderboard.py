@@ -189,3 +189,29 @@ def test_the_inference_columns_show_what_records_measured(tmp_path: Path) -> Non
     assert "| 1.00 | 5.43 | 10.0 | 41.3 | 100 |" in dice, dice
     assert "| 1.00 | — | 10.0 | — | 100 |" in bce, bce
     assert "the median of 10 timed passes after 3 warm-up passes" in text
+
+
+def test_the_device_column_names_a_precision_other_than_fp32_and_the_header_a_mix(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    for seed, (loss, precision) in enumerate([("dice", "fp32"), ("combo", "fp32")]):
+        record = make_record(loss, seed, 0.8 + seed / 100)
+        record.cost["precision"] = precision
+        put_record(runs, f"r{seed}", record)
+    table = regenerate(BENCH["id"], runs, tmp_path / "same")
+    text = table.read_text()
+    assert "**Precision**" not in text and "precisions" not in json.loads(
+        twin_path(table).read_text()
+    )
+    assert "| cpu |" in text and " · fp" not in text  # fp32: the device alone, as before
+
+    half = make_record("bce", 5, 0.9)
+    half.cost.update(device="cpu (2 threads)", precision="fp16")
+    put_record(runs, "h", half)
+    table = regenerate(BENCH["id"], runs, tmp_path / "mixed")
+    text = table.read_text()
+    assert "| cpu (2 threads) · fp16 |" in text
+    (line,) = [line for line in text.splitlines() if line.startswith("- **Precision**")]
+    assert "(fp16, fp32)" in line
+    assert json.loads(twin_path(table).read_text())["precisions"] == ["fp16", "fp32"]

@@ -34,6 +34,7 @@ EVERY_FIELD = {
     "tuned": "8-0123456789",
     "micro_batch": 2,
     "compile": True,
+    "precision": "fp16",
     "track": "tensorboard",
     "jobs": 2,
     "cluster": "10.0.0.1:6379",
@@ -45,7 +46,17 @@ EVERY_FIELD = {
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
 #: left out of the request whose command must read as it always did.
-LATER_FIELDS = {"track", "jobs", "cluster", "dry_run", "hparams", "tuned", "nproc", "folds"}
+LATER_FIELDS = {
+    "track",
+    "jobs",
+    "cluster",
+    "dry_run",
+    "hparams",
+    "tuned",
+    "nproc",
+    "folds",
+    "precision",
+}
 
 
 class _Planned(Exception):

@@ -1,5 +1,6 @@
 """``scripts/gpu_check.py``: its dry run on the CPU goes through every check's code and writes
-the JSON that docs/scaling.md describes; without a GPU the real mode is one line, exit 2."""
+the JSON that docs/scaling.md describes (fp16 under CPU autocast); without a GPU the real mode
+is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -37,13 +38,17 @@ def test_dry_run_kills_resumes_and_writes_the_documented_json(tmp_path: Path) ->
     assert result["format"] == 1 and result["dry_run"] is True and result["passed"] is True
     assert set(result["machine"]) == {"gpus", "torch", "cuda", "python", "host"}
     checks = {c["name"]: c for c in result["checks"]}
-    assert list(checks) == ["bench", "amp_resume", "compile", "micro_batch", "nproc2"]
+    assert list(checks) == [
+        "bench", "amp_resume", "compile", "micro_batch", "nproc2", "fp16_resume", "loss_overflow",
+    ]  # fmt: skip
     assert {n: c["status"] for n, c in checks.items()} == {
         "bench": "skipped",
         "amp_resume": "passed",
         "compile": "skipped",
         "micro_batch": "passed",
         "nproc2": "skipped",
+        "fp16_resume": "passed",
+        "loss_overflow": "passed",
     }
     assert all(isinstance(c["seconds"], float) for c in checks.values())
     resumed = checks["amp_resume"]
@@ -54,6 +59,14 @@ def test_dry_run_kills_resumes_and_writes_the_documented_json(tmp_path: Path) ->
     assert checks["micro_batch"]["run"]["micro_batch"] == 2
     assert checks["nproc2"]["detail"] == "needs 2 GPUs, found 0"
     assert "amp_resume: passed" in done.stderr
+    fp16 = checks["fp16_resume"]  # CPU autocast and a CPU grad scaler
+    assert fp16["killed_at"]["epoch"] == 1 and fp16["killed_at"]["precision"] == "fp16"
+    assert fp16["killed_at"]["grad_scaler"] and fp16["killed_at"]["grad_scale"] > 0
+    assert fp16["run"]["precision"] == fp16["alone"]["precision"] == "fp16"
+    assert fp16["loss_history_max_diff"] <= fp16["loss_tolerance"] == 1e-6
+    for name, loss in checks["loss_overflow"]["losses"].items():
+        assert loss["overflows_in_half"] and loss["half_precision_loss"] == "nan", name
+        assert isinstance(loss["step_loss"], float), name
 
 
 def test_without_a_gpu_the_real_checks_refuse_in_one_line(tmp_path: Path) -> None:
