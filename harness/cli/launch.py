@@ -21,9 +21,14 @@ if TYPE_CHECKING:
 
 
 def check_jobs(request: RunRequest) -> None:
-    """``--jobs``/``--cluster`` are checked before any work."""
+    """``--jobs``/``--cluster`` are checked before any work (a cluster must answer, unless
+    this is a ``--dry-run``, which needs none)."""
     if request.launch.jobs is not None and request.launch.jobs < 1:
         raise HarnessError(f"--jobs {request.launch.jobs}: give a positive number of runs at once")
+    if request.launch.cluster and not request.launch.dry_run:
+        from harness.runs.executors import check_cluster
+
+        check_cluster(request.launch.cluster)
 
 
 def dry_run(plans: list[Any]) -> None:

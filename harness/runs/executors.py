@@ -10,6 +10,12 @@ place, and a task whose worker died is retried by Ray and resumes from the run's
 checkpoint; otherwise it trains in a temporary folder and sends the run's files (record,
 final weights, pictures, best checkpoint) back for the dispatcher to write.
 
+Nothing is lost when the command itself is killed: ``--cluster`` is asked for an answer
+(``check_cluster``) before Ray is given the address, the processes of a local instance end
+with the command (Ray's fate sharing, and a watchdog for those it leaves:
+``harness.runs.processes``), and the next command clears the markers a killed one left
+(``clear_stale``).
+
 Ray is imported only here and only when runs are sent: without ``--jobs``/``--cluster``
 nothing changes. ``docs/scaling.md`` says how Ray's known traps are handled.
 """
@@ -21,6 +27,9 @@ import json
 import os
 import secrets
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -30,8 +39,8 @@ from typing import Any, Protocol
 
 from harness.atomic import atomic_write_bytes, atomic_write_text
 from harness.engine.events import NullObserver, TrainObserver
-from harness.errors import HarnessError, RunFailed
-from harness.runs import ranks
+from harness.errors import HarnessError, RunFailed, one_line
+from harness.runs import processes, ranks
 from harness.runs import seed as seeds
 from harness.runs.job import Action, Job, Outcome, job_of
 from harness.runs.planning import plan as plan_request
@@ -42,10 +51,14 @@ COPY_ENV = "HARNESS_JOBS_COPY"
 #: Beside each run in a shared runs folder while its task runs: the command's token and
 #: the worker's pid (a retried task that finds its own token resumes from the checkpoint).
 MARKER = ".job.json"
-#: Where the driver leaves the token a worker looks for to know the runs folder is shared.
+#: Where the driver leaves the token a worker looks for to know the runs folder is shared;
+#: the token file names the driver (pid, start time, host), so a later command can tell a
+#: killed one's token and markers (``clear_stale``).
 SHARED_DIR = ".harness-jobs"
 #: How often Ray retries a task whose worker process or node died (not a failed run).
 RETRIES = 2
+#: How long ``check_cluster`` waits for a cluster to answer.
+PROBE_TIMEOUT_S = 10.0
 
 #: What an executor calls as each job ends (``harness.runs.dispatch``).
 Land = Callable[[Job, Outcome], None]
@@ -72,13 +85,16 @@ def _train(job: Job, observer: TrainObserver) -> Outcome:
 
 
 def choose(request: RunRequest | None) -> Executor:
-    """Ray with ``--jobs``/``--cluster``, else this process."""
+    """Ray with ``--jobs``/``--cluster`` (a cluster that does not answer is refused here,
+    before anything is written), else this process."""
     launch = request.launch if request is not None else None
     if launch is not None and request is not None and (launch.jobs or launch.cluster):
         if launch.jobs is not None and launch.jobs < 1:
             raise HarnessError(f"--jobs {launch.jobs}: give a positive number of runs at once")
+        if launch.cluster:
+            check_cluster(launch.cluster)
         return Ray(request)
-    return InProcess()
+    return InProcess(Path(request.launch.runs_dir) if request is not None else None)
 
 
 class InProcess:
@@ -87,7 +103,14 @@ class InProcess:
 
     announces = False
 
+    def __init__(self, runs_dir: Path | None = None) -> None:
+        #: Where to clear what a killed command left (``clear_stale``) when no job says.
+        self.runs_dir = runs_dir
+
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
+        runs_dir = jobs[0].plan.runs_dir if jobs else self.runs_dir
+        if runs_dir is not None and (not jobs or jobs[0].plan.world.is_main):
+            _clear(runs_dir, observer)
         titled: set[int] = set()
         for job in jobs:
             if job.plan.title and id(job.plan) not in titled:
@@ -225,29 +248,48 @@ class Ray:
         self.token = secrets.token_hex(8)
 
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
-        if not jobs:
+        if not jobs:  # nothing to train (every run succeeded already): no Ray needed
+            _clear(Path(self.request.launch.runs_dir), observer)
             return
-        with self.session(jobs[0].plan.runs_dir):
+        with self.session(jobs[0].plan.runs_dir, observer):
             self._run(list(jobs), land, observer)
 
     @contextlib.contextmanager
-    def session(self, runs_dir: Path) -> Iterator[None]:
-        """Ray connected (a local instance started here, and stopped, when none is given)
-        and the token that tells workers the runs folder is shared."""
+    def session(self, runs_dir: Path, observer: TrainObserver | None = None) -> Iterator[None]:
+        """Ray connected, and the token that tells workers the runs folder is shared; what a
+        killed command left in ``runs_dir`` cleared first."""
+        observer = observer or NullObserver()
+        with self._connected(observer):
+            _clear(runs_dir, observer)
+            marker = runs_dir.resolve() / SHARED_DIR / self.token
+            atomic_write_text(marker, _driver())
+            try:
+                yield
+            finally:
+                marker.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _connected(self, observer: TrainObserver) -> Iterator[None]:
+        """Ray as found, or connected here: a local instance started, watched and stopped
+        when no cluster is given."""
         import ray
 
-        started = False
-        if not ray.is_initialized():
-            _connect(ray, self.request)
-            started = True
-        marker = runs_dir.resolve() / SHARED_DIR / self.token
-        atomic_write_text(marker, "")
+        if ray.is_initialized():
+            yield
+            return
+        log = Path(tempfile.gettempdir()) / f"harness-ray-{self.token}.log"
+        if _connect(ray, self.request, log):
+            observer.message(f"Ray wrote while connecting (kept in {log})")
+        watchdog = None
         try:
+            if not self.request.launch.cluster:
+                watchdog = _watch(ray)
             yield
         finally:
-            marker.unlink(missing_ok=True)
-            if started:
+            try:
                 ray.shutdown()
+            finally:
+                _release(watchdog)
 
     def _run(self, jobs: list[Job], land: Land, observer: TrainObserver) -> None:
         """Keep up to N tasks in flight; land each as it ends; Ctrl-C cancels them all."""
@@ -334,23 +376,217 @@ def _result(ray: Any, ref: Any) -> Outcome:
         return Outcome("failed", reason=f"{type(exc).__name__}: {first}")
 
 
-def _connect(ray: Any, request: RunRequest) -> None:
-    """``--cluster ADDRESS``: join that cluster; else start a local instance (all CPUs)."""
+def _connect(ray: Any, request: RunRequest, log: Path) -> bool:
+    """``--cluster ADDRESS``: join that cluster; else start a local instance (all CPUs).
+
+    What Ray writes on stderr meanwhile (its C++ core's warnings, which no logging setting
+    reaches) goes to ``log``, removed when empty; True when it was kept.
+    """
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if request.launch.cluster:
-            ray.init(address=request.launch.cluster, **quiet)
-        else:
-            # "local": always a new instance, never one found running on this machine
-            # (which a bare ray.init() would join, RAY_ADDRESS or not).
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+        with _stderr_into(log):
+            if request.launch.cluster:
+                ray.init(address=request.launch.cluster, **quiet)
+            else:
+                # "local": always a new instance, never one found running on this machine
+                # (which a bare ray.init() would join, RAY_ADDRESS or not).
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **quiet)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         cluster = request.launch.cluster
         where = f"--cluster {cluster}" if cluster else "a local Ray instance"
-        reason = " ".join(str(exc).split())[:200]
+        said = f"; Ray's messages are in {log}" if _kept(log) else ""
+        check = "; check the address `ray start --head` printed" if cluster else ""
+        raise HarnessError(f"{where}: cannot connect ({one_line(exc, 200)}){said}{check}") from None
+    return _kept(log)
+
+
+def _kept(log: Path) -> bool:
+    """Whether ``log`` holds anything (an empty one is removed)."""
+    if log.is_file() and log.stat().st_size:
+        return True
+    log.unlink(missing_ok=True)
+    return False
+
+
+@contextlib.contextmanager
+def _stderr_into(log: Path) -> Iterator[None]:
+    """This process's file descriptor 2 (Python's and C++'s writes alike) into ``log``."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep off it
+        yield
+        return
+    try:
+        with log.open("ab") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def check_cluster(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """A ``HarnessError`` (one line: the address, why, what to check) unless a Ray cluster
+    answers at ``address`` within ``timeout`` seconds.
+
+    Asked before Ray is given the address: Ray's own attempt to reach a cluster that is not
+    there retries for minutes, printing warnings meanwhile. The question is the one Ray asks
+    first (the GCS's cluster id), over Ray's own channel (its TLS and token settings).
+    """
+    if address == "auto":
+        return  # a running instance on this machine: Ray says at once when there is none
+    if address.startswith("ray://"):
+        return _reachable(address, timeout)
+    import grpc
+    from ray._private.gcs_utils import create_gcs_channel
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    channel = create_gcs_channel(address)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+    except grpc.RpcError as exc:
+        raise HarnessError(_unanswered(address, exc, timeout)) from None
+    finally:
+        channel.close()
+
+
+def _unanswered(address: str, exc: Any, timeout: float) -> str:
+    """The line for a cluster that did not answer ``GetClusterId`` (a ``grpc.RpcError``)."""
+    import grpc
+
+    code = exc.code()
+    reason = (exc.details() or "").rsplit(": ", 1)[-1].strip(" []") or code.name.lower()
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        reason = f"no answer in {timeout:g} s"
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"--cluster {address}: the cluster asks for its token ({reason}); set "
+            "RAY_AUTH_MODE=token and give the cluster's token in RAY_AUTH_TOKEN or "
+            "~/.ray/auth_token (`ray get-auth-token` on its head node prints it)"
+        )
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return (
+            f"--cluster {address}: no Ray cluster answers there ({reason}); check that the "
+            "cluster is up (`ray status` on its head node) and that this is the address "
+            "`ray start --head` printed, reachable from this machine"
+        )
+    return (
+        f"--cluster {address}: something answers there, but not a Ray cluster "
+        f"({code.name.lower()}: {reason}); give the address `ray start --head` printed "
+        "(its GCS port, 6379 unless --port was given)"
+    )
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """A Ray Client address (``ray://HOST:PORT``): something listens there."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 10001), timeout):
+            return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or one_line(exc, 120)
         raise HarnessError(
-            f"{where}: cannot connect ({reason}); check the address `ray start --head` printed"
+            f"--cluster {address}: nothing answers there ({reason}); check that the cluster "
+            "is up and that its Ray Client server (port 10001 on the head node) is reachable"
         ) from None
+
+
+# ---------------------------------------------------------------------------- after a kill
+
+
+def _driver() -> str:
+    """The token file's text: which process this driver is, on which machine."""
+    pid = os.getpid()
+    return json.dumps({"pid": pid, "started": processes.started(pid), "host": socket.gethostname()})
+
+
+def _gone(token: Path) -> bool:
+    """Whether the command that left ``token`` is gone: its pid no longer runs on this
+    machine as itself. A token from another machine is never judged; one without a driver
+    in it is from before tokens named theirs."""
+    try:
+        driver = json.loads(token.read_text(encoding="utf-8"))
+        pid, host = int(driver["pid"]), str(driver["host"])
+    except FileNotFoundError:
+        return False  # its command ended meanwhile, and removed it
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return host == socket.gethostname() and not processes.alive(pid, driver.get("started"))
+
+
+def clear_stale(runs_dir: Path) -> list[Path]:
+    """Remove what a killed command left in ``runs_dir``: its token and its runs' job
+    markers (those of a live command, or of one on another machine, stay); the paths removed.
+    """
+    tokens = runs_dir / SHARED_DIR
+    removed = [t for t in sorted(tokens.glob("*")) if t.is_file() and _gone(t)]
+    for token in removed:
+        token.unlink(missing_ok=True)
+    # A run folder is RUNS/<benchmark>/<entry>/seed-N (planning.run_dir): three levels down.
+    for marker in sorted(runs_dir.glob(f"*/*/*/{MARKER}")):
+        try:
+            token = str(json.loads(marker.read_text(encoding="utf-8"))["token"])
+        except (OSError, ValueError, KeyError, TypeError):
+            token = ""
+        if not token or not (tokens / token).is_file():
+            marker.unlink(missing_ok=True)
+            removed.append(marker)
+    return removed
+
+
+def _clear(runs_dir: Path, observer: TrainObserver) -> None:
+    """``clear_stale``, said in one line when it removed anything."""
+    removed = clear_stale(runs_dir)
+    if removed:
+        markers = sum(path.name == MARKER for path in removed)
+        observer.message(
+            f"{runs_dir}: removed what a killed command left ({markers} job marker(s), "
+            f"{len(removed) - markers} token(s))"
+        )
+
+
+def _watch(ray: Any) -> subprocess.Popen[str] | None:
+    """The watchdog (``harness.runs.processes``) of the local instance just started: it ends
+    the instance's processes if this one dies without stopping them. None where the
+    processes cannot be listed (no ``/proc``): Ray's own fate sharing is all there is."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    infos = getattr(node, "all_processes", {}) or {}
+    roots = [info.process.pid for kind in infos.values() for info in kind]
+    if not roots or not processes.PROC.is_dir():
+        return None
+    found = [(pid, processes.started(pid)) for pid in processes.descendants(roots)]
+    watchdog = subprocess.Popen(
+        [sys.executable, processes.__file__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # Ctrl-C at the terminal is for the command, not for it
+    )
+    assert watchdog.stdin is not None
+    watchdog.stdin.write(json.dumps(found) + "\n")
+    watchdog.stdin.flush()
+    return watchdog
+
+
+def _release(watchdog: subprocess.Popen[str] | None) -> None:
+    """The instance stopped: the watchdog ends what is left of it, and exits."""
+    if watchdog is None:
+        return
+    assert watchdog.stdin is not None
+    with contextlib.suppress(OSError):
+        watchdog.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        watchdog.wait(timeout=10)
 
 
 def _resources(ray: Any, p: Any, request: RunRequest, nproc: int = 1) -> tuple[str, float, float]:

@@ -20,13 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.engine import checkpoint
 from harness.engine.events import NullObserver
+from harness.errors import HarnessError
 from harness.results.records import read_record, write_record
 from harness.runs import executors as jobs
+from harness.runs import processes
 from harness.runs.dispatch import dispatch
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
-from tests.helpers import make_record
+from tests.helpers import make_record, subprocess_env
 
 pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
@@ -204,3 +207,165 @@ def test_ctrl_c_stops_the_runs_with_a_checkpoint_and_says_how_to_resume(tmp_path
     assert not list(runs.rglob("record.json"))
     saved = list(runs.rglob("last.pt"))
     assert len(saved) == 2, saved
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def test_an_unreachable_cluster_fails_fast_in_one_line_and_writes_nothing(
+    cli, tmp_path: Path
+) -> None:
+    """Nothing answers at ``--cluster``: exit 2 well within 30 s, one error line naming the
+    address, none of Ray's warnings (it is never handed the address), nothing written; a
+    ``--dry-run`` needs no cluster."""
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice",
+         "--protocol", "tiny", "--cluster", "127.0.0.1:1",
+         "--runs-dir", runs, "--leaderboards-dir", boards],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert took < 30, f"{took:.1f} s"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1 and "--cluster 127.0.0.1:1" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and "GCS" not in result.stderr, result.stderr
+    for folder in (runs, boards):
+        assert not folder.exists() or not list(folder.iterdir())
+    dry = cli("run", "--model", "unet", "--loss", "dice", "--protocol", "tiny",
+              "--cluster", "127.0.0.1:1", "--dry-run", "--runs-dir", runs)  # fmt: skip
+    assert dry.code == 0 and "1 of 1 runs to train:" in dry.out, dry.err
+
+
+def test_a_cluster_that_never_answers_is_given_up_on_in_bounded_time() -> None:
+    """Something accepts the connection and says nothing (a wrong port, a black hole): the
+    check gives up after its timeout, with one line."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        began = time.monotonic()
+        with pytest.raises(HarnessError) as caught:
+            jobs.check_cluster(address, timeout=2)
+    assert time.monotonic() - began < 10
+    assert str(caught.value).startswith(f"--cluster {address}: no Ray cluster answers there")
+    assert "no answer in 2 s" in str(caught.value)
+
+
+def test_the_next_command_clears_what_a_killed_one_left(tmp_path: Path) -> None:
+    """A token whose driver is gone goes, with its runs' markers (and a marker whose token
+    is gone); a live driver's, and one on another machine, stay."""
+    runs = tmp_path / "runs"
+    shared = runs / jobs.SHARED_DIR
+    shared.mkdir(parents=True)
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    start = processes.started(killed.pid)
+    killed.kill()
+    killed.wait()
+    drivers = {
+        "dead": {"pid": killed.pid, "started": start, "host": socket.gethostname()},
+        "live": json.loads(jobs._driver()),
+        "elsewhere": {"pid": 1, "started": 0, "host": socket.gethostname() + "-other"},
+    }
+    for token, driver in drivers.items():
+        (shared / token).write_text(json.dumps(driver))
+    markers = {}
+    for token in (*drivers, "vanished"):
+        folder = runs / "bench" / f"entry-{token}" / "seed-0"
+        folder.mkdir(parents=True)
+        markers[token] = folder / jobs.MARKER
+        markers[token].write_text(json.dumps({"token": token, "pid": 4321}))
+    removed = jobs.clear_stale(runs)
+    assert sorted(removed) == sorted([shared / "dead", markers["dead"], markers["vanished"]])
+    assert sorted(p.name for p in shared.iterdir()) == ["elsewhere", "live"]
+    assert markers["live"].exists() and markers["elsewhere"].exists()
+
+
+SLOW_LOSS = """
+import time
+
+import torch.nn.functional as F
+
+from harness import hookimpl
+
+
+def slow_bce(delay=1.5):
+    def loss(logits, target):
+        time.sleep(float(delay))
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+    return loss
+
+
+@hookimpl
+def harness_losses():
+    return {"slow-bce": slow_bce}
+"""
+
+
+def test_a_killed_driver_leaves_no_ray_process_and_resume_trains_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` of ``harness sweep --jobs 2`` once one run has its record and the other is
+    between checkpoints: the Ray processes it started end within seconds, and ``--resume``
+    keeps the finished run as it was, continues the other from its checkpoint, and leaves
+    no job marker. The second run's loss sleeps, so it is still training when the first
+    ends."""
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW_LOSS)
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "harness", "sweep", "--vary", "loss=dice,slow-bce",
+            "--model", "unet", "--protocol", "tiny", "--set", "epochs=2", "--jobs", "2",
+            "--plugin", str(plugin), "--device", "cpu", "--runs-dir", str(runs),
+            "--leaderboards-dir", str(tmp_path / "boards")]  # fmt: skip
+    log = (tmp_path / "killed.log").open("w")
+    driver = subprocess.Popen(args, env=subprocess_env(), stdout=log, stderr=log)
+    done = _wait_for_one_done_one_between_checkpoints(driver, runs)
+    ray_processes = [
+        (pid, processes.started(pid)) for pid in processes.descendants([driver.pid])[1:]
+    ]
+    before = done.read_bytes()
+    driver.kill()
+    driver.wait()
+    killed_at = time.monotonic()
+    while any(processes.alive(*p) for p in ray_processes) and time.monotonic() < killed_at + 30:
+        time.sleep(0.2)
+    lingering = time.monotonic() - killed_at
+    assert not [p for p in ray_processes if processes.alive(*p)], "Ray outlived its driver"
+    assert lingering < 10, f"Ray's processes took {lingering:.1f} s to end"
+    assert list(runs.rglob(jobs.MARKER)), "the kill left no marker: nothing to clear"
+
+    resumed = subprocess.run(
+        [*args, "--resume"], env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "already succeeded" in resumed.stderr and "job marker" in resumed.stderr
+    assert done.read_bytes() == before  # skipped, not trained again
+    records = {
+        p.parent.parent.name.split("-")[1]: read_record(p) for p in runs.rglob("record.json")
+    }
+    assert {k: r.status for k, r in records.items()} == {"dice": "succeeded", "slow": "succeeded"}
+    assert records["slow"].resumes, "the interrupted run started over instead of resuming"
+    assert not list(runs.rglob(jobs.MARKER))
+    assert not list((runs / jobs.SHARED_DIR).iterdir())
+
+
+def _wait_for_one_done_one_between_checkpoints(driver: subprocess.Popen, runs: Path) -> Path:
+    """The record of the run that finished, once the other has a checkpoint and no record."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+        done = [p for p in runs.rglob("record.json")]
+        busy = [
+            m.parent
+            for m in runs.rglob(jobs.MARKER)
+            if not (m.parent / "record.json").exists()
+            and checkpoint.exists(checkpoint.directory(m.parent))
+        ]
+        if done and busy:
+            return done[0]
+        time.sleep(0.05)
+    driver.kill()
+    pytest.fail("no moment with one run done and one between checkpoints")
