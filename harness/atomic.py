@@ -4,14 +4,22 @@ Every file the harness writes that someone else reads (records, tables, checkpoi
 submissions, statistics, pictures, memo files) goes through here: a temp file beside the
 target, flushed and fsynced, renamed over it, and the folder fsynced so the rename
 survives a power cut. Temp files left by a killed writer are swept by the next write.
+
+A write that fails (a full disk above all) leaves the earlier file as it was and no temp
+file, and raises an ``OSError`` naming the file it was writing; ``out_of_space`` and
+``cannot_write`` are how callers tell and say it in one line.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import secrets
 from pathlib import Path
+
+#: The errors of a write that ran out of room: the disk, or the user's quota, is full.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -23,24 +31,83 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, rename it over ``path``.
 
     A kill at any moment leaves ``path`` with its old bytes or its new bytes, never a mix;
-    the folder is fsynced too so the rename survives a power cut.
+    the folder is fsynced too so the rename survives a power cut. A write that fails (a
+    full disk) removes its temp file and raises ``OSError`` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    # Not mkstemp: its files are private (0600); records and tables keep the usual umask.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Not mkstemp: its files are private (0600); records and tables keep the usual umask.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from None
         raise
     fsync_dir(path.parent)
     _sweep_stale_temps(path)
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` whole or not at all: a write that fails (a full disk) is
+    cut off again, so the file keeps its earlier lines and no half of a new one, and raises
+    ``OSError`` naming ``path``. (A log's lines, ``tail -f``-able; not for files replaced.)"""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _naming(exc, path) from None
+    try:
+        size = os.fstat(fd).st_size
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            raise _naming(exc, path) from None
+    finally:
+        os.close(fd)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the failed write of ``path`` (its errno kept; a write's own error names no
+    file, or names the temp file)."""
+    if exc.errno is None:
+        return exc
+    if exc.filename is not None and Path(exc.filename) != path and not _is_temp(exc, path):
+        return exc  # the folder could not be made: that folder is the one to name
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _is_temp(exc: OSError, path: Path) -> bool:
+    return Path(exc.filename).name.startswith(f".{path.name}.tmp-")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that found the disk (or the quota) full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE
+
+
+def cannot_write(exc: OSError, where: Path | None = None) -> str:
+    """One line for a failed write: ``FOLDER: the disk is full (No space left on device)``,
+    or ``FILE: cannot be written (REASON)`` for any other error; ``where`` names the file
+    or folder when the error names none."""
+    where = Path(exc.filename) if exc.filename is not None else where
+    reason = exc.strerror or str(exc)
+    if out_of_space(exc):
+        folder = where if where is None or where.is_dir() else where.parent
+        return f"{folder or 'a folder'}: the disk is full ({reason})"
+    return f"{where or 'a file'}: cannot be written ({reason})"
 
 
 def fsync_dir(folder: Path) -> None:

@@ -22,6 +22,12 @@ class RunFailed(_Reported):
     """A run started but did not finish (non-finite loss, out of memory, ...). Exit code 1."""
 
 
+class NotWritten(RunFailed):
+    """The runs finished and kept their records, but a file made from them (a table, its
+    twin, its picture) could not be written, e.g. on a full disk: one line naming the folder
+    and how to write it later. Exit code 1."""
+
+
 def one_line(text: object, limit: int | None = None) -> str:
     """Whitespace collapsed (and cut at ``limit`` characters), so a message fits one line."""
     flat = " ".join(str(text).split())

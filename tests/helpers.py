@@ -1,4 +1,5 @@
-"""What several test modules share: the small test model, records, an observer that listens.
+"""What several test modules share: the small test model, records, an observer that listens,
+a full disk (a small tmpfs filled up, or a fault-injecting writer).
 
 Test modules import from here (``from tests.helpers import ...``), never from one another;
 shared fixtures live in ``conftest.py`` (this folder's for all tests, a subfolder's for its
@@ -7,11 +8,16 @@ own).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 import harness
@@ -222,3 +228,59 @@ class Recorder:
 
     def named(self, name: str) -> list[Any]:
         return [args for kind, args in self.calls if kind == name]
+
+
+# A full disk.
+
+
+@contextlib.contextmanager
+def full_tmpfs(folder: Path, size: str = "2m") -> Iterator[Path]:
+    """``folder`` mounted as a ``size`` tmpfs and filled to the last page by the file this
+    yields (delete it to make room); unmounted at the end. The test is skipped where
+    mounting is refused (not root, no tmpfs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        fill = folder / "fill"
+        fill_up(fill)
+        yield fill
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill_up(path: Path) -> None:
+    """Write zeros to ``path`` until its disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        block = bytes(4096)
+        while True:
+            os.write(fd, block)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+
+
+def no_space(monkeypatch: pytest.MonkeyPatch, refuse: Callable[[Path], bool]) -> list[Path]:
+    """A fault-injecting disk: each atomic write (``harness.atomic``) of a file for which
+    ``refuse(path)`` holds fails at its flush with ENOSPC, as a full disk fails it; every
+    other write goes on. Returns the list of the files refused, filled as it happens."""
+    real = os.fsync
+    refused: list[Path] = []
+
+    def fsync(fd: int) -> None:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        stem, tmp, _ = name.name.partition(".tmp-")
+        target = name.with_name(stem[1:]) if tmp and stem.startswith(".") else None
+        if target is not None and refuse(target):
+            refused.append(target)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return refused

@@ -23,19 +23,26 @@ def leaderboard(
     ] = False,
 ) -> None:
     """Regenerate leaderboard tables from the run records."""
+    from harness.errors import NotWritten
     from harness.results.refresh import regenerate_all
 
     excluded: list[Any] = []
-    paths = regenerate_all(
-        target,
-        runs_dir,
-        leaderboards_dir,
-        report=_excluded(excluded),
-        say=lambda line: say(f"harness: {line}"),
-    )
+    unwritten: NotWritten | None = None
+    try:
+        paths = regenerate_all(
+            target,
+            runs_dir,
+            leaderboards_dir,
+            report=_excluded(excluded),
+            say=lambda line: say(f"harness: {line}"),
+        )
+    except NotWritten as exc:  # a full disk: the tables that could be written were
+        unwritten, paths = exc, getattr(exc, "written", [])
     for path in paths:
         if path is not None:
             out.print(f"wrote {path}", soft_wrap=True)
+    if unwritten is not None:
+        raise unwritten  # one line, exit 1
     if strict and excluded:
         say(f"harness: --strict: {len(excluded)} record(s) could not be used (named above)")
         raise typer.Exit(1)

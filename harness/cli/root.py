@@ -1,7 +1,8 @@
 """The root of the command line: the typer app, its two consoles, and the entry point.
 
 Errors a user can fix print one line (``harness: error: ...``) and exit 2; a run that
-failed exits 1; anything else is a bug and keeps its traceback. The commands live one
+failed, or a file that could not be written for lack of space, exits 1 with one line;
+anything else is a bug and keeps its traceback. The commands live one
 module each beside this one; ``harness.cli`` registers them on ``app``.
 """
 
@@ -14,7 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.errors import HarnessError, RunFailed
+from harness.atomic import cannot_write, out_of_space
+from harness.errors import HarnessError, NotWritten, RunFailed
 
 app = typer.Typer(
     add_completion=False,
@@ -57,7 +59,7 @@ def main() -> None:
         if debug:
             raise
         if not exc.echoed:
-            say(f"harness: run failed: {exc}")
+            say(f"harness: {'error' if isinstance(exc, NotWritten) else 'run failed'}: {exc}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -73,5 +75,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("harness: interrupted")
         sys.exit(130)
+    except OSError as exc:  # a write the library did not expect to fail: a full disk
+        if debug or not out_of_space(exc):
+            raise
+        say(f"harness: error: {cannot_write(exc)}")
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness.cli import launch, options
 from harness.cli.root import err, out
 from harness.cli.tables import per_class_table
+from harness.errors import NotWritten
 from harness.runs.requests import RunRequest
 
 
@@ -33,9 +34,12 @@ def run(request: RunRequest) -> None:
     )
     if request.launch.dry_run:
         return launch.dry_run([resolved])
+    unwritten: NotWritten | None = None
     try:
         with launch.reporting(request) as (observer, runs):
             outcomes = dispatch([resolved], observer, runs)
+    except NotWritten as exc:  # every run succeeded; its table is for `harness leaderboard`
+        unwritten, outcomes = exc, list(resolved.outcomes)
     finally:
         distributed.shutdown()
     if not resolved.world.is_main:
@@ -57,6 +61,8 @@ def run(request: RunRequest) -> None:
             f"not used for ranking), {record.cost['wall_s'] / 60:.1f} min; record {path}",
             soft_wrap=True,
         )
+    if unwritten is not None:
+        raise unwritten  # one line, exit 1: the table could not be written
     from harness.results.leaderboard import leaderboard_path
 
     board = resolved.table or leaderboard_path(resolved.leaderboards_dir, bench.id)

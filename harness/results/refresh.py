@@ -3,15 +3,18 @@ records: each benchmark's leaderboard (``harness.results.leaderboard``), then ea
 table beside it whose JSON twin names its entries (``harness.results.ablation``).
 
 An ablation table whose runs are not all in this runs folder (it was made from another)
-is left as it is; one line says how many were.
+is left as it is; one line says how many were. A table that cannot be written (a full
+disk) leaves the one there as it was, and the others are still written; then
+``NotWritten`` names the folder and the tables, in one line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.atomic import cannot_write
+from harness.errors import HarnessError, NotWritten
 from harness.results.ablation import rebuilt, write_ablation_table
 from harness.results.leaderboard import (
     Report,
@@ -35,7 +38,9 @@ def regenerate_all(
     """The tables named by ``target`` (None: every benchmark with records), each regenerated,
     then their ablation tables; ``report`` hears every record left out once, including (with
     no target) those that belong to no benchmark it could tell. Returns the paths written
-    (None for a leaderboard kept as it was, which ``say`` heard)."""
+    (None for a leaderboard kept as it was, which ``say`` heard). When a table could not be
+    written (a full disk), the others are, and then ``NotWritten`` names what was not, with
+    the paths that were written as its ``written``."""
     heard: set[Path] = set()
 
     def once(unusable: Unusable) -> None:
@@ -46,16 +51,46 @@ def regenerate_all(
     if target is None and not benchmark_ids(runs_dir):
         _none_usable(runs_dir, scan_records(runs_dir)[1])
     ids = resolve(target, runs_dir)
-    paths = [regenerate(b, runs_dir, leaderboards_dir, once, say) for b in ids]
-    paths += _ablations(ids, Path(runs_dir), Path(leaderboards_dir), say)
+    failed: list[tuple[str, OSError]] = []
+    paths = [
+        _writing(f"the table of {b}", failed, regenerate, b, runs_dir, leaderboards_dir, once, say)
+        for b in ids
+    ]
+    paths += _ablations(ids, Path(runs_dir), Path(leaderboards_dir), say, failed)
     if target is None:
         for unusable in scan_records(runs_dir)[1]:
             once(unusable)
+    if failed:
+        what = ", ".join(w for w, _ in failed)
+        error = NotWritten(
+            f"{cannot_write(failed[0][1])}; not written: {what} (the ones there are kept as "
+            "they were; once there is space, run this again)"
+        )
+        error.written = paths  # type: ignore[attr-defined]  # for the command's "wrote" lines
+        raise error
     return paths
 
 
+def _writing(
+    what: str,
+    failed: list[tuple[str, OSError]],
+    write: Callable[..., Path | None],
+    *args: object,
+) -> Path | None:
+    """``write(*args)``; a write that fails (a full disk) is added to ``failed`` (None)."""
+    try:
+        return write(*args)
+    except OSError as exc:
+        failed.append((what, exc))
+        return None
+
+
 def _ablations(
-    ids: Sequence[str], runs_dir: Path, leaderboards_dir: Path, say: Say | None
+    ids: Sequence[str],
+    runs_dir: Path,
+    leaderboards_dir: Path,
+    say: Say | None,
+    failed: list[tuple[str, OSError]],
 ) -> list[Path | None]:
     """Each ablation table of ``ids`` with a twin, rebuilt where this folder holds its runs."""
     found, unusable = scan_records(runs_dir)
@@ -76,7 +111,9 @@ def _ablations(
             if lost_runs(table, contents_of(data, "value")):
                 kept += 1
                 continue
-            written.append(write_ablation_table(table, data, runs_dir, say))
+            written.append(
+                _writing(table.name, failed, write_ablation_table, table, data, runs_dir, say)
+            )
     if kept and say is not None:
         say(
             f"{kept} ablation table{'s' if kept > 1 else ''} in {leaderboards_dir} left as "

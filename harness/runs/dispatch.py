@@ -13,20 +13,27 @@ A run never costs more than its last epoch and never damages what other runs wro
 checkpoints as it trains, ``--resume`` continues it after a crash, a kill or a Ctrl-C
 (which prints the command to do so), and a run that fails leaves a record with status
 ``failed`` and the reason, and no leaderboard row.
+
+A full disk costs no run either. Each succeeded run's Dice is said as it lands, before
+anything later can fail; a table (or a failed record, or a run's pictures) that cannot be
+written is remembered and the other runs go on; at the end one line names the folder and
+what was not written (``NotWritten``, exit 1), and ``harness leaderboard`` writes the table
+once there is space.
 """
 
 from __future__ import annotations
 
+import shlex
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.atomic import atomic_write_bytes
+from harness.atomic import atomic_write_bytes, cannot_write, out_of_space
 from harness.engine import checkpoint, distributed
 from harness.engine.control import Interrupted
 from harness.engine.events import TrainObserver
-from harness.errors import HarnessError, RunFailed
+from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.results.leaderboard import regenerate
 from harness.results.records import RECORD_NAME, Record, Unusable, iter_records, read_record
 from harness.results.records import write_record as _write_record
@@ -48,9 +55,9 @@ def dispatch(
     Each record a run writes, and each table it updates, is landed as the run ends; a run
     that fails leaves its failed record and the others go on; at the end ``RunFailed``
     names the failed runs (a plugin that broke its contract stops the command at once with
-    its ``HarnessError``). ``observer`` hears every line for the user and the training
-    progress; ``progress`` the runs done of all (Ray). Ctrl-C stops, says where, and prints
-    the command that resumes.
+    its ``HarnessError``), or ``NotWritten`` what a full disk kept from being written.
+    ``observer`` hears every line for the user and the training progress; ``progress`` the
+    runs done of all (Ray). Ctrl-C stops, says where, and prints the command that resumes.
     """
     jobs = decide_all(plans)
     executor = executors.choose(plans[0].request)
@@ -65,7 +72,7 @@ def dispatch(
             observer.message(f"{job.unit}: no checkpoint in {where}; starting from the beginning")
     landing.start(len(todo))
     try:
-        executor.run(todo, landing.land, observer)
+        _carry_out(executor, todo, landing, observer)
     except KeyboardInterrupt as exc:
         job = getattr(exc, "job", None)
         if isinstance(job, Job):
@@ -78,6 +85,26 @@ def dispatch(
 def execute(plan: Plan, observer: TrainObserver) -> list[tuple[Path, Record]]:
     """Every seed of one plan (``dispatch`` of it alone)."""
     return dispatch([plan], observer)
+
+
+def _carry_out(
+    executor: executors.Executor, jobs: Sequence[Job], landing: _Landing, observer: TrainObserver
+) -> None:
+    """``jobs`` carried out, each landed as it ends. A run in this process whose own write
+    finds the disk full (its folder, weights, record or pictures) ends that run, not the
+    command: it is landed as its folder shows it, and the next one goes on. (A Ray worker's
+    error comes back as its run's failure.)"""
+    todo = list(jobs)
+    while todo:
+        try:
+            executor.run(todo, landing.land, observer)
+            return
+        except OSError as exc:
+            if executor.announces or not out_of_space(exc):
+                raise
+            job = next(j for j in todo if not landing.has_landed(j))
+            landing.out_of_space(job, exc)
+            todo = todo[todo.index(job) + 1 :]
 
 
 # ---------------------------------------------------------------------------- deciding
@@ -147,6 +174,11 @@ class _Landing:
     #: Say one line per run that ends (Ray: runs end in any order, with no bar of their own).
     announce: bool
     failed: list[tuple[Job, Outcome]] = field(default_factory=list)
+    #: What could not be written (a full disk), in words, with the error that said so.
+    unwritten: list[tuple[str, OSError]] = field(default_factory=list)
+    #: The runs folder and the leaderboards folder of a table that could not be written.
+    boards: tuple[Path, Path] | None = None
+    landed: set[int] = field(default_factory=set)
     done: int = 0
     total: int = 0
 
@@ -175,16 +207,20 @@ class _Landing:
         )
         job.plan.outcomes.append((job.record_path, record))
         # Same records, same bytes: this only repairs a table a kill left behind.
-        regenerate_table(job.plan, self.observer)
+        self._table(job.plan)
+
+    def has_landed(self, job: Job) -> bool:
+        return id(job) in self.landed
 
     def land(self, job: Job, outcome: Outcome) -> None:
         """One job's end: its files written (record last), its record or failure, its table."""
+        self.landed.add(id(job))
         for line in outcome.messages:
             self.observer.message(f"{job.name}: {line}")
         kept = keeps_earlier(job.earlier, outcome.status)
         if outcome.files and not kept and self.main:
-            for name, data in sorted(outcome.files.items(), key=lambda kv: kv[0] == RECORD_NAME):
-                atomic_write_bytes(job.folder / name, data)
+            outcome = self._files(job, outcome)
+            kept = keeps_earlier(job.earlier, outcome.status)
         self.done += 1
         if outcome.status == "succeeded":
             self._succeeded(job, outcome)
@@ -192,6 +228,17 @@ class _Landing:
             self._failed(job, outcome, kept)
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+    def _files(self, job: Job, outcome: Outcome) -> Outcome:
+        """A worker's files written into the run folder, the record last; a write that fails
+        (a full disk) makes the run a failure (its record is not there), said with why."""
+        try:
+            for name, data in sorted(outcome.files.items(), key=lambda kv: kv[0] == RECORD_NAME):
+                atomic_write_bytes(job.folder / name, data)
+        except OSError as exc:
+            why = f"{cannot_write(exc)}; its files did not land, continue it with --resume"
+            return replace(outcome, status="failed", record=None, reason=why)
+        return outcome
 
     def _succeeded(self, job: Job, outcome: Outcome) -> None:
         if not self.main:
@@ -201,21 +248,59 @@ class _Landing:
             self._failed(job, Outcome("failed", reason="no record came back"), False)
             return
         job.plan.outcomes.append((job.record_path, record))
-        regenerate_table(job.plan, self.observer)
+        self._dice(job, record)  # said first: nothing later (a full disk) can cost the line
+        self._table(job.plan)
+
+    def _dice(self, job: Job, record: Record) -> None:
+        """The one line of a succeeded run: its mean Dice and its record."""
         if self.announce:
             wall = record.cost.get("wall_s") or 0
             self.observer.message(
                 f"[{self.done}/{self.total}] {job.name}: succeeded, mean Dice "
                 f"{record.mean_dice:.4f}, {wall:.0f} s (record {job.record_path})"
             )
+        else:
+            label = job.unit if len(self.plans) == 1 else job.name
+            self.observer.message(
+                f"{label}: succeeded, mean Dice {record.mean_dice:.4f} (record {job.record_path})"
+            )
+
+    def _table(self, plan: Plan) -> None:
+        """The plan's table regenerated; one that cannot be written (a full disk) costs no
+        run: it is remembered, said once at the end, and written by the next regeneration."""
+        try:
+            regenerate_table(plan, self.observer)
+        except OSError as exc:
+            self.unwritten.append((f"the table of {plan.benchmark.id}", exc))
+            self.boards = (plan.runs_dir, plan.leaderboards_dir)
+
+    def out_of_space(self, job: Job, exc: OSError) -> None:
+        """A run in this process whose own write found the disk full (``_carry_out``): a
+        succeeded record that was written stands (only what came after it is missing);
+        otherwise the run failed, and ``--resume`` continues it once there is space."""
+        record = read_record(job.record_path)
+        earlier = job.earlier.finished_at if job.earlier is not None else None
+        if record is not None and record.status == "succeeded" and record.finished_at != earlier:
+            label = job.unit if len(self.plans) == 1 else job.name
+            self.unwritten.append((f"the pictures of {label} (its record is written)", exc))
+            self.land(job, Outcome("succeeded", record))
+            return
+        why = cannot_write(exc)
+        if not keeps_earlier(job.earlier, "failed"):
+            why += f"; continue it with `{_resume(job.plan)}` once there is space"
+        self.land(job, Outcome("failed", reason=why))
 
     def _failed(self, job: Job, outcome: Outcome, kept: bool) -> None:
         """A failed run's record, or the earlier success kept; a usage error stops here."""
         if kept:
             keep_earlier(job, "failed", self.observer)
         elif outcome.record is not None and self.main:
-            _write_record(job.record_path, outcome.record)
-            job.plan.outcomes.append((job.record_path, outcome.record))
+            try:
+                _write_record(job.record_path, outcome.record)
+                job.plan.outcomes.append((job.record_path, outcome.record))
+            except OSError as exc:  # the reason is still said: here, and at the end
+                reason = f"{outcome.reason}; its failed record was not written: {cannot_write(exc)}"
+                outcome = replace(outcome, reason=reason)
         self.failed.append((job, outcome))
         if self.announce:
             self.observer.message(
@@ -237,8 +322,15 @@ class _Landing:
         _report_interrupt(job, exc, self.observer)
 
     def finish(self) -> None:
-        """``RunFailed`` naming each failed run (one failed run: its own message)."""
+        """``RunFailed`` naming each failed run (one failed run: its own message), and what
+        could not be written; ``NotWritten`` when every run succeeded but something of
+        theirs could not be written (a full disk)."""
+        unwritten = self._unwritten()
         if not self.failed:
+            if unwritten:
+                error = NotWritten(unwritten)
+                error.unwritten = unwritten  # type: ignore[attr-defined]  # as on RunFailed
+                raise error
             return
         echoed = not self.main or all(o.echoed for _, o in self.failed)
         if len(self.failed) == 1 and not self.announce:
@@ -247,9 +339,25 @@ class _Landing:
         else:
             named = "; ".join(f"{job.name} ({outcome.reason})" for job, outcome in self.failed)
             message = f"{len(self.failed)} of {self.total} runs failed: {named}"
-        error = RunFailed(message, echoed=echoed)
+        error = RunFailed(message + (f"; and {unwritten}" if unwritten else ""), echoed=echoed)
         error.failures = list(self.failed)  # type: ignore[attr-defined]  # for harness tune
+        error.unwritten = unwritten  # type: ignore[attr-defined]  # for harness tune
         raise error
+
+    def _unwritten(self) -> str:
+        """What a full disk kept from being written, in one line ('' when nothing was)."""
+        if not self.unwritten:
+            return ""
+        what = ", ".join(dict.fromkeys(w for w, _ in self.unwritten))
+        line = f"{cannot_write(self.unwritten[0][1])}; not written: {what}"
+        if self.boards is not None:
+            runs, boards = self.boards
+            command = shlex.join(
+                ["harness", "leaderboard", "--runs-dir", str(runs)]
+                + ["--leaderboards-dir", str(boards)]
+            )
+            line += f" (the runs' records are kept; once there is space, `{command}` writes it)"
+        return line
 
 
 def keep_earlier(job: Job, outcome: str, observer: TrainObserver) -> None:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.atomic import cannot_write
 from harness.components.entry import parse_component
 from harness.components.kinds import COMPONENT_KINDS
 from harness.engine.events import TrainObserver
-from harness.errors import HarnessError, RunFailed
+from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
 from harness.results.leaderboard import leaderboard_path, rows
 from harness.results.records import Unusable, scan_records
@@ -98,13 +99,34 @@ def run_sweep(
     jobs: Callable[[int, int], None] | None = None,
 ) -> Path | None:
     """Every run of the sweep's ``plans`` (``sweep_plans``), then its ablation table (also
-    when a run failed: the table shows those that finished, then the failure is raised)."""
+    when a run failed: the table shows those that finished, then the failure is raised). A
+    table a full disk keeps from being written costs no run: ``NotWritten`` says so at the
+    end, with the failures if any."""
     try:
         dispatch(plans, observer, jobs)
-    except RunFailed:
-        write_ablation(axis, plans, observer)
-        raise
-    return write_ablation(axis, plans, observer)
+    except RunFailed as failed:
+        lost = _ablation(axis, plans, observer)
+        if isinstance(lost, Path) or lost is None:
+            raise
+        error = type(failed)(f"{failed}; and {lost}", echoed=failed.echoed)
+        error.__dict__.update(failed.__dict__)
+        raise error from None
+    written = _ablation(axis, plans, observer)
+    if isinstance(written, str):
+        raise NotWritten(written)
+    return written
+
+
+def _ablation(axis: Axis, plans: Sequence[Plan], observer: TrainObserver) -> Path | str | None:
+    """``write_ablation``; a table that cannot be written (a full disk) is the line that says
+    so instead."""
+    try:
+        return write_ablation(axis, plans, observer)
+    except OSError as exc:
+        return (
+            f"{cannot_write(exc)}; not written: the ablation table (the runs' records are kept; "
+            "once there is space, this sweep with --resume writes it)"
+        )
 
 
 def sweep_plans(base: RunRequest, axis: Axis, planner: Planner) -> list[Plan]:

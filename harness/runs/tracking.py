@@ -13,13 +13,18 @@ checkpoint's epoch and drops the later ones (trained again now); TensorBoard's o
 
 ``tensorboard --logdir runs/`` shows each run under its folder's path: benchmark, entry
 and seed.
+
+A tracker that cannot write while the run trains (a full disk) says so in one warning line,
+once, and the run goes on: its checkpoints and its record keep its result, and a checkpoint
+that cannot be written ends the run as a failure that ``--resume`` continues.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.atomic import atomic_write_bytes
+from harness.atomic import append_whole, atomic_write_bytes, cannot_write
 from harness.data.annotations import rasterize, read_annotation
 from harness.data.images import read_gray, to_input
 from harness.data.layout import label_path
@@ -96,32 +101,61 @@ def seed_observer(
     event files of ``track``. ``resumed`` is the state of the checkpoint the seed continues
     (None: a fresh start, which replaces what an earlier run of this folder tracked);
     ``texts`` (title -> markdown) and ``preview`` go to TensorBoard."""
-    trackers: list[TrainObserver] = [MetricsLog(folder / METRICS_NAME, resumed)]
+    trackers: list[TrainObserver] = [
+        MetricsLog(folder / METRICS_NAME, resumed, warn=observer.message)
+    ]
     if track == "tensorboard":
         step = None if resumed is None else int(resumed["step"])
+        board = folder / TENSORBOARD_DIR
         trackers.append(
             TensorBoardLog(
-                folder / TENSORBOARD_DIR, resumed_step=step, texts=texts, preview=preview
+                board, resumed_step=step, texts=texts, preview=preview, warn=observer.message
             )
         )
     return Observers(observer, *trackers)
+
+
+class _Warned:
+    """A tracker's write that fails (a full disk): one warning line, the first time only;
+    the run goes on."""
+
+    def __init__(self, what: str, where: Path, warn: Callable[[str], None] | None) -> None:
+        self.what = what
+        self.where = where
+        self.warn = warn
+        self.failed = False
+
+    def failure(self, exc: OSError) -> None:
+        if not self.failed and self.warn is not None:
+            line = cannot_write(exc, self.where)
+            self.warn(f"warning: {line}; {self.what} (the run goes on)")
+        self.failed = True
 
 
 # -- metrics.jsonl ---------------------------------------------------------------------------
 
 
 class MetricsLog(NullObserver):
-    """``metrics.jsonl``: one JSON object per epoch, appended (and closed, so flushed) as
-    the epoch ends; ``tail -f`` shows it. ``resumed`` as in ``seed_observer``."""
+    """``metrics.jsonl``: one JSON object per epoch, appended whole (or not at all) as the
+    epoch ends; ``tail -f`` shows it. ``resumed`` as in ``seed_observer``; ``warn`` hears the
+    one line said when an epoch's line cannot be written (a full disk)."""
 
-    def __init__(self, path: Path, resumed: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        resumed: Mapping[str, Any] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = Path(path)
         lines = [] if resumed is None else _kept_lines(self.path, resumed)
         atomic_write_bytes(self.path, "".join(lines).encode("utf-8"))
+        self.warned = _Warned("epochs are missing from it from here on", self.path, warn)
 
     def epoch_done(self, metrics: Mapping[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(_line(metrics))
+        try:
+            append_whole(self.path, _line(metrics).encode("utf-8"))
+        except OSError as exc:
+            self.warned.failure(exc)
 
 
 def _line(metrics: Mapping[str, Any]) -> str:
@@ -183,7 +217,8 @@ class TensorBoardLog(NullObserver):
 
     A fresh start (``resumed_step`` None) removes the folder's earlier event files; a resume
     from the checkpoint after step S tells TensorBoard to drop the events after S (and writes
-    the texts if the run was not tracked before).
+    the texts if the run was not tracked before). Events that cannot be written (a full disk)
+    are one line to ``warn``, and the run goes on untracked.
     """
 
     def __init__(
@@ -193,6 +228,7 @@ class TensorBoardLog(NullObserver):
         resumed_step: int | None = None,
         texts: Mapping[str, str] | None = None,
         preview: Preview | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -204,19 +240,41 @@ class TensorBoardLog(NullObserver):
         purge = None if resumed_step is None else resumed_step + 1
         self.writer = SummaryWriter(str(folder), purge_step=purge)
         self.preview = preview
+        self.warned = _Warned("TensorBoard stops tracking this run", folder, warn)
+        self._restore_hook = _quiet_writer_thread()
         if first:
             for title, text in (texts or {}).items():
                 self.writer.add_text(title, text, 0)
 
     def step_done(self, step: int, epoch: int, epochs: int, loss: float) -> None:
-        self.writer.add_scalar("train/loss", loss, step)
+        self._guarded(self.writer.add_scalar, "train/loss", loss, step)
 
     def validated(self, epoch: int, step: int, model: torch.nn.Module) -> None:
-        if self.preview is not None:
+        if self.preview is not None and not self.warned.failed:
             picture = self.preview.render(model)
-            self.writer.add_image("val/prediction", picture, step, dataformats="HWC")
+            self._guarded(self.writer.add_image, "val/prediction", picture, step, dataformats="HWC")
 
     def epoch_done(self, metrics: Mapping[str, Any]) -> None:
+        self._guarded(self._epoch, metrics)
+
+    def run_ended(self) -> None:
+        try:  # even after a failed write: the writer's thread ends
+            self.writer.close()
+        except OSError as exc:
+            self.warned.failure(exc)
+        finally:
+            self._restore_hook()
+
+    def _guarded(self, write: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        """``write``, unless an earlier write failed; a failure is the one warning line."""
+        if self.warned.failed:
+            return
+        try:
+            write(*args, **kwargs)
+        except OSError as exc:
+            self.warned.failure(exc)
+
+    def _epoch(self, metrics: Mapping[str, Any]) -> None:
         step, add = int(metrics["step"]), self.writer.add_scalar
         add("train/epoch", metrics["epoch"], step)
         add("train/epoch_loss", metrics["loss"], step)
@@ -229,8 +287,25 @@ class TensorBoardLog(NullObserver):
             add(f"val_dice/{name}", dice, step)
         self.writer.flush()  # on disk before the epoch's checkpoint
 
-    def run_ended(self) -> None:
-        self.writer.close()
+
+def _quiet_writer_thread() -> Callable[[], None]:
+    """TensorBoard's writer thread ends on a failed write (a full disk) by raising, which
+    Python prints as a thread's traceback; the tracker says it as its one warning line
+    instead (the writer hands the error on). Returns what puts the hook before back."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        writer = type(args.thread).__name__ == "_AsyncWriterThread"
+        if not (writer and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    threading.excepthook = hook
+
+    def restore() -> None:
+        if threading.excepthook is hook:
+            threading.excepthook = previous
+
+    return restore
 
 
 @dataclass

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_write_text
+from harness.atomic import atomic_write_bytes, atomic_write_text, cannot_write
 from harness.data import sources
 from harness.engine.events import TrainObserver
-from harness.errors import HarnessError, RunFailed
+from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.pictures.charts import TUNING, TrialSeries, tuning_curves
 from harness.protocol import Protocol, Tuning
 from harness.results.records import RECORD_NAME, Record, read_record
@@ -87,7 +87,9 @@ class TuneOutcome:
     """What ``tune`` did: the study folder, every trial, the chosen one and the final plan.
 
     ``failed`` says why the entry has no row (every trial failed, or a final seed did);
-    then ``chosen`` is None when no trial succeeded, and ``final`` the untuned plan."""
+    then ``chosen`` is None when no trial succeeded, and ``final`` the untuned plan.
+    ``unwritten`` says what a full disk kept from being written (a table, a picture: the
+    same line on every outcome of one command; '' when everything was written)."""
 
     folder: Path
     tuning: Tuning
@@ -96,6 +98,7 @@ class TuneOutcome:
     final: Plan
     picture: Path
     failed: str = ""
+    unwritten: str = ""
 
 
 def budget_of(proto: Protocol, trials: int | None) -> Tuning:
@@ -169,7 +172,11 @@ def tune(
         [request], observer, trials=trials, jobs=jobs, resume=resume, planner=planner
     )
     if outcome.failed:
-        raise RunFailed(outcome.failed)
+        raise RunFailed(
+            outcome.failed + (f"; and {outcome.unwritten}" if outcome.unwritten else "")
+        )
+    if outcome.unwritten:
+        raise NotWritten(outcome.unwritten)
     return outcome
 
 
@@ -198,7 +205,8 @@ def tune_many(
     """Tune several entries with the same budget: every entry's trials first (sent to Ray
     together with ``--jobs``, so no slot idles between entries), then every chosen entry's
     seeds. ``resume`` is the command a Ctrl-C prints. An entry whose trials all failed, or
-    whose final seed failed, says so in its outcome's ``failed``; the others go on."""
+    whose final seed failed, says so in its outcome's ``failed``; the others go on. A table
+    or picture a full disk kept from being written is in every outcome's ``unwritten``."""
     planner = planner or Planner(progress)  # the data prepared once for every run
     with contextlib.ExitStack() as held:
         try:
@@ -206,25 +214,41 @@ def tune_many(
             for s in studies:
                 for t in s.trials:
                     t.plan.resume_hint = resume  # Ctrl-C in a trial: continue the tuning
-            _run_trials([t for s in studies for t in s.trials], observer, jobs)
+            unwritten = [_run_trials([t for s in studies for t in s.trials], observer, jobs)]
             for s in studies:
                 _tell(s.study, s.trials)
             outcomes = [_conclude(s, observer, planner) for s in studies]
             finals = [o for o in outcomes if o.chosen is not None]
             for o in finals:
                 o.final.resume_hint = resume
-            _run_finals(finals, observer, jobs)
+            unwritten.append(_run_finals(finals, observer, jobs))
         except KeyboardInterrupt as exc:
             if not getattr(exc, "resume_said", False):  # a run's own message has said it
                 observer.message(f"Resume the tuning with:\n  {resume}")
             raise
-    for outcome in finals:  # the picture beside each record of the tuned entry
-        final = outcome.final
-        for fold, seed in ((f, s) for f in final.folds for s in final.seeds):
-            target = run_dir(final, seed, fold) / TUNING
-            if target.parent.is_dir():
-                target.write_bytes(outcome.picture.read_bytes())
+    unwritten += [
+        _copy_picture(o, seed, fold)
+        for o in finals
+        for fold in o.final.folds
+        for seed in o.final.seeds
+    ]
+    said = "; ".join(dict.fromkeys(line for line in unwritten if line))
+    for o in outcomes:
+        o.unwritten = said
     return outcomes
+
+
+def _copy_picture(outcome: TuneOutcome, seed: int, fold: int | None = None) -> str:
+    """The tuning picture beside a record of the tuned entry; what a full disk kept from
+    being written ('' when it was written, or the run has no folder)."""
+    target = run_dir(outcome.final, seed, fold) / TUNING
+    if not target.parent.is_dir():
+        return ""
+    try:
+        atomic_write_bytes(target, outcome.picture.read_bytes())
+    except OSError as exc:
+        return f"{cannot_write(exc)}; not written: the tuning picture {target}"
+    return ""
 
 
 def _open_all(
@@ -375,18 +399,23 @@ def _run_trials(
     found: Sequence[Trial],
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
-) -> None:
+) -> str:
     """Every trial still to run (``harness.runs.dispatch``); a failed trial leaves its failed
     record and the others go on. A trial whose result the study was told (a resumed study)
-    keeps it: a failed one is not tried again."""
+    keeps it: a failed one is not tried again. Returns what a full disk kept from being
+    written ('' when nothing)."""
     todo = [t for t in found if not (t.told and (t.folder / RECORD_NAME).is_file())]
     for i, trial in enumerate(todo, 1):
         trial.plan.title = f"trial {i} of {len(todo)}: {trial.plan.entry.label}"
+    unwritten = ""
     if todo:
-        with contextlib.suppress(RunFailed):  # the dispatcher names each failed trial
+        try:
             dispatch([t.plan for t in todo], observer, jobs)
+        except RunFailed as exc:  # the dispatcher names each failed trial; a table a full
+            unwritten = getattr(exc, "unwritten", "")  # disk kept out is said at the end
     for trial in found:
         trial.record = read_record(trial.folder / RECORD_NAME)
+    return unwritten
 
 
 def _tell(study: Any, found: Sequence[Trial]) -> None:
@@ -465,11 +494,12 @@ def _run_finals(
     finals: Sequence[TuneOutcome],
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
-) -> None:
+) -> str:
     """The chosen entries on the protocol's seeds, together (``harness.runs.dispatch``); a
-    failed seed marks its outcome failed and the others go on."""
+    failed seed marks its outcome failed and the others go on. Returns what a full disk
+    kept from being written ('' when nothing)."""
     if not finals:
-        return
+        return ""
     try:
         dispatch([o.final for o in finals], observer, jobs)
     except RunFailed as exc:  # it names the failed runs, after all have ended
@@ -481,6 +511,8 @@ def _run_finals(
             ]
             if failed:
                 o.failed = f"{o.final.entry.label}: {'; '.join(failed)}"
+        return str(getattr(exc, "unwritten", ""))
+    return ""
 
 
 def tune_dry_run(
@@ -528,6 +560,35 @@ def tune_sweep(
     outcomes = tune_many(
         requests, observer, trials=trials, jobs=jobs, resume=resume, planner=planner
     )
+    lost = ""
+    try:
+        path = _tuned_table(axis, outcomes, observer)
+    except OSError as exc:  # a full disk: the runs are kept, the table waits for --resume
+        path = None
+        lost = (
+            f"{cannot_write(exc)}; not written: the tuned ablation table (once there is "
+            f"space, `{resume}` writes it)"
+        )
+        for o in outcomes:
+            o.unwritten = "; ".join(line for line in (o.unwritten, lost) if line)
+    failed = [o.failed for o in outcomes if o.failed]
+    unwritten = outcomes[0].unwritten
+    if failed:
+        table = "no table written" if lost else f"the table, without them: {path}"
+        raise RunFailed(
+            "; ".join(dict.fromkeys(failed))
+            + f" ({table})"
+            + (f"; and {unwritten}" if unwritten else "")
+        )
+    if unwritten:
+        raise NotWritten(unwritten)
+    return path, outcomes
+
+
+def _tuned_table(
+    axis: Axis, outcomes: Sequence[TuneOutcome], observer: TrainObserver
+) -> Path | None:
+    """The tuned ablation table of ``harness tune --vary`` and its picture of every trial."""
     budget = f"tuned: {outcomes[0].tuning.budget}"
     untuned = {i for i, o in enumerate(outcomes) if o.chosen is None}  # no row to show
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget, untuned)
@@ -542,7 +603,4 @@ def tune_sweep(
             title=f"{axis.title}: every trial of each value ({budget})",
         )
         observer.message(f"wrote {picture}")
-    failed = [o.failed for o in outcomes if o.failed]
-    if failed:
-        raise RunFailed("; ".join(dict.fromkeys(failed)) + f" (the table, without them: {path})")
-    return path, outcomes
+    return path

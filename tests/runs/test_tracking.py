@@ -29,7 +29,16 @@ from harness.runs.tracking import (
     Preview,
     read_metrics,
 )
-from tests.helpers import PLUGIN, STEPS_PER_EPOCH, Recorder, record_of, run_args, subprocess_env
+from tests.helpers import (
+    PLUGIN,
+    STEPS_PER_EPOCH,
+    Recorder,
+    fill_up,
+    full_tmpfs,
+    record_of,
+    run_args,
+    subprocess_env,
+)
 
 #: Keep every event (TensorBoard's reader samples by default).
 ALL = {"scalars": 0, "images": 0, "tensors": 0}
@@ -216,6 +225,46 @@ def test_a_fresh_start_empties_the_file(tmp_path: Path) -> None:
     _write(path, [json.dumps({"epoch": 1})])
     MetricsLog(path, resumed=None)
     assert path.read_text() == ""
+
+
+def test_on_a_full_disk_metrics_lines_are_one_warning_and_the_earlier_lines_stay(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "disk"
+    with full_tmpfs(folder) as fill:
+        fill.unlink()
+        said: list[str] = []
+        log = MetricsLog(folder / METRICS_NAME, warn=said.append)
+        log.epoch_done({"epoch": 1, "step": 8, "loss": 1.0})
+        fill_up(fill)
+        long = {"step": 16, "loss": 0.5, "pad": "x" * 10_000}  # past the first line's page
+        log.epoch_done({"epoch": 2, **long})
+        log.epoch_done({"epoch": 3, **long})
+        assert read_metrics(folder / METRICS_NAME) == [{"epoch": 1, "step": 8, "loss": 1.0}]
+    (line,) = said
+    assert line.startswith(f"warning: {folder}: the disk is full (No space left on device)")
+
+
+def test_on_a_full_disk_tensorboard_is_one_warning_and_no_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tensorboard")
+    from harness.runs.tracking import TensorBoardLog
+
+    folder = tmp_path / "disk"
+    with full_tmpfs(folder, size="1m") as fill:
+        fill.unlink()
+        said: list[str] = []
+        log = TensorBoardLog(folder / "tensorboard", texts={"entry": "x"}, warn=said.append)
+        log.epoch_done({"epoch": 1, "step": 8, "loss": 1.0, "lr": 0.1})
+        fill_up(fill)
+        for step in range(9, 3000):
+            log.step_done(step, 2, 2, 0.5)
+        log.epoch_done({"epoch": 2, "step": 3000, "loss": 0.5, "lr": 0.1})
+        log.run_ended()
+    (line,) = said
+    assert line.startswith(f"warning: {folder / 'tensorboard'}: the disk is full")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_the_trainer_reports_an_epoch_before_checkpointing_it(
