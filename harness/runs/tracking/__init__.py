@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.engine.events import Observers, TrainObserver
 from harness.errors import HarnessError
-from harness.runs.tracking.about import STATE_NAME, WEIGHTS_ENV, RunAbout
+from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD, WEIGHTS_ENV, RunAbout
 from harness.runs.tracking.metrics import METRICS_NAME, MetricsLog, read_metrics
 from harness.runs.tracking.preview import Preview
 from harness.runs.tracking.remote import RemoteLog
@@ -36,6 +36,7 @@ __all__ = [
     "METRICS_NAME",
     "STATE_NAME",
     "TENSORBOARD_DIR",
+    "TRACKED_RECORD",
     "TRACKERS",
     "WEIGHTS_ENV",
     "MetricsLog",

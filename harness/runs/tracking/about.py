@@ -22,6 +22,7 @@ from harness.runs.tracking.metrics import METRICS_NAME
 
 __all__ = [
     "STATE_NAME",
+    "TRACKED_RECORD",
     "WEIGHTS_ENV",
     "RunAbout",
     "epoch_scalars",
@@ -34,6 +35,9 @@ __all__ = [
 STATE_NAME = "tracking.json"
 #: Set to 1 to send the final weights to MLflow and W&B with the run's other files.
 WEIGHTS_ENV = "HARNESS_TRACK_WEIGHTS"
+#: The name the record has at MLflow and W&B. Not ``record.json``: a local MLflow store and
+#: W&B's files live under the runs folder, where every ``record.json`` is a run's record.
+TRACKED_RECORD = "harness-record.json"
 #: The entry's components, in the record's order.
 _KINDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
 _STATE_LOCK = threading.Lock()  # two trackers' threads may note their runs at once
@@ -145,15 +149,19 @@ def epoch_scalars(metrics: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
         yield f"val_dice/{name}", float(dice)
 
 
-def final_files(folder: Path) -> list[Path]:
-    """What a finished run leaves that the trackers keep: the record, ``metrics.jsonl``, the
-    pictures, and (with ``HARNESS_TRACK_WEIGHTS=1``) the final weights."""
+def final_files(folder: Path) -> dict[str, Path]:
+    """What a finished run leaves that the trackers keep, by the name each gets there: the
+    record (as ``TRACKED_RECORD``), ``metrics.jsonl``, the pictures, and (with
+    ``HARNESS_TRACK_WEIGHTS=1``) the final weights."""
     from harness.runs.planning import WEIGHTS_NAME  # planning imports this package
 
-    names = [RECORD_NAME, METRICS_NAME, CURVES, PER_CLASS, PREDICTION]
+    names = {
+        TRACKED_RECORD: RECORD_NAME,
+        **{name: name for name in (METRICS_NAME, CURVES, PER_CLASS, PREDICTION)},
+    }
     if os.environ.get(WEIGHTS_ENV) == "1":
-        names.append(WEIGHTS_NAME)
-    return [folder / name for name in names if (folder / name).is_file()]
+        names[WEIGHTS_NAME] = WEIGHTS_NAME
+    return {name: folder / local for name, local in names.items() if (folder / local).is_file()}
 
 
 def read_state(folder: Path) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +154,12 @@ class MLflowLog(RemoteLog):
     def _image(self, key: str, picture: np.ndarray, step: int) -> None:
         self.client.log_image(self.run_id, picture, key=key, step=step)
 
-    def _end(self, status: str, files: Sequence[Path]) -> None:
-        for path in files:
-            self.client.log_artifact(self.run_id, str(path))
+    def _end(self, status: str, files: Mapping[str, Path]) -> None:
+        with tempfile.TemporaryDirectory(prefix="harness-mlflow-") as renamed:
+            for name, path in files.items():
+                if name != path.name:  # the record: kept under a name of its own
+                    path = Path(shutil.copyfile(path, Path(renamed) / name))
+                self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, status=_STATUS.get(status, "FAILED"))
 
 

@@ -142,7 +142,7 @@ class RemoteLog(NullObserver):
             return
         self._finished = True
         self._send()
-        files = final_files(self.folder) if status == "succeeded" else []
+        files = final_files(self.folder) if status == "succeeded" else {}
         self.sender.call(self._end, status, files)
         if not self.sender.close(FINISH_WAIT_S) and self.sender.error is None:
             self.sender.error = f"no answer within {FINISH_WAIT_S:.0f} s"
@@ -176,5 +176,6 @@ class RemoteLog(NullObserver):
     def _image(self, key: str, picture: np.ndarray, step: int) -> None:
         raise NotImplementedError
 
-    def _end(self, status: str, files: Sequence[Path]) -> None:
+    def _end(self, status: str, files: Mapping[str, Path]) -> None:
+        """Keep ``files`` (name there -> file here) and end the run with ``status``."""
         raise NotImplementedError

@@ -16,7 +16,8 @@ W&B is imported only here, when a run is tracked with it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,13 @@ class WandbLog(RemoteLog):
         if step > self.floor:
             self.run.log({key: wandb.Image(picture)}, step=step)
 
-    def _end(self, status: str, files: Sequence[Path]) -> None:
-        for path in files:
-            self.run.save(str(path), base_path=str(self.folder), policy="now")
+    def _end(self, status: str, files: Mapping[str, Path]) -> None:
+        for name, path in files.items():
+            base = self.folder
+            if name != path.name:  # the record: a copy under a name of its own
+                base, path = (
+                    Path(self.run.dir),
+                    Path(shutil.copyfile(path, Path(self.run.dir) / name)),
+                )
+            self.run.save(str(path), base_path=str(base), policy="now")  # linked, not copied
         self.run.finish(exit_code=0 if status == "succeeded" else 1)

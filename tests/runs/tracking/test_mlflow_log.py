@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.classes import CLASSES
-from harness.runs.tracking import METRICS_NAME, STATE_NAME, read_metrics
+from harness.runs.tracking import METRICS_NAME, STATE_NAME, TRACKED_RECORD, read_metrics
 from tests.helpers import STEPS_PER_EPOCH, record_of, run_args, subprocess_env
 
 mlflow = pytest.importorskip("mlflow")
@@ -151,7 +151,7 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_with_each_step_once(
     assert run.data.tags["harness.model.plugin"] == record["entry"]["model"]["plugin"]
     assert run.info.run_name.startswith("small-cnn") and run.info.run_name.endswith(" seed 0")
     files = {f.path for f in client.list_artifacts(run_id)}
-    assert {"record.json", "metrics.jsonl", "curves.png", "prediction.png"} <= files
+    assert {TRACKED_RECORD, "metrics.jsonl", "curves.png", "prediction.png"} <= files
 
 
 def test_a_server_that_stops_mid_run_costs_one_line_and_nothing_else(
