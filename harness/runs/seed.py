@@ -145,14 +145,14 @@ def _tracked(
     preview = None
     if track and val_images:
         preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
+    run = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
     about = tracking.RunAbout.of(
-        plan.benchmark.to_dict(),
-        entry_record(plan),
+        {**run, "seed": job.seed, "fold": job.fold},
         unit=job.unit,
         name=job.name,
         group=plan.entry.label,
         runs_dir=plan.runs_dir,
-        run={"seed": job.seed, "fold": job.fold},
+        weights=WEIGHTS_NAME,
     )
     return tracking.seed_tracking(
         observer, job.folder, resumed=resumed, track=track, about=about, preview=preview

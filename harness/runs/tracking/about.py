@@ -64,29 +64,33 @@ class RunAbout:
     #: Where a local MLflow store lives when no ``MLFLOW_TRACKING_URI`` is set.
     runs_dir: Path = Path("runs")
 
+    #: The final weights' file in the run folder, kept with ``HARNESS_TRACK_WEIGHTS=1``.
+    weights: str | None = None
+
     @classmethod
     def of(
         cls,
-        benchmark: Mapping[str, Any],
-        entry: Mapping[str, Any],
+        run: Mapping[str, Any],
         *,
         unit: str,
         name: str,
         group: str,
         runs_dir: Path,
-        run: Mapping[str, Any],
+        weights: str | None = None,
     ) -> RunAbout:
-        """From a record's ``benchmark`` and ``entry``; ``run`` holds the seed (and fold)."""
+        """From the record's ``benchmark``, ``entry``, ``seed`` and ``fold`` in ``run``."""
+        benchmark, entry = run["benchmark"], run["entry"]
         texts = {"benchmark": benchmark, "entry": entry}  # indented: markdown's code
         return cls(
             unit=unit,
             experiment=str(benchmark["id"]),
             name=name,
             group=group,
-            params=dict(_params(benchmark, entry, run)),
+            params=dict(_params(benchmark, entry, {k: run.get(k) for k in ("seed", "fold")})),
             tags=dict(_tags(benchmark, entry)),
             texts={k: _code(json.dumps(v, indent=2)) for k, v in texts.items()},
             runs_dir=Path(runs_dir),
+            weights=weights,
         )
 
 
@@ -149,18 +153,16 @@ def epoch_scalars(metrics: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
         yield f"val_dice/{name}", float(dice)
 
 
-def final_files(folder: Path) -> dict[str, Path]:
+def final_files(folder: Path, about: RunAbout) -> dict[str, Path]:
     """What a finished run leaves that the trackers keep, by the name each gets there: the
     record (as ``TRACKED_RECORD``), ``metrics.jsonl``, the pictures, and (with
     ``HARNESS_TRACK_WEIGHTS=1``) the final weights."""
-    from harness.runs.planning import WEIGHTS_NAME  # planning imports this package
-
     names = {
         TRACKED_RECORD: RECORD_NAME,
         **{name: name for name in (METRICS_NAME, CURVES, PER_CLASS, PREDICTION)},
     }
-    if os.environ.get(WEIGHTS_ENV) == "1":
-        names[WEIGHTS_NAME] = WEIGHTS_NAME
+    if about.weights and os.environ.get(WEIGHTS_ENV) == "1":
+        names[about.weights] = about.weights
     return {name: folder / local for name, local in names.items() if (folder / local).is_file()}
 
 

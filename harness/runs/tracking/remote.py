@@ -142,7 +142,7 @@ class RemoteLog(NullObserver):
             return
         self._finished = True
         self._send()
-        files = final_files(self.folder) if status == "succeeded" else {}
+        files = final_files(self.folder, self.about) if status == "succeeded" else {}
         self.sender.call(self._end, status, files)
         if not self.sender.close(FINISH_WAIT_S) and self.sender.error is None:
             self.sender.error = f"no answer within {FINISH_WAIT_S:.0f} s"
