@@ -46,6 +46,7 @@ def test_several_trackers_at_once_each_get_the_run(
     pytest.importorskip("wandb")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HARNESS_TRACK_WEIGHTS", "1")  # the final weights kept too
     for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(name, str(tmp_path / "wandb-home" / name.lower()))
     result = cli(*_args(plugin, tmp_path, "tensorboard,mlflow,wandb"))
@@ -69,7 +70,9 @@ def test_several_trackers_at_once_each_get_the_run(
     assert steps == [1, 2, 3, 4]
     assert run.data.params["protocol.hash"] == record["benchmark"]["protocol"]["hash"]
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id)}
-    assert TRACKED_RECORD in artifacts
+    assert {TRACKED_RECORD, "weights-final.safetensors"} <= artifacts
+    (wandb_files,) = folder.glob("wandb/offline-run-*/files")
+    assert (wandb_files / "weights-final.safetensors").is_file()
     assert (runs / "mlartifacts").is_dir()  # the local store keeps its files in the runs folder
 
 
