@@ -1,10 +1,10 @@
 """The command line: each command parses, calls one library function, renders.
 
 One module per command (``run``, ``sweep``, ``tune``, ``listing`` for ``list``,
-``leaderboard``, ``evaluate``, ``compare``, ``predict``, ``check_plugin``) or command group
-(``data``); ``root`` holds the app, its consoles and the entry point ``main``, which maps
-errors to exit codes; ``launch`` what run, sweep and tune share. This module only assembles
-them, in the order ``harness --help`` lists them.
+``leaderboard``, ``evaluate``, ``compare``, ``predict``, ``export``, ``check_plugin``) or
+command group (``data``); ``root`` holds the app, its consoles and the entry point ``main``,
+which maps errors to exit codes; ``launch`` what run, sweep and tune share. This module only
+assembles them, in the order ``harness --help`` lists them.
 """
 
 from harness.cli import (
@@ -12,6 +12,7 @@ from harness.cli import (
     compare,
     data,
     evaluate,
+    export,
     leaderboard,
     listing,
     predict,
@@ -30,6 +31,7 @@ app.command()(leaderboard.leaderboard)
 app.command()(evaluate.evaluate)
 app.command()(compare.compare)
 app.command()(predict.predict)
+app.command()(export.export)
 app.command("check-plugin")(check_plugin.check_plugin)
 app.add_typer(data.app, name="data")
 app.command("rank", hidden=True)(rank.rank)

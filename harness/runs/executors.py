@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from harness.atomic import atomic_write_bytes, atomic_write_text
 from harness.engine.events import NullObserver, TrainObserver
 from harness.errors import HarnessError, RunFailed, one_line
-from harness.runs import processes, ranks
+from harness.runs import processes, ranks, tracking
 from harness.runs import seed as seeds
 from harness.runs.job import Action, Job, Outcome, job_of
 from harness.runs.planning import plan as plan_request
@@ -344,10 +344,13 @@ class Ray:
             fold=job.fold,
         )
         # A fresh worker process per run (max_calls=1): no CUDA context, thread count or
-        # memory carried over from another run.
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES, max_calls=1)(
-            train_task
-        )
+        # memory carried over from another run. A tracked run tracks from the worker, with
+        # this process's tracker settings (the MLflow server, W&B's mode and key).
+        env = tracking.worker_env() if spec.request.launch.track else {}
+        options = {"runtime_env": {"env_vars": env}} if env else {}
+        task = ray.remote(
+            num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES, max_calls=1, **options
+        )(train_task)
         return task.remote(spec)
 
 

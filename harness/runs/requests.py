@@ -121,6 +121,14 @@ def _show_folds(folds: tuple[int, ...] | str) -> list[str]:
     return [folds if isinstance(folds, str) else ",".join(map(str, folds))]
 
 
+def _read_track(text: str | None) -> tuple[str, ...] | None:
+    """``tensorboard,mlflow``: the trackers in order, each once (checked when planned)."""
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    return names or None
+
+
 def _show_hparams(hparams: Sequence[tuple[str, float]]) -> list[str]:
     return [f"{k}={v!r}" for k, v in hparams]
 
@@ -245,14 +253,17 @@ class Launch:
         "auto",
         order=17,
     )
-    #: Also write TensorBoard event files in each run folder (``harness.runs.tracking``);
-    #: every run writes ``metrics.jsonl`` whatever this says.
-    track: str | None = _option(
+    #: Also log each run to these trackers (``harness.runs.tracking``): tensorboard, mlflow,
+    #: wandb; every run writes ``metrics.jsonl`` whatever this says.
+    track: tuple[str, ...] | None = _option(
         "--track",
-        "Also log to: tensorboard (event files under each run folder's tensorboard/; "
-        "needs pip install tensorboard)",
+        "Also log each run to: tensorboard (event files in the run folder), mlflow "
+        "(MLFLOW_TRACKING_URI, else a store in --runs-dir), wandb; several comma-separated "
+        "(tensorboard,mlflow). Each needs its package: pip install tensorboard / mlflow / wandb",
         None,
         order=18,
+        read=_read_track,
+        show=lambda names: [",".join(names)],
     )
     #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
     #: (harness.runs.executors); None: one after another in this process, without Ray.

@@ -11,7 +11,6 @@ data-parallel run writes.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,9 +69,12 @@ def train_job(job: Job, observer: TrainObserver) -> Outcome:
         if plan.world.active:  # every rank continues what the main rank loaded
             start = distributed.broadcast_object(start, plan.world)
         assert start is not None
-        if plan.world.is_main:  # metrics.jsonl, and the event files of --track
-            observer = _tracked(job, observer, start.resumed)
-        return _train(job, start, observer)
+        if not plan.world.is_main:
+            return _train(job, start, observer)
+        with _tracked(job, observer, start.resumed) as tracked:  # metrics.jsonl, and --track
+            outcome = _train(job, start, tracked)
+            tracked.finish(outcome.status)  # the record written: the trackers get the files
+        return outcome
 
 
 @contextlib.contextmanager
@@ -152,19 +154,28 @@ def _check_precision(resume_from: checkpoint.Checkpoint, here: str) -> None:
         )
 
 
-def _tracked(job: Job, observer: TrainObserver, resumed: dict[str, Any] | None) -> TrainObserver:
+def _tracked(
+    job: Job, observer: TrainObserver, resumed: dict[str, Any] | None
+) -> contextlib.AbstractContextManager[tracking.Tracked]:
     """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
     plan = job.plan
-    track = plan.request.launch.track if plan.request else None
+    track = tracking.tracker_names(plan.request.launch.track if plan.request else None)
     proto = job.protocol
     _, val_images = _images(job)
     preview = None
     if track and val_images:
         preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
-    about = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
-    texts = {k: "    " + json.dumps(v, indent=2).replace("\n", "\n    ") for k, v in about.items()}
-    return tracking.seed_observer(
-        observer, job.folder, resumed=resumed, track=track, texts=texts, preview=preview
+    run = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
+    about = tracking.RunAbout.of(
+        {**run, "seed": job.seed, "fold": job.fold},
+        unit=job.unit,
+        name=job.name,
+        group=plan.entry.label,
+        runs_dir=plan.runs_dir,
+        weights=WEIGHTS_NAME,
+    )
+    return tracking.seed_tracking(
+        observer, job.folder, resumed=resumed, track=track, about=about, preview=preview
     )
 
 

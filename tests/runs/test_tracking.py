@@ -357,10 +357,13 @@ def test_without_tensorboard_installed_one_line_says_how_before_training(
 
 def test_an_unknown_tracker_is_one_line(cli, plugin: Path, tmp_path: Path) -> None:
     args = tracked_args(plugin, tmp_path)
-    args[args.index("tensorboard")] = "wandb"
+    args[args.index("tensorboard")] = "tensorboard,comet"
     result = cli(*args)
     assert result.code == 2
-    assert result.err.strip() == "harness: error: --track 'wandb': choose one of tensorboard"
+    assert result.err.strip() == (
+        "harness: error: --track 'comet': choose from tensorboard, mlflow, wandb "
+        "(several at once: --track tensorboard,mlflow)"
+    )
     assert not (tmp_path / "runs").exists()
 
 
