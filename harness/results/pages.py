@@ -33,7 +33,7 @@ from harness.results.page import (
 )
 from harness.results.significance import DIFFERENCE_METHOD
 from harness.results.site import write_index
-from harness.results.tables import read_twin
+from harness.results.tables import FORMAT, read_twin
 
 #: Where each leaderboard column's value is in a twin's row (a path of keys).
 LEADERBOARD_FIELDS: dict[str, tuple[str, ...]] = {
@@ -84,6 +84,7 @@ def table_view(
     """What the page of a leaderboard or an ablation table shows."""
     md = split_markdown(text)
     sources = Sources(Path(table).parent, runs_dir)
+    twin = {"format": FORMAT, **twin}  # as the twin's file holds it
     if twin.get("kind") == "ablation":
         return _ablation_view(Path(table), md, twin, sources)
     return _leaderboard_view(md, twin, sources)
