@@ -164,6 +164,13 @@ def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) ->
         sections.append({"kind": "facts", "title": "Tuning", "items": items})
     if found.get("trials"):
         sections.append(trials(found))
+        shown = [
+            {"path": t["record"], "links": links}
+            for t in found["trials"]
+            if t.get("record") and (links := _links(t["record"], sources))
+        ]
+        if shown:
+            sections.append({"kind": "runs", "title": "Tuning trials' runs", "items": shown})
     study = found.get("study")
     src = sources.link(study, TUNING) if study else None
     for title, picture in (("Sensitivity", sensitivity), ("This entry's tuning study", src)):
@@ -206,16 +213,15 @@ def trials(found: Mapping[str, Any]) -> Section:
 
 def runs(paths: Sequence[str], sources: Sources) -> Section:
     """Each record the row was made from, with its run's pictures where they exist."""
-    items = []
-    for path in paths:
-        folder = PurePosixPath(path).parent.as_posix()
-        links = [
-            [label, href]
-            for label, name in RUN_PICTURES
-            if (href := sources.link(folder, name)) is not None
-        ]
-        items.append({"path": path, "links": links})
+    items = [
+        {"path": p, "links": _links(PurePosixPath(p).parent.as_posix(), sources)} for p in paths
+    ]
     return {"kind": "runs", "title": "Runs (records, inside the runs folder)", "items": items}
+
+
+def _links(folder: str, sources: Sources) -> list[list[str]]:
+    """Each picture the run folder ``folder`` holds, as [label, link from the page]."""
+    return [[label, href] for label, name in RUN_PICTURES if (href := sources.link(folder, name))]
 
 
 def _num(value: Any, digits: int | None) -> str:

@@ -128,6 +128,16 @@ def test_the_page_holds_the_twin_and_no_absolute_path(tmp_path: Path) -> None:
     assert (boards / "index.html").is_file()
 
 
+def test_a_table_without_succeeded_runs_has_an_empty_page(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    failed = make_record("dice", 0, 0.8, status="failed")
+    write_record(runs / "b" / "dice" / "seed-0" / "record.json", failed)
+    table = regenerate(failed.benchmark_id, runs, tmp_path / "boards")
+    assert table is not None
+    page = table.with_suffix(".html").read_text(encoding="utf-8")
+    assert "<caption>no succeeded runs yet</caption>" in page and "<tr data-i=" not in page
+
+
 def test_compare_writes_its_page(cli, tmp_path: Path) -> None:
     twin = json.loads(MAIN.with_suffix(".json").read_text())
     for row in twin["rows"]:
@@ -200,6 +210,10 @@ def test_a_filter_in_the_fragment_shows_exactly_the_rows_containing_it(browser: 
     assert rendered == len(entries)  # the others carry `hidden`
     _open(browser, MAIN.with_suffix(".html"), "#model=fpn&params=..4.3&sort=-mean")
     assert _shown(browser) == shown
+    _open(browser, MAIN.with_suffix(".html"))
+    browser.find_element("id", "filter").send_keys("FPN tuned")  # typed: every word, any case
+    assert _shown(browser) == [e for e in entries if "fpn" in e and "tuned" in e]
+    assert browser.execute_script("return location.hash") == "#filter=FPN%20tuned"
 
 
 def test_a_rows_drill_down_shows_its_records_per_class_dice(browser: Any) -> None:
