@@ -1,7 +1,7 @@
 """Every committed table ships with its records: ``harness leaderboard --runs-dir
-leaderboards/records`` regenerates each committed table, its JSON twin and (main tables) its
-heatmap byte for byte, and every row of a committed ablation table is a row those records
-make."""
+leaderboards/records`` regenerates each committed table, its JSON twin, its web page, the
+folder's index.html and (main tables) its heatmap byte for byte, and every row of a committed
+ablation table is a row those records make."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_pat
         assert (tmp_path / table.name).read_text() == table.read_text(), table.name
         twin = table.with_suffix(".json")
         assert (tmp_path / twin.name).read_text() == twin.read_text(), twin.name
+        page = table.with_suffix(".html")
+        assert (tmp_path / page.name).read_text() == page.read_text(), page.name
+    assert (tmp_path / "index.html").read_text() == (BOARDS / "index.html").read_text()
     for table in _main_tables():
         picture = table.with_name(f"{table.stem}.heatmap.png")
         assert (tmp_path / picture.name).read_bytes() == picture.read_bytes(), picture.name

@@ -20,6 +20,10 @@ def compare(
         float | None,
         typer.Option(help="Exit 1 when a shared row's Dice drops by more than this"),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write the comparison as a self-contained web page to this file"),
+    ] = None,
 ) -> None:
     """Align two leaderboards by entry; show Dice and cost deltas; flag what is within noise.
 
@@ -52,6 +56,10 @@ def compare(
     for label, names in (("only in A", result.only_a), ("only in B", result.only_b)):
         if names:
             out.print(f"{label}: {'; '.join(names)}", markup=False)
+    if html is not None:
+        from harness.results.pages import write_compare_page
+
+        out.print(f"wrote {write_compare_page(result, a, b, html)}", soft_wrap=True)
     if fail_below is not None:
         drops = result.drops_below(fail_below)
         for d in drops:

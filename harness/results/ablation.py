@@ -16,6 +16,7 @@ from typing import Any
 from filelock import FileLock
 
 from harness.results.leaderboard import Row, contents_of, excluded_lines, rows, versus_leader
+from harness.results.pages import write_pages
 from harness.results.records import Record, Unusable
 from harness.results.tables import Say, place, read_twin, write_table
 
@@ -139,7 +140,9 @@ def write_ablation_table(
     with FileLock(str(path) + ".lock"):
         target = place(path, contents_of(data, "value"), runs_dir, say)
         if target is not None:
-            write_table(target, render_ablation_data(data), data)
+            text = render_ablation_data(data)
+            write_table(target, text, data)
+            write_pages(target, text, data, runs_dir)
     return target
 
 

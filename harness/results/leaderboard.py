@@ -20,6 +20,7 @@ from harness.classes import CLASSES
 from harness.components.entry import Entry
 from harness.errors import HarnessError
 from harness.pictures.charts import heatmap
+from harness.results.pages import write_pages
 from harness.results.records import Record, Unusable, hardware_kind, iter_records, scan_records
 from harness.results.significance import (
     METHOD,
@@ -563,9 +564,9 @@ def regenerate(
             return None
         if target != path:
             with FileLock(str(target) + ".lock"):
-                _write(target, data, table_rows)
+                _write(target, data, table_rows, Path(runs_dir))
         else:
-            _write(target, data, table_rows)
+            _write(target, data, table_rows, Path(runs_dir))
     return target
 
 
@@ -579,8 +580,8 @@ def contents_of(data: Mapping, name: str = "entry") -> Contents:
     )
 
 
-def _write(path: Path, data: dict, table_rows: Sequence[Row]) -> None:
-    """The heatmap, the twin and the markdown of one leaderboard."""
+def _write(path: Path, data: dict, table_rows: Sequence[Row], runs_dir: Path) -> None:
+    """The heatmap, the twin, the markdown and the page of one leaderboard."""
     picture = heatmap_path(path)
 
     def draw(_: Path) -> None:
@@ -588,6 +589,7 @@ def _write(path: Path, data: dict, table_rows: Sequence[Row]) -> None:
 
     text = render_data(data, picture.name if table_rows else None)
     write_table(path, text, data, [draw] if table_rows else [])
+    write_pages(path, text, data, runs_dir)
 
 
 def _relative(unusable: Unusable, runs_dir: Path) -> Unusable:

@@ -1,0 +1,234 @@
+"""A table row's drill-down: the sections its page draws when the row is opened.
+
+Per-class Dice against the leader's (all 29 classes), the seeds or folds, the test against
+the leader, the cost, the tuning budget and trials (and the sensitivity picture of a tuned
+ablation), and each run with its pictures. Everything is formatted here, with the
+markdown's precision; the page's script only draws. The data is a row of a table's JSON twin
+and, where the runs folder is at hand, the row's records (for the tuning trials). A picture
+is linked only when its file exists as the page is written, by a path relative to the page:
+nothing absolute is stored, and a page made from records without pictures (the committed
+``leaderboards/records``) names no runs folder at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from harness.classes import CLASSES
+from harness.pictures.charts import CURVES, PER_CLASS, TUNING
+from harness.results.records import Record, read_record
+
+#: What a run folder may hold to look at, by its link's label (``harness.runs.report``
+#: draws ``prediction.png``; that layer sits above this one, so its name is written here).
+RUN_PICTURES = (
+    ("curves", CURVES),
+    ("per-class Dice", PER_CLASS),
+    ("prediction", "prediction.png"),
+    ("tuning", TUNING),
+)
+
+Section = dict[str, Any]
+
+
+@dataclass
+class Sources:
+    """Where a page finds what its drill-downs show beyond the twin: the runs folder (None:
+    not at hand) and the page's own folder, which links are relative to."""
+
+    page_dir: Path
+    runs_dir: Path | None = None
+    _records: dict[str, Record | None] = field(default_factory=dict)
+
+    def record(self, run: str) -> Record | None:
+        """The record at ``run`` (its path inside the runs folder), read once."""
+        if self.runs_dir is None:
+            return None
+        if run not in self._records:
+            self._records[run] = read_record(self.runs_dir / run)
+        return self._records[run]
+
+    def link(self, folder: str, name: str) -> str | None:
+        """A link from the page to ``name`` in the run folder ``folder`` (a path inside the
+        runs folder), or None when there is no such file now."""
+        if self.runs_dir is None:
+            return None
+        target = self.runs_dir / folder / name
+        if not target.is_file():
+            return None
+        try:
+            relative = os.path.relpath(target, self.page_dir)
+        except ValueError:  # another drive: no relative path
+            return None
+        return quote(Path(relative).as_posix())
+
+
+def row_sections(
+    row: Mapping[str, Any],
+    reference: Mapping[str, Any] | None,
+    reference_label: str,
+    sources: Sources,
+    sensitivity: str | None = None,
+) -> list[Section]:
+    """The drill-down of one row (a leaderboard twin's row, or an ablation row joined with
+    the leaderboard's): every section its data allows, in reading order."""
+    sections: list[Section] = []
+    if row.get("per_class_dice"):
+        ref = reference.get("per_class_dice") if reference else None
+        sections.append(per_class(row["per_class_dice"], ref, reference_label))
+    if row.get("dice_by_seed"):
+        sections.append(units(row))
+    if row.get("test"):
+        sections.append(test(row["test"], str(row.get("vs_leader", ""))))
+    if "params_m" in row:
+        sections.append(cost(row))
+    sections += tuning(row, sources, sensitivity)
+    if row.get("runs"):
+        sections.append(runs(row["runs"], sources))
+    return sections
+
+
+def per_class(
+    values: Mapping[str, float], reference: Mapping[str, float] | None, label: str
+) -> Section:
+    """All 29 classes: a bar each, the reference's value as a tick, and the numbers."""
+    ref = reference or {}
+    lines = [
+        [c, f"{values[c]:.4f}", _num(ref.get(c), 4), _signed(values[c], ref.get(c))]
+        for c in CLASSES
+    ]
+    return {
+        "kind": "bars",
+        "title": "Per-class Dice",
+        "labels": list(CLASSES),
+        "values": [values[c] for c in CLASSES],
+        "reference": [ref.get(c) for c in CLASSES] if reference else None,
+        "reference_label": label if reference else "",
+        "columns": ["Class", "Dice", label.split(" ")[0] if reference else "—", "Δ"],
+        "rows": lines,
+    }
+
+
+def units(row: Mapping[str, Any]) -> Section:
+    """Dice per seed, or per fold for a cross-validated row (each the mean over its seeds)."""
+    folds = row.get("folds") or []
+    unit = "Fold" if folds else "Seed"
+    lines = [[f"{unit.lower()} {u}", f"{d:.4f}"] for u, d in row["dice_by_seed"].items()]
+    std = row.get("std")
+    spread = f" ± {std:.4f}" if isinstance(std, int | float) else ""
+    seeds = ", ".join(str(s) for s in row.get("seeds", []))
+    over = f", each the mean over seeds {seeds}" if folds else ""
+    title = f"{unit}s: mean {row['mean_dice']:.4f}{spread} over {len(lines)}{over}"
+    return {"kind": "table", "title": title, "columns": [unit, "Dice"], "rows": lines}
+
+
+def test(found: Mapping[str, Any], verdict: str) -> Section:
+    """The paired test against the leader, as the ``vs #1`` column's verdict came from it."""
+    items = [["Verdict", verdict], ["Test", str(found.get("method"))]]
+    if found.get("p_value") is not None:
+        items.append(["p-value", f"{found['p_value']:.3g}"])
+    if found.get("interval"):
+        low, high = found["interval"]
+        items.append(["95 % interval of the difference", f"[{low:+.4f}, {high:+.4f}]"])
+    return {"kind": "facts", "title": "Against #1", "items": items}
+
+
+def cost(row: Mapping[str, Any]) -> Section:
+    """The cost columns, as the table shows them."""
+    items = [
+        ["Params (M)", _num(row.get("params_m"), 2)],
+        ["GFLOPs", _num(row.get("gflops"), 2)],
+        ["Train img/s", _num(row.get("train_images_per_s"), 1)],
+        ["Infer img/s", _num(row.get("inference_images_per_s"), 1)],
+        ["Peak mem (MB)", _num(row.get("peak_memory_mb"), 0)],
+        ["Device-hours", _num(row.get("device_hours"), 4)],
+        ["Device", str(row.get("device", "—"))],
+    ]
+    return {"kind": "facts", "title": "Cost", "items": items}
+
+
+def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) -> list[Section]:
+    """The budget; a tuned row's trials (from its records) and its sensitivity pictures."""
+    found = _tuning(row, sources)
+    budget = row.get("budget") or found.get("budget")
+    sections: list[Section] = []
+    if budget:
+        items = [["Budget", str(budget)]]
+        if row.get("chosen"):
+            chosen = ", ".join(f"{k}={v:.3g}" for k, v in row["chosen"].items())
+            items.append(["Chosen", chosen])
+        sections.append({"kind": "facts", "title": "Tuning", "items": items})
+    if found.get("trials"):
+        sections.append(trials(found))
+        shown = [
+            {"path": t["record"], "links": links}
+            for t in found["trials"]
+            if t.get("record") and (links := _links(t["record"], sources))
+        ]
+        if shown:
+            sections.append({"kind": "runs", "title": "Tuning trials' runs", "items": shown})
+    study = found.get("study")
+    src = sources.link(study, TUNING) if study else None
+    for title, picture in (("Sensitivity", sensitivity), ("This entry's tuning study", src)):
+        if picture:
+            sections.append({"kind": "image", "title": title, "src": picture, "alt": title})
+    return sections
+
+
+def _tuning(row: Mapping[str, Any], sources: Sources) -> dict[str, Any]:
+    for run in row.get("runs", []):
+        record = sources.record(run)
+        if record is not None and record.tuning:
+            return record.tuning
+    return {}
+
+
+def trials(found: Mapping[str, Any]) -> Section:
+    """Every tuning trial: its values, Dice, status and cost; the chosen one marked."""
+    chosen = (found.get("chosen") or {}).get("trial")
+    names = sorted({k for t in found["trials"] for k in t.get("values", {})})
+    lines = [
+        [
+            str(t["number"] + 1) + (" (chosen)" if t["number"] == chosen else ""),
+            *(_num(t.get("values", {}).get(k), None) for k in names),
+            _num(t.get("mean_dice"), 4),
+            str(t.get("status", "")),
+            _num(t.get("device_hours"), 4),
+        ]
+        for t in found["trials"]
+    ]
+    fold = (found.get("tuning") or {}).get("fold")
+    where = f", validated on fold {fold}" if fold is not None else ""
+    return {
+        "kind": "table",
+        "title": f"Tuning trials ({len(lines)}{where})",
+        "columns": ["Trial", *names, "Dice", "Status", "Device-hours"],
+        "rows": lines,
+    }
+
+
+def runs(paths: Sequence[str], sources: Sources) -> Section:
+    """Each record the row was made from, with its run's pictures where they exist."""
+    items = [
+        {"path": p, "links": _links(PurePosixPath(p).parent.as_posix(), sources)} for p in paths
+    ]
+    return {"kind": "runs", "title": "Runs (records, inside the runs folder)", "items": items}
+
+
+def _links(folder: str, sources: Sources) -> list[list[str]]:
+    """Each picture the run folder ``folder`` holds, as [label, link from the page]."""
+    return [[label, href] for label, name in RUN_PICTURES if (href := sources.link(folder, name))]
+
+
+def _num(value: Any, digits: int | None) -> str:
+    if not isinstance(value, int | float):
+        return "—"
+    return f"{value:.3g}" if digits is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float, reference: float | None) -> str:
+    return "—" if reference is None else f"{value - reference:+.4f}"

@@ -1,0 +1,127 @@
+"""``index.html`` in a leaderboards folder: every benchmark with its protocol, dataset and row
+count, linking its leaderboard's page and its ablation tables' pages.
+
+It is made from the folder's JSON twins alone (sorted; the same twins give the same bytes)
+and rewritten whenever a table's page is, under a lock of its own: the last writer has
+read every twin written before it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from filelock import FileLock
+
+from harness.atomic import atomic_write_text
+from harness.results.page import Column, View, ViewRow, markdown_html, page_path, render
+from harness.results.tables import read_twin
+
+INDEX = "index.html"
+#: The index's columns.
+COLUMNS = (
+    Column("Benchmark"),
+    Column("Protocol"),
+    Column("Dataset"),
+    Column("Rows", numeric=True),
+    Column("Runs", numeric=True),
+    Column("Leader"),
+    Column("Mean Dice", numeric=True),
+    Column("Ablations"),
+)
+NOTES = [
+    "# Leaderboards",
+    "",
+    "Every table in this folder, regenerated from run records by `harness leaderboard`; "
+    "one benchmark (a dataset under a protocol) per row. Each page is self-contained: it "
+    "loads nothing from the network and works from a file on a machine without one.",
+]
+
+
+def index_path(folder: Path) -> Path:
+    return Path(folder) / INDEX
+
+
+def write_index(folder: Path) -> Path:
+    """The index of the tables in ``folder``, from their twins."""
+    path = index_path(folder)
+    with FileLock(str(path) + ".lock"):
+        atomic_write_text(path, render(index_view(Path(folder))))
+    return path
+
+
+def twins(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Each table in ``folder`` (its ``.md`` path) with its twin, sorted by name."""
+    found = []
+    for twin in sorted(Path(folder).glob("*.json")):
+        table = twin.with_suffix(".md")
+        data = read_twin(table)
+        if data is not None and data.get("kind") in ("leaderboard", "ablation"):
+            found.append((table, data))
+    return found
+
+
+def index_view(folder: Path) -> View:
+    """One row per benchmark with a table in ``folder``."""
+    boards: dict[str, tuple[Path, dict[str, Any]]] = {}
+    ablations: dict[str, list[Path]] = defaultdict(list)
+    for table, data in twins(folder):
+        if data["kind"] == "leaderboard":
+            boards[data["benchmark"]["id"]] = (table, data)
+        else:
+            ablations[str(data["benchmark_id"])].append(table)
+    rows = [
+        _row(bench, boards.get(bench), ablations[bench]) for bench in sorted({*boards, *ablations})
+    ]
+    return View(
+        title="Leaderboards",
+        before=markdown_html(NOTES),
+        columns=COLUMNS,
+        rows=tuple(rows),
+        data={"kind": "index", "tables": [t.name for t, _ in twins(folder)]},
+        empty="no tables yet",
+    )
+
+
+def _row(
+    bench: str, board: tuple[Path, Mapping[str, Any]] | None, ablations: Sequence[Path]
+) -> ViewRow:
+    links = ", ".join(_link(t, t.stem.split(".ablation-", 1)[-1]) for t in ablations) or "—"
+    if board is None:
+        cells = (html.escape(bench), "—", "—", "—", "—", "—", "—", links)
+        return ViewRow(cells, (bench, None, None, None, None, None, None, None), bench, bench)
+    table, data = board
+    protocol, dataset = data["benchmark"]["protocol"], data["benchmark"]["dataset"]
+    rows = data["rows"]
+    leader = rows[0] if rows else None
+    values = (
+        bench,
+        protocol["label"],
+        dataset["name"],
+        len(rows),
+        sum(int(r["n"]) for r in rows),
+        leader["entry"] if leader else None,
+        leader["mean_dice"] if leader else None,
+        None,
+    )
+    cells = (
+        _link(table, bench),
+        f"{html.escape(protocol['label'])} <code>{html.escape(protocol['hash'])}</code>",
+        html.escape(dataset["name"]),
+        str(values[3]),
+        str(values[4]),
+        html.escape(leader["entry"]) if leader else "—",
+        f"{leader['mean_dice']:.4f}" if leader else "—",
+        links,
+    )
+    text = " ".join(str(v) for v in (bench, protocol["label"], dataset["name"], values[5]) if v)
+    parts = {"protocol": str(protocol["label"]), "dataset": str(dataset["name"])}
+    return ViewRow(cells, values, text, bench, parts)
+
+
+def _link(table: Path, label: str) -> str:
+    return f'<a href="{quote(page_path(table).name)}">{html.escape(label)}</a>'

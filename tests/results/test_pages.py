@@ -1,0 +1,250 @@
+"""Every table's web page: self-contained (nothing from the network), deterministic, beside its
+markdown, with the folder's index; and, in a real browser (headless Chromium), the committed
+pages show the markdown's rows, sort as the records do, filter from the URL and drill down
+to the records' per-class Dice without a request leaving the page."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.classes import CLASSES
+from harness.results.leaderboard import regenerate, rows
+from harness.results.records import iter_records, read_record, write_record
+from tests.helpers import REPO, make_record
+
+BOARDS = REPO / "leaderboards"
+RECORDS = BOARDS / "records"
+MAIN = next(
+    p for p in sorted(BOARDS.glob("synthetic-2267276f85__*.md")) if ".ablation-" not in p.name
+)
+TUNED = MAIN.with_name(f"{MAIN.stem}.ablation-loss-tuned.md")
+#: Every committed table.
+TABLES = sorted(BOARDS.glob("*.md"))
+#: URL schemes by which a request would leave the machine.
+NETWORK = re.compile(r"^(https?|wss?|ftp):", re.IGNORECASE)
+
+
+class _References(HTMLParser):
+    """Every URL a page loads a script, style, picture or frame from (and every CSS url())."""
+
+    LOADS = {
+        "script": "src",
+        "img": "src",
+        "link": "href",
+        "iframe": "src",
+        "source": "src",
+        "embed": "src",
+        "object": "data",
+        "image": "href",
+        "use": "href",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        wanted = self.LOADS.get(tag)
+        for name, value in attrs:
+            if value and (name == wanted or name in ("srcset", "xlink:href", "style")):
+                self.urls += (
+                    re.findall(r"url\(\s*['\"]?([^'\")]+)", value) if name == "style" else [value]
+                )
+        self._in_style = tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.urls += re.findall(r"url\(\s*['\"]?([^'\")]+)", data)
+            self.urls += re.findall(r"@import\s+['\"]([^'\"]+)", data)
+
+
+def _loaded(page: Path) -> list[str]:
+    parser = _References()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.urls
+
+
+def _ranked_rows(table: Path) -> int:
+    """The markdown's first table's body rows (a placeholder row of an empty table not counted)."""
+    lines = table.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    body = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        body.append(line)
+    return len([line for line in body if not line.startswith("| — |")])
+
+
+def _records_of(runs: list[str]) -> list[Any]:
+    return [read_record(RECORDS / run) for run in runs]
+
+
+# Without a browser.
+
+
+def test_every_committed_table_has_its_page_and_the_folder_its_index() -> None:
+    assert TABLES
+    for table in TABLES:
+        assert table.with_suffix(".html").is_file(), table.name
+    index = (BOARDS / "index.html").read_text(encoding="utf-8")
+    for table in TABLES:
+        assert f'href="{table.with_suffix(".html").name}"' in index, table.name
+
+
+@pytest.mark.parametrize("page", sorted(BOARDS.glob("*.html")), ids=lambda p: p.name)
+def test_no_page_loads_a_script_style_or_picture_from_the_network(page: Path) -> None:
+    urls = _loaded(page)
+    assert not [u for u in urls if u.strip().lower().startswith(("http", "//"))], urls
+    text = page.read_text(encoding="utf-8")
+    assert "<script src" not in text and 'rel="stylesheet"' not in text
+
+
+def test_the_page_holds_the_twin_and_no_absolute_path(tmp_path: Path) -> None:
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    for loss, dice in (("dice", 0.8), ("bce", 0.5)):
+        for seed in (0, 1):
+            write_record(
+                runs / "b" / loss / f"seed-{seed}" / "record.json", make_record(loss, seed, dice)
+            )
+    (runs / "b" / "dice" / "seed-0" / "curves.png").write_bytes(b"png")
+    table = regenerate(make_record("dice", 0, 0.8).benchmark_id, runs, boards)
+    assert table is not None
+    page = table.with_suffix(".html").read_text(encoding="utf-8")
+    assert str(tmp_path) not in page  # nothing absolute
+    data = json.loads(re.search(r'id="page-data">(.*?)</script>', page, re.S)[1])
+    assert data["table"] == json.loads(table.with_suffix(".json").read_text())
+    runs_shown = [s for s in data["details"][0] if s["kind"] == "runs"][0]["items"]
+    assert runs_shown[0]["links"] == [["curves", "../runs/b/dice/seed-0/curves.png"]]
+    assert runs_shown[1]["links"] == []  # no picture there: no link
+    assert (boards / "index.html").is_file()
+
+
+def test_a_table_without_succeeded_runs_has_an_empty_page(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    failed = make_record("dice", 0, 0.8, status="failed")
+    write_record(runs / "b" / "dice" / "seed-0" / "record.json", failed)
+    table = regenerate(failed.benchmark_id, runs, tmp_path / "boards")
+    assert table is not None
+    page = table.with_suffix(".html").read_text(encoding="utf-8")
+    assert "<caption>no succeeded runs yet</caption>" in page and "<tr data-i=" not in page
+
+
+def test_compare_writes_its_page(cli, tmp_path: Path) -> None:
+    twin = json.loads(MAIN.with_suffix(".json").read_text())
+    for row in twin["rows"]:
+        row["mean_dice"] += 0.05
+    twin["rows"] = twin["rows"][1:]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(twin))
+    out = tmp_path / "compare.html"
+    result = cli("compare", MAIN.with_suffix(".json"), other, "--html", out)
+    assert result.code == 0, result.err
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<tr data-i=") == len(twin["rows"])
+    assert "Only in A" in page and "+0.0500" in page
+    assert not [u for u in _loaded(out) if u.startswith("http")]
+
+
+# In a browser: the committed pages, opened from file://.
+
+
+def _open(browser: Any, page: Path, fragment: str = "") -> None:
+    browser.get(page.resolve().as_uri() + fragment)
+
+
+def _shown(browser: Any) -> list[str]:
+    """The Entry (or first) column of the rendered rows, in their order."""
+    script = """
+        const head = [...document.querySelectorAll('#board thead th')].map(t => t.textContent);
+        const col = Math.max(0, head.indexOf('Entry'));
+        return [...document.querySelectorAll('#board tbody tr')]
+            .filter(tr => !tr.hidden && tr.offsetParent !== null)
+            .map(tr => tr.cells[col].textContent);
+    """
+    return browser.execute_script(script)
+
+
+def test_each_page_renders_the_markdowns_ranked_rows(browser: Any) -> None:
+    for table in TABLES:
+        _open(browser, table.with_suffix(".html"))
+        assert len(_shown(browser)) == _ranked_rows(table), table.name
+    _open(browser, BOARDS / "index.html")
+    assert len(_shown(browser)) == len({p.name.split(".")[0] for p in TABLES})
+
+
+def test_sorting_by_mean_dice_and_params_gives_the_records_order(browser: Any) -> None:
+    made = rows((r for _, r in iter_records(RECORDS)), MAIN.stem)
+    _open(browser, MAIN.with_suffix(".html"))
+    for column, key in (
+        ("Mean Dice", lambda r: r.mean),
+        ("Params (M)", lambda r: r.cost("parameters")),
+    ):
+        header = browser.find_element(
+            "xpath", f"//table[@id='board']//th[normalize-space()='{column}']"
+        )
+        header.click()
+        rank = {r.entry.label: i for i, r in enumerate(made)}
+        ascending = sorted(made, key=lambda r: (key(r), rank[r.entry.label]))
+        assert _shown(browser) == [r.entry.label for r in ascending], column
+        header.click()
+        descending = sorted(made, key=lambda r: (-key(r), rank[r.entry.label]))
+        assert _shown(browser) == [r.entry.label for r in descending], column
+    assert browser.execute_script("return location.hash") == "#sort=-params-m"
+
+
+def test_a_filter_in_the_fragment_shows_exactly_the_rows_containing_it(browser: Any) -> None:
+    entries = [r["entry"] for r in json.loads(MAIN.with_suffix(".json").read_text())["rows"]]
+    _open(browser, MAIN.with_suffix(".html"), "#filter=fpn")
+    shown = _shown(browser)
+    assert shown == [e for e in entries if "fpn" in e] and len(shown) == 2
+    rendered = browser.execute_script("return document.querySelectorAll('#board tbody tr').length")
+    assert rendered == len(entries)  # the others carry `hidden`
+    _open(browser, MAIN.with_suffix(".html"), "#model=fpn&params=..4.3&sort=-mean")
+    assert _shown(browser) == shown
+    _open(browser, MAIN.with_suffix(".html"))
+    browser.find_element("id", "filter").send_keys("FPN tuned")  # typed: every word, any case
+    assert _shown(browser) == [e for e in entries if "fpn" in e and "tuned" in e]
+    assert browser.execute_script("return location.hash") == "#filter=FPN%20tuned"
+
+
+def test_a_rows_drill_down_shows_its_records_per_class_dice(browser: Any) -> None:
+    twin = json.loads(MAIN.with_suffix(".json").read_text())
+    row = twin["rows"][13]
+    records = _records_of(row["runs"])
+    _open(browser, MAIN.with_suffix(".html"))
+    browser.find_element("css selector", "#board tbody tr[data-i='13']").click()
+    cells = browser.find_elements("css selector", "#detail td[data-class]")
+    assert [c.get_attribute("data-class") for c in cells] == list(CLASSES)
+    for cell in cells:
+        expected = statistics.fmean(
+            r.per_class_dice[cell.get_attribute("data-class")] for r in records
+        )
+        assert abs(float(cell.text) - expected) <= 0.5e-4 + 1e-9, cell.get_attribute("data-class")
+    assert browser.execute_script("return location.hash") == "#row=14"
+    assert len(row["seeds"]) == 3 and "Seeds: mean" in browser.find_element("id", "detail").text
+
+
+def test_no_request_leaves_the_pages(browser: Any) -> None:
+    browser.get_log("performance")  # what came before
+    _open(browser, MAIN.with_suffix(".html"), "#row=1")
+    assert browser.find_element("css selector", "#detail svg.bars")
+    _open(browser, TUNED.with_suffix(".html"), "#row=2")  # the sensitivity picture, beside
+    picture = browser.find_element("css selector", "#detail img")
+    assert browser.execute_script("return arguments[0].naturalWidth", picture) > 0
+    _open(browser, BOARDS / "index.html")
+    assert browser.find_element("css selector", "#board tbody a")
+    events = [json.loads(e["message"])["message"] for e in browser.get_log("performance")]
+    urls = [
+        e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"
+    ]
+    assert any(u.startswith("file:") for u in urls), urls  # the log saw the pages
+    assert not [u for u in urls if NETWORK.match(u)], urls
