@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.components.entry import Entry
 from harness.results.leaderboard import Row, rows, versus_leader
-from harness.results.records import iter_records
+from harness.results.records import Record, iter_records
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "leaderboards"
@@ -77,12 +77,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Study:
-    """The study's columns (fixed and tuned, by axis) and the protocol they ran under."""
+    """The study's columns (fixed and tuned, by axis) and the protocol they ran under; and,
+    where committed, the model column cross-validated (its own benchmark)."""
 
     benchmark: str
     fixed: dict[str, Column]
     tuned: dict[str, Column]
     protocol: dict[str, object]
+    cross_validated: Column | None = None
 
     @property
     def trials(self) -> int:
@@ -127,20 +129,33 @@ def column(made: Iterable[Row], axis: str, values: Sequence[str], tuned: bool) -
 
 
 def load_study(boards: Path = BOARDS, records: Path = RECORDS) -> Study:
-    """The columns of every axis that has a committed ablation table, from the records."""
+    """The columns of every axis that has a committed ablation table, from the records: the
+    study's benchmark (the one with tuned tables) and its cross-validated model table."""
     tables = sorted(boards.glob("*.ablation-*.md"))
-    benchmarks = {t.name.split(".ablation-")[0] for t in tables}
-    if len(benchmarks) != 1:
-        raise SystemExit(f"study_tables: error: ablation tables of {len(benchmarks)} benchmarks")
-    benchmark = benchmarks.pop()
-    made = rows((r for _, r in iter_records(records)), benchmark)
+    studies = {t.name.split(".ablation-")[0] for t in tables if t.name.endswith("-tuned.md")}
+    if len(studies) != 1:
+        raise SystemExit(f"study_tables: error: tuned ablation tables of {len(studies)} benchmarks")
+    benchmark = studies.pop()
+    found = [r for _, r in iter_records(records)]
+    made = rows(found, benchmark)
     fixed, tuned = {}, {}
     for axis in FIXED:
         fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)), False)
         tuned_values = ablation_values(_table(boards, benchmark, f"{axis}-tuned"))
         tuned[axis] = column(made, axis, tuned_values, True)
     protocol = dict(made[0].records[0].benchmark["protocol"]["fields"])
-    return Study(benchmark, fixed, tuned, protocol)
+    return Study(benchmark, fixed, tuned, protocol, _cross_validated(boards, benchmark, found))
+
+
+def _cross_validated(boards: Path, benchmark: str, found: Sequence[Record]) -> Column | None:
+    """The model table of the study's dataset cross-validated, if one is committed."""
+    dataset = benchmark.split("__", 1)[1]
+    for table in sorted(boards.glob(f"*__{dataset}.ablation-model.md")):
+        other = table.name.split(".ablation-")[0]
+        if other != benchmark:
+            made = rows(found, other)
+            return column(made, "model", ablation_values(table), False)
+    return None
 
 
 def _table(boards: Path, benchmark: str, name: str) -> Path:
@@ -184,10 +199,37 @@ def tuned_table(study: Study, axis: str) -> str:
     return "\n".join(lines)
 
 
+def cross_validated_table(study: Study) -> str:
+    """The models on fold 0 (3 seeds) beside the same models cross-validated (each fold's
+    Dice, their mean ± std over folds)."""
+    cv, fixed = study.cross_validated, study.fixed["model"]
+    assert cv is not None
+    folds = sorted({r.fold for _, row in cv.values for r in row.records if r.fold is not None})
+    lines = [
+        _line(
+            [
+                "Model (Dice loss)",
+                "fold 0, 3 seeds",
+                f"{len(folds)} folds × 1 seed",
+                *(f"fold {f}" for f in folds),
+            ]
+        ),
+        _line(["---"] * (3 + len(folds))),
+    ]
+    for value, row in cv.values:
+        by_fold = row.by_seed()
+        shown = fixed.cell(value) if value in dict(fixed.values) else "—"
+        per_fold = [f"{by_fold[f]:.4f}" if f in by_fold else "—" for f in folds]
+        lines.append(_line([value, shown, cv.cell(value), *per_fold]))
+    return "\n".join(lines)
+
+
 def blocks(study: Study) -> dict[str, str]:
     """Every generated table by its marker name."""
     out = {"fixed": fixed_table(study)}
     out.update({f"tuned-{axis}": tuned_table(study, axis) for axis in TUNED})
+    if study.cross_validated is not None:
+        out["cross-validated-model"] = cross_validated_table(study)
     return out
 
 
