@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import protocol as protocols
 from harness.engine import checkpoint
 from harness.engine.events import NullObserver
 from harness.errors import HarnessError
 from harness.results.records import read_record, write_record
 from harness.runs import executors as jobs
-from harness.runs import processes
+from harness.runs import processes, tune
 from harness.runs.dispatch import dispatch
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
@@ -352,8 +353,11 @@ def test_a_killed_driver_leaves_no_ray_process_and_resume_trains_nothing_twice(
     assert not list((runs / jobs.SHARED_DIR).iterdir())
 
 
-def _wait_for_one_done_one_between_checkpoints(driver: subprocess.Popen, runs: Path) -> Path:
-    """The record of the run that finished, once the other has a checkpoint and no record."""
+def _wait_for_one_done_one_between_checkpoints(
+    driver: subprocess.Popen, runs: Path, finished: int = 1
+) -> Path:
+    """The record of a run that finished, once ``finished`` runs have their record and
+    another has a checkpoint and no record."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert driver.poll() is None, "the sweep ended before it could be killed"
@@ -364,8 +368,61 @@ def _wait_for_one_done_one_between_checkpoints(driver: subprocess.Popen, runs: P
             if not (m.parent / "record.json").exists()
             and checkpoint.exists(checkpoint.directory(m.parent))
         ]
-        if done and busy:
+        if len(done) >= finished and busy:
             return done[0]
         time.sleep(0.05)
     driver.kill()
     pytest.fail("no moment with one run done and one between checkpoints")
+
+
+def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: Path) -> None:
+    """``kill -9`` of ``harness tune --jobs 2`` once a trial has its record and another is
+    between checkpoints: ``--resume`` keeps the finished trials as they were, continues the
+    interrupted one from its checkpoint, draws no new point (the trials are a clean tune's
+    points) and chooses the best trial; no job marker is left."""
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW_LOSS)
+    runs = tmp_path / "runs"
+    args = [sys.executable, "-m", "harness", "tune", "--model", "unet", "--loss", "slow-bce",
+            "--protocol", "tiny", "--trials", "3", "--seeds", "1", "--jobs", "2",
+            "--plugin", str(plugin), "--device", "cpu", "--runs-dir", str(runs),
+            "--leaderboards-dir", str(tmp_path / "boards")]  # fmt: skip
+    log = (tmp_path / "killed.log").open("w")
+    driver = subprocess.Popen(args, env=subprocess_env(), stdout=log, stderr=log)
+    # Trials 1 and 2 train together and end within moments of each other: the third,
+    # alone, is the one caught between its checkpoints.
+    _wait_for_one_done_one_between_checkpoints(driver, runs, finished=2)
+    ray_processes = [
+        (pid, processes.started(pid)) for pid in processes.descendants([driver.pid])[1:]
+    ]
+    driver.kill()
+    driver.wait()
+    killed_at = time.monotonic()
+    while any(processes.alive(*p) for p in ray_processes) and time.monotonic() < killed_at + 30:
+        time.sleep(0.2)
+    before = {p: p.read_bytes() for p in runs.rglob("record.json")}
+    interrupted = [
+        m.parent for m in runs.rglob(jobs.MARKER) if m.parent / "record.json" not in before
+    ]
+    assert len(interrupted) == 1, "the trial caught between checkpoints ended before its worker"
+
+    resumed = subprocess.run(
+        [*args, "--resume"], env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert all(p.read_bytes() == data for p, data in before.items())  # not trained again
+    (summary_path,) = runs.rglob(tune.SUMMARY_NAME)
+    summary = json.loads(summary_path.read_text())
+    trials = summary["trials"]
+    records = [read_record(runs / t["record"] / "record.json") for t in trials]
+    assert [r.status for r in records] == ["succeeded"] * 3
+    continued = [runs / t["record"] for t, r in zip(trials, records, strict=True) if r.resumes]
+    assert continued == interrupted, "the interrupted trial started over instead of resuming"
+    budget = tune.budget_of(protocols.load("tiny"), 3)
+    clean = tune._points(tune._study(tmp_path / "clean", budget), budget)  # nothing trained
+    assert [t["values"] for t in trials] == [values for _, values, _ in clean]
+    best = max(trials, key=lambda t: (t["mean_dice"], -t["number"]))
+    assert summary["chosen"]["values"] == best["values"]
+    assert len([p for p in runs.rglob("record.json") if "tuned-3" in str(p)]) == 1  # the final
+    assert not list(runs.rglob(jobs.MARKER))
+    assert not list((runs / jobs.SHARED_DIR).iterdir())
