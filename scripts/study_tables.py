@@ -200,17 +200,19 @@ def tuned_table(study: Study, axis: str) -> str:
 
 
 def cross_validated_table(study: Study) -> str:
-    """The models on fold 0 (3 seeds) beside the same models cross-validated (each fold's
-    Dice, their mean ± std over folds)."""
+    """The models on the protocol's fold (over its seeds) beside the same models
+    cross-validated (each fold's Dice, their mean ± std over folds)."""
     cv, fixed = study.cross_validated, study.fixed["model"]
     assert cv is not None
     folds = sorted({r.fold for _, row in cv.values for r in row.records if r.fold is not None})
+    seeds = _count({r.seed for _, row in cv.values for r in row.records}, "seed")
+    fixed_seeds = _count({r.seed for _, row in fixed.values for r in row.records}, "seed")
     lines = [
         _line(
             [
                 "Model (Dice loss)",
-                "fold 0, 3 seeds",
-                f"{len(folds)} folds × 1 seed",
+                f"fold {study.protocol['fold']}, {fixed_seeds}",
+                f"{len(folds)} folds × {seeds}",
                 *(f"fold {f}" for f in folds),
             ]
         ),
@@ -222,6 +224,11 @@ def cross_validated_table(study: Study) -> str:
         per_fold = [f"{by_fold[f]:.4f}" if f in by_fold else "—" for f in folds]
         lines.append(_line([value, shown, cv.cell(value), *per_fold]))
     return "\n".join(lines)
+
+
+def _count(items: set, noun: str) -> str:
+    """``3 seeds``, ``1 seed``."""
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def blocks(study: Study) -> dict[str, str]:
