@@ -12,8 +12,10 @@ Layers, lowest first (a module may import its own layer's subpackage and any low
 3. ``harness.metric.*``
 4. ``harness.results.*``
 5. ``harness.engine.*``
-6. ``harness.runs.*``
-7. ``harness.cli.*``
+6. ``harness.inference.*`` (a finished run's model: predict, export)
+7. ``harness.runs.*``
+8. ``harness.studies.*`` (built on runs: sweep, tune)
+9. ``harness.cli.*``
 
 Above them the public faces: ``harness`` (its ``__init__``), ``harness.testing`` and
 ``harness.__main__`` may import any layer; only ``harness.__main__`` may import
@@ -45,11 +47,15 @@ SUBPACKAGES = {
     "harness.metric": 3,
     "harness.results": 4,
     "harness.engine": 5,
-    "harness.runs": 6,
-    "harness.cli": 7,
+    "harness.inference": 6,
+    "harness.runs": 7,
+    "harness.studies": 8,
+    "harness.cli": 9,
 }
+#: The command line's (layer, group).
+CLI = (9, "harness.cli")
 FACES = ("harness", "harness.testing", "harness.__main__")
-FACE_LAYER = 8
+FACE_LAYER = 10
 #: The only modules outside ``harness.cli`` that may import it.
 CLI_IMPORTERS = ("harness.__main__",)
 #: Functions longer than this many lines (docstring not counted) fail.
@@ -207,7 +213,7 @@ def test_the_import_reader_resolves_every_form() -> None:
         "from .images import anything\n"
         "from ..metric import dice\n"
         "def f():\n"
-        "    from harness.runs.predict import predict\n"
+        "    from harness.inference.predict import predict\n"
         "    import rich.progress\n"
     )
     found = list(raw_imports(ast.parse(code), "harness.data.cache"))
@@ -219,7 +225,7 @@ def test_the_import_reader_resolves_every_form() -> None:
         (3, "harness.data.images"),
         (4, "harness.data.images"),
         (5, "harness.metric.dice"),
-        (7, "harness.runs.predict"),
+        (7, "harness.inference.predict"),
         (8, "rich.progress"),
     ]
     package = list(
@@ -273,9 +279,7 @@ def test_only_the_entry_point_imports_the_command_line() -> None:
     wrong = [
         str(imp)
         for imp in IMPORTS
-        if unit(imp.target) == (7, "harness.cli")
-        and unit(imp.source) != (7, "harness.cli")
-        and imp.source not in CLI_IMPORTERS
+        if unit(imp.target) == CLI and unit(imp.source) != CLI and imp.source not in CLI_IMPORTERS
     ]
     assert not wrong, "imports of harness.cli:\n" + "\n".join(wrong)
 
@@ -283,7 +287,7 @@ def test_only_the_entry_point_imports_the_command_line() -> None:
 def test_only_the_command_line_imports_a_terminal_library() -> None:
     wrong = []
     for module, tree in TREES.items():
-        if unit(module) == (7, "harness.cli"):
+        if unit(module) == CLI:
             continue
         for line, target in raw_imports(tree, module):
             if target.partition(".")[0] in UI_LIBRARIES:
@@ -332,7 +336,7 @@ MAX_CLI_MODULE_LINES = 300
 
 
 def test_the_command_line_is_one_module_per_command() -> None:
-    cli = {module: path for module, path in MODULES.items() if unit(module) == (7, "harness.cli")}
+    cli = {module: path for module, path in MODULES.items() if unit(module) == CLI}
     long = [
         f"{path.relative_to(ROOT.parent)}: {count} lines"
         for path in cli.values()
@@ -397,7 +401,7 @@ WIDE_FOR_NOW: dict[tuple[str, str], int] = {}
 def parameter_counts() -> Iterator[tuple[str, int, str, int]]:
     """(module, line, qualified name, parameters) for every function outside ``harness.cli``."""
     for module, tree in TREES.items():
-        if unit(module) != (7, "harness.cli"):
+        if unit(module) != CLI:
             yield from _parameters(module, tree, "")
 
 

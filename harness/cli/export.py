@@ -31,7 +31,7 @@ def export(
     """Export a finished run's final weights in its model for the protocol's input (dynamic
     batch; dynamic height and width where the model allows), then check the exported model's
     logits against torch's on a validation image."""
-    from harness.runs.export import export_run
+    from harness.inference.export import export_run
 
     exported = export_run(run_dir, fmt, out_path, data=data, plugins=tuple(plugin or ()))
     for line in _lines(exported):
@@ -39,7 +39,7 @@ def export(
 
 
 def _lines(exported: Any) -> list[str]:
-    """What was exported and how it checked (``harness.runs.export.Exported``)."""
+    """What was exported and how it checked (``harness.inference.export.Exported``)."""
     channels, height, width = exported.input_shape
     runner = "onnxruntime" if exported.format == "onnx" else "the TorchScript module"
     caveat = []

@@ -38,7 +38,7 @@ def predict(
 ) -> None:
     """Write the competition's submission CSV from a finished run's final weights, or from
     an ensemble of runs; with --split val and several runs, each one's Dice and the ensemble's."""
-    from harness.runs.predict import PredictOptions, predict_ensemble
+    from harness.inference.predict import PredictOptions, predict_ensemble
 
     options = PredictOptions(
         split=split,
@@ -57,7 +57,7 @@ def predict(
 
 
 def _ensemble_table(prediction: Any) -> Table:
-    """Validation Dice of each member and of the ensemble (``runs.predict.Prediction``)."""
+    """Validation Dice of each member and of the ensemble (``inference.predict.Prediction``)."""
     table = Table(title=f"Validation mean Dice: ensemble of {len(prediction.runs)} runs")
     table.add_column("Run")
     table.add_column("Mean Dice", justify="right")

@@ -25,7 +25,7 @@ def sweep(
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
     from harness.engine import distributed
-    from harness.runs.sweep import parse_vary, run_sweep, sweep_plans
+    from harness.studies.sweep import parse_vary, run_sweep, sweep_plans
 
     launch.quiet_ranks()
     launch.check_jobs(request)

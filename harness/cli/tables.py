@@ -10,7 +10,7 @@ from harness.classes import CLASSES
 
 if TYPE_CHECKING:  # the statistics pull in OpenCV and matplotlib: only ``data stats`` pays
     from harness.data.stats import DatasetStats
-    from harness.runs.tune import TuneOutcome
+    from harness.studies.tune import TuneOutcome
 
 
 def per_class_table(per_class: dict[str, float], title: str) -> Table:

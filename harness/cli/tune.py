@@ -35,8 +35,8 @@ def tune(
     if vary is not None:
         return _tune_sweep(request, trials, vary)
     from harness.results.leaderboard import leaderboard_path
-    from harness.runs.tune import tune as run_tune
-    from harness.runs.tune import tune_dry_run
+    from harness.studies.tune import tune as run_tune
+    from harness.studies.tune import tune_dry_run
 
     launch.check_jobs(request)
     with launch.preparing() as planner:
@@ -70,8 +70,8 @@ def tune(
 def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
 
-    from harness.runs.sweep import parse_vary
-    from harness.runs.tune import tune_dry_run, tune_sweep
+    from harness.studies.sweep import parse_vary
+    from harness.studies.tune import tune_dry_run, tune_sweep
 
     launch.check_jobs(request)
     axis = parse_vary(vary)

@@ -29,6 +29,8 @@ from harness.classes import CLASSES
 from harness.components.kinds import COMPONENT_KINDS
 
 RECORD_NAME = "record.json"
+#: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
+WEIGHTS_NAME = "weights-final.safetensors"
 SCHEMA = 1
 
 

@@ -35,7 +35,7 @@ from harness.components.entry import (
     Entry,
     parse_component,
 )
-from harness.components.kinds import BY_FIELD
+from harness.components.kinds import COMPONENT_KINDS
 from harness.components.registry import Registry
 from harness.components.weights import EncoderWeights, resolve_weights
 from harness.data import sources
@@ -54,9 +54,6 @@ from harness.runs import tracking
 from harness.runs.requests import RunRequest
 
 Progress = Callable[[int, int], None]
-
-#: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
-WEIGHTS_NAME = "weights-final.safetensors"
 
 
 @dataclass
@@ -123,7 +120,7 @@ class Plan:
     #: Records a regenerated table could not use, already named to the user (once each;
     #: a sweep shares one set between its plans).
     unusable_named: set[Path] = field(default_factory=set)
-    #: A tuned entry's tuning, written into each of its records (``harness.runs.tune``).
+    #: A tuned entry's tuning, written into each of its records (``harness.studies.tune``).
     tuning: dict[str, Any] = field(default_factory=dict)
     #: The command a Ctrl-C prints instead of this run's own ``harness run ... --resume``
     #: (a tuning's trials and finals: ``harness tune ... --resume``).
@@ -311,18 +308,14 @@ def _id_folders(data: Path | None, proto: Protocol) -> int | None:
 
 def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dict[str, Component]:
     """Each component of the entry parsed and known to the registry (unknown names fail)."""
-    chosen = {
-        "model": request.entry.model,
-        "loss": request.entry.loss,
-        "optimizer": request.entry.optimizer or proto.optimizer,
-        "scheduler": request.entry.scheduler or proto.scheduler,
-        "augmentation": request.entry.augmentation or proto.augmentation,
-    }
     components: dict[str, Component] = {}
-    for field_name, text in chosen.items():
-        component = parse_component(text, BY_FIELD[field_name].option)
-        registry.get(KINDS_BY_FIELD[field_name], component.name)  # unknown names fail here
-        components[field_name] = component
+    for kind in COMPONENT_KINDS:
+        # An entry names every kind but the protocol's defaults (optimizer, scheduler,
+        # augmentation), which the protocol names.
+        text = getattr(request.entry, kind.field) or getattr(proto, kind.field, "")
+        component = parse_component(text, kind.option)
+        registry.get(kind.plural, component.name)  # unknown names fail here
+        components[kind.field] = component
     return components
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from harness.components.entry import parse_hparams
 from harness.components.kinds import BY_FIELD
 from harness.errors import HarnessError
+from harness.runs.tracking import track_help
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,7 @@ class Launch:
     #: wandb; every run writes ``metrics.jsonl`` whatever this says.
     track: tuple[str, ...] | None = _option(
         "--track",
-        "Also log each run to: tensorboard (event files in the run folder), mlflow "
-        "(MLFLOW_TRACKING_URI, else a store in --runs-dir), wandb; several comma-separated "
-        "(tensorboard,mlflow). Each needs its package: pip install tensorboard / mlflow / wandb",
+        track_help(),
         None,
         order=18,
         read=_read_track,

@@ -34,11 +34,20 @@ from harness.engine.trainer import (
     train,
 )
 from harness.errors import HarnessError, RunFailed
-from harness.results.records import Record, code_revision, library_versions, write_record
+from harness.results.records import (
+    WEIGHTS_NAME,
+    Record,
+    code_revision,
+    library_versions,
+    write_record,
+)
 from harness.runs import tracking
 from harness.runs.job import Action, Job, Outcome
-from harness.runs.planning import WEIGHTS_NAME, Plan, entry_record, protocol_split
+from harness.runs.planning import Plan, entry_record, protocol_split
 from harness.runs.report import run_pictures
+from harness.runs.tracking.about import RunAbout
+from harness.runs.tracking.preview import Preview
+from harness.runs.tracking.session import Tracked, seed_tracking
 
 
 def save_weights(path: Path, model: Any) -> None:
@@ -156,7 +165,7 @@ def _check_precision(resume_from: checkpoint.Checkpoint, here: str) -> None:
 
 def _tracked(
     job: Job, observer: TrainObserver, resumed: dict[str, Any] | None
-) -> contextlib.AbstractContextManager[tracking.Tracked]:
+) -> contextlib.AbstractContextManager[Tracked]:
     """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
     plan = job.plan
     track = tracking.tracker_names(plan.request.launch.track if plan.request else None)
@@ -164,9 +173,9 @@ def _tracked(
     _, val_images = _images(job)
     preview = None
     if track and val_images:
-        preview = tracking.Preview(val_images[0], proto.resolution, proto.threshold)
+        preview = Preview(val_images[0], proto.resolution, proto.threshold)
     run = {"benchmark": plan.benchmark.to_dict(), "entry": entry_record(plan)}
-    about = tracking.RunAbout.of(
+    about = RunAbout.of(
         {**run, "seed": job.seed, "fold": job.fold},
         unit=job.unit,
         name=job.name,
@@ -174,7 +183,7 @@ def _tracked(
         runs_dir=plan.runs_dir,
         weights=WEIGHTS_NAME,
     )
-    return tracking.seed_tracking(
+    return seed_tracking(
         observer, job.folder, resumed=resumed, track=track, about=about, preview=preview
     )
 

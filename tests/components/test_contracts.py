@@ -174,7 +174,7 @@ def test_each_rule_names_the_component_and_its_plugin(plugin: Path) -> None:
 
 
 def test_predict_builds_the_model_through_the_contract(cli, plugin: Path, tmp_path: Path) -> None:
-    from harness.runs.predict import load_run
+    from harness.inference.predict import load_run
 
     result = _run(cli, plugin, tmp_path, Edge("losses", "edge-plain", "--loss", accepted=True))
     assert result.code == 0, result.err[-800:]

@@ -13,7 +13,7 @@ from harness.components.kinds import BY_FIELD, BY_PLURAL, COMPONENT_KINDS, Kind
 from harness.components.registry import KINDS, SINGULAR, Registry
 from harness.results import records
 from harness.runs.requests import flag, option_fields
-from harness.runs.sweep import AXES, parse_vary
+from harness.studies.sweep import AXES, parse_vary
 
 PLURALS = [kind.plural for kind in COMPONENT_KINDS]
 FIELDS = [kind.field for kind in COMPONENT_KINDS]

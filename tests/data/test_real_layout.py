@@ -95,7 +95,7 @@ def test_tiny_run_leaves_a_record_and_weights(run_dir: Path) -> None:
 
 
 def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path) -> None:
-    from harness.runs.predict import PredictOptions, predict_submission
+    from harness.inference.predict import PredictOptions, predict_submission
 
     out = predict_submission(
         run_dir, data, run_dir.parent / "test.csv", PredictOptions(device="cpu")
@@ -111,7 +111,7 @@ def test_predict_test_split_writes_a_valid_submission(run_dir: Path, data: Path)
 def test_predict_val_split_scores_what_the_run_recorded(
     cli, run_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    from harness.runs.predict import PredictOptions, predict_submission
+    from harness.inference.predict import PredictOptions, predict_submission
 
     out = predict_submission(
         run_dir, data, tmp_path / "val.csv", PredictOptions(split="val", device="cpu")

@@ -179,7 +179,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
     from harness.data.datasets import EvalDataset
     from harness.engine.device import Placement
     from harness.engine.inference import evaluate
-    from harness.runs.predict import load_run
+    from harness.inference.predict import load_run
 
     run = load_run(records[0].parent)
     _, val = split(list_images(synthetic_dataset(5, 64, 0), "train"), 5, 0)
@@ -213,7 +213,7 @@ def test_two_process_run_gives_one_record_and_evaluates_like_one_process(tmp_pat
             from harness.data.datasets import EvalDataset
             from harness.data.sources import synthetic_dataset
             from harness.data.layout import list_images
-            from harness.runs.predict import load_run
+            from harness.inference.predict import load_run
             from harness.engine.inference import evaluate
             from harness.engine.device import Placement
 

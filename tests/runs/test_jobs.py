@@ -26,10 +26,11 @@ from harness.engine.events import NullObserver
 from harness.errors import HarnessError
 from harness.results.records import read_record, write_record
 from harness.runs import executors as jobs
-from harness.runs import processes, tune
+from harness.runs import processes
 from harness.runs.dispatch import dispatch
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
+from harness.studies import tune
 from tests.helpers import make_record, subprocess_env
 
 pytest.importorskip("ray")

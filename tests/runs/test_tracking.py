@@ -22,13 +22,9 @@ from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
 from harness.engine.events import NullObserver, Observers
 from harness.engine.writer import CheckpointWriter
-from harness.runs.tracking import (
-    METRICS_NAME,
-    TENSORBOARD_DIR,
-    MetricsLog,
-    Preview,
-    read_metrics,
-)
+from harness.runs.tracking.metrics import METRICS_NAME, MetricsLog, read_metrics
+from harness.runs.tracking.preview import Preview
+from harness.runs.tracking.tensorboard import TENSORBOARD_DIR
 from tests.helpers import (
     PLUGIN,
     STEPS_PER_EPOCH,
@@ -249,7 +245,7 @@ def test_on_a_full_disk_tensorboard_is_one_warning_and_no_traceback(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("tensorboard")
-    from harness.runs.tracking import TensorBoardLog
+    from harness.runs.tracking.tensorboard import TensorBoardLog
 
     folder = tmp_path / "disk"
     with full_tmpfs(folder, size="1m") as fill:
@@ -369,7 +365,7 @@ def test_an_unknown_tracker_is_one_line(cli, plugin: Path, tmp_path: Path) -> No
 
 def test_the_ckpt_step_is_where_tensorboard_purges(tmp_path: Path) -> None:
     """A resume from the checkpoint after step S drops the events after S, keeps those at S."""
-    from harness.runs.tracking import TensorBoardLog
+    from harness.runs.tracking.tensorboard import TensorBoardLog
 
     log = TensorBoardLog(tmp_path, texts={"entry": "x"})
     for step in range(1, 6):
@@ -387,7 +383,7 @@ def test_the_ckpt_step_is_where_tensorboard_purges(tmp_path: Path) -> None:
 
 
 def test_a_resume_that_tracks_for_the_first_time_writes_the_texts(tmp_path: Path) -> None:
-    from harness.runs.tracking import TensorBoardLog
+    from harness.runs.tracking.tensorboard import TensorBoardLog
 
     TensorBoardLog(tmp_path, resumed_step=8, texts={"entry": "x"}).run_ended()
     acc = EventAccumulator(str(tmp_path), size_guidance=ALL)

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
+from harness.components.kinds import COMPONENT_KINDS
 from harness.pictures.charts import CURVES, PER_CLASS
 from harness.results.records import RECORD_NAME
 from harness.runs.report import PREDICTION
+from harness.runs.tracking import WEIGHTS_ENV
 from harness.runs.tracking.metrics import METRICS_NAME
 
 __all__ = [
     "STATE_NAME",
     "TRACKED_RECORD",
-    "WEIGHTS_ENV",
     "RunAbout",
     "epoch_scalars",
     "final_files",
@@ -33,13 +34,11 @@ __all__ = [
 
 #: In each tracked run folder: the MLflow run id and W&B run id a resume continues.
 STATE_NAME = "tracking.json"
-#: Set to 1 to send the final weights to MLflow and W&B with the run's other files.
-WEIGHTS_ENV = "HARNESS_TRACK_WEIGHTS"
 #: The name the record has at MLflow and W&B. Not ``record.json``: a local MLflow store and
 #: W&B's files live under the runs folder, where every ``record.json`` is a run's record.
 TRACKED_RECORD = "harness-record.json"
 #: The entry's components, in the record's order.
-_KINDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
+_KINDS = tuple(kind.field for kind in COMPONENT_KINDS)
 _STATE_LOCK = threading.Lock()  # two trackers' threads may note their runs at once
 
 

@@ -92,6 +92,19 @@ class RemoteLog(NullObserver):
     #: Step losses are sent at least this often (seconds), and at each epoch's end.
     FLUSH_S: ClassVar[float] = 2.0
 
+    @classmethod
+    def open(
+        cls,
+        folder: Path,
+        about: RunAbout,
+        *,
+        resumed: Mapping[str, Any] | None,
+        preview: Preview | None = None,
+        say: Callable[[str], None] = print,
+    ) -> RemoteLog:
+        """The seed in ``folder`` tracked at the service (``harness.runs.tracking.TrackerLog``)."""
+        return cls(folder, about, resumed=resumed, preview=preview, say=say)
+
     def __init__(
         self,
         folder: Path,

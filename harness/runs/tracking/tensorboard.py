@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from harness.engine.events import NullObserver
-from harness.runs.tracking.about import epoch_scalars
+from harness.runs.tracking.about import RunAbout, epoch_scalars
 from harness.runs.tracking.metrics import Warned
 from harness.runs.tracking.preview import Preview
 
@@ -37,6 +37,22 @@ class TensorBoardLog(NullObserver):
     from the checkpoint after step S tells TensorBoard to drop the events after S (and writes
     the texts if the run was not tracked before).
     """
+
+    @classmethod
+    def open(
+        cls,
+        folder: Path,
+        about: RunAbout,
+        *,
+        resumed: Mapping[str, Any] | None,
+        preview: Preview | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> TensorBoardLog:
+        """The seed in the run folder ``folder`` tracked under its ``TENSORBOARD_DIR``
+        (``harness.runs.tracking.TrackerLog``)."""
+        step = None if resumed is None else int(resumed["step"])
+        where = Path(folder) / TENSORBOARD_DIR
+        return cls(where, resumed_step=step, texts=about.texts, preview=preview, warn=say)
 
     def __init__(
         self,

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.classes import CLASSES
-from harness.runs.tracking import METRICS_NAME, STATE_NAME, TRACKED_RECORD, read_metrics
+from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD
+from harness.runs.tracking.metrics import METRICS_NAME, read_metrics
 from tests.helpers import STEPS_PER_EPOCH, record_of, run_args, subprocess_env
 
 mlflow = pytest.importorskip("mlflow")

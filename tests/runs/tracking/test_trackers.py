@@ -15,16 +15,10 @@ import numpy as np
 import pytest
 
 from harness.runs.requests import RunRequest, resume_command
-from harness.runs.tracking import (
-    STATE_NAME,
-    TENSORBOARD_DIR,
-    TRACKED_RECORD,
-    RunAbout,
-    check_track,
-    tracker_names,
-    worker_env,
-)
+from harness.runs.tracking import check_track, tracker_names, worker_env
+from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD, RunAbout
 from harness.runs.tracking.remote import RemoteLog, Scalar
+from harness.runs.tracking.tensorboard import TENSORBOARD_DIR
 from tests.helpers import Recorder, record_of
 
 

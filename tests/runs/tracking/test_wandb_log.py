@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runs.tracking import STATE_NAME, TRACKED_RECORD
+from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD
 from tests.helpers import STEPS_PER_EPOCH, record_of, run_args
 
 pytest.importorskip("wandb")

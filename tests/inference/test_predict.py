@@ -15,10 +15,7 @@ from harness.classes import CLASSES
 from harness.components.registry import Registry
 from harness.data.layout import list_images, split
 from harness.errors import HarnessError
-from harness.metric.evaluate import evaluate_submission
-from harness.metric.rle import decode
-from harness.metric.submission import HEADER, read_submission
-from harness.runs.predict import (
+from harness.inference.predict import (
     WEIGHTS_NAME,
     PredictOptions,
     ensemble_logits,
@@ -27,6 +24,9 @@ from harness.runs.predict import (
     predict_submission,
     tta_logits,
 )
+from harness.metric.evaluate import evaluate_submission
+from harness.metric.rle import decode
+from harness.metric.submission import HEADER, read_submission
 from harness.runs.seed import save_weights
 
 

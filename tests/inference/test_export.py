@@ -1,4 +1,4 @@
-"""``harness export`` (``harness.runs.export``): a finished run's model as ONNX or TorchScript,
+"""``harness export`` (``harness.inference.export``): a finished run's model as ONNX or TorchScript,
 checked against torch on a validation image; the exported model runs on its own at another
 batch and size; a model the exporter refuses is one line."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.runs.export import TOLERANCE
-from harness.runs.predict import load_run
+from harness.inference.export import TOLERANCE
+from harness.inference.predict import load_run
 from tests.helpers import PLUGIN
 
 #: A model whose output depends on a value of its input: torch.export cannot follow it.

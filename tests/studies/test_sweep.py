@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.runs.sweep import parse_vary
+from harness.studies.sweep import parse_vary
 
 
 def test_parse_vary_keeps_parameters_with_their_value() -> None:

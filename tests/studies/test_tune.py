@@ -23,9 +23,9 @@ from harness.pictures.charts import TUNING
 from harness.results.leaderboard import budget_lines, regenerate, rows
 from harness.results.records import read_record, write_record
 from harness.runs import dispatch, planning, seed
-from harness.runs import tune as tuning
 from harness.runs.job import Action, Job
 from harness.runs.requests import RunRequest
+from harness.studies import tune as tuning
 from tests.helpers import BENCH, make_record
 
 TRIALS = 2
@@ -201,7 +201,7 @@ def test_a_value_whose_trials_all_fail_leaves_the_others_their_rows(
 ) -> None:
     """With --vary, one value that never trains (every trial diverges) does not cost the
     others their finals or the table; the command then fails naming it."""
-    from harness.runs.sweep import parse_vary
+    from harness.studies.sweep import parse_vary
 
     real = seed.train
 

@@ -33,7 +33,7 @@ import torch
 from harness.atomic import atomic_write_bytes
 from harness.data.images import read_gray, resize_image, to_input
 from harness.errors import HarnessError
-from harness.runs.predict import LoadedRun, images_for, load_run
+from harness.inference.predict import LoadedRun, images_for, load_run
 
 __all__ = ["FORMATS", "TOLERANCE", "Exported", "export_run"]
 

@@ -34,8 +34,7 @@ from harness.classes import CLASSES
 from harness.engine.device import Placement, resolve_device
 from harness.engine.inference import TTA_CHOICES, tta_logits
 from harness.errors import HarnessError
-from harness.results.records import RECORD_NAME
-from harness.runs.planning import WEIGHTS_NAME
+from harness.results.records import RECORD_NAME, WEIGHTS_NAME
 
 SPLITS = ("test", "val")
 

@@ -49,7 +49,7 @@ from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.dispatch import dispatch, estimate_hours
 from harness.runs.planning import Plan, Planner, run_dir
 from harness.runs.requests import RunRequest, resume_command
-from harness.runs.sweep import Axis, write_ablation
+from harness.studies.sweep import Axis, write_ablation
 
 #: The Optuna journal (the study's state) and the summary beside it.
 STUDY_NAME = "study.log"
