@@ -113,3 +113,28 @@ def difference_within_noise(
     if se_a is None or se_b is None:
         return None
     return abs(difference) <= Z95 * math.hypot(se_a, se_b)
+
+
+# How a verdict is worded: here only, for every table, page and terminal.
+
+#: The verdict of the row every other is tested against: a leaderboard's #1 ...
+LEADER = "leader"
+#: ... and an ablation's best value.
+BEST = "best"
+
+
+def verdict(comparison: Comparison | None, reference: str = LEADER) -> str:
+    """A row's verdict against the reference row (``LEADER`` or ``BEST``; ``comparison``
+    None: the row is the reference): ``≈`` within noise of it, ``below`` it, or ``?`` when
+    no test could be made (no seed or image in common)."""
+    if comparison is None:
+        return reference
+    if comparison.method == "n/a":
+        return "?"
+    return "≈" if comparison.within_noise else "below"
+
+
+def difference_verdict(within_noise: bool | None) -> str:
+    """The same entry's rows in two tables (``difference_within_noise``), in words: ``within
+    noise``, ``real``, or ``noise unknown`` when a row has no ±."""
+    return {True: "within noise", False: "real", None: "noise unknown"}[within_noise]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.results.leaderboard import regenerate, resolve, row_text
+from harness.results.leaderboard import regenerate, resolve
+from harness.results.markdown import row_text
 from harness.results.records import read_record
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record, put_record
