@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.classes import CLASSES
 from harness.errors import HarnessError
-from harness.results.columns import LEADERBOARD
+from harness.results import columns
 from harness.results.publish import publish
 from harness.results.records import Unusable, hardware_kind, iter_records, scan_records
 from harness.results.rows import Row, precisions, rows, versus_leader
@@ -44,7 +44,7 @@ def table_data(
     return {
         "kind": "leaderboard",
         "benchmark": benchmark,
-        "columns": [column.name for column in LEADERBOARD],
+        "columns": [column.name for column in columns.LEADERBOARD],
         "small_bones": small,
         "budgets": sorted({row.budget for row in table_rows}),
         "hardware": sorted({hardware_kind(r.hardware) for row in table_rows for r in row.records}),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.results.columns import LEADERBOARD, NONE, PER_CLASS, Column, axis_title, of_table
+from harness.results.columns import NONE, PER_CLASS, Column, axis_title, of_table
 from harness.results.legacy import row_lines
 from harness.results.rows import Row
 from harness.results.significance import METHOD
@@ -36,11 +36,10 @@ TableData = Mapping[str, Any]
 def render(data: TableData, picture: str | None = None) -> str:
     """The markdown of a table's data (its twin): a leaderboard's (``picture``: its heatmap's
     file name, linked under the per-class heading) or an ablation's."""
-    rows = data["rows"]
-    if data.get("kind") == "ablation":
-        lines = [*notes(data), *table_lines(of_table(data), rows), *after(data)]
-    else:
-        lines = [*notes(data), *table_lines(LEADERBOARD, rows, EMPTY), *after(data, picture)]
+    rows, ablation = data["rows"], data.get("kind") == "ablation"
+    lines = [*notes(data), *table_lines(of_table(data), rows, None if ablation else EMPTY)]
+    lines += after(data, picture)
+    if not ablation:
         lines += table_lines(PER_CLASS, rows)
     return "\n".join(lines) + "\n"
 
@@ -105,8 +104,9 @@ def row_text(table: Path, label: str) -> str:
     twin = read_twin(table)
     if twin is None or twin.get("kind") != "leaderboard":
         return row_lines(Path(table).read_text(encoding="utf-8"), label)
-    row = next((row_line(LEADERBOARD, r) for r in twin["rows"] if r["entry"] == label), "")
-    return f"{table_lines(LEADERBOARD, [])[0]}\n{row}"
+    columns = of_table(twin)
+    row = next((row_line(columns, r) for r in twin["rows"] if r["entry"] == label), "")
+    return f"{table_lines(columns, [])[0]}\n{row}"
 
 
 def header_lines(data: TableData) -> list[str]:

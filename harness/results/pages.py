@@ -19,7 +19,7 @@ from typing import Any
 from harness.atomic import atomic_write_text
 from harness.components.kinds import COMPONENT_KINDS
 from harness.results import columns as cols
-from harness.results.columns import COMPARE, LEADERBOARD, PER_CLASS, minus, number, signed
+from harness.results.columns import minus, number, signed
 from harness.results.compare import Comparison, Delta, TableRow
 from harness.results.drill import Sources, row_sections
 from harness.results.markdown import (
@@ -72,9 +72,10 @@ def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
     data_rows = list(twin["rows"])
     leader = data_rows[0] if data_rows else None
     label = f"#1 ({leader['entry']})" if leader else ""
+    declared = cols.of_table(twin)
     rows = [
         _row(
-            LEADERBOARD,
+            declared,
             r,
             text=r["entry"],
             parts=_parts(r.get("key"), r.get("budget")),
@@ -82,22 +83,19 @@ def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
         )
         for r in data_rows
     ]
-    columns = _columns(LEADERBOARD, rows)
-    ranges = tuple(
-        c.name
-        for i, c in enumerate(LEADERBOARD)
-        if c.ranged and len({r.values[i] for r in rows}) > 1
+    per_class = static_table(
+        [c.name for c in cols.PER_CLASS],
+        [[c.cell(r) for c in cols.PER_CLASS] for r in data_rows],
+        marked=bool(rows),
     )
-    per_class = [[c.cell(r) for c in PER_CLASS] for r in data_rows]
     following = markdown_html(after(twin, leaderboard_picture(table, twin)))
-    header = [c.name for c in PER_CLASS]
     return View(
         title=_title(notes(twin)),
         before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
-        columns=columns,
+        columns=_columns(declared, rows),
         rows=tuple(rows),
-        after=following + "\n" + static_table(header, per_class, marked=bool(per_class)),
-        ranges=ranges,
+        after=following + "\n" + per_class,
+        ranges=_ranges(declared, rows),
         data=twin,
         empty=EMPTY,
     )
@@ -111,10 +109,10 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
     best = next((j for j in joined if j.get("vs_best") == BEST), None)
     label = f"best ({best['value']})" if best else ""
     sensitivity = ablation_picture(twin)
-    columns = cols.of_table(twin)
+    declared = cols.of_table(twin)
     rows = [
         _row(
-            columns,
+            declared,
             r,
             text=" · ".join(str(x) for x in (r["value"], r.get("entry")) if x),
             parts=_parts(r.get("key"), j.get("budget")),
@@ -125,9 +123,10 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
     return View(
         title=_title(notes(twin)),
         before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
-        columns=_columns(columns, rows),
+        columns=_columns(declared, rows),
         rows=tuple(rows),
         after=markdown_html(after(twin)),
+        ranges=_ranges(declared, rows),
         data=twin,
     )
 
@@ -183,6 +182,13 @@ def _columns(columns: Sequence[cols.Column], rows: Sequence[ViewRow]) -> tuple[C
     )
 
 
+def _ranges(columns: Sequence[cols.Column], rows: Sequence[ViewRow]) -> tuple[str, ...]:
+    """The range-filterable columns whose values differ between the rows."""
+    return tuple(
+        c.name for i, c in enumerate(columns) if c.ranged and len({r.values[i] for r in rows}) > 1
+    )
+
+
 def _parts(key: str | None, budget: Any) -> dict[str, str]:
     """The components an entry's key names (and whether it was tuned), for the choices."""
     parts = {
@@ -229,7 +235,7 @@ def compare_view(result: Comparison, a: Path, b: Path) -> View:
     return View(
         title=notes[0][2:].replace("`", ""),
         before=markdown_html(notes),
-        columns=_columns(COMPARE, rows),
+        columns=_columns(cols.COMPARE, rows),
         rows=tuple(rows),
         data={"a": Path(a).as_posix(), "b": Path(b).as_posix(), "kind": "comparison"},
         empty="no row is in both tables",
@@ -241,7 +247,8 @@ def _compare_row(d: Delta) -> ViewRow:
     components = [kind.field for kind in COMPONENT_KINDS]
     parts = dict(zip(components, re.sub(r" \(.*?\)", "", d.entry).split(" · "), strict=False))
     detail = [{"kind": "table", "title": "A and B", **_side_by_side(d.a, d.b)}]
-    return _row(COMPARE, data, text=d.entry, parts={**parts, "noise": data["noise"]}, detail=detail)
+    parts["noise"] = data["noise"]
+    return _row(cols.COMPARE, data, text=d.entry, parts=parts, detail=detail)
 
 
 def _side_by_side(a: TableRow, b: TableRow) -> dict[str, Any]:
