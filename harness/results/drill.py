@@ -2,12 +2,12 @@
 
 Per-class Dice against the leader's (all 29 classes), the seeds or folds, the test against
 the leader, the cost, the tuning budget and trials (and the sensitivity picture of a tuned
-ablation), and each run with its pictures. Everything is formatted here, with the
-markdown's precision; the page's script only draws. The data is a row of a table's JSON twin
-and, where the runs folder is at hand, the row's records (for the tuning trials). A picture
-is linked only when its file exists as the page is written, by a path relative to the page:
-nothing absolute is stored, and a page made from records without pictures (the committed
-``leaderboards/records``) names no runs folder at all.
+ablation), and each run with its pictures. Everything is formatted here, as the table's
+columns read (``harness.results.columns``); the page's script only draws. The data is a row
+of a table's JSON twin and, where the runs folder is at hand, the row's records (for the
+tuning trials). A picture is linked only when its file exists as the page is written, by a
+path relative to the page: nothing absolute is stored, and a page made from records without
+pictures (the committed ``leaderboards/records``) names no runs folder at all.
 """
 
 from __future__ import annotations

@@ -80,33 +80,32 @@ def leaderboard_rows(path: Path) -> list[dict[str, Any]]:
     needed = ("Entry", "Mean Dice", "±", "n")
     if any(name not in header for name in needed):
         raise HarnessError(f"{path}: the table lacks one of the columns {', '.join(needed)}")
-    col = {name: i for i, name in enumerate(header)}
     found = []
     for number, line in enumerate(lines[at + 2 :], at + 3):
         if not line.startswith("|"):
             break
         cells = _cells(line)
-        if len(cells) != len(header) or cells[0] == "—":
-            continue
-        mean = _number(cells[col["Mean Dice"]])
-        if mean is None:
-            raise HarnessError(
-                f"{path}:{number}: Mean Dice {cells[col['Mean Dice']]!r} is not a number"
-            )
-
-        def get(name: str, cells: list[str] = cells) -> float | None:
-            return _number(cells[col[name]]) if name in col else None
-
-        found.append(
-            {
-                "entry": cells[col["Entry"]],
-                "mean_dice": mean,
-                "noise": get("±"),
-                "noise_is_se": cells[col["±"]].endswith("ᵇ"),
-                "n": int(get("n") or 1),
-                "params_m": get("Params (M)"),
-                "train_images_per_s": get("Train img/s"),
-                "peak_memory_mb": get("Peak mem (MB)"),
-            }
-        )
+        if len(cells) == len(header) and cells[0] != "—":
+            found.append(_row(f"{path}:{number}", dict(zip(header, cells, strict=True))))
     return found
+
+
+def _row(where: str, cells: dict[str, str]) -> dict[str, Any]:
+    """One leaderboard row's cells (by header) as its twin's row holds them."""
+    mean = _number(cells["Mean Dice"])
+    if mean is None:
+        raise HarnessError(f"{where}: Mean Dice {cells['Mean Dice']!r} is not a number")
+
+    def get(name: str) -> float | None:
+        return _number(cells[name]) if name in cells else None
+
+    return {
+        "entry": cells["Entry"],
+        "mean_dice": mean,
+        "noise": get("±"),
+        "noise_is_se": cells["±"].endswith("ᵇ"),
+        "n": int(get("n") or 1),
+        "params_m": get("Params (M)"),
+        "train_images_per_s": get("Train img/s"),
+        "peak_memory_mb": get("Peak mem (MB)"),
+    }

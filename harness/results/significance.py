@@ -9,6 +9,9 @@ the same marks (``METHOD``).
 Between two tables (``harness compare``), the same entry's row in each: the runs are not
 paired, so the rule is on the rows' published ± alone (``DIFFERENCE_METHOD``,
 ``difference_within_noise``).
+
+A verdict is worded here and nowhere else (``verdict``, ``difference_verdict``): a
+leaderboard, an ablation, their pages and ``harness compare`` show these words.
 """
 
 from __future__ import annotations
