@@ -54,7 +54,7 @@ def _write(table: Path, data: Mapping[str, Any], runs_dir: Path) -> None:
     """The table's pictures (a leaderboard's heatmap), twin and markdown, then its page and the
     folder's index."""
     picture = leaderboard_picture(table, data) if data.get("kind") == "leaderboard" else None
-    draws = [lambda _: _heatmap(data, heatmap_path(table))] if picture else []
+    draws = [lambda path: _heatmap(data, heatmap_path(path))] if picture else []
     write_table(table, render(data, picture), data, draws)
     write_page(table, data, runs_dir)
 
