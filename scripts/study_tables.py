@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.components.entry import Entry
-from harness.results.leaderboard import Row, rows, versus_leader
 from harness.results.records import Record, iter_records
+from harness.results.rows import Row, rows, versus_leader
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "leaderboards"

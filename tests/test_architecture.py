@@ -451,3 +451,135 @@ def test_no_function_outside_the_command_line_takes_more_than_eight_parameters()
         if counts.get((module, name), (0, 0))[1] < allowed
     ]
     assert not stale, "narrowed or gone; take them off WIDE_FOR_NOW:\n" + "\n".join(stale)
+
+
+# --- tables are read as data -------------------------------------------------------------
+
+#: What may read a rendered (pipe) table in ``harness.results``, by module or function, and
+#: why. Everything else reads a table's JSON twin.
+PIPE_READERS = {
+    "harness.results.legacy": (
+        "tables written before JSON twins existed: placement, `harness compare` and a finished "
+        "run's printed row read such a table's markdown, and only when it has no twin"
+    ),
+    "harness.results.pages._parts": "splits an entry's key (its components joined by |)",
+}
+#: String methods that take a line apart (or test how it starts) at a given text.
+LINE_METHODS = frozenset(
+    {"split", "rsplit", "strip", "lstrip", "rstrip", "startswith", "endswith", "partition",
+     "rpartition", "find", "index", "count"}
+)  # fmt: skip
+
+
+def _literal_text(node: ast.AST) -> str | None:
+    """The text of a string literal, or the literal parts of an f-string; None for others."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    return None
+
+
+def _reads_pipes(node: ast.AST) -> bool:
+    """``line.split("|")``, ``line.startswith("| # |")``, ``f"| {x} |" in line`` and the like."""
+    call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    if call and node.func.attr in LINE_METHODS:
+        texts = [_literal_text(arg) for arg in node.args]
+        return any(text is not None and "|" in text for text in texts)
+    if isinstance(node, ast.Compare) and any(isinstance(op, ast.In) for op in node.ops):
+        text = _literal_text(node.left)
+        return text is not None and text.lstrip().startswith("|")
+    return False
+
+
+def pipe_reads(module: str, node: ast.AST, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """(qualified function, line) of each place in ``node`` that takes text apart at ``|``."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield from pipe_reads(module, child, f"{prefix}{child.name}.")
+            continue
+        if _reads_pipes(child):
+            yield prefix.rstrip(".") or "<module>", child.lineno
+        yield from pipe_reads(module, child, prefix)
+
+
+def test_the_pipe_reader_finds_every_form() -> None:
+    code = (
+        "def cells(line):\n"
+        "    return [c.strip() for c in line.strip().strip('|').split('|')]\n"
+        "def header(lines):\n"
+        "    return next(x for x in lines if x.startswith('| # |'))\n"
+        "def row(lines, label):\n"
+        "    return [x for x in lines if f'| {label} |' in x]\n"
+        "def fine(text):\n"
+        "    return ' | '.join(text.split(','))\n"
+    )
+    found = [name for name, _ in pipe_reads("m", ast.parse(code))]
+    assert found == ["cells", "cells", "header", "row"]
+
+
+def test_no_results_module_reads_a_rendered_table() -> None:
+    found = [
+        (module, name, line)
+        for module, tree in TREES.items()
+        if module.startswith("harness.results")
+        for name, line in pipe_reads(module, tree)
+    ]
+    wrong = [
+        f"{module} (line {line}) {name}"
+        for module, name, line in found
+        if module not in PIPE_READERS and f"{module}.{name}" not in PIPE_READERS
+    ]
+    assert not wrong, (
+        "a table is read from its JSON twin (harness.results.tables), never from its rendered "
+        "markdown; only harness.results.legacy reads a table from before twins:\n"
+        + "\n".join(wrong)
+    )
+    used = {module for module, _, _ in found} | {f"{module}.{name}" for module, name, _ in found}
+    stale = sorted(set(PIPE_READERS) - used)
+    assert not stale, "no longer reads `|`; take it off PIPE_READERS: " + ", ".join(stale)
+
+
+#: How a verdict is worded: a table's, a page's and the terminal's words for a row against its
+#: leader (or best) and for a difference between two tables.
+VERDICT_WORDS = ("≈", "below", "leader", "within noise", "noise unknown")
+#: Words that never appear in other text: a literal containing one words a verdict.
+VERDICT_PHRASES = ("≈", "within noise", "noise unknown")
+#: The one module that words verdicts.
+VERDICTS = "harness.results.significance"
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    nodes = (tree, *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef | ast.FunctionDef)))
+    return {
+        id(node.body[0].value)
+        for node in nodes
+        if node.body and ast.get_docstring(node, clean=False) is not None
+    }
+
+
+def verdict_literals(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, text) of each string literal (not a docstring) that words a verdict."""
+    docstrings = _docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+            if id(node) not in docstrings and (
+                text.strip() in VERDICT_WORDS or any(p in text for p in VERDICT_PHRASES)
+            ):
+                yield node.lineno, text
+
+
+def test_verdicts_are_worded_in_one_module() -> None:
+    found = {
+        module: [f"line {line}: {text[:40]!r}" for line, text in verdict_literals(tree)]
+        for module, tree in TREES.items()
+    }
+    wording = {module for module, literals in found.items() if literals}
+    others = [f"{module} {', '.join(found[module])}" for module in sorted(wording - {VERDICTS})]
+    assert not others, (
+        f"verdicts are worded in {VERDICTS} alone (its verdict and difference_verdict); "
+        "elsewhere:\n" + "\n".join(others)
+    )
+    words = {text.strip() for _, text in verdict_literals(TREES[VERDICTS])}
+    assert set(VERDICT_WORDS) <= words, f"{VERDICTS} lacks some of {VERDICT_WORDS}"

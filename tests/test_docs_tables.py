@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results.leaderboard import Row
+from harness.results.rows import Row
 from harness.results.significance import ALPHA
 
 ROOT = Path(__file__).resolve().parents[1]

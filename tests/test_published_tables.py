@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.components.entry import Entry
-from harness.results.leaderboard import rows
+from harness.results.legacy import run_counts
 from harness.results.records import iter_records, scan_records
-from harness.results.tables import legacy_counts, read_twin
+from harness.results.rows import rows
+from harness.results.tables import read_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "leaderboards"
@@ -61,7 +62,7 @@ def test_every_committed_table_has_its_json_twin() -> None:
     for table in sorted(BOARDS.glob("*.md")):
         twin = read_twin(table)
         assert twin is not None, f"{table.name}: no JSON twin"
-        assert len(twin["rows"]) == len(legacy_counts(table.read_text())), table.name
+        assert len(twin["rows"]) == len(run_counts(table.read_text())), table.name
 
 
 _ROW = re.compile(

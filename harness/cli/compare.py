@@ -30,25 +30,24 @@ def compare(
     Each table is read from its JSON twin (given, or beside the markdown given); a table
     written before twins existed, from its markdown.
     """
+    from harness.results.columns import COMPARE, DELTA_DICE
     from harness.results.compare import compare as compare_tables
     from harness.results.significance import DIFFERENCE_METHOD
 
     result = compare_tables(a, b)
     table = Table(title=f"{b.name} minus {a.name}")
-    for col in ("Entry", "A Dice", "B Dice", "Δ Dice", "", "Δ img/s", "Δ peak MB"):
-        table.add_column(col, justify="left" if col == "Entry" else "right")
+    for column in COMPARE:
+        name = column.name if column.terminal_name is None else column.terminal_name
+        table.add_column(name, justify=column.align)
     for d in result.deltas:
         noise = d.within_noise
         colour = "dim" if noise in (True, None) else ("green" if d.dice > 0 else "red")
-        mark = {True: "within noise", False: "real", None: "noise unknown"}[noise]
+        row = d.data()
         table.add_row(
-            d.entry,
-            f"{d.a.mean:.4f}",
-            f"{d.b.mean:.4f}",
-            f"[{colour}]{d.dice:+.4f}[/{colour}]",
-            mark,
-            _signed(d.cost("images_per_s"), 1),
-            _signed(d.cost("peak_mb"), 0),
+            *(
+                f"[{colour}]{c.cell(row)}[/{colour}]" if c is DELTA_DICE else c.cell(row)
+                for c in COMPARE
+            )
         )
     out.print(table)
     if result.deltas:
@@ -66,7 +65,3 @@ def compare(
             err.print(f"harness: {d.entry}: Dice dropped by {-d.dice:.4f} (> {fail_below})")
         if drops:
             raise typer.Exit(1)
-
-
-def _signed(value: float | None, digits: int) -> str:
-    return "—" if value is None else f"{value:+.{digits}f}"

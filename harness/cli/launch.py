@@ -73,6 +73,6 @@ def quiet_ranks() -> None:
 
 def row_of(board: Path, label: str) -> str:
     """The header line and the row of ``label`` of a written table (from its JSON twin)."""
-    from harness.results.leaderboard import row_text
+    from harness.results.markdown import row_text
 
     return row_text(board, label)

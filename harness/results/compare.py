@@ -4,19 +4,24 @@ A plugin author compares a table from their branch with the published one, in CI
 ``--fail-below``. A table is read from its JSON twin (``<table>.json``, the data
 ``harness.results.leaderboard`` writes beside the markdown): given the twin, or given the
 markdown with its twin beside it. Only a table written before twins existed is read from its
-markdown (``parse_table``). Whether a delta is within noise is
+markdown (``harness.results.legacy``). Whether a delta is within noise is
 ``harness.results.significance.difference_within_noise`` (``DIFFERENCE_METHOD``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.results.significance import difference_within_noise, row_standard_error
+from harness.results.legacy import leaderboard_rows
+from harness.results.significance import (
+    difference_verdict,
+    difference_within_noise,
+    row_standard_error,
+)
 from harness.results.tables import load_twin, twin_path
 
 
@@ -58,6 +63,18 @@ class Delta:
         x, y = getattr(self.a, field), getattr(self.b, field)
         return None if x is None or y is None else y - x
 
+    def data(self) -> dict[str, Any]:
+        """The delta as ``harness compare``'s columns read it (``harness.results.columns``)."""
+        return {
+            "entry": self.entry,
+            "a_dice": self.a.mean,
+            "b_dice": self.b.mean,
+            "dice": self.dice,
+            "noise": difference_verdict(self.within_noise),
+            "images_per_s": self.cost("images_per_s"),
+            "peak_mb": self.cost("peak_mb"),
+        }
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -70,14 +87,6 @@ class Comparison:
         return [d for d in self.deltas if d.dice < -threshold]
 
 
-def _number(cell: str) -> float | None:
-    cell = cell.strip().rstrip("ᵇ")
-    try:
-        return float(cell)
-    except ValueError:
-        return None
-
-
 def read_table(path: Path) -> dict[str, TableRow]:
     """The ranked rows of a leaderboard, by entry label: from its JSON twin (``path`` itself, or
     the twin beside a markdown ``path``), else from the markdown of a table without one."""
@@ -86,7 +95,7 @@ def read_table(path: Path) -> dict[str, TableRow]:
         path = twin_path(path)
     if path.suffix == ".json":
         return twin_rows(path, load_twin(path))
-    return parse_table(path)
+    return _rows(path, leaderboard_rows(path))
 
 
 def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
@@ -99,6 +108,11 @@ def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
     rows = data.get("rows")
     if not isinstance(rows, list):
         raise HarnessError(f"{path}: no list of rows; regenerate it with `harness leaderboard`")
+    return _rows(path, rows)
+
+
+def _rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, TableRow]:
+    """Rows as a twin holds them, by entry label; one that lacks a number names ``path``."""
     table: dict[str, TableRow] = {}
     for rank, row in enumerate(rows, 1):
         try:
@@ -127,53 +141,6 @@ def _kind_text(kind: object) -> str:
 
 def _optional(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def parse_table(path: Path) -> dict[str, TableRow]:
-    """The ranked rows of a leaderboard's markdown, by entry label (a table written before
-    JSON twins existed; a newer one is read from its twin, ``read_table``)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read ({exc.strerror})") from None
-    header_at = next((i for i, line in enumerate(lines) if line.startswith("| # | Entry |")), None)
-    if header_at is None:
-        raise HarnessError(
-            f"{path}: no leaderboard table found (a `| # | Entry | ...` header); "
-            "pass a file written by `harness leaderboard`"
-        )
-    header = [c.strip() for c in lines[header_at].strip().strip("|").split("|")]
-    needed = ("Entry", "Mean Dice", "±", "n")
-    if any(name not in header for name in needed):
-        raise HarnessError(f"{path}: the table lacks one of the columns {', '.join(needed)}")
-    col = {name: i for i, name in enumerate(header)}
-    rows: dict[str, TableRow] = {}
-    for number, line in enumerate(lines[header_at + 2 :], header_at + 3):
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != len(header) or cells[0] == "—":
-            continue
-        mean = _number(cells[col["Mean Dice"]])
-        if mean is None:
-            raise HarnessError(
-                f"{path}:{number}: Mean Dice {cells[col['Mean Dice']]!r} is not a number"
-            )
-
-        def get(name: str, cells: list[str] = cells) -> float | None:
-            return _number(cells[col[name]]) if name in col else None
-
-        rows[cells[col["Entry"]]] = TableRow(
-            entry=cells[col["Entry"]],
-            mean=mean,
-            noise=get("±"),
-            noise_is_se=cells[col["±"]].endswith("ᵇ"),
-            n=int(get("n") or 1),
-            params_m=get("Params (M)"),
-            images_per_s=get("Train img/s"),
-            peak_mb=get("Peak mem (MB)"),
-        )
-    return rows
 
 
 def compare(a: Path, b: Path) -> Comparison:

@@ -2,12 +2,12 @@
 
 Per-class Dice against the leader's (all 29 classes), the seeds or folds, the test against
 the leader, the cost, the tuning budget and trials (and the sensitivity picture of a tuned
-ablation), and each run with its pictures. Everything is formatted here, with the
-markdown's precision; the page's script only draws. The data is a row of a table's JSON twin
-and, where the runs folder is at hand, the row's records (for the tuning trials). A picture
-is linked only when its file exists as the page is written, by a path relative to the page:
-nothing absolute is stored, and a page made from records without pictures (the committed
-``leaderboards/records``) names no runs folder at all.
+ablation), and each run with its pictures. Everything is formatted here, as the table's
+columns read (``harness.results.columns``); the page's script only draws. The data is a row
+of a table's JSON twin and, where the runs folder is at hand, the row's records (for the
+tuning trials). A picture is linked only when its file exists as the page is written, by a
+path relative to the page: nothing absolute is stored, and a page made from records without
+pictures (the committed ``leaderboards/records``) names no runs folder at all.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from harness.classes import CLASSES
 from harness.pictures.charts import CURVES, PER_CLASS, TUNING
+from harness.results.columns import COST, chosen_text, minus, number, signed
 from harness.results.records import Record, read_record
 
 #: What a run folder may hold to look at, by its link's label (``harness.runs.report``
@@ -98,7 +99,7 @@ def per_class(
     """All 29 classes: a bar each, the reference's value as a tick, and the numbers."""
     ref = reference or {}
     lines = [
-        [c, f"{values[c]:.4f}", _num(ref.get(c), 4), _signed(values[c], ref.get(c))]
+        [c, number(values[c], 4), number(ref.get(c), 4), signed(minus(values[c], ref.get(c)), 4)]
         for c in CLASSES
     ]
     return {
@@ -138,16 +139,8 @@ def test(found: Mapping[str, Any], verdict: str) -> Section:
 
 
 def cost(row: Mapping[str, Any]) -> Section:
-    """The cost columns, as the table shows them."""
-    items = [
-        ["Params (M)", _num(row.get("params_m"), 2)],
-        ["GFLOPs", _num(row.get("gflops"), 2)],
-        ["Train img/s", _num(row.get("train_images_per_s"), 1)],
-        ["Infer img/s", _num(row.get("inference_images_per_s"), 1)],
-        ["Peak mem (MB)", _num(row.get("peak_memory_mb"), 0)],
-        ["Device-hours", _num(row.get("device_hours"), 4)],
-        ["Device", str(row.get("device", "—"))],
-    ]
+    """The cost columns (``harness.results.columns.COST``), as the table shows them."""
+    items = [[column.name, column.cell(row)] for column in COST]
     return {"kind": "facts", "title": "Cost", "items": items}
 
 
@@ -159,8 +152,7 @@ def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) ->
     if budget:
         items = [["Budget", str(budget)]]
         if row.get("chosen"):
-            chosen = ", ".join(f"{k}={v:.3g}" for k, v in row["chosen"].items())
-            items.append(["Chosen", chosen])
+            items.append(["Chosen", chosen_text(row["chosen"])])
         sections.append({"kind": "facts", "title": "Tuning", "items": items})
     if found.get("trials"):
         sections.append(trials(found))
@@ -194,10 +186,10 @@ def trials(found: Mapping[str, Any]) -> Section:
     lines = [
         [
             str(t["number"] + 1) + (" (chosen)" if t["number"] == chosen else ""),
-            *(_num(t.get("values", {}).get(k), None) for k in names),
-            _num(t.get("mean_dice"), 4),
+            *(number(t.get("values", {}).get(k)) for k in names),
+            number(t.get("mean_dice"), 4),
             str(t.get("status", "")),
-            _num(t.get("device_hours"), 4),
+            number(t.get("device_hours"), 4),
         ]
         for t in found["trials"]
     ]
@@ -222,13 +214,3 @@ def runs(paths: Sequence[str], sources: Sources) -> Section:
 def _links(folder: str, sources: Sources) -> list[list[str]]:
     """Each picture the run folder ``folder`` holds, as [label, link from the page]."""
     return [[label, href] for label, name in RUN_PICTURES if (href := sources.link(folder, name))]
-
-
-def _num(value: Any, digits: int | None) -> str:
-    if not isinstance(value, int | float):
-        return "—"
-    return f"{value:.3g}" if digits is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float, reference: float | None) -> str:
-    return "—" if reference is None else f"{value - reference:+.4f}"

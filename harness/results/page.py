@@ -8,9 +8,10 @@ the page: style, data (JSON) and script inline, nothing loaded from the network,
 from ``file://`` on an air-gapped machine and from any static host. The script
 (``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
 
-The markdown the tables are written in is a small subset (headings, bullet lists two levels
-deep, paragraphs, pipe tables, pictures, ``code`` and ``**bold**``); ``markdown_html``
-converts exactly that, so a page's notes are the markdown's own words.
+A table's notes are written in a small subset of markdown (headings, bullet lists two levels
+deep, paragraphs, pictures, ``code`` and ``**bold**``); ``markdown_html`` converts exactly
+that, so a page's notes are the markdown's own words. A page's tables are made from data,
+never read from markdown.
 """
 
 from __future__ import annotations
@@ -209,36 +210,21 @@ def _attr(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-# The markdown subset the tables are written in.
+def static_table(header: Sequence[str], rows: Sequence[Sequence[str]], marked: bool) -> str:
+    """A table the script leaves as it is (a leaderboard's per-class Dice): cells as markdown
+    text. ``marked``: its rows are the page's rows, in order, each marked with its index so
+    filters hide it too."""
+    out = ['<div class="wide"><table class="rows static">']
+    out.append("<thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in header) + "</tr></thead>")
+    out.append("<tbody>")
+    for n, row in enumerate(rows):
+        index = f' data-i="{n}"' if marked else ""
+        out.append(f"<tr{index}>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
 
 
-@dataclass(frozen=True)
-class Markdown:
-    """A table's markdown cut at its first table: what comes before, the table, the rest."""
-
-    before: list[str]
-    header: list[str]
-    rows: list[list[str]]
-    after: list[str]
-
-
-def split_markdown(text: str) -> Markdown:
-    """``text`` cut at its first pipe table (header, alignment line, body rows)."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    table = lines[start:end]
-    return Markdown(
-        before=lines[:start],
-        header=cells(table[0]) if table else [],
-        rows=[cells(line) for line in table[2:]],
-        after=lines[end:],
-    )
-
-
-def cells(line: str) -> list[str]:
-    """The cells of one pipe-table line, stripped."""
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+# The markdown subset the tables' notes are written in.
 
 
 def inline(text: str) -> str:
@@ -251,14 +237,8 @@ def inline(text: str) -> str:
 IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
 
 
-def pictures(lines: Sequence[str]) -> list[str]:
-    """The pictures ``lines`` show (each ``![alt](src)``'s src), in order."""
-    return [m[2] for line in lines if (m := IMAGE.match(line.strip()))]
-
-
-def markdown_html(lines: Sequence[str], entries: Sequence[str] = ()) -> str:
-    """The subset of markdown the tables use, as HTML. A table whose rows are ``entries``
-    (the page's rows, in order) marks each row with its index, so filters hide it too."""
+def markdown_html(lines: Sequence[str]) -> str:
+    """The subset of markdown a table's notes use, as HTML."""
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -275,8 +255,6 @@ def markdown_html(lines: Sequence[str], entries: Sequence[str] = ()) -> str:
             i += 1
         elif line.startswith("- "):
             i = _list(lines, i, out)
-        elif line.startswith("|"):
-            i = _static_table(lines, i, out, entries)
         else:
             i = _paragraph(lines, i, out)
     return "\n".join(out)
@@ -297,26 +275,10 @@ def _list(lines: Sequence[str], i: int, out: list[str]) -> int:
     return i
 
 
-def _static_table(lines: Sequence[str], i: int, out: list[str], entries: Sequence[str]) -> int:
-    end = i
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    header, body = cells(lines[i]), [cells(line) for line in lines[i + 2 : end]]
-    marked = [row[0] for row in body] == list(entries) and bool(entries)
-    out.append('<div class="wide"><table class="rows static">')
-    out.append("<thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in header) + "</tr></thead>")
-    out.append("<tbody>")
-    for n, row in enumerate(body):
-        index = f' data-i="{n}"' if marked else ""
-        out.append(f"<tr{index}>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>")
-    out.append("</tbody></table></div>")
-    return end
-
-
 def _paragraph(lines: Sequence[str], i: int, out: list[str]) -> int:
     text = [inline(lines[i])]
     i += 1
-    while i < len(lines) and lines[i].strip() and not re.match(r"^(#|- |\||!\[)", lines[i]):
+    while i < len(lines) and lines[i].strip() and not re.match(r"^(#|- |!\[)", lines[i]):
         text.append(inline(lines[i]))
         i += 1
     out.append(f"<p>{' '.join(text)}</p>")

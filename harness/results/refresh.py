@@ -16,16 +16,9 @@ from pathlib import Path
 from harness.atomic import cannot_write
 from harness.errors import HarnessError, NotWritten
 from harness.results.ablation import rebuilt, write_ablation_table
-from harness.results.leaderboard import (
-    Report,
-    benchmark_ids,
-    contents_of,
-    leaderboard_path,
-    regenerate,
-    resolve,
-)
+from harness.results.leaderboard import Report, benchmark_ids, leaderboard_path, regenerate, resolve
 from harness.results.records import Unusable, scan_records
-from harness.results.tables import Say, lost_runs
+from harness.results.tables import Say, contents_of, lost_runs
 
 
 def regenerate_all(
@@ -108,7 +101,7 @@ def _ablations(
             data = rebuilt(table, found, runs_dir, excluded)
             if data is None:
                 continue
-            if lost_runs(table, contents_of(data, "value")):
+            if lost_runs(table, contents_of(data)):
                 kept += 1
                 continue
             written.append(

@@ -9,6 +9,9 @@ the same marks (``METHOD``).
 Between two tables (``harness compare``), the same entry's row in each: the runs are not
 paired, so the rule is on the rows' published ± alone (``DIFFERENCE_METHOD``,
 ``difference_within_noise``).
+
+A verdict is worded here and nowhere else (``verdict``, ``difference_verdict``): a
+leaderboard, an ablation, their pages and ``harness compare`` show these words.
 """
 
 from __future__ import annotations
@@ -113,3 +116,28 @@ def difference_within_noise(
     if se_a is None or se_b is None:
         return None
     return abs(difference) <= Z95 * math.hypot(se_a, se_b)
+
+
+# How a verdict is worded: here only, for every table, page and terminal.
+
+#: The verdict of the row every other is tested against: a leaderboard's #1 ...
+LEADER = "leader"
+#: ... and an ablation's best value.
+BEST = "best"
+
+
+def verdict(comparison: Comparison | None, reference: str = LEADER) -> str:
+    """A row's verdict against the reference row (``LEADER`` or ``BEST``; ``comparison``
+    None: the row is the reference): ``≈`` within noise of it, ``below`` it, or ``?`` when
+    no test could be made (no seed or image in common)."""
+    if comparison is None:
+        return reference
+    if comparison.method == "n/a":
+        return "?"
+    return "≈" if comparison.within_noise else "below"
+
+
+def difference_verdict(within_noise: bool | None) -> str:
+    """The same entry's rows in two tables (``difference_within_noise``), in words: ``within
+    noise``, ``real``, or ``noise unknown`` when a row has no ±."""
+    return {True: "within noise", False: "real", None: "noise unknown"}[within_noise]

@@ -1,9 +1,10 @@
-"""Writing a table: its markdown, its JSON twin and its picture, and never losing a row.
+"""A table's files, and never losing a row: its JSON twin, where it may be written, writing it.
 
-Every table this project writes (a benchmark's leaderboard, an ablation) is written here,
-with a twin beside it: ``<table>.json`` holds the same rows as data (each row's statistics
-and the records it was made from, by their path inside the runs folder), so other tools
-read the twin, never the rendered markdown.
+Every table this project writes (a benchmark's leaderboard, an ablation) has a twin beside
+it: ``<table>.json`` holds its rows as data (each row's statistics and the records it was
+made from, by their path inside the runs folder). The markdown and the page are views of
+the twin, and every reader reads the twin, never the rendered markdown. A table is
+published through ``harness.results.publish``, which places and writes it with what is here.
 
 A table is regenerated from one runs folder. When the table already there holds runs that
 this folder has no record of (the published tables of a fresh clone, made from
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
+from harness.results.legacy import run_counts
 
 #: The twin's format; a reader refuses a twin of another major format.
 FORMAT = "harness-table/1"
@@ -41,6 +42,11 @@ _log = logging.getLogger("harness")
 def twin_path(table: Path) -> Path:
     """``<table>.json`` beside ``<table>.md``."""
     return Path(table).with_suffix(".json")
+
+
+def heatmap_path(board: Path) -> Path:
+    """``<table>.heatmap.png`` beside a leaderboard's ``<table>.md``: its per-class Dice."""
+    return Path(board).with_name(f"{Path(board).stem}.heatmap.png")
 
 
 def read_twin(table: Path) -> dict[str, Any] | None:
@@ -96,39 +102,29 @@ class Contents:
     counts: Mapping[str, int]
 
 
+def contents_of(data: Mapping[str, Any]) -> Contents:
+    """What a table's data (a leaderboard's twin, or an ablation's) holds, as ``place`` checks
+    it."""
+    name = "value" if data.get("kind") == "ablation" else "entry"
+    return Contents(
+        runs=frozenset(run for row in data["rows"] for run in row["runs"]),
+        excluded=frozenset(u["path"] for u in data["excluded"]),
+        counts={row[name]: row["n"] for row in data["rows"]},
+    )
+
+
 def lost_runs(table: Path, new: Contents) -> int:
-    """How many runs of the table at ``table`` the ``new`` one would leave out unnamed."""
+    """How many runs of the table at ``table`` the ``new`` one would leave out unnamed (read
+    from its twin; a table from before twins, from its markdown: ``harness.results.legacy``)."""
     twin = read_twin(table)
     if twin is not None:
         old = {run for row in twin.get("rows", []) for run in row.get("runs", [])}
         return len(old - new.runs - new.excluded)
     if not Path(table).is_file():
         return 0
-    counts = legacy_counts(Path(table).read_text(encoding="utf-8"))
+    counts = run_counts(Path(table).read_text(encoding="utf-8"))
     lost = sum(max(0, n - new.counts.get(name, 0)) for name, n in counts.items())
     return max(0, lost - len(new.excluded))
-
-
-def legacy_counts(markdown: str) -> dict[str, int]:
-    """Runs per row of a table written before twins existed: its first table's name column
-    (``Entry``, or an ablation's value) and its ``n`` column."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    if not lines:
-        return {}
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    if "n" not in header:
-        return {}
-    n_col = header.index("n")
-    name_col = header.index("Entry") if "Entry" in header else 0
-    counts: dict[str, int] = {}
-    for line in lines[2:]:
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) != len(header) or not re.fullmatch(r"\d+", cells[n_col]):
-            if line.startswith("| Entry |"):
-                break  # the per-class table under the main one
-            continue
-        counts[cells[name_col]] = counts.get(cells[name_col], 0) + int(cells[n_col])
-    return counts
 
 
 def place(table: Path, new: Contents, runs_dir: Path, say: Say | None = None) -> Path | None:

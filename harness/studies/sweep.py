@@ -19,8 +19,9 @@ from harness.components.kinds import COMPONENT_KINDS
 from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
-from harness.results.leaderboard import leaderboard_path, rows
+from harness.results.leaderboard import leaderboard_path
 from harness.results.records import Unusable, scan_records
+from harness.results.rows import rows
 from harness.runs.dispatch import dispatch, name_unusable
 from harness.runs.planning import Plan, Planner
 from harness.runs.requests import RunRequest

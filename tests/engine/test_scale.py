@@ -377,8 +377,8 @@ def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.Monke
 
 
 def test_device_hours_count_every_process() -> None:
-    from harness.results.leaderboard import Row
     from harness.results.records import Record
+    from harness.results.rows import Row
 
     def record(seed: int, processes: int) -> Record:
         return Record(

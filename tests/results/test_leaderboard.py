@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.results.leaderboard import regenerate, resolve, row_text
+from harness.results.leaderboard import regenerate, resolve
 from harness.results.records import read_record
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record, put_record
@@ -46,23 +45,6 @@ def test_same_records_same_bytes(tmp_path: Path) -> None:
         r.started_at = "2030-01-01"
         put_record(runs, f"s{seed}", r)
     assert regenerate(BENCH["id"], runs, tmp_path / "b2").read_bytes() == first
-
-
-def _finish(args: tuple[str, int]) -> None:
-    root, seed = args
-    runs = Path(root) / "runs"
-    put_record(runs, f"p{seed}", make_record("dice", seed, 0.5 + seed / 10))
-    regenerate(BENCH["id"], runs, Path(root) / "boards")
-
-
-def test_concurrent_finishers_lose_no_row(tmp_path: Path) -> None:
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        pool.map(_finish, [(str(tmp_path), s) for s in range(4)])
-    text = (tmp_path / "boards" / f"{BENCH['id']}.md").read_text()
-    assert "| 4 | unetpp" not in text  # one entry, one row...
-    assert (
-        "| 1 | unetpp · dice · adamw · flat · none | 0.6500 | 0.1291 | 4 |" in text
-    )  # ...of 4 seeds
 
 
 def test_records_are_valid_json_and_round_trip(tmp_path: Path) -> None:
@@ -110,85 +92,6 @@ def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
         line for line in text.splitlines() if "· bce ·" in line and line.startswith("| 2")
     )
     assert "| below |" in bce_row and "ᵇ" in bce_row
-
-
-def test_heatmap_is_written_linked_and_deterministic(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    put_record(runs, "a", make_record("dice", 0, 0.8))
-    put_record(runs, "b", make_record("bce", 0, 0.6))
-    board = regenerate(BENCH["id"], runs, tmp_path / "b1")
-    picture = board.with_name(f"{board.stem}.heatmap.png")
-    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"]({picture.name})" in board.read_text()
-    again = regenerate(BENCH["id"], runs, tmp_path / "b2")
-    assert again.with_name(picture.name).read_bytes() == picture.read_bytes()
-
-
-def test_row_text_is_the_markdowns_header_and_row(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    single = make_record("bce", 0, 0.6)  # one seed with per-image scores: a ± marked ᵇ
-    single.val_images = [f"img{i}.png" for i in range(6)]
-    single.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
-    put_record(runs, "b0", single)
-    for seed, dice in enumerate([0.80, 0.84]):
-        put_record(runs, f"d{seed}", make_record("dice", seed, dice))
-    put_record(runs, "c0", make_record("combo", 0, 0.9))  # one seed, no per-image scores: no ±
-    table = regenerate(BENCH["id"], runs, tmp_path / "boards")
-    lines = table.read_text(encoding="utf-8").splitlines()
-    header = next(line for line in lines if line.startswith("| # | Entry |"))
-    labels = {
-        "unetpp · bce · adamw · flat · none": "ᵇ",
-        "unetpp · dice · adamw · flat · none": "| 0.0283 | 2 |",
-        "unetpp · combo:dice=0.7 · adamw · flat · none": "| — | 1 |",
-    }
-    expected = {"no such entry": f"{header}\n"}
-    for label, shows in labels.items():
-        row = next(line for line in lines if line.startswith("| ") and f"| {label} |" in line)
-        assert shows in row
-        expected[label] = f"{header}\n{row}"
-    markdown = table.read_text(encoding="utf-8")
-    table.write_text("# notes\n", encoding="utf-8")  # the twin is what is read
-    assert {label: row_text(table, label) for label in expected} == expected
-    table.write_text(markdown, encoding="utf-8")
-    twin_path(table).unlink()  # a table from before twins: read from its markdown
-    assert {label: row_text(table, label) for label in expected} == expected
-
-
-def test_a_table_of_two_machines_says_so_and_names_both(tmp_path: Path) -> None:
-    """Two records edited to name two CPUs: the header lists both; one machine says nothing."""
-    runs = tmp_path / "runs"
-    for seed, model in enumerate(("AMD EPYC 7B13", "Intel(R) Xeon(R) Platinum 8375C CPU")):
-        record = make_record("dice", seed, 0.8 + seed / 100)
-        record.hardware = {"cpu": {"model": model, "threads": 2}}
-        put_record(runs, f"s{seed}", record)
-    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
-    header = text.split("| # |")[0]
-    assert "**Hardware**: these rows ran on more than one kind of machine" in header
-    assert "  - AMD EPYC 7B13\n" in header and "  - Intel(R) Xeon(R) Platinum 8375C CPU\n" in header
-    assert "cpu · AMD EPYC 7B13, cpu · Intel(R) Xeon(R) Platinum 8375C CPU |" in text
-    one = tmp_path / "one"
-    record = make_record("dice", 0, 0.8)
-    record.hardware = {"cpu": {"model": "AMD EPYC 7B13", "threads": 2}}
-    put_record(one, "s0", record)
-    assert "**Hardware**" not in regenerate(BENCH["id"], one, tmp_path / "b1").read_text()
-
-
-def test_the_inference_columns_show_what_records_measured(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    measured = make_record("dice", 0, 0.8)
-    measured.cost.update(
-        {"gflops": 5.4321, "inference_images_per_s": 41.26, "inference_warmup": 3,
-         "inference_timed": 10}
-    )  # fmt: skip
-    put_record(runs, "a", measured)
-    put_record(runs, "b", make_record("bce", 0, 0.5))  # from before the columns: —
-    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
-    assert "| Params (M) | GFLOPs | Train img/s | Infer img/s | Peak mem (MB) |" in text
-    dice = next(line for line in text.splitlines() if line.startswith("| 1 "))
-    bce = next(line for line in text.splitlines() if line.startswith("| 2 "))
-    assert "| 1.00 | 5.43 | 10.0 | 41.3 | 100 |" in dice, dice
-    assert "| 1.00 | — | 10.0 | — | 100 |" in bce, bce
-    assert "the median of 10 timed passes after 3 warm-up passes" in text
 
 
 def test_the_device_column_names_a_precision_other_than_fp32_and_the_header_a_mix(

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from harness.classes import CLASSES
-from harness.results.leaderboard import regenerate, rows
+from harness.results.leaderboard import regenerate
 from harness.results.records import iter_records, read_record, write_record
+from harness.results.rows import rows
 from tests.helpers import REPO, make_record
 
 BOARDS = REPO / "leaderboards"

@@ -9,10 +9,13 @@ import shutil
 from pathlib import Path
 
 from harness.classes import CLASSES
-from harness.results.ablation import ablation_data, render_ablation_data, write_ablation_table
-from harness.results.leaderboard import regenerate, rows
+from harness.results.ablation import ablation_data, write_ablation_table
+from harness.results.leaderboard import regenerate
+from harness.results.legacy import run_counts
+from harness.results.markdown import render
 from harness.results.records import Record, iter_records, write_record
-from harness.results.tables import Contents, legacy_counts, lost_runs, twin_path
+from harness.results.rows import rows
+from harness.results.tables import Contents, lost_runs, twin_path
 from tests.helpers import REPO
 
 ROOT = REPO
@@ -124,11 +127,11 @@ def test_an_old_table_without_twin_is_compared_by_its_rows(tmp_path: Path) -> No
     table = regenerate(BENCH["id"], runs, tmp_path / "boards")
     assert table is not None
     twin_path(table).unlink()  # as tables were before twins
-    assert legacy_counts(table.read_text()) == {
+    assert run_counts(table.read_text()) == {
         "unetpp · dice · adamw · flat · none": 2,
         "unetpp · bce · adamw · flat · none": 1,
     }
-    same = Contents(frozenset(), frozenset(), legacy_counts(table.read_text()))
+    same = Contents(frozenset(), frozenset(), run_counts(table.read_text()))
     assert lost_runs(table, same) == 0
     fewer = Contents(frozenset(), frozenset(), {"unetpp · dice · adamw · flat · none": 1})
     assert lost_runs(table, fewer) == 2
@@ -144,7 +147,7 @@ def test_an_ablation_table_is_kept_like_a_leaderboard(tmp_path: Path) -> None:
     path = tmp_path / "boards" / "x.ablation-loss.md"
     assert write_ablation_table(path, data, runs) == path
     assert "| dice | 0.8100 | 0.0141 | 2 | best |" in path.read_text()
-    assert render_ablation_data(json.loads(twin_path(path).read_text())) == path.read_text()
+    assert render(json.loads(twin_path(path).read_text())) == path.read_text()
     fewer = ablation_data("loss", table[:1], BENCH["id"], runs_of=runs_of)
     said: list[str] = []
     other = tmp_path / "other"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.data.phantom import synthesize
-from harness.results.leaderboard import Row, rows, versus_leader
 from harness.results.records import read_record
+from harness.results.rows import Row, rows, versus_leader
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record
 

@@ -20,8 +20,10 @@ from harness.data.sources import synthetic_dataset
 from harness.engine.events import NullObserver
 from harness.errors import HarnessError, RunFailed
 from harness.pictures.charts import TUNING
-from harness.results.leaderboard import budget_lines, regenerate, rows
+from harness.results.leaderboard import regenerate
+from harness.results.markdown import budget_lines
 from harness.results.records import read_record, write_record
+from harness.results.rows import rows
 from harness.runs import dispatch, planning, seed
 from harness.runs.job import Action, Job
 from harness.runs.requests import RunRequest

@@ -1,0 +1,201 @@
+"""Every column of every table, declared once, and how a number reads in a cell.
+
+A ``Column`` is a header, where its value is in a row of the table's data (a path of keys
+into a row of the JSON twin, or a function of the row), how its cell shows that value
+(decimals, a sign, a suffix; ``—`` for none), its alignment, whether its values are numbers
+(the page sorts them as such) and whether the page offers a range filter on it. The markdown
+view (``harness.results.markdown``), the twin's ``columns``, the web page
+(``harness.results.pages``), a row's drill-down and ``harness compare`` all read these
+declarations: a column added to ``LEADERBOARD`` (with its value in the twin's rows,
+``harness.results.leaderboard``) shows in each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.classes import CLASSES
+
+#: A row of a table's data: a row of its JSON twin (or of ``harness compare``'s deltas).
+Row = Mapping[str, Any]
+#: What a cell shows when its row has no value there.
+NONE = "—"
+#: Marks a ± that is a bootstrap standard error over images (a row of one seed).
+BOOTSTRAP = "ᵇ"
+#: The ablation's verdict cell of a value that has no succeeded run.
+NO_RUN = "no succeeded run"
+
+Align = Literal["left", "right", "center"]
+#: The markdown alignment row's cell for each alignment.
+RULES: dict[str, str] = {"left": "---", "right": "---:", "center": ":---:"}
+
+
+def number(value: Any, digits: int | None = None) -> str:
+    """``value`` with ``digits`` decimals (None: three significant digits); ``—`` for no number."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return NONE
+    return f"{value:.3g}" if digits is None else f"{value:.{digits}f}"
+
+
+def signed(value: float | None, digits: int) -> str:
+    """A difference with its sign (``+0.0120``); ``—`` for none."""
+    return NONE if value is None else f"{value:+.{digits}f}"
+
+
+def minus(b: float | None, a: float | None) -> float | None:
+    """``b - a``, or None when either is unknown."""
+    return None if a is None or b is None else b - a
+
+
+def chosen_text(chosen: Mapping[str, float]) -> str:
+    """A tuned entry's chosen values: ``lr=0.0107, weight_decay=2.03e-05``."""
+    return ", ".join(f"{k}={v:.3g}" for k, v in chosen.items())
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its header, its value in a row, and its cell as the markdown shows it."""
+
+    name: str
+    #: Where the value is in a row: a path of keys, or a function of the row.
+    source: tuple[str, ...] | Callable[[Row], Any]
+    #: Decimals of a number (None: the value as text).
+    digits: int | None = None
+    #: A number shown with its sign (a difference).
+    signed: bool = False
+    #: Text after a value, from the row (the ᵇ of a bootstrap ±).
+    suffix: Callable[[Row], str] | None = None
+    #: The cell of a row with a value, when it shows more than the value (``Worst class``).
+    text: Callable[[Row], str] | None = None
+    align: Align = "left"
+    #: Its values are numbers: sorted as numbers, right-aligned on the page.
+    numeric: bool = False
+    #: The page offers a range filter on it (where its values differ).
+    ranged: bool = False
+    #: The header a terminal shows, where it differs from ``name``.
+    terminal_name: str | None = None
+
+    def value(self, row: Row) -> Any:
+        """The row's value in this column (None: none)."""
+        if callable(self.source):
+            return self.source(row)
+        found: Any = row
+        for key in self.source:
+            found = found.get(key) if isinstance(found, Mapping) else None
+        return found
+
+    def cell(self, row: Row) -> str:
+        """The row's cell, as the markdown (and the page, and the terminal) shows it."""
+        value = self.value(row)
+        if value is None:
+            return NONE
+        if self.text is not None:
+            return self.text(row)
+        if self.digits is None:
+            shown = str(value)
+        else:
+            shown = signed(value, self.digits) if self.signed else number(value, self.digits)
+        return shown + (self.suffix(row) if self.suffix is not None else "")
+
+    @property
+    def rule(self) -> str:
+        """The column's cell in the markdown table's alignment row."""
+        return RULES[self.align]
+
+
+def _bootstrap(row: Row) -> str:
+    return BOOTSTRAP if row.get("noise_is_se") else ""
+
+
+def _worst(row: Row) -> str:
+    worst = row["worst_class"]
+    return f"{worst['class']} {number(worst['dice'], 4)}"
+
+
+def _measure(name: str, key: str, digits: int, ranged: bool = False) -> Column:
+    """A number measured per row, right-aligned."""
+    return Column(name, (key,), digits, align="right", numeric=True, ranged=ranged)
+
+
+#: A leaderboard row's cost: the last columns of the table, and a drill-down's cost section.
+COST = (
+    _measure("Params (M)", "params_m", 2, ranged=True),
+    _measure("GFLOPs", "gflops", 2),
+    _measure("Train img/s", "train_images_per_s", 1),
+    _measure("Infer img/s", "inference_images_per_s", 1),
+    _measure("Peak mem (MB)", "peak_memory_mb", 0),
+    _measure("Device-hours", "device_hours", 4, ranged=True),
+    Column("Device", ("device",)),
+)
+
+#: A leaderboard's columns, in order (its twin's ``columns`` names them).
+LEADERBOARD = (
+    Column("#", ("rank",), align="right", numeric=True),
+    Column("Entry", ("entry",)),
+    _measure("Mean Dice", "mean_dice", 4),
+    Column("±", ("noise",), 4, suffix=_bootstrap, align="right", numeric=True),
+    Column("n", ("n",), align="right", numeric=True),
+    Column("vs #1", ("vs_leader",), align="center"),
+    Column("Worst class", ("worst_class", "dice"), text=_worst, numeric=True),
+    _measure("Small-bone Dice", "small_bone_dice", 4),
+    *COST,
+)
+
+#: A leaderboard's second table: each entry's Dice per class.
+PER_CLASS = (
+    Column("Entry", ("entry",)),
+    *(Column(c, ("per_class_dice", c), 3, align="right", numeric=True) for c in CLASSES),
+)
+
+
+def _versus_best(row: Row) -> str:
+    return str(row.get("vs_best") or NO_RUN)
+
+
+def _chosen(row: Row) -> str | None:
+    return chosen_text(row["chosen"]) if "chosen" in row else None
+
+
+#: An ablation's columns after its first (the value varied), and the tuned one's last.
+ABLATION = (
+    _measure("Dice", "mean_dice", 4),
+    _measure("±", "std", 4),
+    Column("n", ("n",), align="right", numeric=True),
+    Column("vs best", _versus_best, align="center"),
+)
+CHOSEN = Column("Chosen", _chosen)
+
+
+def axis_title(axis: str) -> str:
+    """An ablation's axis as its title and first header say it: ``loss`` is ``Loss``."""
+    return axis.capitalize()
+
+
+def ablation(axis: str, tuned: bool) -> tuple[Column, ...]:
+    """An ablation's columns: the value of ``axis`` varied, Dice, ±, n, the verdict against
+    the best and, ``tuned``, the values its tuning chose."""
+    return (Column(axis_title(axis), ("value",)), *ABLATION, *((CHOSEN,) if tuned else ()))
+
+
+def of_table(data: Mapping[str, Any]) -> tuple[Column, ...]:
+    """The columns of a table's data (a leaderboard's twin, or an ablation's)."""
+    if data.get("kind") == "ablation":
+        return ablation(str(data["axis"]), bool(data.get("budget")))
+    return LEADERBOARD
+
+
+#: The shared rows' B minus A in ``harness compare``.
+DELTA_DICE = Column("Δ Dice", ("dice",), 4, signed=True, align="right", numeric=True)
+#: ``harness compare``'s columns (its terminal table and its page), over
+#: ``harness.results.compare.Delta.data``.
+COMPARE = (
+    Column("Entry", ("entry",)),
+    _measure("A Dice", "a_dice", 4),
+    _measure("B Dice", "b_dice", 4),
+    DELTA_DICE,
+    Column("Noise", ("noise",), align="right", terminal_name=""),
+    Column("Δ img/s", ("images_per_s",), 1, signed=True, align="right", numeric=True),
+    Column("Δ peak MB", ("peak_mb",), 0, signed=True, align="right", numeric=True),
+)

@@ -1,0 +1,48 @@
+"""A leaderboard's rows, aggregated from records: one per entry, best mean Dice first; the noise
+test of a row against the leader; a run's device as the table names it."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.results.rows import device_text, precisions, rows, versus_leader
+from tests.helpers import BENCH, make_record
+
+
+def test_rows_group_an_entrys_seeds_and_leave_out_failed_and_foreign_runs() -> None:
+    other = {**BENCH, "id": "tiny-zzz__phantom-1234"}
+    records = [
+        make_record("dice", 1, 0.84),
+        make_record("dice", 0, 0.80),
+        make_record("bce", 0, 0.90),
+        make_record("combo", 0, 0.99, status="failed"),
+        make_record("combo", 1, 0.95, bench=other),
+    ]
+    made = rows(records, BENCH["id"])
+    assert [r.entry.loss.name for r in made] == ["bce", "dice"]
+    dice = made[1]
+    assert [r.seed for r in dice.records] == [0, 1] and dice.mean == pytest.approx(0.82)
+    assert dice.by_seed() == {0: 0.80, 1: 0.84} and dice.std == pytest.approx(0.0283, abs=1e-4)
+    assert made[0].std is None  # one seed: no spread
+
+
+def test_a_row_is_tested_against_the_leader_by_what_they_share() -> None:
+    leader = rows([make_record("dice", s, 0.8 + s / 100) for s in range(3)], BENCH["id"])[0]
+    paired = rows([make_record("bce", s, 0.6 + s / 50) for s in range(3)], BENCH["id"])[0]
+    assert versus_leader(leader, paired).method == "t-test"
+    apart = rows([make_record("bce", 7, 0.6)], BENCH["id"])[0]  # no seed in common
+    found = versus_leader(leader, apart)
+    assert found.method == "n/a" and found.p_value is None and found.interval is None
+
+
+def test_the_device_names_the_cpu_and_a_precision_other_than_fp32() -> None:
+    record = make_record("dice", 0, 0.8)
+    assert device_text(record) == "cpu"
+    record.hardware = {"cpu": {"model": "AMD EPYC", "threads": 2}}
+    record.cost["precision"] = "bf16"
+    assert device_text(record) == "cpu · AMD EPYC · bf16"
+    record.cost["precision"] = "fp32"
+    assert device_text(record) == "cpu · AMD EPYC"
+    other = make_record("bce", 0, 0.7)
+    other.cost["precision"] = "fp16"
+    assert precisions(rows([record, other], BENCH["id"])) == ["fp16", "fp32"]
