@@ -270,11 +270,10 @@ def _cells(blocks: Blocks) -> tuple[np.ndarray, ...]:
     rows' image means, with their dfs and expectation coefficients."""
     ss_ri = df_ri = k_ri = ss_im = df_im = k_im = r_im = 0.0
     for fold in blocks:
-        present = [b for b in fold if b is not None]
-        if len(present) < 2:
+        z, units = _image_means(fold)
+        if len(z) < 2:
             continue
-        z = np.stack([b.mean(axis=0) for b in present])
-        inverse = float(np.mean([1 / b.shape[0] for b in present]))
+        inverse = float(np.mean(1 / units))
         rows, images = z.shape
         grand = z.mean()
         inter = z - z.mean(axis=1, keepdims=True) - z.mean(axis=0, keepdims=True) + grand
@@ -289,6 +288,25 @@ def _cells(blocks: Blocks) -> tuple[np.ndarray, ...]:
     return np.array([ss_ri, df_ri, k_ri, ss_im, df_im, k_im, r_im])
 
 
+def _image_means(fold: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows present × images) table of each present row's image means over its units,
+    and the rows' unit counts."""
+    present = [b for b in fold if b is not None]
+    units = np.array([b.shape[0] for b in present])
+    if len(set(units.tolist())) == 1:
+        return np.stack(present).mean(axis=1), units
+    return np.stack([b.mean(axis=0) for b in present]), units
+
+
+def _block_means(blocks: Blocks) -> np.ndarray:
+    """(rows × folds) mean of each block (its units' mean Dice), NaN where a row lacks a fold."""
+    means = np.full((len(blocks[0]), len(blocks)), np.nan)
+    for g, fold in enumerate(blocks):
+        rows = [r for r, b in enumerate(fold) if b is not None]
+        means[rows, g] = _image_means(fold)[0].mean(axis=1)
+    return means
+
+
 def _folds(blocks: Blocks) -> tuple[float, float, float, float, float, float]:
     """Entry × fold and fold sums of squares over the (complete rows × folds) table of fold
     means; the mean of 1 / units over its cells."""
@@ -297,7 +315,7 @@ def _folds(blocks: Blocks) -> tuple[float, float, float, float, float, float]:
     complete = [r for r in range(len(blocks[0])) if all(f[r] is not None for f in blocks)]
     if len(complete) < 2:
         raise ValueError("a cross-validated table needs two rows with every fold")
-    x = np.array([[f[r].mean() for f in blocks] for r in complete])
+    x = _block_means(blocks)[complete]
     rows, folds = x.shape
     grand = x.mean()
     inter = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + grand
@@ -353,14 +371,16 @@ def _value(form: np.ndarray, ms: MeanSquares) -> float:
     return float(form @ ms.value)
 
 
-def _satterthwaite(form: np.ndarray, ms: MeanSquares) -> float:
-    """Degrees of freedom of a linear form of mean squares (Satterthwaite's approximation)."""
-    terms = form * ms.value
-    used = (terms != 0) & (ms.df > 0)
+def _satterthwaite(forms: np.ndarray, ms: MeanSquares) -> float:
+    """The fewest degrees of freedom among linear forms of mean squares (one a row of
+    ``forms``), each by Satterthwaite's approximation."""
+    terms = np.atleast_2d(forms) * ms.value
+    df = np.where(ms.df > 0, ms.df, np.inf)
+    denominator = (terms**2 / df).sum(axis=1)
+    used = denominator > 0
     if not used.any():
         return math.inf
-    denominator = float((terms[used] ** 2 / ms.df[used]).sum())
-    return float(terms.sum() ** 2 / denominator) if denominator > 0 else math.inf
+    return float((terms.sum(axis=1)[used] ** 2 / denominator[used]).min())
 
 
 def _component_forms(ms: MeanSquares) -> dict[str, np.ndarray]:
@@ -401,39 +421,35 @@ def _components(forms: dict[str, np.ndarray], ms: MeanSquares, layout: Layout) -
     )
 
 
-def _row_forms(forms: dict[str, np.ndarray], layout: Layout) -> list[np.ndarray]:
-    """Each row's ``v_r`` as a form: σ²_c / I + (σ²_b + σ²_e / I) / n_r; or, cross-validated,
-    the variance of a fold mean over the row's number of folds."""
-    if layout.cross_validated:
-        return [forms["fold_mean"] / sum(c > 0 for c in row) for row in layout.counts]
-    images = layout.images[0]
+def _row_forms(forms: dict[str, np.ndarray], counts: np.ndarray, images: int) -> np.ndarray:
+    """Each row's ``v_r`` as a form (rows × 6): σ²_c / I + (σ²_b + σ²_e / I) / n_r; or,
+    cross-validated, the variance of a fold mean over the row's number of folds."""
+    if counts.shape[1] > 1:
+        return forms["fold_mean"][None, :] / (counts > 0).sum(axis=1)[:, None]
     runs = forms["unit"] + forms["residual"] / images
-    return [forms["entry_image"] / images + runs / row[0] for row in layout.counts]
+    return forms["entry_image"][None, :] / images + runs[None, :] / counts[:, :1]
 
 
 def _model(means: np.ndarray, ms: MeanSquares, layout: Layout) -> NoiseModel:
     forms = _component_forms(ms)
-    rows = _row_forms(forms, layout)
-    covered = np.array([[c > 0 for c in row] for row in layout.counts], dtype=float)
-    loadings = covered / covered.sum(axis=1, keepdims=True)
+    counts = np.array(layout.counts)
+    rows = _row_forms(forms, counts, layout.images[0])
+    loadings = (counts > 0) / (counts > 0).sum(axis=1, keepdims=True)
     if layout.cross_validated:
-        shared = [forms["shared_fold"]] * layout.folds
+        shared = np.repeat(forms["shared_fold"][None, :], layout.folds, axis=0)
     else:
-        shared = [forms["image"] / layout.images[0]]
-    intervals = [
-        row + sum(w**2 * s for w, s in zip(weights, shared, strict=True))
-        for row, weights in zip(rows, loadings, strict=True)
-    ]
+        shared = forms["image"][None, :] / layout.images[0]
+    intervals = rows + (loadings**2) @ shared
     return NoiseModel(
         means=np.asarray(means, dtype=float),
         layout=layout,
         components=_components(forms, ms, layout),
-        row_variance=np.array([_value(f, ms) for f in rows]),
-        df=min(_satterthwaite(f, ms) for f in rows),
+        row_variance=rows @ ms.value,
+        df=_satterthwaite(rows, ms),
         loadings=loadings,
-        shared_variance=np.array([_value(s, ms) for s in shared]),
-        interval_variance=np.array([_value(f, ms) for f in intervals]),
-        interval_df=min(_satterthwaite(f, ms) for f in intervals),
+        shared_variance=shared @ ms.value,
+        interval_variance=intervals @ ms.value,
+        interval_df=_satterthwaite(intervals, ms),
         mean_squares=ms,
     )
 
@@ -445,12 +461,7 @@ def fit_noise(table: np.ndarray | Sequence[Sequence[Unit]]) -> NoiseModel:
     per-image Dice, or a table whose scores do not vary."""
     blocks, layout = _blocks(table)
     ms, heterogeneity = _mean_squares(blocks)
-    means = np.array(
-        [
-            np.mean([b.mean() for b in (f[r] for f in blocks) if b is not None])
-            for r in range(layout.rows)
-        ]
-    )
+    means = np.nanmean(_block_means(blocks), axis=1)
     model = replace(_model(means, ms, layout), heterogeneity=heterogeneity)
     if not np.all(model.row_variance > 0):
         raise ValueError("the table's per-image Dice do not vary: there is no noise to measure")
@@ -526,15 +537,22 @@ class _Null:
 
 
 def _design(model: NoiseModel) -> tuple[_Design, float]:
-    """The model's design, rounded so that near-equal designs share draws, and the scale
-    (the largest row variance) its variances are relative to."""
+    """The model's design and the scale (the largest row variance) its variances are relative
+    to: variances rounded to steps of 2 % (loadings to 1e-9), so that tables of one design
+    share their null draws (the draws depend on the rounded design alone)."""
     scale = float(model.row_variance.max())
-    variance = tuple(np.round(model.row_variance / scale, 9).tolist())
+    variance = _rounded(model.row_variance / scale)
     if np.allclose(model.loadings, model.loadings[0]):
         return _Design(variance), scale
     loadings = tuple(tuple(row) for row in np.round(model.loadings, 9).tolist())
-    shared = tuple(np.round(model.shared_variance / scale, 9).tolist())
-    return _Design(variance, loadings, shared), scale
+    return _Design(variance, loadings, _rounded(model.shared_variance / scale)), scale
+
+
+def _rounded(ratios: np.ndarray) -> tuple[float, ...]:
+    """Positive ratios to the nearest power of 1.02 (zero stays zero)."""
+    step = math.log(1.02)
+    logs = np.log(np.where(ratios > 0, ratios, 1.0))
+    return tuple(np.where(ratios > 0, np.exp(np.round(logs / step) * step), 0.0).tolist())
 
 
 def _pair_se(variance: np.ndarray, loadings: np.ndarray, shared: np.ndarray) -> np.ndarray:
@@ -571,14 +589,19 @@ def _null(design: _Design) -> _Null:
 def _scale(df: int, stream: int = 1) -> np.ndarray:
     """Draws of s = sqrt(χ²_df / df), the estimated over the true standard error (df rounded
     down, so the test errs on the safe side); ``stream`` keeps two tables' draws apart."""
-    if df >= 100_000:
-        return np.ones(DRAWS)
     u = (np.random.default_rng(SEED + stream).permutation(DRAWS) + 0.5) / DRAWS  # stratified
     return np.sqrt(stats.chi2.ppf(u, df) / df)
 
 
 def _df(df: float) -> int:
-    return max(1, int(min(df, 100_000)))
+    """Degrees of freedom rounded down (to a coarser step above 30, so that tables of one
+    design share their null distributions): the test errs on the safe side."""
+    if df < 30:
+        return max(1, int(df))
+    if df >= 1000:
+        return 1000
+    step = 5 if df < 100 else 50
+    return int(df // step * step)
 
 
 def _observed_se(model: NoiseModel) -> np.ndarray:
@@ -678,19 +701,29 @@ def adjusted_p(model: NoiseModel) -> np.ndarray:
     its statistic ``t_i = max_j (ȳ_j - ȳ_i) / se_ij``: rows in order of falling t, each p the
     chance under the null that the largest t* among the rows not yet rejected reaches it."""
     design, _ = _design(model)
-    null = _null(design)
     se = _observed_se(model)
     t = ((model.means[None, :] - model.means[:, None]) / se).max(axis=1)
     order = np.argsort(-t, kind="stable")
-    tail = null.tail if design.exchangeable else _tail_max(null.above[:, order])
-    raw = (tail / _scale(_df(model.df))[:, None] >= t[order]).mean(axis=0)
+    if design.exchangeable:  # the rows not yet rejected at step k: any k-th to last rows
+        tail = _sorted_tail(design, _df(model.df))
+    else:
+        tail = np.sort(
+            _tail_max(_null(design).above[:, order]) / _scale(_df(model.df))[:, None], axis=0
+        )
+    reached = [DRAWS - np.searchsorted(tail[:, k], t[r]) for k, r in enumerate(order)]
     p = np.empty(model.rows)
-    p[order] = np.maximum.accumulate(raw)
+    p[order] = np.maximum.accumulate(np.array(reached) / DRAWS)
     return p
 
 
 def _tail_max(x: np.ndarray) -> np.ndarray:
+    """Column k: the maximum of columns k, k + 1, ... (the hypotheses left at step k)."""
     return np.maximum.accumulate(x[:, ::-1], axis=1)[:, ::-1]
+
+
+@lru_cache(maxsize=16)
+def _sorted_tail(design: _Design, df: int) -> np.ndarray:
+    return np.sort(_null(design).tail / _scale(df)[:, None], axis=0)
 
 
 # The same entry in two tables (unpaired).

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from harness.results.noise import (
-    ALPHA,
     Components,
     Layout,
     NoiseModel,
@@ -88,14 +87,18 @@ class Calibration:
     row marked below (``false_alarms``), the share of tables where an entry planted at the
     stated minimum detectable difference (``mdd``) below the others is marked below
     (``power``), and the shares of rows whose interval covers the true mean and whose rank
-    band holds a rank the true means allow (on a table with means ``spaced`` apart)."""
+    band holds a rank the true means allow (on a table with means ``spaced`` apart), each
+    with its standard error over tables (``*_se``: a table's rows share its image effects,
+    so its rows' coverages are not independent)."""
 
     tables: int
     false_alarms: float
     mdd: float
     power: float
     coverage: float
+    coverage_se: float
     rank_coverage: float
+    rank_coverage_se: float
 
 
 def calibrate(
@@ -106,26 +109,25 @@ def calibrate(
     rows = len(spec.means)
     level = replace(spec, means=(0.85,) * rows)
     mdd = minimum_detectable_difference(expected_noise(spec.components, level.layout))
-    null = simulate(level, tables, seed)
+    null = [fit_noise(y) for y in simulate(level, tables, seed)]
     planted = simulate(level.planted(rows - 1, mdd), tables, seed + 1)
     ladder = replace(spec, means=tuple(0.85 - spaced * np.arange(rows)))
-    ranked = simulate(ladder, tables, seed + 2)
+    covered = np.array([_covered(m, level.means) for m in null])
+    ranked = np.array([_ranks_covered(y, ladder.means) for y in simulate(ladder, tables, seed + 2)])
     return Calibration(
         tables=tables,
-        false_alarms=float(np.mean([_any_below(y) for y in null])),
+        false_alarms=float(np.mean([any(v.below for v in verdicts(m)) for m in null])),
         mdd=mdd,
         power=float(np.mean([verdicts(fit_noise(y))[rows - 1].below for y in planted])),
-        coverage=float(np.mean([_covered(y, level.means) for y in null])),
-        rank_coverage=float(np.mean([_ranks_covered(y, ladder.means) for y in ranked])),
+        coverage=float(covered.mean()),
+        coverage_se=float(covered.std() / np.sqrt(tables)),
+        rank_coverage=float(ranked.mean()),
+        rank_coverage_se=float(ranked.std() / np.sqrt(tables)),
     )
 
 
-def _any_below(y: np.ndarray, alpha: float = ALPHA) -> bool:
-    return any(v.below for v in verdicts(fit_noise(y), alpha))
-
-
-def _covered(y: np.ndarray, means: Sequence[float]) -> float:
-    intervals = row_intervals(fit_noise(y))
+def _covered(model: NoiseModel, means: Sequence[float]) -> float:
+    intervals = row_intervals(model)
     return float(np.mean([i.low <= m <= i.high for i, m in zip(intervals, means, strict=True)]))
 
 
