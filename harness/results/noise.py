@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 ALPHA = 0.05
 #: The confidence level of intervals and rank bands.
@@ -355,7 +355,7 @@ def _bartlett(spread: list[tuple[float, int]]) -> float | None:
     pooled = float((df * var).sum() / total)
     statistic = total * math.log(pooled) - float((df * np.log(var)).sum())
     correction = 1 + (float((1 / df).sum()) - 1 / total) / (3 * (len(spread) - 1))
-    return float(stats.chi2.sf(statistic / correction, len(spread) - 1))
+    return float(special.chdtrc(len(spread) - 1, statistic / correction))
 
 
 # From mean squares to a model: each variance a linear form over the six mean squares.
@@ -542,7 +542,7 @@ def _design(model: NoiseModel) -> tuple[_Design, float]:
     share their null draws (the draws depend on the rounded design alone)."""
     scale = float(model.row_variance.max())
     variance = _rounded(model.row_variance / scale)
-    if np.allclose(model.loadings, model.loadings[0]):
+    if _shared_cancels(model):
         return _Design(variance), scale
     loadings = tuple(tuple(row) for row in np.round(model.loadings, 9).tolist())
     return _Design(variance, loadings, _rounded(model.shared_variance / scale)), scale
@@ -553,6 +553,11 @@ def _rounded(ratios: np.ndarray) -> tuple[float, ...]:
     step = math.log(1.02)
     logs = np.log(np.where(ratios > 0, ratios, 1.0))
     return tuple(np.where(ratios > 0, np.exp(np.round(logs / step) * step), 0.0).tolist())
+
+
+def _shared_cancels(model: NoiseModel) -> bool:
+    """Every row covers the same folds alike, so the shared effects cancel from comparisons."""
+    return bool((model.loadings == model.loadings[0]).all())
 
 
 def _pair_se(variance: np.ndarray, loadings: np.ndarray, shared: np.ndarray) -> np.ndarray:
@@ -606,7 +611,7 @@ def _df(df: float) -> int:
 
 def _observed_se(model: NoiseModel) -> np.ndarray:
     loadings, shared = model.loadings, model.shared_variance
-    if np.allclose(loadings, loadings[0]):
+    if _shared_cancels(model):
         loadings, shared = np.empty((0,)), np.empty((0,))
     return _pair_se(model.row_variance, loadings, shared)
 
@@ -683,7 +688,7 @@ def verdicts(model: NoiseModel, alpha: float = ALPHA) -> list[Verdict]:
     leader = model.leader
     se = _observed_se(model)[:, leader]
     gap = model.means[leader] - model.means
-    beats = stats.t.cdf(-gap / np.where(np.isinf(se), 1, se), model.df)
+    beats = special.stdtr(model.df, -gap / np.where(np.isinf(se), 1, se))
     return [
         Verdict(
             leader=r == leader,
@@ -809,6 +814,9 @@ def minimum_detectable_difference(
     equal) that ``verdicts`` marks below with chance ``power``: the table's resolution."""
     _check_level(power)
     curve = _PowerCurve.of(model, alpha)
+    if np.allclose(curve.se, curve.se[0]):  # one se: the power is a quantile of the draws
+        shortfall = curve.threshold - curve.gaps.max(axis=1)
+        return max(float(np.quantile(shortfall, power)), 0.0) * float(curve.se[0]) * curve.unit
     low, high = 0.0, 1.0
     while curve.power(high) < power:
         low, high = high, 2 * high
