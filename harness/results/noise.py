@@ -60,7 +60,7 @@ SEEDS_CAP = 64
 _E, _W, _RI, _IM, _RG, _G = range(6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Unit:
     """One training run's scores: the Dice of each validation image of its fold (mean over
     classes), in the fold's image order; ``fold`` None outside a cross-validated table."""
@@ -111,7 +111,7 @@ class Layout:
         return self.folds > 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MeanSquares:
     """ANOVA mean squares (``value``, ``df``: residual, unit, entry × image, image,
     entry × fold, fold) and what their expectations hold: E[unit] = σ²_unit + k_unit σ²_res,
