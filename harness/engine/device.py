@@ -148,6 +148,10 @@ class Placement:
     precision: Precision = Precision()
     memory_format: torch.memory_format = torch.contiguous_format
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.precision, Precision):
+            raise TypeError(f"a placement's precision is a Precision, got {self.precision!r}")
+
     @property
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype (None: fp32)."""
