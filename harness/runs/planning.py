@@ -1,8 +1,10 @@
 """Planning: a request becomes a plan, in two steps.
 
 ``Planner.resolve`` is pure and cheap: it reads the plugins, the protocol and its overrides,
-checks every component name and parameter text, the entry's own hyperparameters and the
-seeds, and fails with one line on bad input; it touches no data. ``Planner.prepare`` does
+checks every component name and parameter text, the entry's own hyperparameters, the seeds
+and the launch settings (``harness.runs.settings``: device, precision, ... resolved once,
+``--nproc`` bounded by this machine's GPUs unless the chosen executor trains elsewhere), and
+fails with one line on bad input; it touches no data. ``Planner.prepare`` does
 the heavy part, once per command whatever the number of plans: the dataset (the phantom
 generated, every label file checked, the fingerprint, the small-bone set, the images
 decoded at the protocol's resolution), the encoder weights, and each entry's components
