@@ -55,7 +55,8 @@ from harness.engine.events import NullObserver, Observers
 from harness.engine.inference import evaluate
 from harness.engine.step import TrainStep
 from harness.protocol import Protocol
-from harness.runs.tracking import METRICS_NAME, TENSORBOARD_DIR, MetricsLog, TensorBoardLog
+from harness.runs.tracking.metrics import METRICS_NAME, MetricsLog
+from harness.runs.tracking.tensorboard import TENSORBOARD_DIR, TensorBoardLog
 
 CPU = torch.device("cpu")
 ENTRY = Entry(

@@ -291,7 +291,7 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
     from harness.data.datasets import TrainDataset
     from harness.data.layout import list_images
     from harness.data.phantom import synthesize
-    from harness.engine.device import amp_dtype
+    from harness.engine.device import Precision
 
     started = time.perf_counter()
     protocol = protocols.load(PROTOCOL).derive(
@@ -313,7 +313,7 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
         Component(protocol.augmentation),
     )
     assert (protocol.optimizer, protocol.scheduler) == ("adamw", "flat"), "bare loop mismatch"
-    dtype = amp_dtype(protocol, device)
+    precision = Precision.resolve(protocol, device)  # the protocol's own on this device
     registry = Registry.load()
 
     clock = time.perf_counter()
@@ -335,7 +335,7 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
     # as its step goes on to be fed by the loader.
     release(device)
     bare = timed_steps(
-        bare_step(settings.encoder, protocol.lr, protocol.weight_decay, device, dtype),
+        bare_step(settings.encoder, protocol.lr, protocol.weight_decay, device, precision.dtype),
         cycle(batches),
         settings,
         device,
@@ -351,13 +351,12 @@ def run(settings: Settings, device: torch.device, workdir: Path) -> dict[str, An
     report("harness step fed by its DataLoader", fed)
     del ours, loader
     release(device)
-    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     keep = ("images_per_s", "step_ms", "peak_memory_mb", "loss")
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "precision": precision,
+        "precision": precision.name,
         "channels_last": protocol.channels_last,
         "dry_run": settings.dry_run,
         "settings": {**asdict(settings), "model": MODEL, "loss": LOSS, "protocol": PROTOCOL},

@@ -255,7 +255,7 @@ def check_loss_overflow(ctx: Context) -> dict[str, Any]:
     import torch
 
     from harness.components.registry import Registry
-    from harness.engine.device import Placement
+    from harness.engine.device import Placement, Precision
     from harness.engine.step import StepSettings, TrainStep
 
     device = torch.device(ctx.device)
@@ -270,7 +270,7 @@ def check_loss_overflow(ctx: Context) -> dict[str, Any]:
         with torch.autocast(device.type, dtype=torch.float16):
             half = loss_fn(model(inputs).half(), targets.half())  # what the step must not do
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        settings = StepSettings(Placement(device, torch.float16))
+        settings = StepSettings(Placement(device, Precision("fp16")))
         loss = TrainStep(model, loss_fn, optimizer, settings=settings)(inputs, targets)
         finite = bool(torch.isfinite(loss)) and all(
             bool(torch.isfinite(p).all()) for p in model.parameters()

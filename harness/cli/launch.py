@@ -1,4 +1,4 @@
-"""What ``run``, ``sweep`` and ``tune`` share: checking ``--jobs``, quiet ranks, the
+"""What ``run``, ``sweep`` and ``tune`` share: the executor chosen once, quiet ranks, the
 preparation bar, what the dispatcher reports to, the ``--dry-run`` listing, a board's row."""
 
 from __future__ import annotations
@@ -13,22 +13,20 @@ from harness.cli import bars
 from harness.cli.progress import TrainingProgress
 from harness.cli.root import err, out
 from harness.engine.events import TrainObserver
-from harness.errors import HarnessError
 from harness.runs.requests import RunRequest
 
 if TYPE_CHECKING:
+    from harness.runs.executors import Executor
     from harness.runs.planning import Planner
 
 
-def check_jobs(request: RunRequest) -> None:
-    """``--jobs``/``--cluster`` are checked before any work (a cluster must answer, unless
-    this is a ``--dry-run``, which needs none)."""
-    if request.launch.jobs is not None and request.launch.jobs < 1:
-        raise HarnessError(f"--jobs {request.launch.jobs}: give a positive number of runs at once")
-    if request.launch.cluster and not request.launch.dry_run:
-        from harness.runs.executors import check_cluster
+def executor(request: RunRequest) -> Executor:
+    """The executor of the command's runs, chosen once, before any work: its own options
+    checked (``--jobs``; a ``--cluster`` must answer, unless this is a ``--dry-run``, which
+    needs none). The command hands it to the planner and the dispatcher."""
+    from harness.runs.executors import choose
 
-        check_cluster(request.launch.cluster)
+    return choose(request)
 
 
 def dry_run(plans: list[Any]) -> None:
@@ -40,12 +38,13 @@ def dry_run(plans: list[Any]) -> None:
 
 
 @contextmanager
-def preparing() -> Iterator[Planner]:
+def preparing(chosen: Executor) -> Iterator[Planner]:
     """A planner whose dataset preparation shows a bar while the block runs (every input
-    checked, the data ready, before anything trains); later plans reuse what it prepared."""
+    checked, the data ready, before anything trains); later plans reuse what it prepared.
+    ``chosen``: the command's executor (whether its runs train elsewhere)."""
     from harness.runs.planning import Planner
 
-    planner = Planner()
+    planner = Planner(remote=chosen.remote)
     with bars.bar("Preparing the dataset", err) as progress:
         planner.progress = progress
         yield planner
@@ -53,11 +52,12 @@ def preparing() -> Iterator[Planner]:
 
 
 @contextmanager
-def reporting(request: RunRequest) -> Iterator[tuple[TrainObserver, bars.Update | None]]:
-    """What the dispatcher reports to: the training bars and lines, and with
-    ``--jobs``/``--cluster`` a bar of runs done."""
+def reporting(chosen: Executor) -> Iterator[tuple[TrainObserver, bars.Update | None]]:
+    """What the dispatcher reports to: the training bars and lines, and a bar of runs done
+    when the runs have no bars of their own (``--jobs``/``--cluster``: the executor
+    announces each run as it ends)."""
     observer = TrainingProgress(err)
-    if request.launch.jobs or request.launch.cluster:
+    if chosen.announces:
         with bars.bar("Runs", err) as runs:
             yield observer, runs
     else:

@@ -16,8 +16,8 @@ def run(request: RunRequest) -> None:
     from harness.runs.dispatch import dispatch
 
     launch.quiet_ranks()
-    launch.check_jobs(request)
-    with launch.preparing() as planner:  # every input checked and the dataset prepared once
+    executor = launch.executor(request)
+    with launch.preparing(executor) as planner:  # every input checked, the data prepared once
         resolved = planner.plan(request)
     bench = resolved.benchmark
     dataset = bench.dataset
@@ -36,8 +36,8 @@ def run(request: RunRequest) -> None:
         return launch.dry_run([resolved])
     unwritten: NotWritten | None = None
     try:
-        with launch.reporting(request) as (observer, runs):
-            outcomes = dispatch([resolved], observer, runs)
+        with launch.reporting(executor) as (observer, runs):
+            outcomes = dispatch([resolved], observer, runs, executor)
     except NotWritten as exc:  # every run succeeded; its table is for `harness leaderboard`
         unwritten, outcomes = exc, list(resolved.outcomes)
     finally:

@@ -28,16 +28,16 @@ def sweep(
     from harness.studies.sweep import parse_vary, run_sweep, sweep_plans
 
     launch.quiet_ranks()
-    launch.check_jobs(request)
+    executor = launch.executor(request)
     axis = parse_vary(vary)
     # Every value checked, and the dataset prepared once, under the bar before anything trains.
-    with launch.preparing() as planner:
+    with launch.preparing(executor) as planner:
         plans = sweep_plans(request, axis, planner)
     if request.launch.dry_run:
         return launch.dry_run(plans)
     try:
-        with launch.reporting(request) as (observer, runs):
-            path = run_sweep(plans, axis, observer, runs)
+        with launch.reporting(executor) as (observer, runs):
+            path = run_sweep(plans, axis, observer, runs, executor)
     finally:
         distributed.shutdown()
     if not plans[0].world.is_main or path is None:

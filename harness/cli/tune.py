@@ -38,15 +38,17 @@ def tune(
     from harness.studies.tune import tune as run_tune
     from harness.studies.tune import tune_dry_run
 
-    launch.check_jobs(request)
-    with launch.preparing() as planner:
+    executor = launch.executor(request)
+    with launch.preparing(executor) as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.launch.dry_run:
         for line in tune_dry_run(request, trials, planner):
             out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    with launch.reporting(request) as (observer, runs):
-        outcome = run_tune(request, observer, trials=trials, jobs=runs, planner=planner)
+    with launch.reporting(executor) as (observer, runs):
+        outcome = run_tune(
+            request, observer, trials=trials, jobs=runs, planner=planner, executor=executor
+        )
     out.print(trials_table(outcome))
     for path, record in outcome.final.outcomes:
         out.print(
@@ -73,9 +75,9 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     from harness.studies.sweep import parse_vary
     from harness.studies.tune import tune_dry_run, tune_sweep
 
-    launch.check_jobs(request)
+    executor = launch.executor(request)
     axis = parse_vary(vary)
-    with launch.preparing() as planner:
+    with launch.preparing(executor) as planner:
         for value in axis.values:  # every value checked before any trial
             planner.plan(request.replace(**{axis.name: value}))
     if request.launch.dry_run:  # each value's budget, study and estimate; nothing trains
@@ -84,8 +86,10 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
             for line in tune_dry_run(value_request, trials, planner):
                 out.print(line, markup=False, highlight=False, soft_wrap=True)
         return
-    with launch.reporting(request) as (observer, runs):
-        path, _ = tune_sweep(request, axis, observer, trials=trials, jobs=runs, planner=planner)
+    with launch.reporting(executor) as (observer, runs):
+        path, _ = tune_sweep(
+            request, axis, observer, trials=trials, jobs=runs, planner=planner, executor=executor
+        )
     if path is None:
         return
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)

@@ -16,7 +16,13 @@ from harness.components.contracts import build_components, check_logits, check_l
 from harness.components.entry import Entry
 from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
-from harness.engine.device import Placement, memory_format, reset_peak_memory, seed_everything
+from harness.engine.device import (
+    Placement,
+    Precision,
+    memory_format,
+    reset_peak_memory,
+    seed_everything,
+)
 from harness.engine.distributed import World
 from harness.engine.loader import make_train_loader
 from harness.engine.step import StepSettings, TrainStep
@@ -48,14 +54,14 @@ class RunSpec:
 class Execution:
     """How a run executes, never part of the protocol: the device, this process's place in
     a data-parallel run (``world``), the micro-batch (None: whole batches, halved on out of
-    memory), whether the step goes through ``torch.compile`` and the precision (``auto``:
-    the protocol's on this device; ``fp32``, ``bf16`` or ``fp16``: ``amp_dtype``)."""
+    memory), whether the step goes through ``torch.compile`` and the precision, resolved
+    (``Precision.resolve``; None: the protocol's own on this device)."""
 
     device: torch.device
     world: World = World()
     micro_batch: int | None = None
     compile: bool = False
-    precision: str = "auto"
+    precision: Precision | None = None
 
 
 def make_train_step(
@@ -66,13 +72,13 @@ def make_train_step(
     recipe: Recipe,
     device: torch.device,
     micro_batch: int | None = None,
-    precision: str = "auto",
+    precision: Precision | None = None,
 ) -> TrainStep:
     """The protocol's training step for these components, exactly as ``train`` runs it.
 
-    Precision (``precision``, read by ``amp_dtype``; a grad scaler only for fp16), memory
-    format, gradient clipping, and the plugin contract checks on the first batch naming the
-    entry's plugins.
+    Precision (``precision``, None: the protocol's own on ``device``; a grad scaler only for
+    fp16), memory format, gradient clipping, and the plugin contract checks on the first
+    batch naming the entry's plugins.
     """
     entry, registry = recipe.entry, recipe.registry
     placement = Placement.of(recipe.protocol, device, precision)

@@ -72,8 +72,8 @@ class TrainStep:
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.placement = placement
-        fp16 = placement.dtype == torch.float16
-        self.scaler = torch.amp.GradScaler(placement.device.type, enabled=fp16)
+        scaler = placement.precision.scaler
+        self.scaler = torch.amp.GradScaler(placement.device.type, enabled=scaler)
         self.grad_clip = settings.grad_clip
         #: Changed by the out-of-memory fallback and by a resume (``harness.engine.oom``).
         self.micro_batch = settings.micro_batch

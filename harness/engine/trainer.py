@@ -2,7 +2,7 @@
 
 Everything that makes runs comparable is fixed here or by the protocol: seeding,
 precision (by default AMP on CUDA — bf16 where supported, else fp16 with a grad scaler —
-and fp32 on CPU; ``Execution.precision`` chooses another, recorded), the split, the
+and fp32 on CPU; ``Execution.precision`` is another, recorded), the split, the
 validation schedule and the metric. The final epoch's Dice is what the leaderboard ranks;
 the best epoch is recorded apart.
 
@@ -36,7 +36,7 @@ from harness.engine import checkpoint, distributed
 from harness.engine.build import Execution, Recipe, RunSpec, Setup, build_setup, make_train_step
 from harness.engine.checkpoint import Checkpoint
 from harness.engine.control import Interrupted, StopAgreement, StopOnCtrlC, StopRequested
-from harness.engine.device import device_name, peak_memory_mb, precision_name
+from harness.engine.device import device_name, peak_memory_mb
 from harness.engine.events import NullObserver, TrainObserver
 from harness.engine.failures import Where, explained, not_finite
 from harness.engine.inference import evaluate
@@ -298,7 +298,7 @@ class Trainer:
                 "micro_batch": setup.step.micro_batch,
                 "processes": setup.world.size,
                 "compile": bool(setup.compile),
-                "precision": precision_name(setup.step.placement.dtype),
+                "precision": setup.step.placement.precision.name,
             },
         )
 

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.classes import CLASSES
-from harness.engine.device import Placement, resolve_device
+from harness.engine.device import Placement, Unavailable, resolve_device
 from harness.engine.inference import TTA_CHOICES, tta_logits
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME, WEIGHTS_NAME
@@ -385,7 +385,10 @@ def predict_ensemble(
     out = Path(out)
     if out.is_dir():
         raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
-    device = resolve_device(options.device)
+    try:
+        device = resolve_device(options.device)
+    except Unavailable as exc:
+        raise HarnessError(exc.said("--device")) from None
     runs = load_ensemble(run_dirs, device=device, plugins=options.plugins)
     if options.split == "val" and len({run.protocol.fold for run in runs}) > 1:
         raise HarnessError(

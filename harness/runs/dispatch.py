@@ -2,12 +2,12 @@
 
 ``dispatch`` turns plans into jobs (one per seed), decides once what each job does
 (``harness.runs.job.decide``: train, resume, skip, or refuse), reports the skipped ones,
-hands the rest to an executor (``harness.runs.executors``: in this process, or Ray with
-``--jobs``/``--cluster``) and lands each outcome as it comes back: the files a remote worker
-sent, the failed record of a run that failed (unless an earlier success is kept:
-``harness.runs.job.keeps_earlier``), the leaderboard, the progress. ``harness run``,
-``harness sweep`` and ``harness tune`` (its trials and its finals) all call it, so a
-run-level feature is written once, here.
+hands the rest to the executor chosen for the command (``harness.runs.executors``: in this
+process, or Ray with ``--jobs``/``--cluster``) and lands each outcome as it comes back: the
+files a remote worker sent, the failed record of a run that failed (unless an earlier
+success is kept: ``harness.runs.job.keeps_earlier``), the leaderboard, the progress.
+``harness run``, ``harness sweep`` and ``harness tune`` (its trials and its finals) all call
+it, so a run-level feature is written once, here.
 
 A run never costs more than its last epoch and never damages what other runs wrote: it
 checkpoints as it trains, ``--resume`` continues it after a crash, a kill or a Ctrl-C
@@ -40,7 +40,6 @@ from harness.results.records import write_record as _write_record
 from harness.runs import executors
 from harness.runs.job import Action, Job, Outcome, job_of, keeps_earlier
 from harness.runs.planning import Plan, run_dir
-from harness.runs.requests import resume_command
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +48,7 @@ def dispatch(
     plans: Sequence[Plan],
     observer: TrainObserver,
     progress: Progress | None = None,
+    executor: executors.Executor | None = None,
 ) -> list[tuple[Path, Record]]:
     """Carry out every run of ``plans``; return each plan's ``(record path, record)``.
 
@@ -58,9 +58,10 @@ def dispatch(
     its ``HarnessError``), or ``NotWritten`` what a full disk kept from being written.
     ``observer`` hears every line for the user and the training progress; ``progress`` the
     runs done of all (Ray). Ctrl-C stops, says where, and prints the command that resumes.
+    ``executor``: the one chosen for the command (``executors.choose``; None: chosen here).
     """
     jobs = decide_all(plans)
-    executor = executors.choose(plans[0].request)
+    executor = executor or executors.choose(plans[0].request)
     landing = _Landing(plans, observer, progress, executor.announces)
     for job in jobs:
         if job.action is Action.SKIP:
@@ -100,7 +101,7 @@ def _carry_out(
             executor.run(todo, landing.land, observer)
             return
         except OSError as exc:
-            if executor.announces or not out_of_space(exc):
+            if executor.remote or not out_of_space(exc):
                 raise
             job = next(j for j in todo if not landing.has_landed(j))
             landing.out_of_space(job, exc)
@@ -155,10 +156,8 @@ def _refusal(job: Job) -> str:
 
 
 def _resume(plan: Plan) -> str:
-    """The command that continues ``plan``'s runs."""
-    if plan.resume_hint:
-        return plan.resume_hint
-    return resume_command(plan.request) if plan.request else "--resume"
+    """The command that continues ``plan``'s runs, in words."""
+    return plan.resume_hint.text()
 
 
 # ---------------------------------------------------------------------------- landing

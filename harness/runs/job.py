@@ -5,12 +5,17 @@ for it, and the outcome an executor hands back.
 trains from the start, resumes from its checkpoint, is skipped, or is refused. ``keeps_earlier``
 is the one rule for a rerun that does not succeed: an earlier succeeded record stays. Both
 are pure; ``harness.runs.dispatch`` applies them, executors only carry jobs out.
+
+A job that another process carries out (a Ray task, each rank of ``--nproc``, a cluster's
+job) travels as a ``JobSpec``: plain values, frozen and picklable, which ``rebuild`` plans
+again into the same job there.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ from harness.engine import checkpoint
 from harness.protocol import Protocol
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.planning import Plan, run_dir
+from harness.runs.planning import plan as plan_request
+from harness.runs.requests import RunRequest
 
 
 class Action(enum.Enum):
@@ -112,3 +119,41 @@ class Outcome:
     messages: list[str] = field(default_factory=list)
     #: Anything else an executor reports (its own field names).
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: What an executor calls as each job ends (``harness.runs.dispatch`` lands it).
+Land = Callable[[Job, Outcome], None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job as plain values, for another process to plan and carry out: the request of
+    this run alone (its seed; no ``--jobs``/``--cluster`` of its own: it is where it runs),
+    its seed and fold, the decision, and a tuned entry's tuning (``Plan.tuning``). Frozen
+    and picklable; ``rebuild`` makes the job again."""
+
+    request: RunRequest
+    seed: int
+    action: Action
+    fold: int | None = None
+    tuning: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: Job, **changes: Any) -> JobSpec:
+        """``job`` as values; ``changes``: request fields set for where it goes, by name
+        (``device=``, ``runs_dir=``)."""
+        request = job.plan.request.replace(seeds=(job.seed,), jobs=None, cluster=None, **changes)
+        return cls(request, job.seed, job.action, job.fold, job.plan.tuning)
+
+    def replace(self, **changes: Any) -> JobSpec:
+        """This spec with request fields changed by name (``RunRequest.replace``)."""
+        return dataclasses.replace(self, request=self.request.replace(**changes))
+
+
+def rebuild(spec: JobSpec) -> Job:
+    """The job ``spec`` holds, planned in this process (its data made ready here, its
+    launch settings resolved for this machine), in its run folder under the request's."""
+    plan = plan_request(spec.request)
+    plan.tuning = spec.tuning
+    folder = run_dir(plan, spec.seed, spec.fold)
+    return Job(plan, spec.seed, folder, spec.action, fold=spec.fold)

@@ -1,8 +1,10 @@
 """Planning: a request becomes a plan, in two steps.
 
 ``Planner.resolve`` is pure and cheap: it reads the plugins, the protocol and its overrides,
-checks every component name and parameter text, the entry's own hyperparameters and the
-seeds, and fails with one line on bad input; it touches no data. ``Planner.prepare`` does
+checks every component name and parameter text, the entry's own hyperparameters, the seeds
+and the launch settings (``harness.runs.settings``: device, precision, ... resolved once,
+``--nproc`` bounded by this machine's GPUs unless the chosen executor trains elsewhere), and
+fails with one line on bad input; it touches no data. ``Planner.prepare`` does
 the heavy part, once per command whatever the number of plans: the dataset (the phantom
 generated, every label file checked, the fingerprint, the small-bone set, the images
 decoded at the protocol's resolution), the encoder weights, and each entry's components
@@ -19,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +44,14 @@ from harness.data.cache import preprocessed
 from harness.data.checks import check_cached
 from harness.data.layout import list_images, split
 from harness.data.sources import DatasetInfo
-from harness.engine import distributed
-from harness.engine.device import amp_dtype, resolve_device
 from harness.engine.distributed import World
 from harness.engine.inference import TTA_CHOICES
 from harness.errors import HarnessError
 from harness.protocol import Protocol
 from harness.results.records import Record
-from harness.runs import tracking
-from harness.runs.requests import RunRequest
+from harness.runs import settings
+from harness.runs.requests import ResumeHint, RunRequest
+from harness.runs.settings import LaunchSettings
 
 Progress = Callable[[int, int], None]
 
@@ -96,7 +96,8 @@ class Resolved:
     protocol: Protocol
     entry: Entry
     seeds: tuple[int, ...]
-    device: torch.device
+    #: How its runs train here (device, precision, ...), resolved once.
+    launch: LaunchSettings
     world: World
 
 
@@ -108,13 +109,17 @@ class Plan:
     benchmark: Benchmark
     entry: Entry
     seeds: list[int]
-    device: Any
+    #: How its runs train here: device, precision, micro-batch, compile, trackers, processes.
+    launch: LaunchSettings
+    #: The request it was resolved from (what another process plans again: ``JobSpec``).
+    request: RunRequest
     runs_dir: Path
     leaderboards_dir: Path
+    #: The command that continues its runs, said on a Ctrl-C, a refusal or a full disk: its
+    #: own ``harness run ... --resume``, or a tuning's (trials and finals: ``harness tune``).
+    resume_hint: ResumeHint
     outcomes: list[tuple[Path, Record]] = field(default_factory=list)
     resume: bool = False
-    #: The request it was resolved from (for the resume command printed on Ctrl-C).
-    request: RunRequest | None = None
     #: This process's place in a data-parallel run (one process: ``World()``).
     world: World = field(default_factory=World)
     #: Records a regenerated table could not use, already named to the user (once each;
@@ -122,9 +127,6 @@ class Plan:
     unusable_named: set[Path] = field(default_factory=set)
     #: A tuned entry's tuning, written into each of its records (``harness.studies.tune``).
     tuning: dict[str, Any] = field(default_factory=dict)
-    #: The command a Ctrl-C prints instead of this run's own ``harness run ... --resume``
-    #: (a tuning's trials and finals: ``harness tune ... --resume``).
-    resume_hint: str | None = None
     #: The leaderboard this plan's runs last wrote: the one in ``leaderboards_dir``, or the
     #: runs folder's own when that one is kept (``harness.results.tables.place``).
     table: Path | None = None
@@ -132,6 +134,11 @@ class Plan:
     weights: EncoderWeights | None = None
     #: Said when this plan's first run starts in this process (``sweep loss = dice``).
     title: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device its runs train on here (``launch.device``)."""
+        return self.launch.device
 
     @property
     def folds(self) -> tuple[int | None, ...]:
@@ -150,10 +157,15 @@ class PreparedData:
 
 class Planner:
     """Resolves requests into plans for one command; each dataset, registry and encoder
-    weight is prepared once, however many plans share it (``preparations`` counts them)."""
+    weight is prepared once, however many plans share it (``preparations`` counts them).
 
-    def __init__(self, progress: Progress | None = None) -> None:
+    ``remote``: the executor chosen for the command trains its runs elsewhere
+    (``harness.runs.executors``, ``Executor.remote``): this machine's GPUs then bound no run.
+    """
+
+    def __init__(self, progress: Progress | None = None, remote: bool = False) -> None:
         self.progress = progress
+        self.remote = remote
         self._registries: dict[tuple[str, ...], Registry] = {}
         self._data: dict[tuple[Any, ...], PreparedData] = {}
         self._weights: dict[tuple[str, str], EncoderWeights] = {}
@@ -172,7 +184,8 @@ class Planner:
         return self._registries[key]
 
     def resolve(self, request: RunRequest) -> Resolved:
-        """Names, protocol, entry, seeds and device checked; one clear line on bad input."""
+        """Names, protocol, entry, seeds and launch settings (device, precision, ...)
+        checked; one clear line on bad input."""
         registry = self.registry(request.plugins)
         choice = request.benchmark
         proto = protocols.load(choice.protocol).derive(list(choice.sets))
@@ -188,13 +201,8 @@ class Planner:
         # encoder refused, before any data work.
         if weights.loaded_here:
             build_entry_model(proto, entry, registry)
-        micro_batch = request.launch.micro_batch
-        if micro_batch is not None and micro_batch < 1:
-            raise HarnessError(f"--micro-batch {micro_batch}: give a positive number")
-        tracking.check_track(request.launch.track)  # a tracker not installed fails before any work
-        device, world = _device(request, proto)
-        amp_dtype(proto, device, request.launch.precision)  # one line if it cannot be had here
-        return Resolved(request, registry, proto, entry, tuple(seeds), device, world)
+        launch, world = settings.resolve(request, proto, self.remote)
+        return Resolved(request, registry, proto, entry, tuple(seeds), launch, world)
 
     def weights(self, spec: str, encoder: str) -> EncoderWeights:
         """``resolve_weights``, once per weights and encoder in this command."""
@@ -223,11 +231,12 @@ class Planner:
             benchmark=Benchmark(data.dataset, proto, data.small_bones),
             entry=entry,
             seeds=list(resolved.seeds),
-            device=resolved.device,
+            launch=resolved.launch,
+            request=request,
             runs_dir=Path(request.launch.runs_dir),
             leaderboards_dir=Path(request.launch.leaderboards_dir),
+            resume_hint=ResumeHint(request),
             resume=request.launch.resume,
-            request=request,
             world=resolved.world,
             weights=self.weights(proto.encoder_weights, entry.encoder or proto.encoder),
         )
@@ -264,9 +273,9 @@ class Planner:
             self._checked.add(key)
 
 
-def plan(request: RunRequest, progress: Progress | None = None) -> Plan:
+def plan(request: RunRequest, progress: Progress | None = None, remote: bool = False) -> Plan:
     """Resolve and prepare one request (``Planner``); fail with one clear line on bad input."""
-    return Planner(progress).plan(request)
+    return Planner(progress, remote).plan(request)
 
 
 def _cross_validated(proto: Protocol, request: RunRequest) -> Protocol:
@@ -317,48 +326,6 @@ def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dic
         registry.get(kind.plural, component.name)  # unknown names fail here
         components[kind.field] = component
     return components
-
-
-def _device(request: RunRequest, proto: Protocol) -> tuple[torch.device, World]:
-    """The device, and this process's place in a data-parallel run (``World()`` unless
-    started by torch.distributed.run)."""
-    device = resolve_device(request.launch.device)
-    _check_nproc(request, proto, device)
-    world = distributed.init(device.type)
-    if world.active and proto.batch_size < world.size:
-        raise HarnessError(
-            f"--nproc {world.size}: the protocol's batch of {proto.batch_size} cannot be shared "
-            f"by {world.size} processes; use at most {proto.batch_size}"
-        )
-    if world.active and device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
-    return device, world
-
-
-def _check_nproc(request: RunRequest, proto: Protocol, device: torch.device) -> None:
-    """``--nproc N``: positive; not under a torchrun of the user's (which sets the number of
-    processes itself); a batch N processes can share; on CUDA, at most one per GPU here."""
-    nproc = request.launch.nproc
-    if nproc < 1:
-        raise HarnessError(f"--nproc {nproc}: give a positive number of processes")
-    if nproc == 1 or os.environ.get(distributed.NPROC_ENV):  # one process, or our own ranks
-        return
-    if distributed.launched():
-        raise HarnessError(
-            "already running under torch.distributed.run (torchrun); "
-            "leave out --nproc, the launcher sets the number of processes"
-        )
-    if proto.batch_size < nproc:
-        raise HarnessError(
-            f"--nproc {nproc}: the protocol's batch of {proto.batch_size} cannot be shared "
-            f"by {nproc} processes; use at most {proto.batch_size}"
-        )
-    remote = request.launch.jobs or request.launch.cluster
-    if device.type == "cuda" and not remote and nproc > torch.cuda.device_count():
-        raise HarnessError(
-            f"--nproc {nproc}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-            "use at most that many processes (one per GPU)"
-        )
 
 
 def protocol_split(images: Sequence[Path], proto: Protocol) -> tuple[list[Path], list[Path]]:

@@ -5,11 +5,12 @@ process) tells the process that wrote a pid from a later one that reuses it. On 
 come from ``/proc``; elsewhere ``started`` is None and a pid is taken at its word.
 
 Run as a script (``python processes.py``; only the standard library, so it starts in a
-blink and needs no import path), this module is the watchdog of ``harness.runs.executors``:
-it reads one line of ``[[pid, started], ...]`` (the processes of the local Ray instance the
-command started) from its standard input, waits for the end of that input (the command
-closed it, or the kernel did when the command died, ``kill -9`` included), and kills those
-of them still alive. Ray kills its own GCS and raylet with the process that started them,
+blink and needs no import path), this module is the watchdog of a local Ray instance
+(started by ``harness.runs.executors.ray_cluster``): it reads one line of
+``[[pid, started], ...]`` (the processes of the local Ray instance the command started)
+from its standard input, waits for the end of that input (the command closed it, or the
+kernel did when the command died, ``kill -9`` included), and kills those of them still
+alive. Ray kills its own GCS and raylet with the process that started them,
 but not every process the raylet started: its dashboard and runtime-env agents, left
 behind, spend a minute reporting the raylet's death to the GCS that died with it.
 """

@@ -11,8 +11,9 @@ Each option is declared once, on its field, with its flag, help text and (where 
 command line's text is not the value itself) how to read and write it: the command line
 makes its options from these declarations (``harness.cli.options``), ``RunRequest.from_options``
 builds the request from what it was given, and ``resume_command`` writes a request back as
-the command that continues it. A new option is one new field. Inside the package requests
-travel as these objects (``RunRequest.replace``), never as command-line text.
+the command that continues it (a ``ResumeHint`` holds that command as values until it is
+said). A new option is one new field. Inside the package requests travel as these objects
+(``RunRequest.replace``), never as command-line text.
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ class Launch:
         show=lambda names: [",".join(names)],
     )
     #: Train up to N runs (seeds, sweep values) at once on this machine, each a Ray task
-    #: (harness.runs.executors); None: one after another in this process, without Ray.
+    #: (harness.runs.executors.ray); None: one after another in this process, without Ray.
     jobs: int | None = _option(
         "--jobs",
         "Train up to N runs at once (Ray; a local instance is started and stopped for you)",
@@ -428,3 +429,20 @@ def resume_command(
     for f, value in options_of(request):
         (last if flag(f).last else first).extend(flag(f).write(value, f.default))
     return shlex.join(["harness", command, *lead, *first, *last, *tail])
+
+
+@dataclass(frozen=True)
+class ResumeHint:
+    """The command that continues a request's runs, kept as values until it is said (a
+    Ctrl-C, a refused run, a full disk): ``harness COMMAND`` with ``request``'s options and
+    ``--resume``; ``lead``: the command's own options first (``--vary``), ``tail``: after
+    (``--trials``). ``text`` writes it (``resume_command``)."""
+
+    request: RunRequest
+    command: str = "run"
+    lead: tuple[str, ...] = ()
+    tail: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """The command, as the user types it."""
+        return resume_command(self.request, self.command, self.lead, self.tail)

@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
 from harness.engine import checkpoint, distributed, hardware, inference_cost
-from harness.engine.device import Placement, amp_dtype, precision_name
+from harness.engine.device import Placement
 from harness.engine.events import TrainObserver
 from harness.engine.trainer import (
     Checkpointing,
@@ -41,7 +41,6 @@ from harness.results.records import (
     library_versions,
     write_record,
 )
-from harness.runs import tracking
 from harness.runs.job import Action, Job, Outcome
 from harness.runs.planning import Plan, entry_record, protocol_split
 from harness.runs.report import run_pictures
@@ -135,20 +134,13 @@ def _start(job: Job, observer: TrainObserver) -> _Start:
     resume_from = checkpoint.load(ckpt_dir, "last")
     if resume_from is None:
         raise HarnessError(f"{ckpt_dir}: the checkpoint to resume from disappeared")
-    _check_precision(resume_from, precision(job.plan))
+    _check_precision(resume_from, job.plan.launch.precision.name)
     resumes = [
         *resume_from.state.get("resumes", []),
         {"epoch": resume_from.epoch, "batch": resume_from.batch, "at": started},
     ]
     observer.message(f"{job.unit}: resuming from {resume_from.describe()} ({resume_from.path})")
     return _Start(resume_from, resumes, str(resume_from.state.get("started_at", started)))
-
-
-def precision(plan: Plan) -> str:
-    """``fp32``, ``bf16`` or ``fp16``: what this plan's runs train in here (``--precision``)."""
-    launch = plan.request.launch if plan.request else None
-    asked = launch.precision if launch else "auto"
-    return precision_name(amp_dtype(plan.benchmark.protocol, plan.device, asked))
 
 
 def _check_precision(resume_from: checkpoint.Checkpoint, here: str) -> None:
@@ -168,7 +160,7 @@ def _tracked(
 ) -> contextlib.AbstractContextManager[Tracked]:
     """``observer`` with the seed's trackers (``harness.runs.tracking``)."""
     plan = job.plan
-    track = tracking.tracker_names(plan.request.launch.track if plan.request else None)
+    track = plan.launch.track
     proto = job.protocol
     _, val_images = _images(job)
     preview = None
@@ -258,17 +250,16 @@ def _run_trainer(
     train_images: Sequence[Path],
     val_images: Sequence[Path],
 ) -> TrainResult:
-    plan = job.plan
-    launch = plan.request.launch if plan.request else None
+    plan, launch = job.plan, job.plan.launch
     recipe = Recipe(plan.entry.protocol_for(job.protocol), plan.entry, plan.registry)
     return train(
         RunSpec(recipe, job.seed, train_images, val_images),
         Execution(
-            plan.device,
+            launch.device,
             plan.world,
-            micro_batch=launch.micro_batch if launch else None,
-            compile=launch.compile if launch else False,
-            precision=launch.precision if launch else "auto",
+            micro_batch=launch.micro_batch,
+            compile=launch.compile,
+            precision=launch.precision,
         ),
         observer=observer,
         checkpointing=Checkpointing(
@@ -278,7 +269,7 @@ def _run_trainer(
             extra_state={
                 "resumes": start.resumes,
                 "started_at": start.started,
-                "precision": precision(plan),
+                "precision": launch.precision.name,
             },
         ),
     )
@@ -319,9 +310,7 @@ def _inference_cost(plan: Plan, model: Any) -> dict[str, Any]:
             getattr(model, "module", model),
             proto.in_channels,
             proto.resolution,
-            Placement.of(
-                proto, plan.device, plan.request.launch.precision if plan.request else "auto"
-            ),
+            Placement.of(proto, plan.device, plan.launch.precision),
         )
     except Exception as exc:  # a measurement is never worth a run: the reason is kept
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"

@@ -22,7 +22,9 @@ from harness.results.ablation import ablation_data, ablation_file, write_ablatio
 from harness.results.leaderboard import leaderboard_path
 from harness.results.records import Unusable, scan_records
 from harness.results.rows import rows
+from harness.runs import executors
 from harness.runs.dispatch import dispatch, name_unusable
+from harness.runs.executors import Executor
 from harness.runs.planning import Plan, Planner
 from harness.runs.requests import RunRequest
 
@@ -89,8 +91,9 @@ def sweep(
     the dataset's preparation (once for the whole sweep); ``jobs`` the runs done of all
     (``harness.runs.dispatch``).
     """
-    plans = sweep_plans(base, axis, Planner(progress))
-    return run_sweep(plans, axis, observer, jobs), plans
+    executor = executors.choose(base)
+    plans = sweep_plans(base, axis, Planner(progress, executor.remote))
+    return run_sweep(plans, axis, observer, jobs, executor), plans
 
 
 def run_sweep(
@@ -98,13 +101,14 @@ def run_sweep(
     axis: Axis,
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> Path | None:
     """Every run of the sweep's ``plans`` (``sweep_plans``), then its ablation table (also
     when a run failed: the table shows those that finished, then the failure is raised). A
     table a full disk keeps from being written costs no run: ``NotWritten`` says so at the
-    end, with the failures if any."""
+    end, with the failures if any. ``executor``: the command's (None: chosen here)."""
     try:
-        dispatch(plans, observer, jobs)
+        dispatch(plans, observer, jobs, executor)
     except RunFailed as failed:
         lost = _ablation(axis, plans, observer)
         if isinstance(lost, Path) or lost is None:

@@ -46,9 +46,11 @@ from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.pictures.charts import TUNING, TrialSeries, tuning_curves
 from harness.protocol import Protocol, Tuning
 from harness.results.records import RECORD_NAME, Record, read_record
+from harness.runs import executors
 from harness.runs.dispatch import dispatch, estimate_hours
+from harness.runs.executors import Executor
 from harness.runs.planning import Plan, Planner, run_dir
-from harness.runs.requests import RunRequest, resume_command
+from harness.runs.requests import ResumeHint, RunRequest
 from harness.studies.sweep import Axis, write_ablation
 
 #: The Optuna journal (the study's state) and the summary beside it.
@@ -145,11 +147,11 @@ def trial_request(request: RunRequest, proto: Protocol, tuning: Tuning, values: 
     )
 
 
-def tune_command(request: RunRequest, trials: int | None, lead: Sequence[str] = ()) -> str:
+def tune_hint(request: RunRequest, trials: int | None, lead: Sequence[str] = ()) -> ResumeHint:
     """The ``harness tune ... --resume`` command that continues this tuning (``lead``: the
     options that come first, ``--vary``)."""
-    tail = ["--trials", str(trials)] if trials is not None else []
-    return resume_command(request, "tune", lead, tail)
+    tail = ("--trials", str(trials)) if trials is not None else ()
+    return ResumeHint(request, "tune", tuple(lead), tail)
 
 
 def tune(
@@ -160,16 +162,24 @@ def tune(
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
     planner: Planner | None = None,
+    executor: Executor | None = None,
 ) -> TuneOutcome:
     """Tune the entry of ``request`` with its protocol's budget, then run the chosen values
     on the protocol's seeds; write the study, the trials' and the final runs' records, the
     leaderboards and the tuning picture. ``observer`` hears every line for the user;
     ``progress`` the dataset's preparation (or ``planner``'s, whose prepared data is
-    reused); ``jobs`` the runs done of all (Ray)."""
-    resume = tune_command(request, trials)
-    planner = planner or Planner(progress)
+    reused); ``jobs`` the runs done of all (Ray); ``executor``: the command's (None: chosen
+    here, once for trials and finals)."""
+    executor = executor or executors.choose(request)
+    planner = planner or Planner(progress, executor.remote)
     (outcome,) = tune_many(
-        [request], observer, trials=trials, jobs=jobs, resume=resume, planner=planner
+        [request],
+        observer,
+        trials=trials,
+        jobs=jobs,
+        resume=tune_hint(request, trials),
+        planner=planner,
+        executor=executor,
     )
     if outcome.failed:
         raise RunFailed(
@@ -199,32 +209,36 @@ def tune_many(
     trials: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     jobs: Callable[[int, int], None] | None = None,
-    resume: str = "",
+    resume: ResumeHint,
     planner: Planner | None = None,
+    executor: Executor | None = None,
 ) -> list[TuneOutcome]:
     """Tune several entries with the same budget: every entry's trials first (sent to Ray
     together with ``--jobs``, so no slot idles between entries), then every chosen entry's
     seeds. ``resume`` is the command a Ctrl-C prints. An entry whose trials all failed, or
     whose final seed failed, says so in its outcome's ``failed``; the others go on. A table
-    or picture a full disk kept from being written is in every outcome's ``unwritten``."""
-    planner = planner or Planner(progress)  # the data prepared once for every run
+    or picture a full disk kept from being written is in every outcome's ``unwritten``.
+    ``executor``: the command's (None: chosen here, once for trials and finals)."""
+    executor = executor or executors.choose(requests[0])
+    planner = planner or Planner(progress, executor.remote)  # the data prepared once
     with contextlib.ExitStack() as held:
         try:
             studies = _open_all(requests, trials, observer, planner, held)
             for s in studies:
                 for t in s.trials:
                     t.plan.resume_hint = resume  # Ctrl-C in a trial: continue the tuning
-            unwritten = [_run_trials([t for s in studies for t in s.trials], observer, jobs)]
+            found = [t for s in studies for t in s.trials]
+            unwritten = [_run_trials(found, observer, jobs, executor)]
             for s in studies:
                 _tell(s.study, s.trials)
             outcomes = [_conclude(s, observer, planner) for s in studies]
             finals = [o for o in outcomes if o.chosen is not None]
             for o in finals:
                 o.final.resume_hint = resume
-            unwritten.append(_run_finals(finals, observer, jobs))
+            unwritten.append(_run_finals(finals, observer, jobs, executor))
         except KeyboardInterrupt as exc:
             if not getattr(exc, "resume_said", False):  # a run's own message has said it
-                observer.message(f"Resume the tuning with:\n  {resume}")
+                observer.message(f"Resume the tuning with:\n  {resume.text()}")
             raise
     unwritten += [
         _copy_picture(o, seed, fold)
@@ -399,6 +413,7 @@ def _run_trials(
     found: Sequence[Trial],
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
+    executor: Executor,
 ) -> str:
     """Every trial still to run (``harness.runs.dispatch``); a failed trial leaves its failed
     record and the others go on. A trial whose result the study was told (a resumed study)
@@ -410,7 +425,7 @@ def _run_trials(
     unwritten = ""
     if todo:
         try:
-            dispatch([t.plan for t in todo], observer, jobs)
+            dispatch([t.plan for t in todo], observer, jobs, executor)
         except RunFailed as exc:  # the dispatcher names each failed trial; a table a full
             unwritten = getattr(exc, "unwritten", "")  # disk kept out is said at the end
     for trial in found:
@@ -494,6 +509,7 @@ def _run_finals(
     finals: Sequence[TuneOutcome],
     observer: TrainObserver,
     jobs: Callable[[int, int], None] | None,
+    executor: Executor,
 ) -> str:
     """The chosen entries on the protocol's seeds, together (``harness.runs.dispatch``); a
     failed seed marks its outcome failed and the others go on. Returns what a full disk
@@ -501,7 +517,7 @@ def _run_finals(
     if not finals:
         return ""
     try:
-        dispatch([o.final for o in finals], observer, jobs)
+        dispatch([o.final for o in finals], observer, jobs, executor)
     except RunFailed as exc:  # it names the failed runs, after all have ended
         for o in finals:
             failed = [
@@ -552,13 +568,21 @@ def tune_sweep(
     trials: int | None = None,
     jobs: Callable[[int, int], None] | None = None,
     planner: Planner | None = None,
+    executor: Executor | None = None,
 ) -> tuple[Path | None, list[TuneOutcome]]:
     """``harness tune --vary AXIS=...``: tune every value with the same budget (their trials
-    together), then write the tuned ablation table beside the fixed one."""
+    together), then write the tuned ablation table beside the fixed one. ``executor``: the
+    command's (None: chosen here)."""
     requests = [request.replace(**{axis.name: v}) for v in axis.values]
-    resume = tune_command(request, trials, ["--vary", f"{axis.name}={','.join(axis.values)}"])
+    resume = tune_hint(request, trials, ["--vary", f"{axis.name}={','.join(axis.values)}"])
     outcomes = tune_many(
-        requests, observer, trials=trials, jobs=jobs, resume=resume, planner=planner
+        requests,
+        observer,
+        trials=trials,
+        jobs=jobs,
+        resume=resume,
+        planner=planner,
+        executor=executor,
     )
     lost = ""
     try:
@@ -567,7 +591,7 @@ def tune_sweep(
         path = None
         lost = (
             f"{cannot_write(exc)}; not written: the tuned ablation table (once there is "
-            f"space, `{resume}` writes it)"
+            f"space, `{resume.text()}` writes it)"
         )
         for o in outcomes:
             o.unwritten = "; ".join(line for line in (o.unwritten, lost) if line)

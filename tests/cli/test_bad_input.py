@@ -238,6 +238,20 @@ def _(w, tmp):
     return run(w, tmp, "--device", "tpu"), "--device 'tpu'"
 
 
+@case("option-precision-unknown")
+def _(w, tmp):
+    return run(w, tmp, "--precision", "fp8"), "--precision 'fp8': choose auto, fp32, bf16 or fp16"
+
+
+@case("option-precision-without-amp")
+def _(w, tmp):
+    line = (
+        "--precision bf16: protocol 'tiny epochs=1 amp=false' sets amp = false (its benchmark "
+        "trains in fp32); use --precision fp32 or auto, or --set amp=true (a benchmark of its own)"
+    )
+    return run(w, tmp, "--set", "amp=false", "--precision", "bf16"), line
+
+
 @case("option-set-not-a-number")
 def _(w, tmp):
     return run(w, tmp, "--set", "epochs=abc"), "--set epochs"

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from harness.engine import checkpoint
-from harness.engine.device import Placement
+from harness.engine.device import Placement, Precision
 from harness.engine.distributed import World
 from harness.engine.resume import EpochDraws, MidEpochRestart, restore, resume
 from harness.engine.state import TrainingState
@@ -237,13 +237,11 @@ def test_with_loader_workers_a_stopped_run_resumes_exactly(
 # -- harness.engine.resume, piece by piece ------------------------------------------------
 
 
-def _components(
-    width: int = 3, dtype: torch.dtype | None = None
-) -> tuple[torch.nn.Module, TrainStep]:
+def _components(width: int = 3, precision: str = "fp32") -> tuple[torch.nn.Module, TrainStep]:
     model = torch.nn.Linear(width, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    settings = StepSettings(Placement(CPU, dtype))
+    settings = StepSettings(Placement(CPU, Precision(precision)))
     step = TrainStep(model, torch.nn.functional.mse_loss, optimizer, scheduler, settings=settings)
     return model, step
 
@@ -298,7 +296,7 @@ def test_restore_loads_the_weights_and_resume_the_state(tmp_path: Path) -> None:
 
 
 def test_restore_gives_an_fp16_runs_grad_scaler_its_saved_state(tmp_path: Path) -> None:
-    model, step = _components(dtype=torch.float16)
+    model, step = _components(precision="fp16")
     scaler = {
         "scale": 1024.0,  # lowered by skipped steps
         "growth_factor": 2.0,
@@ -312,7 +310,7 @@ def test_restore_gives_an_fp16_runs_grad_scaler_its_saved_state(tmp_path: Path) 
     ckpt = checkpoint.load(tmp_path)
     assert ckpt.state["scaler"] == scaler
 
-    model, step = _components(dtype=torch.float16)
+    model, step = _components(precision="fp16")
     assert step.scaler.get_scale() == 2.0**16
     resume(ckpt, RUN_ID, model, step, torch.Generator(), None, World())
     assert step.scaler.state_dict() == scaler

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from harness.components.registry import Registry
-from harness.engine.device import Placement
+from harness.engine.device import Placement, Precision
 from harness.engine.step import StepSettings, TrainStep
 
 CPU = torch.device("cpu")
@@ -68,7 +68,7 @@ class TinyNet(nn.Module):
 def tiny_step(
     check_logits: Any = None,
     check_loss: Any = None,
-    dtype: torch.dtype | None = None,
+    precision: str = "fp32",
     model: nn.Module | None = None,
     **settings: Any,
 ) -> TrainStep:
@@ -79,7 +79,7 @@ def tiny_step(
         model,
         nn.BCEWithLogitsLoss(),
         optimizer,
-        settings=StepSettings(Placement(CPU, dtype), **settings),
+        settings=StepSettings(Placement(CPU, Precision(precision)), **settings),
         check_logits=check_logits,
         check_loss=check_loss,
     )
@@ -188,7 +188,7 @@ def test_a_failing_contract_check_stops_the_step() -> None:
 def test_the_loss_is_given_fp32_logits_and_targets_outside_autocast(precision: str) -> None:
     seen: list[tuple[Any, ...]] = []
     step = tiny_step(
-        dtype=HALF[precision],
+        precision=precision,
         check_logits=lambda logits, inputs: seen.append(("model", logits.dtype)),
     )
 
@@ -220,7 +220,7 @@ def test_built_in_losses_stay_finite_in_fp16_where_a_half_precision_dice_overflo
     assert logits.dtype == torch.float16
     assert not torch.isfinite(loss_fn(logits, targets.half()))  # in half precision: overflow
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    placement = Placement(CPU, torch.float16)
+    placement = Placement(CPU, Precision("fp16"))
     step = TrainStep(model, loss_fn, optimizer, settings=StepSettings(placement))
     loss = step(inputs, targets)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
@@ -252,7 +252,7 @@ class OverflowsOnce(TinyNet):
 
 
 def test_fp16_skips_a_step_whose_gradients_overflow_and_lowers_its_scale() -> None:
-    step = tiny_step(dtype=torch.float16, model=OverflowsOnce())
+    step = tiny_step(precision="fp16", model=OverflowsOnce())
     first, second = batches(2, size=16)
     before = [p.detach().clone() for p in step.model.parameters()]
     loss = step(*first)

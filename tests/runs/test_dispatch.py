@@ -1,6 +1,7 @@
-"""The dispatcher: what each run does is decided once (``harness.runs.job.decide``), an
-earlier success is kept by one rule (``keeps_earlier``), and both executors (this process,
-Ray) go through the same decisions; a command prepares its data once."""
+"""The dispatcher: what each run does is decided once (``harness.runs.job.decide``, whose
+table is in ``tests/runs/test_job.py``), an earlier success is kept by one rule
+(``keeps_earlier``), and both executors (this process, Ray) go through the same decisions; a
+command prepares its data once."""
 
 from __future__ import annotations
 
@@ -15,39 +16,10 @@ from harness.errors import HarnessError, RunFailed
 from harness.results.records import RECORD_NAME, read_record
 from harness.runs import planning
 from harness.runs.dispatch import dispatch, schedule
-from harness.runs.job import Action, decide, keeps_earlier
+from harness.runs.job import Action
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
-from tests.helpers import PLUGIN, REPO, make_record
-
-SUCCEEDED = make_record("dice", 0, 0.5)
-FAILED = make_record("dice", 0, 0.5, status="failed")
-
-#: (--resume, the record there, a checkpoint there) -> what the run does.
-DECISIONS = [
-    (False, None, False, Action.TRAIN),
-    (False, None, True, Action.REFUSE),  # an interrupted run's checkpoint, no --resume
-    (False, SUCCEEDED, False, Action.TRAIN),  # a rerun starts afresh
-    (False, SUCCEEDED, True, Action.TRAIN),
-    (False, FAILED, True, Action.TRAIN),
-    (True, None, False, Action.TRAIN),  # nothing to resume: from the beginning
-    (True, None, True, Action.RESUME),
-    (True, FAILED, True, Action.RESUME),
-    (True, FAILED, False, Action.TRAIN),
-    (True, SUCCEEDED, False, Action.SKIP),
-    (True, SUCCEEDED, True, Action.SKIP),
-]
-
-
-@pytest.mark.parametrize("resume, record, interrupted, action", DECISIONS)
-def test_the_decision_table(resume, record, interrupted, action) -> None:
-    assert decide(resume, record, interrupted) is action
-
-
-def test_an_earlier_success_is_kept_only_from_a_rerun_that_does_not_succeed() -> None:
-    assert keeps_earlier(SUCCEEDED, "failed") and keeps_earlier(SUCCEEDED, "stopped")
-    assert not keeps_earlier(SUCCEEDED, "succeeded")
-    assert not keeps_earlier(FAILED, "failed") and not keeps_earlier(None, "failed")
+from tests.helpers import PLUGIN, REPO
 
 
 def _calls(name: str) -> list[str]:

@@ -25,9 +25,10 @@ from harness.engine import checkpoint
 from harness.engine.events import NullObserver
 from harness.errors import HarnessError
 from harness.results.records import read_record, write_record
-from harness.runs import executors as jobs
 from harness.runs import processes
 from harness.runs.dispatch import dispatch
+from harness.runs.executors import markers as job_markers
+from harness.runs.executors import ray_cluster
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
 from harness.studies import tune
@@ -82,7 +83,7 @@ def test_a_killed_worker_is_retried_and_resumes(local_ray, tmp_path: Path) -> No
 
     def kill_one_after_its_first_checkpoint() -> None:
         while not done.is_set() and not killed:
-            for marker in (tmp_path / "runs").rglob(jobs.MARKER):
+            for marker in (tmp_path / "runs").rglob(job_markers.MARKER):
                 if (marker.parent / "checkpoints" / "last.pt").is_file():
                     try:
                         pid = json.loads(marker.read_text())["pid"]
@@ -174,7 +175,7 @@ def test_cluster_runs_come_back_to_the_local_runs_folder(tmp_path: Path) -> None
     assert [r.status for r in records] == ["succeeded", "succeeded"]
     for path in (tmp_path / "runs").rglob("record.json"):
         assert (path.parent / "weights-final.safetensors").stat().st_size > 0
-        assert not (path.parent / jobs.MARKER).exists()  # trained elsewhere, sent back
+        assert not (path.parent / job_markers.MARKER).exists()  # trained elsewhere, sent back
     assert list((tmp_path / "boards").glob("*.md"))
 
 
@@ -250,7 +251,7 @@ def test_a_cluster_that_never_answers_is_given_up_on_in_bounded_time() -> None:
         address = f"127.0.0.1:{silent.getsockname()[1]}"
         began = time.monotonic()
         with pytest.raises(HarnessError) as caught:
-            jobs.check_cluster(address, timeout=2)
+            ray_cluster.check_cluster(address, timeout=2)
     assert time.monotonic() - began < 10
     assert str(caught.value).startswith(f"--cluster {address}: no Ray cluster answers there")
     assert "no answer in 2 s" in str(caught.value)
@@ -260,7 +261,7 @@ def test_the_next_command_clears_what_a_killed_one_left(tmp_path: Path) -> None:
     """A token whose driver is gone goes, with its runs' markers (and a marker whose token
     is gone); a live driver's, and one on another machine, stay."""
     runs = tmp_path / "runs"
-    shared = runs / jobs.SHARED_DIR
+    shared = runs / job_markers.SHARED_DIR
     shared.mkdir(parents=True)
     killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     start = processes.started(killed.pid)
@@ -268,7 +269,7 @@ def test_the_next_command_clears_what_a_killed_one_left(tmp_path: Path) -> None:
     killed.wait()
     drivers = {
         "dead": {"pid": killed.pid, "started": start, "host": socket.gethostname()},
-        "live": json.loads(jobs._driver()),
+        "live": json.loads(job_markers.driver()),
         "elsewhere": {"pid": 1, "started": 0, "host": socket.gethostname() + "-other"},
     }
     for token, driver in drivers.items():
@@ -277,9 +278,9 @@ def test_the_next_command_clears_what_a_killed_one_left(tmp_path: Path) -> None:
     for token in (*drivers, "vanished"):
         folder = runs / "bench" / f"entry-{token}" / "seed-0"
         folder.mkdir(parents=True)
-        markers[token] = folder / jobs.MARKER
+        markers[token] = folder / job_markers.MARKER
         markers[token].write_text(json.dumps({"token": token, "pid": 4321}))
-    removed = jobs.clear_stale(runs)
+    removed = job_markers.clear_stale(runs)
     assert sorted(removed) == sorted([shared / "dead", markers["dead"], markers["vanished"]])
     assert sorted(p.name for p in shared.iterdir()) == ["elsewhere", "live"]
     assert markers["live"].exists() and markers["elsewhere"].exists()
@@ -337,7 +338,7 @@ def test_a_killed_driver_leaves_no_ray_process_and_resume_trains_nothing_twice(
     lingering = time.monotonic() - killed_at
     assert not [p for p in ray_processes if processes.alive(*p)], "Ray outlived its driver"
     assert lingering < 10, f"Ray's processes took {lingering:.1f} s to end"
-    assert list(runs.rglob(jobs.MARKER)), "the kill left no marker: nothing to clear"
+    assert list(runs.rglob(job_markers.MARKER)), "the kill left no marker: nothing to clear"
 
     resumed = subprocess.run(
         [*args, "--resume"], env=subprocess_env(), capture_output=True, text=True, timeout=300
@@ -350,8 +351,8 @@ def test_a_killed_driver_leaves_no_ray_process_and_resume_trains_nothing_twice(
     }
     assert {k: r.status for k, r in records.items()} == {"dice": "succeeded", "slow": "succeeded"}
     assert records["slow"].resumes, "the interrupted run started over instead of resuming"
-    assert not list(runs.rglob(jobs.MARKER))
-    assert not list((runs / jobs.SHARED_DIR).iterdir())
+    assert not list(runs.rglob(job_markers.MARKER))
+    assert not list((runs / job_markers.SHARED_DIR).iterdir())
 
 
 def _wait_for_one_done_one_between_checkpoints(
@@ -365,7 +366,7 @@ def _wait_for_one_done_one_between_checkpoints(
         done = [p for p in runs.rglob("record.json")]
         busy = [
             m.parent
-            for m in runs.rglob(jobs.MARKER)
+            for m in runs.rglob(job_markers.MARKER)
             if not (m.parent / "record.json").exists()
             and checkpoint.exists(checkpoint.directory(m.parent))
         ]
@@ -403,7 +404,7 @@ def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: P
         time.sleep(0.2)
     before = {p: p.read_bytes() for p in runs.rglob("record.json")}
     interrupted = [
-        m.parent for m in runs.rglob(jobs.MARKER) if m.parent / "record.json" not in before
+        m.parent for m in runs.rglob(job_markers.MARKER) if m.parent / "record.json" not in before
     ]
     assert len(interrupted) == 1, "the trial caught between checkpoints ended before its worker"
 
@@ -425,5 +426,5 @@ def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: P
     best = max(trials, key=lambda t: (t["mean_dice"], -t["number"]))
     assert summary["chosen"]["values"] == best["values"]
     assert len([p for p in runs.rglob("record.json") if "tuned-3" in str(p)]) == 1  # the final
-    assert not list(runs.rglob(jobs.MARKER))
-    assert not list((runs / jobs.SHARED_DIR).iterdir())
+    assert not list(runs.rglob(job_markers.MARKER))
+    assert not list((runs / job_markers.SHARED_DIR).iterdir())

@@ -394,13 +394,16 @@ def test_a_resume_that_tracks_for_the_first_time_writes_the_texts(tmp_path: Path
 def test_a_ray_worker_sends_the_events_and_metrics_back_with_the_run_folder(
     plugin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker side of ``--jobs``/``--cluster`` (``harness.runs.executors.train_task``, called
-    here without Ray) on a worker that does not see the runs folder: the run's files it
+    """The worker side of ``--jobs``/``--cluster`` (``harness.runs.executors.ray.train_task``,
+    called here without Ray) on a worker that does not see the runs folder: the run's files it
     sends back include ``metrics.jsonl`` and the TensorBoard event files."""
-    jobs = pytest.importorskip("harness.runs.executors")
+    jobs = pytest.importorskip("harness.runs.executors.ray")
+    from harness.runs.executors import markers
+    from harness.runs.job import JobSpec, job_of
+    from harness.runs.planning import plan
     from harness.runs.requests import RunRequest
 
-    monkeypatch.setenv(jobs.COPY_ENV, "1")
+    monkeypatch.setenv(markers.COPY_ENV, "1")
     request = RunRequest.from_options(
         model="small-cnn",
         loss="dice",
@@ -411,21 +414,8 @@ def test_a_ray_worker_sends_the_events_and_metrics_back_with_the_run_folder(
         track="tensorboard",
         runs_dir=tmp_path / "runs",
     )
-    from harness.runs.job import Action
-    from harness.runs.planning import plan, run_dir
-
-    relative = run_dir(plan(request), 0).relative_to(tmp_path / "runs")
-    spec = jobs._Spec(
-        request=request,
-        seed=0,
-        action=Action.TRAIN,
-        relative=relative,
-        runs_dir=tmp_path / "runs",
-        token="t",
-        device="cpu",
-        threads=1,
-    )
-    outcome = jobs.train_task(spec)
+    spec = JobSpec.of(job_of(plan(request), 0), runs_dir=tmp_path / "runs")
+    outcome = jobs.train_task(spec, token="t", threads=1)
     assert outcome.status == "succeeded", outcome.reason
     assert METRICS_NAME in outcome.files
     assert [json.loads(line)["epoch"] for line in outcome.files[METRICS_NAME].splitlines()] == [

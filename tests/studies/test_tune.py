@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import protocol as protocols
 from harness.components.entry import Entry, parse_component, parse_hparams
@@ -27,6 +28,7 @@ from harness.results.rows import rows
 from harness.runs import dispatch, planning, seed
 from harness.runs.job import Action, Job
 from harness.runs.requests import RunRequest
+from harness.runs.settings import LaunchSettings
 from harness.studies import tune as tuning
 from tests.helpers import BENCH, make_record
 
@@ -244,13 +246,20 @@ def test_ctrl_c_in_a_trial_says_the_tune_command() -> None:
             said.append(text)
 
     exc = KeyboardInterrupt()
+    request = RunRequest.from_options(
+        model="unet", loss="dice", runs_dir=Path("runs"), leaderboards_dir=Path("boards")
+    )
     hinted = planning.Plan(
-        registry=None, benchmark=None, entry=None, seeds=[0], device="cpu",
+        registry=None, benchmark=None, entry=None, seeds=[0],
+        launch=LaunchSettings(torch.device("cpu")), request=request,
         runs_dir=Path("runs"), leaderboards_dir=Path("boards"),
-        resume_hint="harness tune --model unet --loss dice --resume",
+        resume_hint=tuning.tune_hint(request, None),
     )  # fmt: skip
     dispatch._report_interrupt(Job(hinted, 0, Path("/nonexistent"), Action.TRAIN), exc, Said())
-    assert said[-1].endswith("harness tune --model unet --loss dice --resume")
+    assert said[-1].endswith(
+        "\n  harness tune --model unet --loss dice --protocol synthetic --runs-dir runs "
+        "--leaderboards-dir boards --resume"
+    )
     assert exc.resume_said  # the tune's own handler does not say it twice
 
 
