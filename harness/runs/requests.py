@@ -35,7 +35,7 @@ from harness.runs.tracking import track_help
 class Flag:
     """How one request field is spelled on the command line."""
 
-    #: The option, e.g. ``--aug``.
+    #: The option, e.g. ``--augmentation``.
     name: str
     #: Its help text.
     help: str
@@ -51,6 +51,8 @@ class Flag:
     read: Callable[[Any], Any] | None = None
     #: The text(s) the command line takes for a value (None: ``str``).
     show: Callable[[Any], Sequence[str]] | None = None
+    #: Older spellings still accepted, never shown in ``--help`` nor written (``--aug``).
+    aliases: tuple[str, ...] = ()
 
     def write(self, value: Any, default: Any) -> list[str]:
         """The arguments that give ``value`` on the command line ([] when the default does)."""
@@ -164,6 +166,7 @@ class EntryChoice:
         "Augmentation plugin (protocol default if omitted)",
         None,
         order=4,
+        aliases=BY_FIELD["augmentation"].aliases,
     )
     encoder: str | None = _option("--encoder", "Override the protocol's encoder", None, order=5)
     #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
