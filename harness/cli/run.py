@@ -12,13 +12,14 @@ from harness.runs.requests import RunRequest
 @options.request_options()
 def run(request: RunRequest) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
+    launch.quiet_ranks()
+    launch.check_jobs(request)
+    request.check_components()  # a bad name or parameter is one line before torch loads
+    with launch.preparing() as planner:  # every input checked and the dataset prepared once
+        resolved = planner.plan(request)
     from harness.engine import distributed
     from harness.runs.dispatch import dispatch
 
-    launch.quiet_ranks()
-    launch.check_jobs(request)
-    with launch.preparing() as planner:  # every input checked and the dataset prepared once
-        resolved = planner.plan(request)
     bench = resolved.benchmark
     dataset = bench.dataset
     cv = bool(bench.protocol.cv_folds)

@@ -34,11 +34,12 @@ def tune(
     tuning fold, never on the protocol's), then run the chosen values on its seeds."""
     if vary is not None:
         return _tune_sweep(request, trials, vary)
+    launch.check_jobs(request)
+    request.check_components()  # a bad name or parameter is one line before torch loads
     from harness.results.leaderboard import leaderboard_path
     from harness.studies.tune import tune as run_tune
     from harness.studies.tune import tune_dry_run
 
-    launch.check_jobs(request)
     with launch.preparing() as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.launch.dry_run:
@@ -69,12 +70,14 @@ def tune(
 
 def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
-
-    from harness.studies.sweep import parse_vary
-    from harness.studies.tune import tune_dry_run, tune_sweep
+    from harness.studies.axes import parse_vary
 
     launch.check_jobs(request)
     axis = parse_vary(vary)
+    for value in axis.values:  # a bad name or parameter is one line before torch loads
+        request.replace(**{axis.name: value}).check_components()
+    from harness.studies.tune import tune_dry_run, tune_sweep
+
     with launch.preparing() as planner:
         for value in axis.values:  # every value checked before any trial
             planner.plan(request.replace(**{axis.name: value}))

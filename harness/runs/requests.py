@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.components.entry import parse_hparams
-from harness.components.kinds import BY_FIELD
+from harness.components.entry import parse_component, parse_hparams
+from harness.components.kinds import BY_FIELD, COMPONENT_KINDS
+from harness.components.registry import Registry
 from harness.errors import HarnessError
 from harness.runs.tracking import track_help
 
@@ -187,6 +188,10 @@ class EntryChoice:
     tuned: str | None = _option(
         "--tuned", "The tuning budget that chose --hparam", None, order=14, hidden=True
     )
+
+    def components(self) -> dict[str, str | None]:
+        """Each component's text as given (``combo:dice=0.7``), by field; None: the protocol's."""
+        return {kind.field: getattr(self, kind.field) for kind in COMPONENT_KINDS}
 
 
 @dataclass(frozen=True)
@@ -370,6 +375,17 @@ class RunRequest:
         """The value of a field by name, wherever it lives."""
         part = _part_of(name)
         return getattr(self if part is None else getattr(self, part), name)
+
+    def check_components(self) -> None:
+        """The components it names, checked from their plugins alone (no protocol, data or
+        model): each name known, each parameter one its factory's signature can take. The
+        planner checks them again (``Registry.check``); this is for a command to refuse them
+        at once, before it loads what training needs."""
+        registry = Registry.load(self.plugins)
+        for field_name, text in self.entry.components().items():
+            if text is not None:
+                kind = BY_FIELD[field_name]
+                registry.check(kind.plural, parse_component(text, kind.option))
 
 
 def _part_of(name: str) -> str | None:
