@@ -89,7 +89,7 @@ class Parameters:
             return None
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         return (
-            f"{key}={shown} is a {type(value).__name__}, not a {by_name[key].annotation} "
+            f"{key}={shown} is {_a(type(value).__name__)}, not {_a(by_name[key].annotation)} "
             f"(values are read as TOML: 0.5, 3, true, a word)"
         )
 
@@ -99,6 +99,10 @@ class Parameters:
         hint = f"; did you mean {close[0]}?" if close else ""
         takes = f"it takes {', '.join(names)}" if names else "it takes none"
         return f"no parameter '{key}'{hint} ({takes})"
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {noun}"
 
 
 def parameters(factory: Callable[..., Any], kind: Kind) -> Parameters:
