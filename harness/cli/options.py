@@ -59,15 +59,14 @@ def _parameter(f: dataclasses.Field, hint: Any, override: Override | None) -> in
 def _aliases(main: inspect.Parameter, f: dataclasses.Field) -> dict[str, inspect.Parameter]:
     """A hidden option for each older spelling of ``f``'s flag, by its parameter's name."""
     hint = typing.get_args(main.annotation)[0]
-    return {
-        (name := f"{f.name}__{alias.lstrip('-').replace('-', '_')}"): inspect.Parameter(
-            name,
-            _KEYWORD,
-            default=None,
-            annotation=Annotated[hint, typer.Option(alias, hidden=True)],
+    found = {}
+    for alias in flag(f).aliases:
+        name = f"{f.name}__{alias.lstrip('-').replace('-', '_')}"
+        option = typer.Option(alias, hidden=True)
+        found[name] = inspect.Parameter(
+            name, _KEYWORD, default=None, annotation=Annotated[hint, option]
         )
-        for alias in flag(f).aliases
-    }
+    return found
 
 
 def _merge_aliases(values: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
