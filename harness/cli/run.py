@@ -14,7 +14,7 @@ def run(request: RunRequest) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
     launch.quiet_ranks()
     launch.check_jobs(request)
-    request.check_components()  # a bad name or parameter is one line before torch loads
+    request.check_early()  # a bad protocol, name or parameter: one line before torch loads
     with launch.preparing() as planner:  # every input checked and the dataset prepared once
         resolved = planner.plan(request)
     from harness.engine import distributed

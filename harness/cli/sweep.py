@@ -30,7 +30,7 @@ def sweep(
     launch.check_jobs(request)
     axis = parse_vary(vary)
     for value in axis.values:  # a bad name or parameter is one line before torch loads
-        request.replace(**{axis.name: value}).check_components()
+        request.replace(**{axis.name: value}).check_early()
     from harness.studies.sweep import run_sweep, sweep_plans
 
     # Every value checked, and the dataset prepared once, under the bar before anything trains.

@@ -35,7 +35,7 @@ def tune(
     if vary is not None:
         return _tune_sweep(request, trials, vary)
     launch.check_jobs(request)
-    request.check_components()  # a bad name or parameter is one line before torch loads
+    request.check_early()  # a bad protocol, name or parameter: one line before torch loads
     from harness.results.leaderboard import leaderboard_path
     from harness.studies.tune import tune as run_tune
     from harness.studies.tune import tune_dry_run
@@ -75,7 +75,7 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     launch.check_jobs(request)
     axis = parse_vary(vary)
     for value in axis.values:  # a bad name or parameter is one line before torch loads
-        request.replace(**{axis.name: value}).check_components()
+        request.replace(**{axis.name: value}).check_early()
     from harness.studies.tune import tune_dry_run, tune_sweep
 
     with launch.preparing() as planner:

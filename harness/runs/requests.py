@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import protocol as protocols
 from harness.components.entry import parse_component, parse_hparams
 from harness.components.kinds import BY_FIELD, COMPONENT_KINDS
 from harness.components.registry import Registry
 from harness.errors import HarnessError
-from harness.runs.tracking import track_help
+from harness.runs.tracking import check_track, track_help
 
 
 @dataclass(frozen=True)
@@ -188,10 +189,6 @@ class EntryChoice:
     tuned: str | None = _option(
         "--tuned", "The tuning budget that chose --hparam", None, order=14, hidden=True
     )
-
-    def components(self) -> dict[str, str | None]:
-        """Each component's text as given (``combo:dice=0.7``), by field; None: the protocol's."""
-        return {kind.field: getattr(self, kind.field) for kind in COMPONENT_KINDS}
 
 
 @dataclass(frozen=True)
@@ -376,16 +373,21 @@ class RunRequest:
         part = _part_of(name)
         return getattr(self if part is None else getattr(self, part), name)
 
-    def check_components(self) -> None:
-        """The components it names, checked from their plugins alone (no protocol, data or
-        model): each name known, each parameter one its factory's signature can take. The
-        planner checks them again (``Registry.check``); this is for a command to refuse them
-        at once, before it loads what training needs."""
+    def check_early(self) -> None:
+        """What can be checked from the request, its protocol and the plugins alone, with
+        nothing heavy imported (no torch, no data): the protocol and its ``--set``, each
+        component's name and parameters (the protocol's defaults too: ``Registry.check``)
+        and ``--track``. The planner checks all of it again, and more
+        (``Planner.resolve``); a command calls this first so that such a mistake is one
+        line at once, before it loads what training needs."""
+        choice = self.benchmark
+        proto = protocols.load(choice.protocol).derive(list(choice.sets))
+        proto = proto.with_values(choice.overrides)
         registry = Registry.load(self.plugins)
-        for field_name, text in self.entry.components().items():
-            if text is not None:
-                kind = BY_FIELD[field_name]
-                registry.check(kind.plural, parse_component(text, kind.option))
+        for kind in COMPONENT_KINDS:
+            text = getattr(self.entry, kind.field) or getattr(proto, kind.field, "")
+            registry.check(kind.plural, parse_component(text, kind.option))
+        check_track(self.launch.track)
 
 
 def _part_of(name: str) -> str | None:

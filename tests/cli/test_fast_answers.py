@@ -66,6 +66,10 @@ def test_help_list_and_show_import_no_model_library(tmp_path: Path, args: tuple[
         (("tune", "--optimizer", "sgd:lr=0.1", "--protocol", "tiny"),
          "'lr' is the harness's own argument"),
         (("show", "losses", "dcie"), "did you mean: dice?"),
+        (("run", "--model", "unet", "--loss", "dice", "--protocol", "tinny"),
+         "unknown protocol 'tinny'"),
+        (("run", "--model", "unet", "--loss", "dice", "--set", "epochz=3"),
+         "did you mean epochs?"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
 )  # fmt: skip

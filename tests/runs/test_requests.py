@@ -74,7 +74,7 @@ def parsed(cli, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(planning.Planner, "plan", fake_plan)
     # The plugins named here are made up: leave out the early check of the components.
-    monkeypatch.setattr(RunRequest, "check_components", lambda self: None)
+    monkeypatch.setattr(RunRequest, "check_early", lambda self: None)
 
     def parse(*args: str) -> RunRequest:
         with pytest.raises(_Planned) as caught:
