@@ -95,7 +95,7 @@ STEPS_PER_EPOCH = 8
 
 def run_args(plugin: Path, runs: Path, boards: Path) -> list[str]:
     return [
-        "run", "--model", "small-cnn:delay=0.03", "--loss", "dice", "--aug", "basic",
+        "run", "--model", "small-cnn:delay=0.03", "--loss", "dice", "--augmentation", "basic",
         "--plugin", str(plugin), "--protocol", "tiny", "--set", "epochs=4",
         "--set", "batch_size=1", "--device", "cpu",
         "--runs-dir", str(runs), "--leaderboards-dir", str(boards),

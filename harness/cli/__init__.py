@@ -1,7 +1,7 @@
 """The command line: each command parses, calls one library function, renders.
 
 One module per command (``run``, ``sweep``, ``tune``, ``listing`` for ``list``,
-``leaderboard``, ``evaluate``, ``compare``, ``predict``, ``export``, ``check_plugin``) or
+``show``, ``leaderboard``, ``evaluate``, ``compare``, ``predict``, ``export``, ``check_plugin``) or
 command group (``data``); ``root`` holds the app, its consoles and the entry point ``main``,
 which maps errors to exit codes; ``launch`` what run, sweep and tune share. This module only
 assembles them, in the order ``harness --help`` lists them.
@@ -18,6 +18,7 @@ from harness.cli import (
     predict,
     rank,
     run,
+    show,
     sweep,
     tune,
 )
@@ -27,6 +28,7 @@ app.command()(run.run)
 app.command()(sweep.sweep)
 app.command()(tune.tune)
 app.command("list")(listing.list_)
+app.command()(show.show)
 app.command()(leaderboard.leaderboard)
 app.command()(evaluate.evaluate)
 app.command()(compare.compare)

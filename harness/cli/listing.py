@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli.root import out
 from harness.components.kinds import COMPONENT_KINDS
 from harness.errors import HarnessError
 
+if TYPE_CHECKING:
+    from harness.components.registry import Registered
+
+#: Narrower than this, a description wraps rather than being cut to one line.
+_DESCRIPTION_MIN = 24
 #: What ``harness list`` shows: each kind of component (in the one table of kinds), protocols.
 LIST_KINDS = (*(kind.plural for kind in COMPONENT_KINDS), "protocols")
 
@@ -38,12 +45,30 @@ def list_(
         return
     registry = Registry.load(plugin or ())
     for k in [kind] if kind else KINDS:
-        table = Table(title=k)
-        for col in ("name", "plugin", "distribution"):
-            table.add_column(col)
-        for component in registry.components(k).values():
-            dist = (
-                f"{component.distribution} {component.version}" if component.distribution else "—"
-            )
-            table.add_row(component.name, component.plugin, dist)
-        out.print(table)
+        out.print(_components_table(k, registry.components(k).values()))
+    out.print("`harness show KIND NAME` describes one, with its parameters.", markup=False)
+
+
+def _components_table(kind: str, components: Iterable[Registered]) -> Table:
+    """Name, plugin, distribution and the docstring's first line: cut to one line where the
+    terminal is wide enough for the other columns to stay whole (`harness show` has the
+    rest), else wrapped."""
+    from harness.components.describe import summary
+
+    rows = [
+        (c.name, c.plugin, f"{c.distribution} {c.version}" if c.distribution else "—",
+         summary(c.factory))
+        for c in components
+    ]  # fmt: skip
+    columns = ("name", "plugin", "distribution", "description")
+    widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
+    room = out.width - sum(widths[:3]) - 3 * len(columns) - 1  # borders and padding
+    table = Table(title=kind)
+    for col in columns:
+        table.add_column(col, no_wrap=col == "name")
+    for *fixed, about in rows:
+        text = Text(about)
+        if room >= _DESCRIPTION_MIN:
+            text.truncate(room, overflow="ellipsis")
+        table.add_row(*fixed, text)
+    return table

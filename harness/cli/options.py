@@ -3,6 +3,8 @@
 Each option field of ``harness.runs.requests`` declares its flag and help text once;
 ``request_options`` turns them into typer options for a command and hands the command
 the ``RunRequest`` built from what was given. A new run option is one new field there.
+An older spelling of an option (``--aug`` for ``--augmentation``) is a hidden option of
+its own whose value goes to the same field.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from harness.errors import HarnessError
 from harness.runs.requests import PARTS, RunRequest, flag, option_fields
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
@@ -53,6 +56,33 @@ def _parameter(f: dataclasses.Field, hint: Any, override: Override | None) -> in
     return inspect.Parameter(f.name, _KEYWORD, default=default, annotation=Annotated[hint, option])
 
 
+def _aliases(main: inspect.Parameter, f: dataclasses.Field) -> dict[str, inspect.Parameter]:
+    """A hidden option for each older spelling of ``f``'s flag, by its parameter's name."""
+    hint = typing.get_args(main.annotation)[0]
+    found = {}
+    for alias in flag(f).aliases:
+        name = f"{f.name}__{alias.lstrip('-').replace('-', '_')}"
+        option = typer.Option(alias, hidden=True)
+        found[name] = inspect.Parameter(
+            name, _KEYWORD, default=None, annotation=Annotated[hint, option]
+        )
+    return found
+
+
+def _merge_aliases(values: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """``values`` with each hidden alias's value moved to its field (given twice: one line)."""
+    values = dict(values)
+    for name, field_name in aliases.items():
+        value = values.pop(name, None)
+        if value is None:
+            continue
+        if values.get(field_name) is not None:
+            spec = flag(next(f for f in option_fields() if f.name == field_name))
+            raise HarnessError(f"{spec.name} given twice (once as {', '.join(spec.aliases)})")
+        values[field_name] = value
+    return values
+
+
 def request_options(
     *,
     leave_out: Collection[str] = (),
@@ -68,18 +98,21 @@ def request_options(
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         hints = _hints()
-        shared = [
-            _parameter(f, hints[f.name], overrides.get(f.name))
-            for f in option_fields()
-            if f.name not in leave_out
-        ]
+        shared, aliases = [], {}
+        for f in option_fields():
+            if f.name not in leave_out:
+                shared.append(_parameter(f, hints[f.name], overrides.get(f.name)))
+                hidden = _aliases(shared[-1], f)
+                aliases.update(dict.fromkeys(hidden, f.name))
+                shared += hidden.values()
         own = list(inspect.signature(command, eval_str=True).parameters.values())
         at = next(i for i, p in enumerate(own) if p.name == "request")
         before, after = own[:at], own[at + 1 :]
-        names = {p.name for p in shared}
+        names = {p.name for p in shared} - set(aliases)
 
         @functools.wraps(command)
         def with_request(**values: Any) -> None:
+            values = _merge_aliases(values, aliases)
             request = RunRequest.from_options(**{k: v for k, v in values.items() if k in names})
             command(request=request, **{k: v for k, v in values.items() if k not in names})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,6 +44,23 @@ def say(line: str) -> None:
     Console(stderr=True).print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def usage_error(exc: Any) -> str:
+    """A bad option or argument in one line: what was wrong, a near match (hidden spellings
+    left out), and where the options are listed."""
+    ctx = exc.ctx
+    message = exc.format_message()
+    possibilities = getattr(exc, "possibilities", None)
+    if possibilities:
+        hidden = {o for p in ctx.command.params if getattr(p, "hidden", False) for o in p.opts}
+        shown = sorted(set(possibilities) - hidden)
+        message = exc.message + (f"; did you mean {' or '.join(shown)}?" if shown else "")
+    names = []
+    while ctx.parent is not None:  # the root's name is how Python was started: say harness
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return f"{message.rstrip('.')} (see `{' '.join(['harness', *names])} --help`)"
+
+
 def main() -> None:
     """Entry point: run the app and map errors to exit codes."""
     debug = "--debug" in sys.argv[1:]
@@ -67,6 +84,10 @@ def main() -> None:
         err.print("harness: interrupted")
         sys.exit(130)
     except typer.TyperException as exc:  # typer's own click: bad options and arguments
+        usage = getattr(exc, "ctx", None) is not None and hasattr(exc, "format_message")
+        if usage and type(exc).__name__ != "NoArgsIsHelpError":  # (a bare command: its help)
+            say(f"harness: error: {usage_error(exc)}")
+            sys.exit(2)
         show = getattr(exc, "show", None)
         if show is None:
             raise

@@ -12,13 +12,14 @@ from harness.runs.requests import RunRequest
 @options.request_options()
 def run(request: RunRequest) -> None:
     """Train an entry on a benchmark, print per-class Dice, and update its leaderboard."""
-    from harness.engine import distributed
-    from harness.runs.dispatch import dispatch
-
     launch.quiet_ranks()
+    request.check_early()  # a bad protocol, name or parameter: one line before torch loads
     executor = launch.executor(request)
     with launch.preparing(executor) as planner:  # every input checked, the data prepared once
         resolved = planner.plan(request)
+    from harness.engine import distributed
+    from harness.runs.dispatch import dispatch
+
     bench = resolved.benchmark
     dataset = bench.dataset
     cv = bool(bench.protocol.cv_folds)

@@ -24,17 +24,22 @@ def sweep(
     request: RunRequest,
 ) -> None:
     """Vary one axis with everything else fixed; write an ablation table beside the leaderboard."""
-    from harness.engine import distributed
-    from harness.studies.sweep import parse_vary, run_sweep, sweep_plans
+    from harness.studies.axes import parse_vary
 
     launch.quiet_ranks()
-    executor = launch.executor(request)
     axis = parse_vary(vary)
+    for value in axis.values:  # a bad name or parameter is one line before torch loads
+        request.replace(**{axis.name: value}).check_early()
+    executor = launch.executor(request)
+    from harness.studies.sweep import run_sweep, sweep_plans
+
     # Every value checked, and the dataset prepared once, under the bar before anything trains.
     with launch.preparing(executor) as planner:
         plans = sweep_plans(request, axis, planner)
     if request.launch.dry_run:
         return launch.dry_run(plans)
+    from harness.engine import distributed
+
     try:
         with launch.reporting(executor) as (observer, runs):
             path = run_sweep(plans, axis, observer, runs, executor)

@@ -34,11 +34,12 @@ def tune(
     tuning fold, never on the protocol's), then run the chosen values on its seeds."""
     if vary is not None:
         return _tune_sweep(request, trials, vary)
+    request.check_early()  # a bad protocol, name or parameter: one line before torch loads
+    executor = launch.executor(request)
     from harness.results.leaderboard import leaderboard_path
     from harness.studies.tune import tune as run_tune
     from harness.studies.tune import tune_dry_run
 
-    executor = launch.executor(request)
     with launch.preparing(executor) as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.launch.dry_run:
@@ -71,12 +72,14 @@ def tune(
 
 def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
+    from harness.studies.axes import parse_vary
 
-    from harness.studies.sweep import parse_vary
+    axis = parse_vary(vary)
+    for value in axis.values:  # a bad name or parameter is one line before torch loads
+        request.replace(**{axis.name: value}).check_early()
+    executor = launch.executor(request)
     from harness.studies.tune import tune_dry_run, tune_sweep
 
-    executor = launch.executor(request)
-    axis = parse_vary(vary)
     with launch.preparing(executor) as planner:
         for value in axis.values:  # every value checked before any trial
             planner.plan(request.replace(**{axis.name: value}))

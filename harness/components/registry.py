@@ -27,13 +27,17 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from harness.components import hookspecs
 from harness.components.kinds import BY_PLURAL, COMPONENT_KINDS, HOOK_PREFIX
+from harness.components.parameters import Parameters, parameters
 from harness.errors import HarnessError, one_line
+
+if TYPE_CHECKING:
+    from harness.components.entry import Component
 
 #: The kinds by their plural names, in table order (``harness.components.kinds``).
 KINDS: tuple[str, ...] = tuple(kind.plural for kind in COMPONENT_KINDS)
@@ -79,6 +83,27 @@ class Registered:
         (``harness list``'s provider column)."""
         return _provider(self.plugin, self.distribution, self.version)
 
+    @property
+    def show_command(self) -> str:
+        """The command that describes this component: ``harness show losses dice``."""
+        return f"harness show {self.kind} {self.name}"
+
+    def parameters(self) -> Parameters:
+        """Its own parameters, from the factory's signature (the harness's arguments left out)."""
+        return parameters(self.factory, BY_PLURAL[self.kind])
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Refuse, in one line, a parameter the factory's signature cannot take: an unknown
+        name (where it takes no others), a harness argument, a value of the wrong type."""
+        own = self.parameters()
+        for key, value in params.items():
+            problem = own.problem(key, value)
+            if problem is not None:
+                raise HarnessError(
+                    f"{SINGULAR[self.kind]} '{self.name}' from {self.provider()}: {problem}; "
+                    f"see `{self.show_command}`"
+                )
+
     def build(self, *args: Any, **kwargs: Any) -> Any:
         """Call the factory; parameters it rejects become a ``HarnessError`` naming it."""
         try:
@@ -86,7 +111,7 @@ class Registered:
         except (TypeError, ValueError, KeyError) as exc:
             raise HarnessError(
                 f"{SINGULAR[self.kind]} '{self.name}' from {self.provider()} rejected its "
-                f"parameters {kwargs!r}: {_describe(exc)}; see `harness list {self.kind}`"
+                f"parameters {kwargs!r}: {_describe(exc)}; see `{self.show_command}`"
             ) from exc
 
 
@@ -172,6 +197,14 @@ class Registry:
         raise HarnessError(
             f"unknown {noun} '{name}'; available: {', '.join(components)} {shows_all}"
         )
+
+    def check(self, kind: str, component: Component) -> Registered:
+        """The component of an entry, checked before anything is built: its name known (an
+        unknown one lists the near matches) and its parameters ones its factory's signature
+        can take (``Registered.check_params``)."""
+        registered = self.get(kind, component.name)
+        registered.check_params(component.kwargs)
+        return registered
 
     def all(self) -> list[Registered]:
         """Every component of every kind, by kind (in ``KINDS`` order) then name."""

@@ -47,6 +47,7 @@ from harness.engine.state import TrainingState
 from harness.engine.writer import Checkpointed, CheckpointWriter
 from harness.errors import RunFailed
 from harness.metric.dice import DiceAccumulator
+from harness.protocol import Protocol
 
 __all__ = [
     "Checkpointing",
@@ -64,6 +65,12 @@ __all__ = [
 _SYNC_EVERY = 16
 
 _STOPPING = "Stopping after this step to save a checkpoint (Ctrl-C again stops at once)"
+
+
+def unit_of(protocol: Protocol, seed: int) -> str:
+    """What a run is called to the user: ``seed 0``, or ``fold 2 seed 0`` for a fold of a
+    cross-validated benchmark (its protocol's ``cv_folds``, validated on ``fold``)."""
+    return f"fold {protocol.fold} seed {seed}" if protocol.cv_folds else f"seed {seed}"
 
 
 @dataclass
@@ -200,7 +207,9 @@ class Trainer:
 
     def on_train_start(self) -> None:
         total = self.setup.protocol.epochs * self.setup.steps_per_epoch
-        self.observer.run_started(f"seed {self.setup.seed}", total, self.state.step)
+        self.observer.run_started(
+            unit_of(self.setup.protocol, self.setup.seed), total, self.state.step
+        )
 
     def train_epoch(self, epoch: int) -> float:
         """The epoch's steps (those left, after a mid-epoch restart); its mean batch loss."""

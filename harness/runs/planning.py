@@ -323,7 +323,7 @@ def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dic
         # augmentation), which the protocol names.
         text = getattr(request.entry, kind.field) or getattr(proto, kind.field, "")
         component = parse_component(text, kind.option)
-        registry.get(kind.plural, component.name)  # unknown names fail here
+        registry.check(kind.plural, component)  # unknown names, impossible parameters fail
         components[kind.field] = component
     return components
 

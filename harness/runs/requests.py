@@ -26,17 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.components.entry import parse_hparams
-from harness.components.kinds import BY_FIELD
+from harness import protocol as protocols
+from harness.components.entry import parse_component, parse_hparams
+from harness.components.kinds import BY_FIELD, COMPONENT_KINDS
+from harness.components.registry import Registry
 from harness.errors import HarnessError
-from harness.runs.tracking import track_help
+from harness.runs.tracking import check_track, track_help
 
 
 @dataclass(frozen=True)
 class Flag:
     """How one request field is spelled on the command line."""
 
-    #: The option, e.g. ``--aug``.
+    #: The option, e.g. ``--augmentation``.
     name: str
     #: Its help text.
     help: str
@@ -52,6 +54,8 @@ class Flag:
     read: Callable[[Any], Any] | None = None
     #: The text(s) the command line takes for a value (None: ``str``).
     show: Callable[[Any], Sequence[str]] | None = None
+    #: Older spellings still accepted, never shown in ``--help`` nor written (``--aug``).
+    aliases: tuple[str, ...] = ()
 
     def write(self, value: Any, default: Any) -> list[str]:
         """The arguments that give ``value`` on the command line ([] when the default does)."""
@@ -165,6 +169,7 @@ class EntryChoice:
         "Augmentation plugin (protocol default if omitted)",
         None,
         order=4,
+        aliases=BY_FIELD["augmentation"].aliases,
     )
     encoder: str | None = _option("--encoder", "Override the protocol's encoder", None, order=5)
     #: Test-time augmentation for validation: "none" or "flip" (recorded in the entry).
@@ -368,6 +373,22 @@ class RunRequest:
         """The value of a field by name, wherever it lives."""
         part = _part_of(name)
         return getattr(self if part is None else getattr(self, part), name)
+
+    def check_early(self) -> None:
+        """What can be checked from the request, its protocol and the plugins alone, with
+        nothing heavy imported (no torch, no data): the protocol and its ``--set``, each
+        component's name and parameters (the protocol's defaults too: ``Registry.check``)
+        and ``--track``. The planner checks all of it again, and more
+        (``Planner.resolve``); a command calls this first so that such a mistake is one
+        line at once, before it loads what training needs."""
+        choice = self.benchmark
+        proto = protocols.load(choice.protocol).derive(list(choice.sets))
+        proto = proto.with_values(choice.overrides)
+        registry = Registry.load(self.plugins)
+        for kind in COMPONENT_KINDS:
+            text = getattr(self.entry, kind.field) or getattr(proto, kind.field, "")
+            registry.check(kind.plural, parse_component(text, kind.option))
+        check_track(self.launch.track)
 
 
 def _part_of(name: str) -> str | None:

@@ -10,12 +10,9 @@ and no ``:`` continues the previous value's parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.atomic import cannot_write
-from harness.components.entry import parse_component
-from harness.components.kinds import COMPONENT_KINDS
 from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
@@ -27,49 +24,18 @@ from harness.runs.dispatch import dispatch, name_unusable
 from harness.runs.executors import Executor
 from harness.runs.planning import Plan, Planner
 from harness.runs.requests import RunRequest
+from harness.studies.axes import AXES, Axis, parse_vary
 
-#: Axis name on the command line -> RunRequest field: each kind's axes
-#: (``harness.components.kinds``), then the encoder.
-AXES = {
-    **{axis: kind.field for kind in COMPONENT_KINDS for axis in kind.axes},
-    "encoder": "encoder",
-}
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str  # the RunRequest field
-    values: tuple[str, ...]
-
-    @property
-    def title(self) -> str:
-        return self.name.capitalize()
-
-
-def parse_vary(text: str) -> Axis:
-    """``AXIS=v1,v2,...`` with component parameters kept attached to their value."""
-    key, sep, rest = text.partition("=")
-    key = key.strip()
-    if not sep or key not in AXES:
-        raise HarnessError(
-            f"--vary {text!r}: expected AXIS=v1,v2,... with AXIS one of {', '.join(AXES)}"
-        )
-    values: list[str] = []
-    for piece in (p.strip() for p in rest.split(",")):
-        if not piece:
-            continue
-        if "=" in piece and ":" not in piece and values and ":" in values[-1]:
-            values[-1] += "," + piece
-        else:
-            values.append(piece)
-    if len(values) < 2:
-        raise HarnessError(f"--vary {text!r}: give at least two values to compare")
-    if len(set(values)) != len(values):
-        raise HarnessError(f"--vary {text!r}: a value is repeated")
-    for value in values:
-        if AXES[key] != "encoder":
-            parse_component(value, f"--vary {key}")
-    return Axis(AXES[key], tuple(values))
+__all__ = [
+    "AXES",
+    "Axis",
+    "ablation_path",
+    "parse_vary",
+    "run_sweep",
+    "sweep",
+    "sweep_plans",
+    "write_ablation",
+]
 
 
 def ablation_path(plan_: Plan, axis: Axis, tuned: bool = False) -> Path:

@@ -109,7 +109,9 @@ def study(
     brightness_contrast: float = 0.2,
     brightness_contrast_p: float = 0.5,
 ) -> A.Compose:
-    """The inspiring study's recipe in one name, each step independently random, in this order:
+    """The inspiring study's recipe in one name: flip, rotation, CLAHE, brightness/contrast.
+
+    Each step is independently random, in this order:
 
     1. horizontal flip (``flip_p`` 0.5);
     2. rotation by up to ±``rotate_limit`` degrees (20; ``rotate_p`` 0.5), as ``rotate``;

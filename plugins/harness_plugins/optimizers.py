@@ -2,8 +2,9 @@
 
 Learning rate and weight decay come from the protocol, so every optimizer of a
 leaderboard trains under the same settings; anything else (``momentum``, ``betas``,
-...) is an entry parameter passed through to the library. Lion and Muon are imported
-on first use (seconds each, and `harness list` needs neither).
+...) is an entry parameter passed through to the library. torch, Lion and Muon are
+imported when an optimizer is built (seconds each, and naming, describing and listing the
+optimizers needs none of them).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def sgd(
@@ -28,6 +30,8 @@ def sgd(
     **kwargs: Any,
 ) -> torch.optim.Optimizer:
     """SGD with momentum (0.9 unless set)."""
+    import torch
+
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, **kwargs)
 
 
@@ -35,6 +39,8 @@ def adam(
     params: Iterable[Any], *, lr: float, weight_decay: float, **kwargs: Any
 ) -> torch.optim.Optimizer:
     """Adam (L2 penalty added to the gradient)."""
+    import torch
+
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
@@ -42,6 +48,8 @@ def adamw(
     params: Iterable[Any], *, lr: float, weight_decay: float, **kwargs: Any
 ) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay)."""
+    import torch
+
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
@@ -57,6 +65,8 @@ def radam(
 
     Weight decay is decoupled, as in AdamW, unless ``decoupled_weight_decay=false``.
     """
+    import torch
+
     return torch.optim.RAdam(
         params,
         lr=lr,
@@ -127,22 +137,21 @@ def muon(
     if ns_dtype not in _NS_DTYPES:
         raise ValueError(f"ns_dtype must be one of {sorted(_NS_DTYPES)}, got {ns_dtype!r}")
 
+    import torch
+
     class _Muon(Muon):
         def step(self, closure: Any = None) -> Any:
             on_cpu = any(p.device.type == "cpu" for g in self.param_groups for p in g["params"])
-            dtype = _NS_DTYPES[ns_dtype] or (torch.float32 if on_cpu else torch.bfloat16)
-            with _newton_schulz_in(dtype):
+            name = _NS_DTYPES[ns_dtype] or ("float32" if on_cpu else "bfloat16")
+            with _newton_schulz_in(getattr(torch, name)):
                 return super().step(closure)
 
     _Muon.__name__ = _Muon.__qualname__ = "Muon"
     return _Muon(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
-_NS_DTYPES: dict[str, torch.dtype | None] = {
-    "auto": None,
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-}
+#: ``ns_dtype`` -> the torch dtype's name (None: float32 on a CPU, bfloat16 elsewhere).
+_NS_DTYPES: dict[str, str | None] = {"auto": None, "float32": "float32", "bfloat16": "bfloat16"}
 
 
 @contextmanager

@@ -1,25 +1,19 @@
 """Built-in learning-rate schedules, stepped once per optimizer step.
 
 All are plain ``torch.optim.lr_scheduler`` objects (only the warm-up is composed
-here) so their state dicts checkpoint and resume like any other.
+here) so their state dicts checkpoint and resume like any other. torch is imported when a
+scheduler is built: naming, describing and listing them needs none of it.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch.optim.lr_scheduler import (
-    ConstantLR,
-    CosineAnnealingLR,
-    LinearLR,
-    LRScheduler,
-    OneCycleLR,
-    PolynomialLR,
-    SequentialLR,
-)
+from typing import TYPE_CHECKING, Any
 
 from harness import hookimpl
+
+if TYPE_CHECKING:
+    import torch
+    from torch.optim.lr_scheduler import LRScheduler
 
 
 def _check_steps(total_steps: int, warmup_steps: int) -> None:
@@ -34,6 +28,8 @@ def flat(
 ) -> LRScheduler:
     """The protocol's learning rate throughout (warm-up ignored)."""
     _check_steps(total_steps, warmup_steps)
+    from torch.optim.lr_scheduler import ConstantLR
+
     return ConstantLR(optimizer, factor=1.0, total_iters=0, **params)
 
 
@@ -46,6 +42,8 @@ def cosine(
 ) -> LRScheduler:
     """Cosine annealing from the protocol's learning rate to ``eta_min`` over the run."""
     _check_steps(total_steps, warmup_steps)
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
     return CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=eta_min)
 
 
@@ -63,6 +61,8 @@ def warmup_cosine(
     along a cosine that would reach ``eta_min`` at ``total_steps``.
     """
     _check_steps(total_steps, warmup_steps)
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
     decay = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=eta_min)
     if warmup_steps == 0:
         return decay
@@ -84,6 +84,8 @@ def poly(
     Step ``k`` uses ``lr * (1 - k / total_steps) ** power``; warm-up ignored.
     """
     _check_steps(total_steps, warmup_steps)
+    from torch.optim.lr_scheduler import PolynomialLR
+
     return PolynomialLR(optimizer, total_iters=total_steps, power=power)
 
 
@@ -112,6 +114,8 @@ def onecycle(
         pct_start = warmup_steps / total_steps if warmup_steps > 0 else 0.3
     # torch divides by the length of each phase: both must be at least one step.
     pct_start = min(max(pct_start * total_steps, 2.0), total_steps - 1.0) / total_steps
+    from torch.optim.lr_scheduler import OneCycleLR
+
     max_lr = [group["lr"] for group in optimizer.param_groups]
     defaults = optimizer.defaults
     params.setdefault("cycle_momentum", "momentum" in defaults or "betas" in defaults)

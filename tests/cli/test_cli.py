@@ -38,11 +38,22 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_tiny_run_prints_benchmark_table_and_row(tiny_run: dict) -> None:
-    assert tiny_run["stderr"].lstrip().startswith("Benchmark tiny-")
+    lines = tiny_run["stderr"].lstrip().splitlines()
+    while lines[0].startswith("Preparing the dataset: "):  # a fresh cache: said in lines
+        lines.pop(0)
+    assert lines[0].startswith("Benchmark tiny-")
     assert "protocol tiny, hash" in tiny_run["stderr"]
     for name in ("finger-1", "Pisiform", "Ulna"):
         assert name in tiny_run["stdout"]
     assert "| 1 | unetpp · dice · adamw · warmup-cosine · none |" in tiny_run["stdout"]
+
+
+def test_tiny_run_says_its_progress_in_lines_when_stderr_is_a_pipe(tiny_run: dict) -> None:
+    lines = tiny_run["stderr"].splitlines()
+    assert "seed 0: training, 4 steps" in lines  # tiny: 2 epochs of 2 steps
+    last = next(line for line in lines if line.startswith("seed 0: epoch 2/2, step 4/4, loss "))
+    assert "val Dice " in last and " elapsed, " in last and last.endswith(" left")
+    assert "━" not in tiny_run["stderr"] and "\x1b" not in tiny_run["stderr"]  # no bar
 
 
 def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:

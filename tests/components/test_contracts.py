@@ -112,7 +112,7 @@ EDGES = [
     Edge("losses", "detached", "--loss", accepted=False),
     Edge("schedulers", "no-last-lr", "--scheduler", accepted=False),
     Edge("models", "wrong-channels", "--model", accepted=False),
-    Edge("augmentations", "nothing", "--aug", accepted=True),
+    Edge("augmentations", "nothing", "--augmentation", accepted=True),
     Edge("losses", "edge-plain", "--loss", accepted=True),
 ]
 

@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.components.kinds import BY_PLURAL
 from harness.components.registry import KINDS, SINGULAR, Registry
 
-OPTION = {
-    "models": "--model",
-    "losses": "--loss",
-    "optimizers": "--optimizer",
-    "schedulers": "--scheduler",
-    "augmentations": "--aug",
-}
+OPTION = {kind: BY_PLURAL[kind].option for kind in KINDS}
 CASES = [(kind, name) for kind in KINDS for name in Registry.load().components(kind)]
 
 

@@ -25,7 +25,14 @@ def test_the_table_names_each_kind_once() -> None:
     for names in (PLURALS, FIELDS, [k.option for k in COMPONENT_KINDS]):
         assert len(set(names)) == len(names)
     assert list(BY_PLURAL) == PLURALS and list(BY_FIELD) == FIELDS
-    assert BY_FIELD["augmentation"] == Kind("augmentations", "augmentation", "--aug")
+    augmentation = BY_FIELD["augmentation"]
+    assert augmentation == Kind(
+        "augmentations", "augmentation", "--augmentation", aliases=("--aug",),
+        contract=("image_size",),
+    )  # fmt: skip
+    # One name per thing: the option is the field's word; the old one is only an alias.
+    for kind in COMPONENT_KINDS:
+        assert kind.option == f"--{kind.field}"
 
 
 def test_the_registry_reads_its_kinds_and_hooks_from_the_table(tmp_path: Path) -> None:
@@ -67,12 +74,15 @@ def test_the_run_options_are_the_tables() -> None:
     assert {kind.field: flag(by_name[kind.field]).name for kind in COMPONENT_KINDS} == {
         kind.field: kind.option for kind in COMPONENT_KINDS
     }
+    assert {kind.field: flag(by_name[kind.field]).aliases for kind in COMPONENT_KINDS} == {
+        kind.field: kind.aliases for kind in COMPONENT_KINDS
+    }
 
 
 def test_the_sweep_axes_are_the_tables_then_the_encoder() -> None:
     assert list(AXES) == [axis for kind in COMPONENT_KINDS for axis in kind.axes] + ["encoder"]
     assert list(AXES) == [
-        "model", "loss", "optimizer", "scheduler", "aug", "augmentation", "encoder"
+        "model", "loss", "optimizer", "scheduler", "augmentation", "aug", "encoder"
     ]  # fmt: skip
     for kind in COMPONENT_KINDS:
         for axis in kind.axes:

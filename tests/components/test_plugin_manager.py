@@ -183,7 +183,7 @@ def test_build_turns_rejected_parameters_into_one_line() -> None:
         f"loss 'combo' from builtin-losses (segmentation-harness {harness.__version__}) "
         "rejected its parameters {'dice': 0.5, 'gamma': 2}: TypeError:"
     )
-    assert message.endswith("; see `harness list losses`")
+    assert message.endswith("; see `harness show losses combo`")
 
 
 def test_build_passes_good_parameters() -> None:

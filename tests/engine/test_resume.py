@@ -4,7 +4,7 @@
 The model is a small plugin (``PLUGIN`` in ``tests/helpers.py``) with every kind of state a
 resume must restore: BatchNorm buffers, dropout (the global torch generator), AdamW
 moments, a warm-up/cosine schedule, the loader's shuffling and albumentations' own
-generators (``--aug basic``). A short sleep in its forward pass makes the run last long
+generators (``--augmentation basic``). A short sleep in its forward pass makes the run last long
 enough to be killed part-way. Runs in bf16 and fp16 (CPU autocast; fp16 with a grad scaler
 that skips an overflowing step) resume as exactly.
 

@@ -3,6 +3,7 @@ that a stop at an epoch's end, resumed, continues where it stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import torch
 from harness.classes import CLASSES
 from harness.engine import checkpoint
 from harness.engine.control import Interrupted
-from harness.engine.trainer import Checkpointing, TrainResult, train
+from harness.engine.trainer import Checkpointing, TrainResult, train, unit_of
+from harness.protocol import load as load_protocol
 from tests.helpers import Recorder
 
 CPU = torch.device("cpu")
@@ -76,3 +78,11 @@ def test_a_stop_at_an_epochs_end_resumes_from_the_next(
     alone = train(**setting)
     assert resumed.history == alone.history
     assert resumed.mean_dice == alone.mean_dice
+
+
+def test_a_run_is_called_by_its_seed_or_by_its_fold_and_seed() -> None:
+    proto = load_protocol("tiny")
+    assert unit_of(proto, 3) == "seed 3"
+    cross_validated = proto.with_values([("cv_folds", (0, 2, 4))])
+    # A fold's run trains under the benchmark's protocol with its fold (runs.job.Job.protocol).
+    assert unit_of(dataclasses.replace(cross_validated, fold=2), 1) == "fold 2 seed 1"

@@ -36,6 +36,8 @@ def test_folds_all_gives_one_cross_validated_row_of_five(
         ("succeeded", fold, 0) for fold in range(5)
     ]
     assert len({json.dumps(r.val_images) for r in records}) == 5  # each its own fold
+    for fold in range(5):  # its progress names the fold (stderr is no terminal here: lines)
+        assert f"\nfold {fold} seed 0: training, " in result.err, result.err[-2000:]
     (table,) = [p for p in boards.glob("*.md")]
     text = table.read_text()
     ranked = [line for line in text.splitlines() if line.startswith("| 1 ")]

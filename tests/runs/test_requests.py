@@ -73,6 +73,8 @@ def parsed(cli, monkeypatch: pytest.MonkeyPatch):
         raise _Planned(request)
 
     monkeypatch.setattr(planning.Planner, "plan", fake_plan)
+    # The plugins named here are made up: leave out the early check of the components.
+    monkeypatch.setattr(RunRequest, "check_early", lambda self: None)
 
     def parse(*args: str) -> RunRequest:
         with pytest.raises(_Planned) as caught:
@@ -126,7 +128,7 @@ def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPa
     request = RunRequest.from_options(**{**earlier, "resume": False})
     assert resume_command(request) == (
         "harness run --model unetpp:decoder_attention_type=scse "
-        "--loss combo:dice=0.7,bce=0.3 --optimizer adamw --scheduler cosine --aug basic "
+        "--loss combo:dice=0.7,bce=0.3 --optimizer adamw --scheduler cosine --augmentation basic "
         "--encoder resnet18 --data 'some data/set' --protocol tiny --seeds 0,4 "
         "--plugin my_plugin --plugin extra.py --set epochs=3 --set lr=0.01 --device cpu "
         "--tta flip --micro-batch 2 --compile --runs-dir 'my runs' --leaderboards-dir boards "
@@ -137,6 +139,18 @@ def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPa
         "harness run --model unet --loss dice --protocol synthetic --compile --nproc 2 "
         "--runs-dir runs --leaderboards-dir leaderboards --resume"
     )
+
+
+def test_the_older_aug_still_reads_as_augmentation(parsed, cli) -> None:
+    base = ("run", "--model", "unet", "--loss", "dice")
+    new = parsed(*base, "--augmentation", "flip:p=0.2")
+    assert new.entry.augmentation == "flip:p=0.2"
+    assert parsed(*base, "--aug", "flip:p=0.2") == new  # a resume command written before
+    both = cli(*base, "--aug", "flip", "--augmentation", "none")
+    assert both.code == 2 and both.err.strip().splitlines() == [
+        "harness: error: --augmentation given twice (once as --aug)"
+    ]
+    assert "--aug" not in cli("run", "--help").out.replace("--augmentation", "")  # hidden
 
 
 def test_sweep_gets_the_same_options_with_its_own_defaults(parsed) -> None:
