@@ -15,9 +15,13 @@ def leaderboard(
         str | None, typer.Argument(help="A leaderboard file or benchmark id (default: all)")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where the run records are")] = Path("runs"),
-    leaderboards_dir: Annotated[Path, typer.Option(help="Where leaderboard tables go")] = Path(
-        "leaderboards"
-    ),
+    leaderboards_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where leaderboard tables go (default: <runs-dir>/leaderboards; a published "
+            "folder such as leaderboards/ is written only when named)"
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option(help="Exit 1 when any record could not be used (each is named)")
     ] = False,
@@ -32,7 +36,7 @@ def leaderboard(
         paths = regenerate_all(
             target,
             runs_dir,
-            leaderboards_dir,
+            leaderboards_dir or runs_dir / "leaderboards",
             report=_excluded(excluded),
             say=lambda line: say(f"harness: {line}"),
         )

@@ -100,6 +100,9 @@ class Entry:
     hparams: tuple[tuple[str, float], ...] = ()
     #: The tuning budget that chose ``hparams``: ``"<trials>-<tuning hash>"`` (None: not tuned).
     tuned: str | None = None
+    #: The precision its runs trained in when not fp32 (``bf16``, ``fp16``): the same
+    #: components in another precision are another measurement, with a row of their own.
+    precision: str | None = None
 
     def components(self) -> dict[str, Component]:
         return {f: getattr(self, f) for f in KINDS_BY_FIELD}
@@ -117,6 +120,8 @@ class Entry:
             parts.append(f"tuned {self.tuned.split('-')[0]}: {values}")
         elif values:
             parts.append(values)
+        if self.precision:
+            parts.append(self.precision)
         return " · ".join(parts)
 
     @property
@@ -127,7 +132,8 @@ class Entry:
             key += f"|tta={self.tta}"
         if self.hparams:
             key += "|" + ",".join(f"{k}={v!r}" for k, v in self.hparams)
-        return key + (f"|tuned={self.tuned}" if self.tuned else "")
+        key += f"|tuned={self.tuned}" if self.tuned else ""
+        return key + (f"|precision={self.precision}" if self.precision else "")
 
     def protocol_for(self, protocol: Protocol) -> Protocol:
         """``protocol`` with the entry's own hyperparameters (the same protocol without any)."""
@@ -143,12 +149,15 @@ class Entry:
         return data
 
     def extras(self) -> dict[str, Any]:
-        """``hparams`` and ``tuned`` as a record writes them (nothing for an entry without)."""
+        """``hparams``, ``tuned`` and ``precision`` as a record writes them (nothing for an
+        entry without)."""
         out: dict[str, Any] = {}
         if self.hparams:
             out["hparams"] = dict(self.hparams)
         if self.tuned:
             out["tuned"] = self.tuned
+        if self.precision:
+            out["precision"] = self.precision
         return out
 
     @classmethod
@@ -161,6 +170,7 @@ class Entry:
             tta=data.get("tta", "none"),
             hparams=hparams,
             tuned=data.get("tuned"),
+            precision=data.get("precision"),
         )
 
 

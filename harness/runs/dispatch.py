@@ -195,14 +195,14 @@ class _Landing:
             self.progress(0, total)
 
     def skipped(self, job: Job) -> None:
-        """A run that already succeeded (``--resume``): said, counted, its table repaired."""
+        """A run that already succeeded: said, counted, its table repaired."""
         record = job.earlier
         if not self.main or record is None:
             return
         label = job.unit if len(self.plans) == 1 else job.name
         self.observer.message(
             f"{label}: already succeeded (mean Dice {record.mean_dice:.4f}); "
-            f"nothing to resume. Record: {job.record_path}"
+            f"skipped (--rerun trains it again). Record: {job.record_path}"
         )
         job.plan.outcomes.append((job.record_path, record))
         # Same records, same bytes: this only repairs a table a kill left behind.

@@ -31,19 +31,22 @@ from harness.runs.requests import RunRequest
 class Action(enum.Enum):
     """What happens to a run."""
 
-    TRAIN = "train"  # from the beginning (a rerun of a finished run starts afresh)
+    TRAIN = "train"  # from the beginning (--rerun of a finished run starts afresh)
     RESUME = "resume"  # from the ``last`` checkpoint of an interrupted run (--resume)
-    SKIP = "skip"  # already succeeded (--resume): only reported
+    SKIP = "skip"  # already succeeded: only reported (--rerun trains it again)
     REFUSE = "refuse"  # an interrupted run's checkpoint is there and --resume was not given
 
 
-def decide(resume: bool, record: Record | None, interrupted: bool) -> Action:
+def decide(resume: bool, record: Record | None, interrupted: bool, rerun: bool = False) -> Action:
     """The decision for one run from what its folder holds: its ``record`` (None: none) and
-    whether an interrupted run left a checkpoint; ``resume``: ``--resume`` was given."""
-    if resume:
-        if record is not None and record.status == "succeeded":
-            return Action.SKIP
-        return Action.RESUME if interrupted else Action.TRAIN
+    whether an interrupted run left a checkpoint; ``resume``: ``--resume`` was given,
+    ``rerun``: ``--rerun`` was (a finished run is never replaced without it)."""
+    if rerun:
+        return Action.TRAIN
+    if record is not None and record.status == "succeeded":
+        return Action.SKIP
+    if interrupted and resume:
+        return Action.RESUME
     if interrupted and record is None:
         return Action.REFUSE
     return Action.TRAIN
@@ -90,11 +93,13 @@ class Job:
 
 def job_of(plan: Plan, seed: int, fold: int | None = None, resume: bool | None = None) -> Job:
     """The job of ``seed`` (on ``fold``): what its folder holds, and what ``decide`` makes of
-    it (with ``resume``, or the plan's ``--resume``)."""
+    it (with ``resume``, or the plan's ``--resume``; a ``resume`` given here is a retried task
+    continuing its own run, never a ``--rerun``)."""
     folder = run_dir(plan, seed, fold)
     record = read_record(folder / RECORD_NAME)
     interrupted = checkpoint.exists(checkpoint.directory(folder))
-    action = decide(plan.resume if resume is None else resume, record, interrupted)
+    rerun = plan.request.launch.rerun if resume is None else False
+    action = decide(plan.resume if resume is None else resume, record, interrupted, rerun)
     return Job(plan, seed, folder, action, record, fold)
 
 

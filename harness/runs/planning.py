@@ -18,6 +18,7 @@ resumes or is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -186,6 +187,7 @@ class Planner:
     def resolve(self, request: RunRequest) -> Resolved:
         """Names, protocol, entry, seeds and launch settings (device, precision, ...)
         checked; one clear line on bad input."""
+        request.launch.check()
         registry = self.registry(request.plugins)
         choice = request.benchmark
         proto = protocols.load(choice.protocol).derive(list(choice.sets))
@@ -202,6 +204,9 @@ class Planner:
         if weights.loaded_here:
             build_entry_model(proto, entry, registry)
         launch, world = settings.resolve(request, proto, self.remote)
+        # Another precision is another measurement: its own identity, folder and row.
+        precision = launch.precision.name
+        entry = dataclasses.replace(entry, precision=None if precision == "fp32" else precision)
         return Resolved(request, registry, proto, entry, tuple(seeds), launch, world)
 
     def weights(self, spec: str, encoder: str) -> EncoderWeights:
@@ -234,7 +239,7 @@ class Planner:
             launch=resolved.launch,
             request=request,
             runs_dir=Path(request.launch.runs_dir),
-            leaderboards_dir=Path(request.launch.leaderboards_dir),
+            leaderboards_dir=request.launch.tables_dir,
             resume_hint=ResumeHint(request),
             resume=request.launch.resume,
             world=resolved.world,

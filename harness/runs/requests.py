@@ -297,14 +297,31 @@ class Launch:
         "--runs-dir", "Where run folders and records go", Path("runs"), order=22, always=True,
         last=True,
     )  # fmt: skip
-    leaderboards_dir: Path = _option(
-        "--leaderboards-dir", "Where leaderboard tables go", Path("leaderboards"), order=23,
-        always=True, last=True,
-    )  # fmt: skip
+    #: None: beside the runs, ``<runs-dir>/leaderboards`` (``tables_dir``); a published
+    #: folder (the checkout's ``leaderboards/``) is written only when named.
+    leaderboards_dir: Path | None = _option(
+        "--leaderboards-dir",
+        "Where leaderboard tables go (default: <runs-dir>/leaderboards; a published folder "
+        "such as leaderboards/ is written only when named)",
+        None,
+        order=23,
+        always=True,
+        last=True,
+    )
     #: Continue each seed from its last checkpoint; a seed whose record says succeeded is
     #: only reported, and one with no checkpoint starts from the beginning.
     resume: bool = _option(
         "--resume", "Continue each seed from its last checkpoint", False, order=24, last=True
+    )
+    #: Train again a run that already succeeded (a finished run is skipped without it); the
+    #: earlier success stays if the new run fails or stops.
+    rerun: bool = _option(
+        "--rerun",
+        "Train again runs that already succeeded (skipped without it); an earlier success is "
+        "kept if the new run fails",
+        False,
+        order=24.5,
+        last=True,
     )
     #: Processes one run trains on, data-parallel (torch.distributed); each job of the
     #: dispatcher is launched over this many (``harness.runs.ranks``).
@@ -314,6 +331,19 @@ class Launch:
         1,
         order=25,
     )
+
+    @property
+    def tables_dir(self) -> Path:
+        """Where the tables go: ``--leaderboards-dir``, else beside the runs."""
+        return Path(self.leaderboards_dir or Path(self.runs_dir) / "leaderboards")
+
+    def check(self) -> None:
+        """Options that contradict each other: one line."""
+        if self.resume and self.rerun:
+            raise HarnessError(
+                "--resume continues interrupted runs and --rerun trains finished ones again "
+                "from the start; give one of them"
+            )
 
 
 #: The parts of a request, by the ``RunRequest`` attribute that holds each.
@@ -389,6 +419,7 @@ class RunRequest:
             text = getattr(self.entry, kind.field) or getattr(proto, kind.field, "")
             registry.check(kind.plural, parse_component(text, kind.option))
         check_track(self.launch.track)
+        self.launch.check()
 
 
 def _part_of(name: str) -> str | None:
@@ -441,7 +472,7 @@ def resume_command(
     """
     from harness.engine import distributed
 
-    request = request.replace(resume=True)
+    request = request.replace(resume=True, rerun=False)  # continue, never train again
     if request.launch.nproc == 1 and os.environ.get(distributed.NPROC_ENV):
         request = request.replace(nproc=int(os.environ[distributed.NPROC_ENV]))
     elif distributed.launched() and request.launch.nproc == 1:

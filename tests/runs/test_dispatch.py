@@ -122,8 +122,9 @@ def test_both_executors_carry_out_the_same_decisions(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Fresh: trains. Succeeded, --resume: skipped (untouched). A rerun that fails: the
-    earlier success kept. Interrupted, --resume: resumed. Interrupted, no --resume: refused."""
+    """Fresh: trains. Succeeded, with or without --resume: skipped (untouched). A --rerun
+    that fails: the earlier success kept. Interrupted, --resume: resumed. Interrupted, no
+    --resume: refused."""
     plugin, marker = flaky
     ray = {}
     if executor == "ray":
@@ -139,10 +140,12 @@ def test_both_executors_carry_out_the_same_decisions(
 
     assert dispatch([plan(_request(tmp_path, plugin, resume=True, **ray))], NullObserver())
     assert (folder / RECORD_NAME).read_bytes() == before  # skipped: nothing trained
+    assert dispatch([plan(_request(tmp_path, plugin, **ray))], NullObserver())
+    assert (folder / RECORD_NAME).read_bytes() == before  # skipped without --resume too
 
     marker.write_text("")
     with pytest.raises(RunFailed, match="flaky model broke"):
-        dispatch([plan(_request(tmp_path, plugin, **ray))], NullObserver())
+        dispatch([plan(_request(tmp_path, plugin, rerun=True, **ray))], NullObserver())
     assert (folder / RECORD_NAME).read_bytes() == before  # the earlier success kept
     assert not checkpoint.exists(checkpoint.directory(folder))
     marker.unlink()

@@ -18,25 +18,30 @@ from tests.helpers import make_record
 SUCCEEDED = make_record("dice", 0, 0.5)
 FAILED = make_record("dice", 0, 0.5, status="failed")
 
-#: (--resume, the record there, a checkpoint there) -> what the run does.
+#: (--resume, the record there, a checkpoint there, --rerun) -> what the run does.
 DECISIONS = [
-    (False, None, False, Action.TRAIN),
-    (False, None, True, Action.REFUSE),  # an interrupted run's checkpoint, no --resume
-    (False, SUCCEEDED, False, Action.TRAIN),  # a rerun starts afresh
-    (False, SUCCEEDED, True, Action.TRAIN),
-    (False, FAILED, True, Action.TRAIN),
-    (True, None, False, Action.TRAIN),  # nothing to resume: from the beginning
-    (True, None, True, Action.RESUME),
-    (True, FAILED, True, Action.RESUME),
-    (True, FAILED, False, Action.TRAIN),
-    (True, SUCCEEDED, False, Action.SKIP),
-    (True, SUCCEEDED, True, Action.SKIP),
+    (False, None, False, False, Action.TRAIN),
+    (False, None, True, False, Action.REFUSE),  # an interrupted run's checkpoint, no --resume
+    (False, SUCCEEDED, False, False, Action.SKIP),  # a finished run is never replaced silently
+    (False, SUCCEEDED, True, False, Action.SKIP),
+    (False, FAILED, True, False, Action.TRAIN),
+    (False, FAILED, False, False, Action.TRAIN),  # a failed run is not finished: trained again
+    (True, None, False, False, Action.TRAIN),  # nothing to resume: from the beginning
+    (True, None, True, False, Action.RESUME),
+    (True, FAILED, True, False, Action.RESUME),
+    (True, FAILED, False, False, Action.TRAIN),
+    (True, SUCCEEDED, False, False, Action.SKIP),
+    (True, SUCCEEDED, True, False, Action.SKIP),
+    (False, SUCCEEDED, False, True, Action.TRAIN),  # --rerun starts afresh
+    (False, SUCCEEDED, True, True, Action.TRAIN),
+    (False, None, True, True, Action.TRAIN),  # --rerun of an interrupted run: afresh
+    (False, FAILED, False, True, Action.TRAIN),
 ]
 
 
-@pytest.mark.parametrize("resume, record, interrupted, action", DECISIONS)
-def test_the_decision_table(resume, record, interrupted, action) -> None:
-    assert decide(resume, record, interrupted) is action
+@pytest.mark.parametrize("resume, record, interrupted, rerun, action", DECISIONS)
+def test_the_decision_table(resume, record, interrupted, rerun, action) -> None:
+    assert decide(resume, record, interrupted, rerun) is action
 
 
 def test_an_earlier_success_is_kept_only_from_a_rerun_that_does_not_succeed() -> None:

@@ -42,6 +42,7 @@ EVERY_FIELD = {
     "runs_dir": Path("my runs"),
     "leaderboards_dir": Path("boards"),
     "resume": True,
+    "rerun": True,
     "nproc": 2,
 }
 #: Fields added after the resume command's wording was fixed (written only when given):
@@ -56,7 +57,10 @@ LATER_FIELDS = {
     "nproc",
     "folds",
     "precision",
+    "rerun",
 }
+#: Fields a resume command never carries: it continues, it never trains a finished run again.
+NOT_CARRIED = {"rerun"}
 
 
 class _Planned(Exception):
@@ -105,8 +109,8 @@ def test_resume_command_carries_every_field_and_parses_back_the_same(
     args = shlex.split(command)
     assert args[:2] == ["harness", "run"] and args[-1] == "--resume"
     for f in option_fields():
-        assert flag(f).name in args, f.name
-    assert parsed(*args[1:]) == request
+        assert (flag(f).name in args) is (f.name not in NOT_CARRIED), f.name
+    assert parsed(*args[1:]) == request.replace(rerun=False)
 
 
 def test_resume_command_of_a_default_request_parses_back_the_same(
@@ -115,9 +119,9 @@ def test_resume_command_of_a_default_request_parses_back_the_same(
     _no_launcher(monkeypatch)
     request = RunRequest.from_options(model="unet", loss="dice")
     command = resume_command(request)
-    assert command == (
-        "harness run --model unet --loss dice --protocol synthetic --runs-dir runs "
-        "--leaderboards-dir leaderboards --resume"
+    assert (
+        command
+        == "harness run --model unet --loss dice --protocol synthetic --runs-dir runs --resume"
     )
     assert parsed(*shlex.split(command)[1:]) == request.replace(resume=True)
 
@@ -137,7 +141,7 @@ def test_resume_command_writes_what_it_always_wrote(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
     assert resume_command(RunRequest.from_options(model="unet", loss="dice", compile=True)) == (
         "harness run --model unet --loss dice --protocol synthetic --compile --nproc 2 "
-        "--runs-dir runs --leaderboards-dir leaderboards --resume"
+        "--runs-dir runs --resume"
     )
 
 
@@ -158,7 +162,7 @@ def test_sweep_gets_the_same_options_with_its_own_defaults(parsed) -> None:
     base = parsed("sweep", *vary, "--seeds", "2", "--plugin", "p")
     expected = RunRequest.from_options(model="unetpp", loss="dice", encoder="resnet18", seeds="2")
     assert base == dataclasses.replace(expected, plugins=("p",))
-    full = {k: v for k, v in EVERY_FIELD.items() if k != "tta"}  # sweep has no --tta
+    full = {k: v for k, v in EVERY_FIELD.items() if k not in ("tta", "rerun")}  # no --tta
     args = shlex.split(resume_command(RunRequest.from_options(**full)))[2:]
     assert parsed("sweep", *vary, *args) == RunRequest.from_options(**full)
 
