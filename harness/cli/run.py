@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from harness.cli import launch, options
 from harness.cli.root import err, out
 from harness.cli.tables import per_class_table
@@ -70,3 +73,17 @@ def run(request: RunRequest) -> None:
     row = launch.row_of(board, resolved.entry.label)
     out.print(f"Leaderboard {board}:")
     out.print(row, markup=False, highlight=False, soft_wrap=True)
+    _standing(resolved.runs_dir, [record for _, record in outcomes])
+
+
+def _standing(runs_dir: Path, records: list[Any]) -> None:
+    """Where the row would stand among the published runs of its benchmark (a checkout's
+    ``leaderboards/``), in one line; nothing when there is no such table, or these records
+    are the published ones."""
+    from harness.results.standing import PUBLISHED, standing
+
+    if Path(runs_dir).resolve().is_relative_to(PUBLISHED.resolve()):
+        return
+    found = standing(PUBLISHED, records)
+    if found is not None:
+        out.print(found.line(), markup=False, highlight=False, soft_wrap=True)

@@ -137,6 +137,16 @@ def verdict(comparison: Comparison | None, reference: str = LEADER) -> str:
     return "≈" if comparison.within_noise else "below"
 
 
+def standing_text(word: str) -> str:
+    """A row's verdict against the leader of a table it is not in yet, as a clause: ``within
+    noise of #1``, ``below #1 beyond noise``, ``would lead it``, ``no test against #1``."""
+    return {
+        LEADER: "would lead it",
+        "≈": "within noise of #1",
+        "below": "below #1 beyond noise",
+    }.get(word, "no test against #1 (no seed or image in common)")
+
+
 def difference_verdict(within_noise: bool | None) -> str:
     """The same entry's rows in two tables (``difference_within_noise``), in words: ``within
     noise``, ``real``, or ``noise unknown`` when a row has no ±."""
