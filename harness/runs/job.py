@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine import checkpoint
+from harness.engine.trainer import unit_of
 from harness.protocol import Protocol
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs.planning import Plan, run_dir
@@ -78,7 +79,7 @@ class Job:
     @property
     def unit(self) -> str:
         """``seed 0``, or ``fold 2 seed 0`` for a fold of a cross-validated benchmark."""
-        return f"seed {self.seed}" if self.fold is None else f"fold {self.fold} seed {self.seed}"
+        return unit_of(self.protocol, self.seed)
 
     @property
     def protocol(self) -> Protocol:
