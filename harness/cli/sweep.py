@@ -34,7 +34,7 @@ def sweep(
     with launch.preparing(executor) as planner:
         plans = sweep_plans(request, axis, planner)
     if request.launch.dry_run:
-        return launch.dry_run(plans)
+        return launch.dry_run(plans, executor)
     try:
         with launch.reporting(executor) as (observer, runs):
             path = run_sweep(plans, axis, observer, runs, executor)
