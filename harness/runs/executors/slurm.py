@@ -94,7 +94,6 @@ class Slurm:
         self.request = request
         self.partition = partition_name(request.launch.cluster or "")
         self.options = parse_options(request.launch.cluster_opts)
-        self.token = secrets.token_hex(8)
 
     @classmethod
     def takes(cls, launch: Launch) -> bool:
@@ -127,8 +126,8 @@ class Slurm:
             return []
         runs_dir = jobs[0].plan.runs_dir.resolve()
         ask = self._ask(jobs)
-        script = ask.script(self._folder(runs_dir), len(jobs))
-        accepted = test_only(script, self.request.launch.cluster_opts)
+        script = ask.script(task_folder(markers.token_path(runs_dir, "TOKEN")), len(jobs))
+        accepted = test_only(script, self.request.launch.cluster_opts, ask.summary())
         return [
             f"Slurm: {len(jobs)} run(s) as one job array on partition {self.partition}, "
             f"at most {ask.at_once(len(jobs))} at once; each task: {ask.summary()}",
@@ -153,10 +152,6 @@ class Slurm:
         landed = set(tasks)
         self._watch(tasks, land, observer, jobs[0])
         forget(runs_dir, ended=landed)  # this array's token, and any whose tasks all landed
-
-    def _folder(self, runs_dir: Path) -> Path:
-        """submitit's folder for this command's array: pickles, scripts and logs."""
-        return task_folder(markers.token_path(runs_dir, self.token))
 
     def _ask(self, jobs: Sequence[Job]) -> Ask:
         """What each task of ``jobs``' array asks Slurm for (the largest run's needs)."""
@@ -195,23 +190,24 @@ class Slurm:
         import submitit
 
         ask = self._ask(todo)
-        folder = self._folder(runs_dir)
-        test_only(ask.script(folder, len(todo)), self.request.launch.cluster_opts)
-        token = markers.token_path(runs_dir, self.token)
+        name = secrets.token_hex(8)  # this array's: its token file, its tasks' markers
+        token = markers.token_path(runs_dir, name)
+        folder = task_folder(token)  # submitit's: pickles, the script, the logs
+        test_only(ask.script(folder, len(todo)), self.request.launch.cluster_opts, ask.summary())
         atomic_write_text(token, markers.driver())  # before any task looks for it
         executor = submitit.SlurmExecutor(folder=folder, python=shlex.quote(sys.executable))
         executor.update_parameters(**ask.parameters(len(todo)))
         specs = [JobSpec.of(job, device=ask.device, runs_dir=runs_dir) for job in todo]
         n = len(todo)
         try:
-            sent = executor.map_array(SlurmTask(), specs, [self.token] * n, [ask.cpus] * n)
+            sent = executor.map_array(SlurmTask(), specs, [name] * n, [ask.cpus] * n)
         except (submitit.core.utils.FailedJobError, OSError) as exc:
             token.unlink(missing_ok=True)
             raise HarnessError(f"sbatch did not take the job array: {one_line(exc, 300)}") from None
         array = sent[0].job_id.split("_")[0]
         atomic_write_text(token, markers.driver(owner=self.name, job=array, folder=str(folder)))
         for job, task in zip(todo, sent, strict=True):
-            markers.place(job.folder, self.token, slurm=task.job_id)
+            markers.place(job.folder, name, slurm=task.job_id)
         observer.message(
             f"submitted {n} run(s) as Slurm job {array} on partition {self.partition} "
             f"(at most {ask.at_once(n)} at once; `squeue -j {array}` lists its tasks; "
@@ -535,9 +531,10 @@ def _minutes_or_none(text: str) -> int | None:
         return None
 
 
-def test_only(script: str, options: Sequence[str] = ()) -> str:
+def test_only(script: str, options: Sequence[str] = (), asked: str = "") -> str:
     """What ``sbatch --test-only`` says of ``script`` (it submits nothing); one line naming
-    the ``--cluster-opt`` options when sbatch refuses it."""
+    the ``--cluster-opt`` options (and ``asked``: what each task asks for) when sbatch
+    refuses it."""
     with tempfile.TemporaryDirectory(prefix="harness-sbatch-") as scratch:
         path = Path(scratch) / "array.sh"
         path.write_text(script, encoding="utf-8")
@@ -551,9 +548,10 @@ def test_only(script: str, options: Sequence[str] = ()) -> str:
     said = one_line((lines[0] if lines else "no answer").replace("sbatch: ", ""), 300)
     if done.returncode != 0:
         given = " ".join(f"--cluster-opt {o}" for o in options)
-        culprit = f"with {given}" if given else "for this partition"
+        culprit = f" with {given}" if given else ""
+        each = f"; each task asks for {asked}" if asked else ""
         raise HarnessError(
-            f"sbatch refuses the job array {culprit} ({said}); nothing was submitted"
+            f"sbatch refuses the job array{culprit} ({said}{each}); nothing was submitted"
         )
     return said
 

@@ -255,7 +255,9 @@ def test_dry_run_prints_the_sbatch_script_and_submits_nothing(slurm, cli, tmp_pa
         ("controller down", (), "--cluster slurm:debug: the Slurm controller does not answer"),
         ("sbatch refuses", ("--cluster-opt", "constraint=no-such-feature"),
          "sbatch refuses the job array with --cluster-opt constraint=no-such-feature "
-         "(allocation failure: Invalid feature specification); nothing was submitted"),
+         "(allocation failure: Invalid feature specification; each task asks for 1 CPU(s), "
+         "4G memory, no GPU, 1440 min, device cpu, constraint=no-such-feature); "
+         "nothing was submitted"),
         ("unknown option", ("--cluster-opt", "frobnicate=1"),
          "sbatch refuses the job array with --cluster-opt frobnicate=1 (unrecognized option"),
     ],
