@@ -201,8 +201,9 @@ class Slurm:
         n = len(todo)
         try:
             sent = executor.map_array(SlurmTask(), specs, [name] * n, [ask.cpus] * n)
-        except (submitit.core.utils.FailedJobError, OSError) as exc:
+        except (submitit.core.utils.FailedSubmissionError, OSError) as exc:
             token.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
             raise HarnessError(f"sbatch did not take the job array: {one_line(exc, 300)}") from None
         array = sent[0].job_id.split("_")[0]
         atomic_write_text(token, markers.driver(owner=self.name, job=array, folder=str(folder)))
@@ -699,7 +700,7 @@ def train_in_task(spec: JobSpec, token: str, threads: int) -> Outcome:
         try:
             job = rebuild(here)
             if markers.retried(job.folder, token):  # requeued: a --resume of what it holds
-                observer.message(f"{job.unit}: Slurm requeued this task ({_task_id()})")
+                observer.message(f"Slurm requeued this task ({_task_id()}); resuming")
                 job = job_of(job.plan, job.seed, job.fold, resume=True)
             outcome = ranks.train(job, observer, threads)
         except (RunFailed, HarnessError) as exc:
