@@ -1,4 +1,5 @@
-"""Errors a user can fix (exit 2) versus runs that failed (exit 1).
+"""Errors a user can fix (exit 2) versus runs that failed (exit 1); and runs left with a
+batch system on purpose (``--detach``: exit 0).
 
 Anything else escaping to the command line is a bug and keeps its traceback.
 """
@@ -26,6 +27,11 @@ class NotWritten(RunFailed):
     """The runs finished and kept their records, but a file made from them (a table, its
     twin, its picture) could not be written, e.g. on a full disk: one line naming the folder
     and how to write it later. Exit code 1."""
+
+
+class Detached(Exception):
+    """The runs were handed to a batch system and left there (``--detach``): what was sent
+    and how to collect it are said already; the command stops here. Exit code 0."""
 
 
 def one_line(text: object, limit: int | None = None) -> str:

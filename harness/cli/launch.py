@@ -29,11 +29,13 @@ def executor(request: RunRequest) -> Executor:
     return choose(request)
 
 
-def dry_run(plans: list[Any]) -> None:
-    """``--dry-run``: the runs that would train, those skipped, the estimate; nothing trains."""
+def dry_run(plans: list[Any], chosen: Executor) -> None:
+    """``--dry-run``: the runs that would train, those skipped, the estimate, and how the
+    chosen executor would send them (a batch system's script); nothing trains."""
     from harness.runs.dispatch import schedule
 
-    for line in schedule(plans).lines():
+    planned = schedule(plans)
+    for line in planned.lines() + chosen.preview(planned.to_train):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from harness.atomic import cannot_write, out_of_space
-from harness.errors import HarnessError, NotWritten, RunFailed
+from harness.errors import Detached, HarnessError, NotWritten, RunFailed
 
 app = typer.Typer(
     add_completion=False,
@@ -78,6 +78,8 @@ def main() -> None:
         if not exc.echoed:
             say(f"harness: {'error' if isinstance(exc, NotWritten) else 'run failed'}: {exc}")
         sys.exit(1)
+    except Detached:  # runs left with a batch system (--detach): said already
+        sys.exit(0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -37,7 +37,7 @@ def run(request: RunRequest) -> None:
         highlight=False,
     )
     if request.launch.dry_run:
-        return launch.dry_run([resolved])
+        return launch.dry_run([resolved], executor)
     unwritten: NotWritten | None = None
     try:
         with launch.reporting(executor) as (observer, runs):

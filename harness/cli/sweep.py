@@ -37,7 +37,7 @@ def sweep(
     with launch.preparing(executor) as planner:
         plans = sweep_plans(request, axis, planner)
     if request.launch.dry_run:
-        return launch.dry_run(plans)
+        return launch.dry_run(plans, executor)
     from harness.engine import distributed
 
     try:

@@ -3,7 +3,7 @@
 ``dispatch`` turns plans into jobs (one per seed), decides once what each job does
 (``harness.runs.job.decide``: train, resume, skip, or refuse), reports the skipped ones,
 hands the rest to the executor chosen for the command (``harness.runs.executors``: in this
-process, or Ray with ``--jobs``/``--cluster``) and lands each outcome as it comes back: the
+process, or elsewhere: Ray, a batch system) and lands each outcome as it comes back: the
 files a remote worker sent, the failed record of a run that failed (unless an earlier
 success is kept: ``harness.runs.job.keeps_earlier``), the leaderboard, the progress.
 ``harness run``, ``harness sweep`` and ``harness tune`` (its trials and its finals) all call
@@ -62,6 +62,8 @@ def dispatch(
     """
     jobs = decide_all(plans)
     executor = executor or executors.choose(plans[0].request)
+    for p in plans:  # each record names what carried its run out
+        p.executor = executor.name
     landing = _Landing(plans, observer, progress, executor.announces)
     for job in jobs:
         if job.action is Action.SKIP:

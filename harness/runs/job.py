@@ -135,7 +135,8 @@ Land = Callable[[Job, Outcome], None]
 class JobSpec:
     """A job as plain values, for another process to plan and carry out: the request of
     this run alone (its seed; no ``--jobs``/``--cluster`` of its own: it is where it runs),
-    its seed and fold, the decision, and a tuned entry's tuning (``Plan.tuning``). Frozen
+    its seed and fold, the decision, a tuned entry's tuning (``Plan.tuning``) and the executor
+    that sent it (``Plan.executor``). Frozen
     and picklable; ``rebuild`` makes the job again."""
 
     request: RunRequest
@@ -143,13 +144,17 @@ class JobSpec:
     action: Action
     fold: int | None = None
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: The executor that sent it (``Plan.executor``: its records say so).
+    executor: str = "in-process"
 
     @classmethod
     def of(cls, job: Job, **changes: Any) -> JobSpec:
         """``job`` as values; ``changes``: request fields set for where it goes, by name
         (``device=``, ``runs_dir=``)."""
-        request = job.plan.request.replace(seeds=(job.seed,), jobs=None, cluster=None, **changes)
-        return cls(request, job.seed, job.action, job.fold, job.plan.tuning)
+        request = job.plan.request.replace(
+            seeds=(job.seed,), jobs=None, cluster=None, cluster_opts=(), detach=False, **changes
+        )
+        return cls(request, job.seed, job.action, job.fold, job.plan.tuning, job.plan.executor)
 
     def replace(self, **changes: Any) -> JobSpec:
         """This spec with request fields changed by name (``RunRequest.replace``)."""
@@ -161,5 +166,6 @@ def rebuild(spec: JobSpec) -> Job:
     launch settings resolved for this machine), in its run folder under the request's."""
     plan = plan_request(spec.request)
     plan.tuning = spec.tuning
+    plan.executor = spec.executor
     folder = run_dir(plan, spec.seed, spec.fold)
     return Job(plan, spec.seed, folder, spec.action, fold=spec.fold)

@@ -135,6 +135,9 @@ class Plan:
     weights: EncoderWeights | None = None
     #: Said when this plan's first run starts in this process (``sweep loss = dice``).
     title: str | None = None
+    #: What carries its runs out (``Executor.name``, set by the dispatcher; a worker's plan
+    #: from its ``JobSpec``): each record names it (``cost.executor``).
+    executor: str = "in-process"
 
     @property
     def device(self) -> torch.device:

@@ -278,13 +278,32 @@ class Launch:
         None,
         order=19,
     )
-    #: An existing Ray cluster's address (what `ray start --head` prints) to train the runs on.
+    #: Where the runs train: an existing Ray cluster's address (what `ray start --head`
+    #: prints), or ``slurm:PARTITION`` (one Slurm job array; harness.runs.executors.slurm).
     cluster: str | None = _option(
         "--cluster",
-        "Train the runs on this Ray cluster (the address `ray start --head` prints); "
-        "records and weights come back to --runs-dir",
+        "Train the runs on this Ray cluster (the address `ray start --head` prints), or on "
+        "Slurm as one job array (slurm:PARTITION); records and weights come back to --runs-dir",
         None,
         order=20,
+    )
+    #: What else the cluster's scheduler is asked for each task (sbatch's options, by name:
+    #: ``time=4:00:00``, ``account=lab``); ``KEY`` alone is a flag.
+    cluster_opts: tuple[str, ...] = _option(
+        "--cluster-opt",
+        "With --cluster slurm:PARTITION, an sbatch option for every task: KEY=VALUE, e.g. "
+        "time=4:00:00, account=A, qos=Q, constraint=C (repeatable)",
+        (),
+        order=20.3,
+    )
+    #: Send the runs and return at once; a later ``--resume`` (or ``harness leaderboard``)
+    #: collects what finished.
+    detach: bool = _option(
+        "--detach",
+        "With --cluster slurm:PARTITION, submit the runs and return (the Slurm job id is "
+        "printed); the same command with --resume later collects them",
+        False,
+        order=20.6,
     )
     #: Print what would train, what is skipped and an estimate of device-hours; train nothing.
     dry_run: bool = _option(

@@ -210,7 +210,7 @@ def failed_record(job: Job, reason: str, base: dict[str, Any], wall_s: float) ->
         mean_dice=None,
         per_class_dice={},
         error=reason,
-        cost={"wall_s": wall_s, "device": str(job.plan.device)},
+        cost={"wall_s": wall_s, "device": str(job.plan.device), "executor": job.plan.executor},
         finished_at=now(),
         **base,
     )
@@ -282,6 +282,7 @@ def _succeeded(
     plan = job.plan
     record = succeeded_record(result, plan.world.size, base)
     record.cost.update(_inference_cost(plan, result.model))
+    record.cost["executor"] = plan.executor  # beside the hardware: what carried the run out
     save_weights(job.folder / WEIGHTS_NAME, result.model)
     write_record(job.record_path, record)
     # The resume state (weights and optimizer, twice the model) is spent once the record

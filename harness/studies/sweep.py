@@ -23,7 +23,7 @@ from harness.runs import executors
 from harness.runs.dispatch import dispatch, name_unusable
 from harness.runs.executors import Executor
 from harness.runs.planning import Plan, Planner
-from harness.runs.requests import RunRequest
+from harness.runs.requests import ResumeHint, RunRequest
 from harness.studies.axes import AXES, Axis, parse_vary
 
 __all__ = [
@@ -106,8 +106,12 @@ def sweep_plans(base: RunRequest, axis: Axis, planner: Planner) -> list[Plan]:
     ids = {p.benchmark.id for p in plans}
     if len(ids) != 1:  # pragma: no cover - the axis never touches the protocol or data
         raise HarnessError(f"a sweep must stay on one benchmark, got {sorted(ids)}")
+    # A stop, a refusal or --detach says the sweep's own command, which continues every value.
+    option = next(name for name, field in AXES.items() if field == axis.name)
+    hint = ResumeHint(base, "sweep", ("--vary", f"{option}={','.join(axis.values)}"))
     for value, p in zip(axis.values, plans, strict=True):
         p.title = f"sweep {axis.name} = {value}"
+        p.resume_hint = hint
     return plans
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import launch
 from harness.engine import distributed
 from harness.runs import planning
+from harness.runs.executors import InProcess
 from harness.runs.requests import RunRequest, flag, option_fields, parse_seeds, resume_command
 
 #: A value for every RunRequest field, none of them its default. A new field must be added
@@ -38,6 +40,8 @@ EVERY_FIELD = {
     "track": "tensorboard",
     "jobs": 2,
     "cluster": "10.0.0.1:6379",
+    "cluster_opts": ("time=4:00:00", "account=lab"),
+    "detach": True,
     "dry_run": True,
     "runs_dir": Path("my runs"),
     "leaderboards_dir": Path("boards"),
@@ -51,6 +55,8 @@ LATER_FIELDS = {
     "track",
     "jobs",
     "cluster",
+    "cluster_opts",
+    "detach",
     "dry_run",
     "hparams",
     "tuned",
@@ -79,6 +85,8 @@ def parsed(cli, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(planning.Planner, "plan", fake_plan)
     # The plugins named here are made up: leave out the early check of the components.
     monkeypatch.setattr(RunRequest, "check_early", lambda self: None)
+    # What is parsed, not whether the options go together (the executor's checks).
+    monkeypatch.setattr(launch, "executor", InProcess)
 
     def parse(*args: str) -> RunRequest:
         with pytest.raises(_Planned) as caught:

@@ -7,13 +7,27 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.studies.sweep import parse_vary
+from harness.runs.planning import Planner
+from harness.runs.requests import RunRequest
+from harness.studies.sweep import parse_vary, sweep_plans
 
 
 def test_parse_vary_keeps_parameters_with_their_value() -> None:
     axis = parse_vary("loss=bce,dice,combo:dice=0.7,bce=0.3")
     assert axis.name == "loss" and axis.values == ("bce", "dice", "combo:dice=0.7,bce=0.3")
     assert parse_vary("aug=none,basic").name == "augmentation"
+
+
+def test_every_plan_of_a_sweep_is_continued_by_the_sweep(tmp_path: Path) -> None:
+    """What a stop, a refusal or ``--detach`` says to continue a sweep is the sweep's own
+    command (every value), not a run of one value."""
+    request = RunRequest.of(model="unet", loss="dice", protocol="tiny", runs_dir=tmp_path)
+    plans = sweep_plans(request, parse_vary("aug=none,basic"), Planner())
+    said = {p.resume_hint.text() for p in plans}
+    assert said == {
+        "harness sweep --vary aug=none,basic --model unet --loss dice --protocol tiny "
+        f"--runs-dir {tmp_path} --leaderboards-dir leaderboards --resume"
+    }
 
 
 @pytest.mark.parametrize("text", ["loss", "colour=a,b", "loss=dice", "loss=dice,dice", "loss=a,:x"])

@@ -17,8 +17,11 @@ from harness.runs.requests import Launch, RunRequest
 class InProcess:
     """Each job trained here, one after another; Ctrl-C stops the one running."""
 
+    name = "in-process"
     announces = False
     remote = False
+    detaches = False
+    passes_options = False
 
     def __init__(self, request: RunRequest) -> None:
         #: Where to clear what a killed command left (``clear_stale``) when no job says.
@@ -32,6 +35,10 @@ class InProcess:
     @classmethod
     def check(cls, request: RunRequest) -> None:
         """Nothing of its own to check (``--nproc`` is the planner's: its GPUs are here)."""
+
+    def preview(self, jobs: Sequence[Job]) -> list[str]:
+        """Nothing to add: the runs train here, one after another."""
+        return []
 
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
         runs_dir = jobs[0].plan.runs_dir if jobs else self.runs_dir

@@ -7,6 +7,11 @@ or a shared filesystem) and trains in place (``shared``). Each run being trained
 a job marker (``MARKER``: the token and the worker's pid); a task retried after its worker
 died finds its own marker and resumes (``retried``). Both go when the run or the command
 ends; ``clear_stale`` removes those of a command that was killed.
+
+An executor whose runs outlive the command that sent them (a batch system's job array,
+``--detach``) names itself in its token (``driver(owner=..., job=...)``): such a token is
+never judged here, but by that executor, which asks its scheduler; and its driver may place
+each run's marker before the task starts (``place``), naming the task.
 """
 
 from __future__ import annotations
@@ -36,10 +41,43 @@ def token_path(runs_dir: Path, token: str) -> Path:
     return runs_dir / SHARED_DIR / token
 
 
-def driver() -> str:
-    """The token file's text: which process this driver is, on which machine."""
+def driver(**about: str) -> str:
+    """The token file's text: which process this driver is, on which machine; ``about``:
+    what an executor adds (``owner``: itself, when its runs outlive the command; ``job``)."""
     pid = os.getpid()
-    return json.dumps({"pid": pid, "started": processes.started(pid), "host": socket.gethostname()})
+    found = {"pid": pid, "started": processes.started(pid), "host": socket.gethostname()}
+    return json.dumps({**found, **about})
+
+
+def tokens(runs_dir: Path) -> list[tuple[Path, dict]]:
+    """Every token file in ``runs_dir`` with what it says (``{}`` when it cannot be read)."""
+    found = []
+    for path in sorted((runs_dir / SHARED_DIR).glob("*")):
+        if path.is_file():
+            found.append((path, _read(path) or {}))
+    return found
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def read(folder: Path) -> dict | None:
+    """The job marker in a run folder (None: none, or unreadable)."""
+    return _read(folder / MARKER)
+
+
+def place(folder: Path, token: str, **about: str) -> None:
+    """The driver's marker for a run sent to a task that has not started yet (``about``: which
+    task); a marker the task already left (its pid) keeps its pid."""
+    found = read(folder) or {}
+    started = found if found.get("token") == token and "pid" in found else {}
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / MARKER, json.dumps({**started, "token": token, **about}))
 
 
 def shared(runs_dir: Path, token: str) -> bool:
@@ -50,22 +88,24 @@ def shared(runs_dir: Path, token: str) -> bool:
 
 
 def retried(folder: Path, token: str) -> bool:
-    """Leave this task's marker in the run folder; True when an earlier try of it left one."""
-    marker = folder / MARKER
-    try:
-        earlier = json.loads(marker.read_text(encoding="utf-8")).get("token") == token
-    except (OSError, ValueError, AttributeError):
-        earlier = False
-    atomic_write_text(marker, json.dumps({"token": token, "pid": os.getpid()}))
-    return earlier
+    """Leave this task's marker in the run folder; True when an earlier try of it left one
+    (a marker of the same token that a task wrote: the driver's own placing is no try)."""
+    found = read(folder) or {}
+    mine = found.get("token") == token
+    kept = found if mine else {}
+    atomic_write_text(folder / MARKER, json.dumps({**kept, "token": token, "pid": os.getpid()}))
+    return mine and "pid" in found
 
 
 def _gone(token: Path) -> bool:
     """Whether the command that left ``token`` is gone: its pid no longer runs on this
-    machine as itself. A token from another machine is never judged; one without a driver
+    machine as itself. A token from another machine is never judged, nor one whose runs
+    outlive their command (its ``owner``, the executor, judges it); one without a driver
     in it is from before tokens named theirs."""
     try:
         found = json.loads(token.read_text(encoding="utf-8"))
+        if "owner" in found:
+            return False
         pid, host = int(found["pid"]), str(found["host"])
     except FileNotFoundError:
         return False  # its command ended meanwhile, and removed it

@@ -45,8 +45,11 @@ RETRIES = 2
 class Ray:
     """Sends the jobs to Ray, at most ``--jobs`` at a time; lands each as it ends."""
 
+    name = "ray"
     announces = True
     remote = True
+    detaches = False
+    passes_options = False
 
     def __init__(self, request: RunRequest) -> None:
         self.request = request
@@ -66,6 +69,10 @@ class Ray:
             raise HarnessError(f"--jobs {launch.jobs}: give a positive number of runs at once")
         if launch.cluster and not launch.dry_run:
             ray_cluster.check_cluster(launch.cluster)
+
+    def preview(self, jobs: Sequence[Job]) -> list[str]:
+        """Nothing to add: Ray is asked for each task's resources when it is sent."""
+        return []
 
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
         if not jobs:  # nothing to train (every run succeeded already): no Ray needed

@@ -79,8 +79,11 @@ def test_a_cluster_that_does_not_answer_is_refused_by_the_choice(
 class _Serial:
     """A made-up executor, as a new module would write one: one class, one table entry."""
 
+    name = "serial"
     announces = False
     remote = True
+    detaches = False
+    passes_options = False
 
     def __init__(self, request: RunRequest) -> None:
         self.request = request
@@ -93,6 +96,9 @@ class _Serial:
     def check(cls, request: RunRequest) -> None:
         if request.launch.cluster == "serial:":
             raise HarnessError("--cluster serial: name a queue")
+
+    def preview(self, jobs: Sequence[Job]) -> list[str]:
+        return []
 
     def run(self, jobs: Sequence[Job], land: Land, observer: TrainObserver) -> None:
         for job in jobs:
@@ -209,8 +215,13 @@ def test_every_executor_trains_through_one_nproc_branch() -> None:
     assert _calls("train") >= {
         "harness/runs/executors/local.py",
         "harness/runs/executors/ray.py",
+        "harness/runs/executors/slurm.py",
     }
-    assert _calls("rebuild") == {"harness/runs/ranks.py", "harness/runs/executors/ray.py"}
+    assert _calls("rebuild") == {
+        "harness/runs/ranks.py",
+        "harness/runs/executors/ray.py",
+        "harness/runs/executors/slurm.py",
+    }
 
 
 class _FakeRay:
