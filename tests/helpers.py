@@ -150,6 +150,16 @@ BENCH = {
 }
 
 
+def other_benchmark(protocol_hash: str) -> dict:
+    """``BENCH`` under another protocol (its hash, hexadecimal): another benchmark, whose id
+    names that hash, as a record's id must."""
+    return {
+        **BENCH,
+        "id": f"tiny-{protocol_hash}__phantom-1234",
+        "protocol": {**BENCH["protocol"], "hash": protocol_hash},
+    }
+
+
 def _comp(name: str) -> dict:
     return {"name": name, "params": {}, "plugin": "p", "distribution": "harness", "version": "0"}
 
