@@ -36,7 +36,7 @@ def dry_run(plans: list[Any]) -> None:
     from harness.runs.dispatch import schedule
 
     for line in schedule(plans).lines():
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager
