@@ -445,3 +445,22 @@ def test_the_classes_of_the_per_class_table_come_from_the_records() -> None:
         found = inspect_record(path)
         assert isinstance(found, str) and found.startswith("per_class_dice.Nose: not one of")
         assert "Nose" not in CLASSES
+
+
+def test_a_damaged_ablation_twin_is_named_and_left_as_it_is(cli, tmp_path: Path) -> None:
+    runs, _ = _runs(tmp_path)
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    twin = boards / f"{BENCH['id']}.ablation-loss.json"
+    text = json.dumps(
+        {"format": "harness-table/1", "kind": "ablation", "benchmark_id": BENCH["id"],
+         "axis": "../../x", "excluded": [], "rows": []}
+    )  # fmt: skip
+    twin.write_text(text)
+    result = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", boards)
+    assert result.code == 0 and "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert lines and all(line.startswith(f"harness: {twin}: axis: not a plain") for line in lines)
+    assert any(line.endswith("; left as it is") for line in lines), lines
+    assert twin.read_text() == text and not (boards / f"{twin.stem}.md").exists()
+    assert (boards / f"{BENCH['id']}.md").is_file()
