@@ -64,7 +64,9 @@ def data_stats(
 ) -> None:
     """Measure a dataset: class areas, overlaps, wrist angle, contrast, hands; JSON and plots."""
     from harness.data.stats import compute_stats, write_report
+    from harness.paths import check_folder
 
+    check_folder(out_dir, "--out")  # before measuring: a file there is one line, not a traceback
     if path is None:
         from harness import protocol
         from harness.data.sources import synthetic_dataset

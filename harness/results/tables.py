@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, visible
+from harness.errors import HarnessError, hidden, visible
 from harness.results.legacy import run_counts
 from harness.results.records import read_json
 from harness.results.schema import TWINS, problem
@@ -64,6 +64,8 @@ def inspect_twin(table: Path) -> dict[str, Any] | str | None:
     path = twin_path(table)
     if not os.path.lexists(path):
         return None
+    if any(hidden(c) for c in path.name):
+        return "its name holds a line break, a control character or bytes that are not UTF-8"
     data = read_json(path)
     if isinstance(data, str):
         return data
