@@ -34,6 +34,8 @@ RECORD_NAME = "record.json"
 #: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
 WEIGHTS_NAME = "weights-final.safetensors"
 SCHEMA = 1
+#: The entry's component fields a record is checked for: one per kind.
+_ENTRY_FIELDS = schema.ENTRY_FIELDS
 
 
 @dataclass

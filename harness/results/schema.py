@@ -29,10 +29,12 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    create_model,
     model_validator,
 )
 
 from harness.classes import CLASSES
+from harness.components.kinds import COMPONENT_KINDS
 from harness.errors import hidden, visible
 
 #: The plugin naming rule (``harness.components.registry``): ``unetpp``, ``warmup-cosine``.
@@ -216,16 +218,19 @@ class Component(_Open):
     version: Line | None = None
 
 
-class EntryInfo(_Open):
-    model: Component
-    loss: Component
-    optimizer: Component
-    scheduler: Component
-    augmentation: Component
+class _Entry(_Open):
     encoder: Line | None = None
     tta: Line = "none"
     hparams: dict[Key, Number] = {}
     tuned: Tuned | None = None
+
+
+#: An entry's component fields, one per kind (``harness.components.kinds``), in table order.
+ENTRY_FIELDS = tuple(kind.field for kind in COMPONENT_KINDS)
+#: An entry as a record holds it: a component of each kind, its encoder, TTA and own values.
+EntryInfo = create_model(
+    "EntryInfo", __base__=_Entry, **{name: (Component, ...) for name in ENTRY_FIELDS}
+)
 
 
 class Cost(_Open):
@@ -304,7 +309,7 @@ class Record(_Closed):
     mean_dice: Dice | None
     per_class_dice: dict[ClassName, Dice]
     benchmark: Benchmark
-    entry: EntryInfo
+    entry: EntryInfo  # type: ignore[valid-type]
     best: dict[str, Any] = {}
     cost: Cost = Cost()
     history: list[dict[str, Any]] = []
