@@ -16,6 +16,7 @@ import errno
 import glob
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 #: The errors of a write that ran out of room: the disk, or the user's quota, is full.
@@ -55,6 +56,45 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
     fsync_dir(path.parent)
     _sweep_stale_temps(path)
+
+
+def atomic_write_files(files: Mapping[Path, bytes]) -> None:
+    """Write every file of ``files`` (path to bytes) or none: each to a temp file beside it,
+    fsynced, and only when all are on disk, each renamed over its path. A write that fails (a
+    full disk) removes every temp file, leaves every earlier file as it was, and raises
+    ``OSError`` naming the file it was writing."""
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            temps.append((_written_temp(Path(path), data), Path(path)))
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and len(temps) < len(files):
+            raise _naming(exc, Path(list(files)[len(temps)])) from None
+        raise
+    for folder in dict.fromkeys(path.parent for _, path in temps):
+        fsync_dir(folder)
+    for _, path in temps:
+        _sweep_stale_temps(path)
+
+
+def _written_temp(path: Path, data: bytes) -> Path:
+    """A fsynced temp file beside ``path`` holding ``data`` (removed again when that fails)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def append_whole(path: Path, data: bytes) -> None:

@@ -150,6 +150,16 @@ BENCH = {
 }
 
 
+def other_benchmark(protocol_hash: str) -> dict:
+    """``BENCH`` under another protocol (its hash, hexadecimal): another benchmark, whose id
+    names that hash, as a record's id must."""
+    return {
+        **BENCH,
+        "id": f"tiny-{protocol_hash}__phantom-1234",
+        "protocol": {**BENCH["protocol"], "hash": protocol_hash},
+    }
+
+
 def _comp(name: str) -> dict:
     return {"name": name, "params": {}, "plugin": "p", "distribution": "harness", "version": "0"}
 
@@ -284,3 +294,80 @@ def no_space(monkeypatch: pytest.MonkeyPatch, refuse: Callable[[Path], bool]) ->
 
     monkeypatch.setattr(os, "fsync", fsync)
     return refused
+
+
+# Inputs and pages: what a command read is unchanged, and a page stays inside its folders.
+
+
+def hashes(*roots: Path) -> dict[Path, str]:
+    """Every file under ``roots`` (a file itself when one is given) by its SHA-256: compared
+    before and after a command, the proof that it changed none of its inputs."""
+    import hashlib
+
+    found = {}
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            found[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+#: Opens every row's drill-down of the page, then returns every href and src the page holds,
+#: each resolved against the page (so the drill-downs' links and pictures are counted too).
+_LINKS_SCRIPT = """
+const urls = new Set();
+const grab = () => document.querySelectorAll("[href], [src]").forEach((e) => {
+  for (const name of ["href", "src"]) {
+    const value = e.getAttribute(name);
+    if (value !== null) urls.add(new URL(value, document.baseURI).href);
+  }
+});
+grab();
+const rows = document.querySelectorAll("#board tbody tr").length;
+for (let i = 1; i <= rows; i++) {
+  location.hash = "row=" + i;
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
+  grab();
+}
+return Array.from(urls);
+"""
+
+
+def page_reach(browser: Any, page: Path) -> tuple[list[str], list[str]]:
+    """Open ``page`` in the headless browser and every row's drill-down: (every URL it
+    requested, from the DevTools performance log; every href and src it holds, resolved)."""
+    import time
+
+    browser.get_log("performance")  # what came before
+    browser.get(page.resolve().as_uri())
+    links = browser.execute_script(_LINKS_SCRIPT)
+    time.sleep(0.1)  # the drill-downs' pictures, requested as they are drawn
+    requested = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        # The page's own requests (the browser's new-tab page, chrome://, is not the page's).
+        if "request" in params and str(params.get("documentURL", "")).startswith("file:"):
+            requested.append(params["request"]["url"])
+    assert page.resolve().as_uri() in requested, requested  # the log saw the page itself
+    return requested, links
+
+
+def outside(urls: list[str], *folders: Path) -> list[str]:
+    """The URLs that leave ``folders``: anything but a ``data:`` URL, a fragment of the page
+    or a ``file:`` URL of a file inside one of them."""
+    from urllib.parse import unquote, urlsplit
+
+    inside = [Path(f).resolve() for f in folders]
+    out = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme == "data":
+            continue
+        if parts.scheme != "file":
+            out.append(url)
+            continue
+        path = Path(unquote(parts.path)).resolve()
+        if not any(path.is_relative_to(folder) for folder in inside):
+            out.append(url)
+    return out

@@ -6,7 +6,8 @@ means module ``harness.x.y`` when that is a module, else module ``harness.x``.
 
 Layers, lowest first (a module may import its own layer's subpackage and any lower layer):
 
-0. foundation: ``harness.errors``, ``harness.classes``, ``harness.atomic``, ``harness.protocol``
+0. foundation: ``harness.errors``, ``harness.classes``, ``harness.atomic``, ``harness.locking``,
+   ``harness.paths``, ``harness.protocol``
 1. ``harness.components.*`` and ``harness.pictures.*`` (neither imports the other)
 2. ``harness.data.*``
 3. ``harness.metric.*``
@@ -38,7 +39,14 @@ import harness
 
 ROOT = Path(harness.__file__).resolve().parent
 
-FOUNDATION = ("harness.errors", "harness.classes", "harness.atomic", "harness.protocol")
+FOUNDATION = (
+    "harness.errors",
+    "harness.classes",
+    "harness.atomic",
+    "harness.locking",
+    "harness.paths",
+    "harness.protocol",
+)
 #: Subpackage -> layer.
 SUBPACKAGES = {
     "harness.components": 1,

@@ -61,3 +61,22 @@ def test_other_write_errors_name_the_file() -> None:
     denied = OSError(errno.EACCES, "Permission denied", "/boards/table.md")
     assert not out_of_space(denied)
     assert cannot_write(denied) == "/boards/table.md: cannot be written (Permission denied)"
+
+
+def test_several_files_are_written_all_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.atomic import atomic_write_files
+
+    files = {tmp_path / name: b"earlier " + name.encode() for name in ("t.json", "t.md", "t.html")}
+    atomic_write_files(files)
+    later = {path: b"later" for path in files}
+    refused = no_space(monkeypatch, lambda path: path.name == "t.html")  # the last one
+    with pytest.raises(OSError) as raised:
+        atomic_write_files(later)
+    assert refused and raised.value.filename == str(tmp_path / "t.html")
+    assert {p: p.read_bytes() for p in files} == files  # the earlier set, not a mixture
+    assert not _temps(tmp_path)
+    monkeypatch.undo()
+    atomic_write_files(later)
+    assert {p: p.read_bytes() for p in files} == later

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli.root import out
+from harness.cli.root import line, out, text
 
 
 def check_plugin(
@@ -27,13 +27,13 @@ def check_plugin(
     registry = Registry.load(plugin or ())
     kind = resolve_kind(registry, spec.name, kind)
     report = check_component(registry, kind, spec.name, spec.kwargs, encoder=encoder)
-    table = Table(title=report.title)
+    table = Table(title=text(report.title))
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for check in report.checks:
-        result = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
-        table.add_row(check.name, result, check.detail)
+        result = text("pass", "green") if check.passed else text("FAIL", "red")
+        table.add_row(text(check.name), result, text(check.detail))
     out.print(table)
-    out.print(report.summary)
+    line(report.summary)
     if not report.ok:
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from harness.cli.root import err, out
+from harness.cli.root import err, line, out, text
 
 
 def compare(
@@ -24,18 +24,39 @@ def compare(
         Path | None,
         typer.Option(help="Also write the comparison as a self-contained web page to this file"),
     ] = None,
+    across_benchmarks: Annotated[
+        bool,
+        typer.Option(
+            "--across-benchmarks",
+            help="Compare tables of two benchmarks (another protocol hash or dataset) anyway; "
+            "the output says what differs",
+        ),
+    ] = False,
 ) -> None:
     """Align two leaderboards by entry; show Dice and cost deltas; flag what is within noise.
 
     Each table is read from its JSON twin (given, or beside the markdown given); a table
-    written before twins existed, from its markdown.
+    written before twins existed, from its markdown. Tables of two benchmarks are refused
+    unless --across-benchmarks.
     """
+    from harness.paths import check_output
     from harness.results.columns import COMPARE, DELTA_DICE
     from harness.results.compare import compare as compare_tables
     from harness.results.significance import DIFFERENCE_METHOD
+    from harness.results.tables import twin_path
 
-    result = compare_tables(a, b)
-    table = Table(title=f"{b.name} minus {a.name}")
+    if html is not None:  # before any work: the page never replaces a table it reads
+        inputs = [
+            p for given in (a, b) for p in (given, twin_path(given), given.with_suffix(".md"))
+        ]
+        check_output(html, "--html", inputs)
+    result = compare_tables(a, b, across_benchmarks)
+    if result.differences:
+        line(
+            f"benchmarks differ: A is {result.benchmarks[0]}, B is {result.benchmarks[1]}; "
+            + "; ".join(result.differences)
+        )
+    table = Table(title=text(f"{b.name} minus {a.name}"))
     for column in COMPARE:
         name = column.name if column.terminal_name is None else column.terminal_name
         table.add_column(name, justify=column.align)
@@ -43,25 +64,20 @@ def compare(
         noise = d.within_noise
         colour = "dim" if noise in (True, None) else ("green" if d.dice > 0 else "red")
         row = d.data()
-        table.add_row(
-            *(
-                f"[{colour}]{c.cell(row)}[/{colour}]" if c is DELTA_DICE else c.cell(row)
-                for c in COMPARE
-            )
-        )
+        table.add_row(*(text(c.cell(row), colour if c is DELTA_DICE else "") for c in COMPARE))
     out.print(table)
     if result.deltas:
-        out.print(DIFFERENCE_METHOD, style="dim", markup=False, highlight=False)
+        line(DIFFERENCE_METHOD, style="dim")
     for label, names in (("only in A", result.only_a), ("only in B", result.only_b)):
         if names:
-            out.print(f"{label}: {'; '.join(names)}", markup=False)
+            line(f"{label}: {'; '.join(names)}")
     if html is not None:
         from harness.results.pages import write_compare_page
 
-        out.print(f"wrote {write_compare_page(result, a, b, html)}", soft_wrap=True)
+        line(f"wrote {write_compare_page(result, a, b, html)}")
     if fail_below is not None:
         drops = result.drops_below(fail_below)
         for d in drops:
-            err.print(f"harness: {d.entry}: Dice dropped by {-d.dice:.4f} (> {fail_below})")
+            line(f"harness: {d.entry}: Dice dropped by {-d.dice:.4f} (> {fail_below})", err)
         if drops:
             raise typer.Exit(1)

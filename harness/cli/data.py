@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli import bars
-from harness.cli.root import err, out
+from harness.cli.root import err, line, out
 from harness.cli.tables import stats_table
 
 app = typer.Typer(no_args_is_help=True, help="Make and check datasets.")
@@ -34,7 +34,7 @@ def data_synth(
             seed=seed,
             progress=progress,
         )
-    out.print(f"wrote {out_dir}")
+    line(f"wrote {out_dir}")
 
 
 @app.command("check")
@@ -47,10 +47,10 @@ def data_check(
     with bars.bar("Checking images", err) as progress:
         problems, count = check_dataset(path, progress=progress)
     for problem in problems:
-        err.print(f"harness: error: {problem}", markup=False, highlight=False)
+        line(f"harness: error: {problem}", err)
     if problems:
         raise typer.Exit(2)
-    out.print(f"{path}: {count} labelled images, all valid")
+    line(f"{path}: {count} labelled images, all valid")
 
 
 @app.command("stats")
@@ -64,7 +64,9 @@ def data_stats(
 ) -> None:
     """Measure a dataset: class areas, overlaps, wrist angle, contrast, hands; JSON and plots."""
     from harness.data.stats import compute_stats, write_report
+    from harness.paths import check_folder
 
+    check_folder(out_dir, "--out")  # before measuring: a file there is one line, not a traceback
     if path is None:
         from harness import protocol
         from harness.data.sources import synthetic_dataset
@@ -75,4 +77,4 @@ def data_stats(
         stats = compute_stats(path, progress=progress)
     out.print(stats_table(stats))
     for written in write_report(stats, out_dir):
-        out.print(f"wrote {written}", soft_wrap=True)
+        line(f"wrote {written}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.root import out
+from harness.cli.root import line, out, text
 from harness.cli.tables import per_class_table
 
 
@@ -22,9 +22,12 @@ def evaluate(
     """Score a submission CSV exactly as the competition does."""
     from harness.atomic import atomic_write_text
     from harness.metric.evaluate import evaluate_submission
+    from harness.paths import check_output
 
+    if json_out is not None:  # before any work: never over the submission or the dataset
+        check_output(json_out, "--json", [submission], [(data, "the dataset folder")])
     result = evaluate_submission(data, submission)
-    out.print(per_class_table(result.per_class_dice, f"{submission}: per-class Dice"))
-    out.print(f"mean Dice {result.mean_dice:.4f} over {len(result.images)} images")
+    out.print(per_class_table(result.per_class_dice, text(f"{submission}: per-class Dice")))
+    line(f"mean Dice {result.mean_dice:.4f} over {len(result.images)} images")
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result.to_json(), indent=2) + "\n")

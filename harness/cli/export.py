@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.root import out
+from harness.cli.root import line
 
 
 def export(
@@ -32,10 +32,13 @@ def export(
     batch; dynamic height and width where the model allows), then check the exported model's
     logits against torch's on a validation image."""
     from harness.inference.export import export_run
+    from harness.paths import check_output
 
+    read = [(run_dir, "the run folder")] + ([(data, "the dataset folder")] if data else [])
+    check_output(out_path, "--out", folders=read)  # before any work: never over an input
     exported = export_run(run_dir, fmt, out_path, data=data, plugins=tuple(plugin or ()))
-    for line in _lines(exported):
-        out.print(line, soft_wrap=True, markup=False, highlight=False)
+    for said in _lines(exported):
+        line(said)
 
 
 def _lines(exported: Any) -> list[str]:

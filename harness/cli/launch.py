@@ -36,7 +36,7 @@ def dry_run(plans: list[Any], chosen: Executor) -> None:
 
     planned = schedule(plans)
     for line in planned.lines() + chosen.preview(planned.to_train):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.print(line, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.root import out, say
+from harness.cli.root import line, say
 
 
 def leaderboard(
@@ -28,8 +28,11 @@ def leaderboard(
 ) -> None:
     """Regenerate leaderboard tables from the run records."""
     from harness.errors import NotWritten
+    from harness.paths import check_folder
     from harness.results.refresh import regenerate_all
 
+    check_folder(runs_dir, "--runs-dir")
+    check_folder(leaderboards_dir, "--leaderboards-dir")
     excluded: list[Any] = []
     unwritten: NotWritten | None = None
     try:
@@ -44,7 +47,7 @@ def leaderboard(
         unwritten, paths = exc, getattr(exc, "written", [])
     for path in paths:
         if path is not None:
-            out.print(f"wrote {path}", soft_wrap=True)
+            line(f"wrote {path}")
     if unwritten is not None:
         raise unwritten  # one line, exit 1
     if strict and excluded:

@@ -83,6 +83,16 @@ def _merge_aliases(values: dict[str, Any], aliases: Mapping[str, str]) -> dict[s
     return values
 
 
+def check_folders(request: RunRequest) -> None:
+    """``--runs-dir`` and ``--leaderboards-dir`` are folders (or can be made): one line, exit
+    2, before anything is prepared or trained (``harness.paths.check_folder``)."""
+    from harness.paths import check_folder
+
+    check_folder(request.launch.runs_dir, "--runs-dir")
+    if request.launch.leaderboards_dir is not None:
+        check_folder(request.launch.leaderboards_dir, "--leaderboards-dir")
+
+
 def request_options(
     *,
     leave_out: Collection[str] = (),
@@ -114,6 +124,7 @@ def request_options(
         def with_request(**values: Any) -> None:
             values = _merge_aliases(values, aliases)
             request = RunRequest.from_options(**{k: v for k, v in values.items() if k in names})
+            check_folders(request)  # before any work: a run never trains to find them files
             command(request=request, **{k: v for k, v in values.items() if k not in names})
 
         params = [p.replace(kind=_KEYWORD) for p in before] + shared

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from harness.cli import bars
-from harness.cli.root import err, out
+from harness.cli.root import err, line, out, text
 
 
 def predict(
@@ -39,7 +39,10 @@ def predict(
     """Write the competition's submission CSV from a finished run's final weights, or from
     an ensemble of runs; with --split val and several runs, each one's Dice and the ensemble's."""
     from harness.inference.predict import PredictOptions, predict_ensemble
+    from harness.paths import check_output
 
+    read = [(run, "the run folder") for run in run_dirs] + [(data, "the dataset folder")]
+    check_output(out_path, "--out", folders=read)  # before any work: never over an input
     options = PredictOptions(
         split=split,
         tta=tta,
@@ -53,7 +56,7 @@ def predict(
         prediction = predict_ensemble(run_dirs, data, out_path, options, progress=progress)
     if prediction.ensemble_dice is not None:
         out.print(_ensemble_table(prediction))
-    out.print(f"wrote {prediction.path}", soft_wrap=True)
+    line(f"wrote {prediction.path}")
 
 
 def _ensemble_table(prediction: Any) -> Table:
@@ -63,6 +66,6 @@ def _ensemble_table(prediction: Any) -> Table:
     table.add_column("Mean Dice", justify="right")
     table.add_column("vs ensemble", justify="right")
     for run, dice in zip(prediction.runs, prediction.member_dice, strict=True):
-        table.add_row(str(run), f"{dice:.4f}", f"{dice - prediction.ensemble_dice:+.4f}")
+        table.add_row(text(run), f"{dice:.4f}", f"{dice - prediction.ensemble_dice:+.4f}")
     table.add_row("ensemble", f"{prediction.ensemble_dice:.4f}", "")
     return table

@@ -4,6 +4,10 @@ Errors a user can fix print one line (``harness: error: ...``) and exit 2; a run
 failed, or a file that could not be written for lack of space, exits 1 with one line;
 anything else is a bug and keeps its traceback. The commands live one
 module each beside this one; ``harness.cli`` registers them on ``app``.
+
+Text from outside (a path, an entry's name, a record's field) is never read as rich markup
+or emoji codes: a command prints it with ``line`` or as ``text`` (a ``Text``), so a loss
+named ``dice:smooth=[/x]`` is printed as it is, not parsed (and failed) as a closing tag.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from harness.atomic import cannot_write, out_of_space
 from harness.errors import Detached, HarnessError, NotWritten, RunFailed
@@ -36,12 +41,22 @@ def _main(
     del debug  # main() reads --debug from the command line itself, before typer parses it
 
 
-def say(line: str) -> None:
+def text(value: object, style: str = "") -> Text:
+    """``value`` as the terminal shows it: its characters, never markup or emoji codes."""
+    return Text(str(value), style=style)
+
+
+def line(value: object, console: Console | None = None, style: str = "") -> None:
+    """One line of plain text on stdout (or ``console``), never read as markup or emoji."""
+    (console or out).print(text(value, style), soft_wrap=True)
+
+
+def say(message: str) -> None:
     """An error line on stderr; from a rank other than 0 of a data-parallel run, marked so."""
     rank = os.environ.get("RANK", "0")
     if rank != "0":  # that rank's consoles are quiet, and its error may be the only one
-        line = f"[rank {rank}] {line}"
-    Console(stderr=True).print(line, markup=False, highlight=False, soft_wrap=True)
+        message = f"[rank {rank}] {message}"
+    Console(stderr=True).print(text(message), highlight=False, soft_wrap=True)
 
 
 def usage_error(exc: Any) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import launch, options
-from harness.cli.root import err, out
+from harness.cli.root import err, line, out, text
 from harness.cli.tables import per_class_table
 from harness.errors import NotWritten
 from harness.runs.requests import RunRequest
@@ -27,12 +27,15 @@ def run(request: RunRequest) -> None:
     dataset = bench.dataset
     cv = bool(bench.protocol.cv_folds)
     err.print(
-        f"[bold]Benchmark[/bold] {bench.id}\n"
-        f"  dataset  {dataset.name} ({dataset.root}), fingerprint {dataset.fingerprint[:16]}\n"
-        f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
-        f"  entry    {resolved.entry.label}\n"
-        f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}"
-        + (f"\n  folds    {', '.join(map(str, bench.protocol.cv_folds))}" if cv else ""),
+        text("Benchmark", "bold")
+        + text(
+            f" {bench.id}\n"
+            f"  dataset  {dataset.name} ({dataset.root}), fingerprint {dataset.fingerprint[:16]}\n"
+            f"  protocol {bench.protocol.label}, hash {bench.protocol.hash}\n"
+            f"  entry    {resolved.entry.label}\n"
+            f"  seeds    {', '.join(map(str, resolved.seeds))} on {resolved.device}"
+            + (f"\n  folds    {', '.join(map(str, bench.protocol.cv_folds))}" if cv else "")
+        ),
         soft_wrap=True,
         highlight=False,
     )
@@ -60,8 +63,9 @@ def run(request: RunRequest) -> None:
             )
         )
         out.print(
-            f"{unit}: mean Dice [bold]{record.mean_dice:.4f}[/bold] "
-            f"(best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, "
+            text(f"{unit}: mean Dice ")
+            + text(f"{record.mean_dice:.4f}", "bold")
+            + f" (best epoch {record.best['epoch']}: {record.best['mean_dice']:.4f}, "
             f"not used for ranking), {record.cost['wall_s'] / 60:.1f} min; record {path}",
             soft_wrap=True,
         )
@@ -71,7 +75,7 @@ def run(request: RunRequest) -> None:
 
     board = resolved.table or leaderboard_path(resolved.leaderboards_dir, bench.id)
     row = launch.row_of(board, resolved.entry.label)
-    out.print(f"Leaderboard {board}:")
+    line(f"Leaderboard {board}:")
     out.print(row, markup=False, highlight=False, soft_wrap=True)
     _standing(resolved.runs_dir, [record for _, record in outcomes])
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from harness.cli import launch, options
-from harness.cli.root import out
+from harness.cli.root import line, out, text
 from harness.runs.requests import RunRequest
 
 
@@ -47,5 +47,5 @@ def sweep(
         distributed.shutdown()
     if not plans[0].world.is_main or path is None:
         return
-    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
-    out.print(f"wrote {path}", soft_wrap=True)
+    out.print(text(path.read_text(encoding="utf-8")), highlight=False)
+    line(f"wrote {path}")

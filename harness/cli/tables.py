@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from harness.classes import CLASSES
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:  # the statistics pull in OpenCV and matplotlib: only ``data s
     from harness.studies.tune import TuneOutcome
 
 
-def per_class_table(per_class: dict[str, float], title: str) -> Table:
+def per_class_table(per_class: dict[str, float], title: str | Text) -> Table:
     """Per-class Dice in three column pairs (the 29 classes in ``CLASSES`` order)."""
     table = Table(title=title)
     for _ in range(3):
@@ -46,7 +47,7 @@ def stats_table(stats: DatasetStats) -> Table:
     doc = stats.to_json()
     small = set(doc["small_bones"]["classes"])
     table = Table(
-        title=(
+        title=Text(
             f"{doc['dataset']['images']} images in {doc['dataset']['ids']} ID folders "
             f"({stats.root}, {stats.split})"
         ),
@@ -69,7 +70,7 @@ def stats_table(stats: DatasetStats) -> Table:
             _num(row["cnr"]["mean"], ".2f"),
             "✓" if row["class"] in small else "",
         )
-    table.caption = "\n".join(_stats_caption(doc))
+    table.caption = Text("\n".join(_stats_caption(doc)))
     return table
 
 
@@ -118,8 +119,10 @@ def trials_table(outcome: TuneOutcome) -> Table:
     """Every tuning trial: its values, its Dice on the tuning fold, its cost; the chosen marked."""
     names = [k for k, _ in outcome.tuning.space]
     table = Table(
-        title=f"Tuning: {len(outcome.trials)} trials on fold {outcome.tuning.fold} "
-        f"(study {outcome.folder})"
+        title=Text(
+            f"Tuning: {len(outcome.trials)} trials on fold {outcome.tuning.fold} "
+            f"(study {outcome.folder})"
+        )
     )
     table.add_column("Trial", justify="right")
     for name in names:

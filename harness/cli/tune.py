@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from harness.cli import launch, options
-from harness.cli.root import out
+from harness.cli.root import line, out, text
 from harness.cli.tables import trials_table
 from harness.runs.requests import RunRequest
 
@@ -43,8 +43,8 @@ def tune(
     with launch.preparing(executor) as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.launch.dry_run:
-        for line in tune_dry_run(request, trials, planner):
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        for said in tune_dry_run(request, trials, planner):
+            line(said)
         return
     with launch.reporting(executor) as (observer, runs):
         outcome = run_tune(
@@ -52,16 +52,17 @@ def tune(
         )
     out.print(trials_table(outcome))
     for path, record in outcome.final.outcomes:
+        dice = text(f"{record.mean_dice:.4f}", "bold")
+        fold = outcome.final.benchmark.protocol.fold
         out.print(
-            f"seed {record.seed}: mean Dice [bold]{record.mean_dice:.4f}[/bold] on fold "
-            f"{outcome.final.benchmark.protocol.fold}; record {path}",
+            text(f"seed {record.seed}: mean Dice ") + dice + f" on fold {fold}; record {path}",
             soft_wrap=True,
         )
-    out.print(f"tuning picture: {outcome.picture}", soft_wrap=True)
+    line(f"tuning picture: {outcome.picture}")
     board = outcome.final.table or leaderboard_path(
         outcome.final.leaderboards_dir, outcome.final.benchmark.id
     )
-    out.print(f"Leaderboard {board}:")
+    line(f"Leaderboard {board}:")
     out.print(
         launch.row_of(board, outcome.final.entry.label),
         markup=False,
@@ -86,8 +87,8 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     if request.launch.dry_run:  # each value's budget, study and estimate; nothing trains
         for value in axis.values:
             value_request = request.replace(**{axis.name: value})
-            for line in tune_dry_run(value_request, trials, planner):
-                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            for said in tune_dry_run(value_request, trials, planner):
+                line(said)
         return
     with launch.reporting(executor) as (observer, runs):
         path, _ = tune_sweep(
@@ -95,5 +96,5 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
         )
     if path is None:
         return
-    out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
-    out.print(f"wrote {path}", soft_wrap=True)
+    out.print(text(path.read_text(encoding="utf-8")), highlight=False)
+    line(f"wrote {path}")

@@ -29,7 +29,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from filelock import FileLock
 
 from harness.classes import CLASSES, NUM_CLASSES
 from harness.data.annotations import rasterize, read_annotation
@@ -37,6 +36,7 @@ from harness.data.images import check_size, read_gray, resize_image
 from harness.data.layout import label_path, list_images
 from harness.data.sources import cache_dir, fingerprint
 from harness.errors import HarnessError
+from harness.locking import Lock
 
 #: Bump when what is stored changes (resizing, rasterizing, layout), so old caches are unused.
 CACHE_VERSION = 1
@@ -165,7 +165,7 @@ def preprocessed(root: Path, resolution: int, *, progress: Progress | None = Non
     meta = _read_meta(folder)
     if meta is None:
         parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder) + ".lock"):
+        with Lock(str(folder) + ".lock"):
             meta = _read_meta(folder)  # another process may have built it while we waited
             if meta is None:
                 if folder.exists():  # an unreadable leftover: replace it

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from harness.atomic import atomic_write_text
 from harness.data.layout import list_images
 from harness.data.phantom import synthesize
+from harness.locking import Lock
 
 #: Bump when the phantom's drawing changes, so cached synthetic datasets are regenerated.
 PHANTOM_VERSION = 2
@@ -90,7 +89,7 @@ def synthetic_dataset(
     """The built-in phantom for these settings, generated once into the cache and reused."""
     root = cache_dir() / "synthetic" / f"phantom-v{PHANTOM_VERSION}-ids{ids}-size{size}-seed{seed}"
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with Lock(str(root) + ".lock"):
         if not (root / "train").is_dir():
             synthesize(root, ids=ids, size=size, seed=seed, progress=progress)
     return root

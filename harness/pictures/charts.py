@@ -9,7 +9,7 @@ give the same bytes. Only numpy and matplotlib are loaded to draw them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def tuning_curves(
             done = [(v[name], d) for v, d in trials if d is not None]
             failed = [v[name] for v, d in trials if d is None]
             if done:
-                ax.scatter(*zip(*done, strict=True), color=color, label=label or "trial")
+                ax.scatter(*zip(*done, strict=True), color=color, label=literal(label) or "trial")
             if failed:
                 failed_label = None if several else "failed"
                 ax.scatter(failed, [0.0] * len(failed), marker="x", color=color, label=failed_label)
@@ -97,7 +97,7 @@ def tuning_curves(
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
     else:
         axes[-1].legend(loc="lower right", fontsize=7)
-    fig.suptitle(title or "Dice of each tuning trial", fontsize=9)
+    fig.suptitle(literal(title) if title else "Dice of each tuning trial", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path
@@ -105,6 +105,12 @@ def tuning_curves(
 
 def heatmap(labels: Sequence[str], per_class: Sequence[dict[str, float]], path: Path) -> Path:
     """Entries (rows) × the 29 classes (columns), Dice as colour, values written in."""
+    atomic_write_bytes(path, heatmap_png(labels, per_class))
+    return path
+
+
+def heatmap_png(labels: Sequence[str], per_class: Sequence[Mapping[str, float]]) -> bytes:
+    """``heatmap``'s picture as PNG bytes (for a table's files, written all together)."""
     data = (
         np.array([[row[c] for c in CLASSES] for row in per_class])
         if per_class
@@ -121,23 +127,32 @@ def heatmap(labels: Sequence[str], per_class: Sequence[dict[str, float]], path: 
                 color="white" if value < 0.6 else "black")  # fmt: skip
     fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
     fig.tight_layout()
-    save_figure(fig, path)
-    return path
+    return figure_png(fig)
 
 
 def _short(label: str, width: int = 60) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
+    return literal(label if len(label) <= width else label[: width - 1] + "…")
+
+
+def literal(text: str) -> str:
+    """``text`` as matplotlib shows it, never as mathtext (``$x$`` is text, not a formula that
+    may not even parse): every ``$`` escaped."""
+    return text.replace("$", r"\$")
 
 
 def save_figure(fig: Figure, path: Path) -> None:
     """Render a figure (Agg) to a metadata-free PNG, atomically: same figure, same bytes."""
+    atomic_write_bytes(Path(path), figure_png(fig))
+
+
+def figure_png(fig: Figure) -> bytes:
+    """A figure rendered (Agg) as a metadata-free PNG: same figure, same bytes."""
     import cv2  # only to encode: tables are rendered without loading OpenCV
 
-    path = Path(path)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[:, :, :3]
     ok, png = cv2.imencode(".png", rgb[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
-        raise OSError(f"{path}: could not encode the picture")
-    atomic_write_bytes(path, png.tobytes())
+        raise ValueError("could not encode the picture as PNG")
+    return png.tobytes()

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import visible
 from harness.results.publish import publish
 from harness.results.records import Record, Unusable
 from harness.results.rows import Row, rows, versus_leader
@@ -64,7 +65,7 @@ def ablation_data(
         "benchmark_id": benchmark_id,
         "axis": axis,
         "budget": budget,
-        "excluded": [{"path": u.path.as_posix(), "reason": u.reason} for u in excluded],
+        "excluded": [{"path": visible(u.path.as_posix()), "reason": u.reason} for u in excluded],
         "rows": out,
     }
 

@@ -1,10 +1,14 @@
 """Comparing two leaderboard tables: align rows by entry, show deltas, flag noise.
 
 A plugin author compares a table from their branch with the published one, in CI with
-``--fail-below``. A table is read from its JSON twin (``<table>.json``, the data
-``harness.results.leaderboard`` writes beside the markdown): given the twin, or given the
-markdown with its twin beside it. Only a table written before twins existed is read from its
-markdown (``harness.results.legacy``). Whether a delta is within noise is
+``--fail-below``. Rows of two benchmarks (another protocol hash, another dataset) are not
+comparable: ``compare`` refuses them in one line naming both benchmarks and what differs,
+unless asked across benchmarks, when the comparison carries what differs for every view.
+
+A table is read from its JSON twin (``<table>.json``, the data ``harness.results.leaderboard``
+writes beside the markdown): given the twin, or given the markdown with its twin beside it.
+Only a table written before twins existed is read from its markdown
+(``harness.results.legacy``). Whether a delta is within noise is
 ``harness.results.significance.difference_within_noise`` (``DIFFERENCE_METHOD``).
 """
 
@@ -15,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.results.legacy import leaderboard_rows
+from harness.errors import HarnessError, visible
+from harness.results.legacy import benchmark_of, leaderboard_rows
+from harness.results.markdown import setting_text
 from harness.results.significance import (
     difference_verdict,
     difference_within_noise,
@@ -81,6 +86,10 @@ class Comparison:
     deltas: list[Delta]
     only_a: list[str]
     only_b: list[str]
+    #: The two tables' benchmarks, by id (or protocol and hash, for a table without a twin).
+    benchmarks: tuple[str, str] = ("", "")
+    #: What differs between the two benchmarks (none: the same benchmark, or unknown).
+    differences: tuple[str, ...] = ()
 
     def drops_below(self, threshold: float) -> list[Delta]:
         """Shared rows whose Dice fell by more than ``threshold``."""
@@ -90,12 +99,19 @@ class Comparison:
 def read_table(path: Path) -> dict[str, TableRow]:
     """The ranked rows of a leaderboard, by entry label: from its JSON twin (``path`` itself, or
     the twin beside a markdown ``path``), else from the markdown of a table without one."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[dict[str, TableRow], Mapping[str, Any] | None]:
+    """A leaderboard's rows and its benchmark (None: its markdown names none)."""
     path = Path(path)
     if path.suffix != ".json" and twin_path(path).is_file():
         path = twin_path(path)
     if path.suffix == ".json":
-        return twin_rows(path, load_twin(path))
-    return _rows(path, leaderboard_rows(path))
+        data = load_twin(path)
+        return twin_rows(path, data), data.get("benchmark")
+    rows = _rows(path, leaderboard_rows(path))
+    return rows, benchmark_of(path.read_text(encoding="utf-8", errors="replace"))
 
 
 def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
@@ -143,12 +159,59 @@ def _optional(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def compare(a: Path, b: Path) -> Comparison:
-    """Rows of ``b`` against rows of ``a`` with the same entry; rows in one table only listed."""
-    rows_a, rows_b = read_table(a), read_table(b)
+def compare(a: Path, b: Path, across_benchmarks: bool = False) -> Comparison:
+    """Rows of ``b`` against rows of ``a`` with the same entry; rows in one table only listed.
+    Tables of two benchmarks are a ``HarnessError`` naming both and what differs, unless
+    ``across_benchmarks``."""
+    (rows_a, bench_a), (rows_b, bench_b) = _read(a), _read(b)
+    names = (benchmark_name(bench_a), benchmark_name(bench_b))
+    differ = tuple(differences(bench_a, bench_b))
+    if differ and not across_benchmarks:
+        raise HarnessError(
+            f"{visible(a)} and {visible(b)} are tables of two benchmarks ({visible(names[0])} "
+            f"and {visible(names[1])}; {visible('; '.join(differ))}): their rows are not "
+            "comparable; pass --across-benchmarks to compare them anyway"
+        )
     shared = [k for k in rows_a if k in rows_b]
     return Comparison(
         deltas=[Delta(k, rows_a[k], rows_b[k]) for k in shared],
         only_a=[k for k in rows_a if k not in rows_b],
         only_b=[k for k in rows_b if k not in rows_a],
+        benchmarks=names,
+        differences=differ,
     )
+
+
+def benchmark_name(benchmark: Mapping[str, Any] | None) -> str:
+    """A table's benchmark by its id, or (a table without a twin) its protocol and hash."""
+    if benchmark is None:
+        return "unknown"
+    if benchmark.get("id"):
+        return str(benchmark["id"])
+    protocol = benchmark["protocol"]
+    return f"{protocol['label']} (hash {protocol['hash']}) on {benchmark['dataset']['name']}"
+
+
+def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
+    """What differs between two tables' benchmarks (A → B): the protocol's hash and each of
+    its settings that differ, the dataset; none when they are one benchmark or either is
+    unknown."""
+    if a is None or b is None:
+        return []
+    out = []
+    pa, pb = a["protocol"], b["protocol"]
+    if pa["hash"] != pb["hash"]:
+        fa = {k: setting_text(v) for k, v in pa["fields"].items()}
+        fb = {k: setting_text(v) for k, v in pb["fields"].items()}
+        changed = [
+            f"{k} {fa.get(k, '(not set)')} → {fb.get(k, '(not set)')}"
+            for k in sorted({*fa, *fb})
+            if fa.get(k) != fb.get(k)
+        ]
+        fields = f"; protocol fields that differ: {', '.join(changed)}" if changed else ""
+        out.append(f"protocol hash {pa['hash']} → {pb['hash']}{fields}")
+    da, db = a["dataset"], b["dataset"]
+    fa, fb = str(da["fingerprint"]), str(db["fingerprint"])
+    if not (fa.startswith(fb) or fb.startswith(fa)):
+        out.append(f"dataset {da['name']} ({fa[:8]}) → {db['name']} ({fb[:8]})")
+    return out

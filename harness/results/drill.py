@@ -8,6 +8,11 @@ of a table's JSON twin and, where the runs folder is at hand, the row's records 
 tuning trials). A picture is linked only when its file exists as the page is written, by a
 path relative to the page: nothing absolute is stored, and a page made from records without
 pictures (the committed ``leaderboards/records``) names no runs folder at all.
+
+A path a record names (a tuning study's folder, a trial's run, a run's pictures) is resolved
+inside the runs folder the record came from (``harness.paths.confined``); one that is
+absolute, climbs out with ``..`` or leads out through a link is left out of the page, and a
+note in the drill-down says so.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.classes import CLASSES
+from harness.errors import visible
+from harness.paths import confined
 from harness.pictures.charts import CURVES, PER_CLASS, TUNING
 from harness.results.columns import COST, chosen_text, minus, number, signed
 from harness.results.records import Record, read_record
@@ -45,21 +52,27 @@ class Sources:
     runs_dir: Path | None = None
     _records: dict[str, Record | None] = field(default_factory=dict)
 
+    def inside(self, path: str) -> bool:
+        """Whether ``path`` (as a record names it) stays inside the runs folder (True when no
+        runs folder is at hand: then nothing is read or linked)."""
+        return self.runs_dir is None or confined(self.runs_dir, path) is not None
+
     def record(self, run: str) -> Record | None:
         """The record at ``run`` (its path inside the runs folder), read once."""
         if self.runs_dir is None:
             return None
         if run not in self._records:
-            self._records[run] = read_record(self.runs_dir / run)
+            path = confined(self.runs_dir, run)
+            self._records[run] = None if path is None else read_record(path)
         return self._records[run]
 
     def link(self, folder: str, name: str) -> str | None:
         """A link from the page to ``name`` in the run folder ``folder`` (a path inside the
-        runs folder), or None when there is no such file now."""
+        runs folder), or None when there is no such file now, or it is not in there."""
         if self.runs_dir is None:
             return None
-        target = self.runs_dir / folder / name
-        if not target.is_file():
+        target = confined(self.runs_dir, f"{folder}/{name}")
+        if target is None or not target.is_file():
             return None
         try:
             relative = os.path.relpath(target, self.page_dir)
@@ -89,7 +102,7 @@ def row_sections(
         sections.append(cost(row))
     sections += tuning(row, sources, sensitivity)
     if row.get("runs"):
-        sections.append(runs(row["runs"], sources))
+        sections += runs(row["runs"], sources)
     return sections
 
 
@@ -156,19 +169,37 @@ def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) ->
         sections.append({"kind": "facts", "title": "Tuning", "items": items})
     if found.get("trials"):
         sections.append(trials(found))
+        named = [t["record"] for t in found["trials"] if t.get("record")]
         shown = [
-            {"path": t["record"], "links": links}
-            for t in found["trials"]
-            if t.get("record") and (links := _links(t["record"], sources))
+            {"path": run, "links": links}
+            for run in named
+            if sources.inside(run) and (links := _links(run, sources))
         ]
         if shown:
             sections.append({"kind": "runs", "title": "Tuning trials' runs", "items": shown})
+        sections += outside([r for r in named if not sources.inside(r)], "tuning trial's run")
     study = found.get("study")
-    src = sources.link(study, TUNING) if study else None
+    src = sources.link(study, TUNING) if study and sources.inside(study) else None
     for title, picture in (("Sensitivity", sensitivity), ("This entry's tuning study", src)):
         if picture:
             sections.append({"kind": "image", "title": title, "src": picture, "alt": title})
+    if study and not sources.inside(study):
+        sections += outside([study], "tuning study's folder")
     return sections
+
+
+def outside(paths: Sequence[str], what: str) -> list[Section]:
+    """The note that says which paths a record names lead outside the runs folder (so they
+    are not on the page); none when there are none."""
+    if not paths:
+        return []
+    shown = "; ".join(visible(p, 120) for p in paths[:3]) + ("; …" if len(paths) > 3 else "")
+    count = f"{len(paths)} {what}{'s' if len(paths) > 1 else ''}"
+    text = (
+        f"Not shown: {count} named in the records {'lead' if len(paths) > 1 else 'leads'} "
+        f"outside the runs folder (absolute, climbing out with .., or through a link): {shown}"
+    )
+    return [{"kind": "text", "title": "Left out", "text": text}]
 
 
 def _tuning(row: Mapping[str, Any], sources: Sources) -> dict[str, Any]:
@@ -203,12 +234,16 @@ def trials(found: Mapping[str, Any]) -> Section:
     }
 
 
-def runs(paths: Sequence[str], sources: Sources) -> Section:
-    """Each record the row was made from, with its run's pictures where they exist."""
+def runs(paths: Sequence[str], sources: Sources) -> list[Section]:
+    """Each record the row was made from, with its run's pictures where they exist (a path
+    that leads outside the runs folder is left out, and said)."""
     items = [
-        {"path": p, "links": _links(PurePosixPath(p).parent.as_posix(), sources)} for p in paths
+        {"path": p, "links": _links(PurePosixPath(p).parent.as_posix(), sources)}
+        for p in paths
+        if sources.inside(p)
     ]
-    return {"kind": "runs", "title": "Runs (records, inside the runs folder)", "items": items}
+    section = {"kind": "runs", "title": "Runs (records, inside the runs folder)", "items": items}
+    return [section, *outside([p for p in paths if not sources.inside(p)], "run")]
 
 
 def _links(folder: str, sources: Sources) -> list[list[str]]:

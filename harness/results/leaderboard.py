@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from harness.classes import CLASSES
-from harness.errors import HarnessError
+from harness.errors import HarnessError, visible
 from harness.results import columns
 from harness.results.publish import publish
 from harness.results.records import Unusable, hardware_kind, iter_records, scan_records
@@ -57,7 +57,7 @@ def table_data(
             }
         ),
         **precision,
-        "excluded": [{"path": u.path.as_posix(), "reason": u.reason} for u in excluded],
+        "excluded": [{"path": visible(u.path.as_posix()), "reason": u.reason} for u in excluded],
         "rows": [
             _row_data(rank, row, table_rows[0], small, runs_of or {})
             for rank, row in enumerate(table_rows, 1)

@@ -4,8 +4,9 @@
 Every table written now has its twin beside it (``harness.results.tables``), and every reader
 reads that. A table from before has only its markdown; three readers still accept one, and
 each comes here only when the twin is missing: placement (``run_counts``: a table is never
-replaced with fewer runs), ``harness compare`` (``leaderboard_rows``) and the row a finished
-run prints (``row_lines``). Their formats are frozen: these read what older harnesses wrote.
+replaced with fewer runs), ``harness compare`` (``leaderboard_rows``, and ``benchmark_of``: the
+benchmark its header names) and the row a finished run prints (``row_lines``). Their formats
+are frozen: these read what older harnesses wrote.
 """
 
 from __future__ import annotations
@@ -47,11 +48,35 @@ def run_counts(markdown: str) -> dict[str, int]:
 
 
 def row_lines(markdown: str, label: str) -> str:
-    """The main table's header line and the row of entry ``label`` (empty when none)."""
+    """The main table's header line and the row of entry ``label`` (both empty when none)."""
     lines = markdown.splitlines()
-    header = next(line for line in lines if line.startswith(LEADERBOARD_HEADER))
+    header = next((line for line in lines if line.startswith(LEADERBOARD_HEADER)), "")
     row = next((line for line in lines if line.startswith("| ") and f"| {label} |" in line), "")
     return f"{header}\n{row}"
+
+
+_PROTOCOL = re.compile(r"^- \*\*Protocol\*\*: `([^`]*)`, hash `([0-9a-f]+)`(?: — (.*))?$")
+_DATASET = re.compile(r"^- \*\*Dataset\*\*: `([^`]*)`, fingerprint `([0-9a-f]+)`")
+
+
+def benchmark_of(markdown: str) -> dict[str, Any] | None:
+    """The benchmark a leaderboard's header names, as a twin holds it (no id; the protocol's
+    settings as text; the fingerprint's first 16 digits), or None when it names none."""
+    lines = markdown.splitlines()
+    protocol = next((m for line in lines if (m := _PROTOCOL.match(line))), None)
+    dataset = next((m for line in lines if (m := _DATASET.match(line))), None)
+    if protocol is None or dataset is None:
+        return None
+    settings = [item.partition(" ") for item in (protocol[3] or "").split(", ") if item]
+    return {
+        "id": None,
+        "protocol": {
+            "label": protocol[1],
+            "hash": protocol[2],
+            "fields": {key: value for key, _, value in settings},
+        },
+        "dataset": {"name": dataset[1], "fingerprint": dataset[2]},
+    }
 
 
 def _number(cell: str) -> float | None:

@@ -9,9 +9,11 @@ from ``file://`` on an air-gapped machine and from any static host. The script
 (``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
 
 A table's notes are written in a small subset of markdown (headings, bullet lists two levels
-deep, paragraphs, pictures, ``code`` and ``**bold**``); ``markdown_html`` converts exactly
-that, so a page's notes are the markdown's own words. A page's tables are made from data,
-never read from markdown.
+deep, paragraphs, pictures, ``code`` and ``**bold**``, backslash escapes); ``markdown_html``
+converts exactly that, so a page's notes are the markdown's own words. A picture is shown only
+when it is a file of the page's own folder (``PICTURE``): a page loads nothing from elsewhere,
+whatever its notes say. A page's tables are made from data, never read from markdown, and
+their cells are text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import html
 import json
 import math
 import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -211,27 +214,115 @@ def _attr(text: str) -> str:
 
 
 def static_table(header: Sequence[str], rows: Sequence[Sequence[str]], marked: bool) -> str:
-    """A table the script leaves as it is (a leaderboard's per-class Dice): cells as markdown
-    text. ``marked``: its rows are the page's rows, in order, each marked with its index so
-    filters hide it too."""
+    """A table the script leaves as it is (a leaderboard's per-class Dice): cells as text.
+    ``marked``: its rows are the page's rows, in order, each marked with its index so filters
+    hide it too."""
     out = ['<div class="wide"><table class="rows static">']
-    out.append("<thead><tr>" + "".join(f"<th>{inline(c)}</th>" for c in header) + "</tr></thead>")
+    out.append("<thead><tr>" + "".join(f"<th>{cell(c)}</th>" for c in header) + "</tr></thead>")
     out.append("<tbody>")
     for n, row in enumerate(rows):
         index = f' data-i="{n}"' if marked else ""
-        out.append(f"<tr{index}>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>")
+        out.append(f"<tr{index}>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)
 
 
 # The markdown subset the tables' notes are written in.
 
+#: What a backslash escapes in markdown: ASCII punctuation.
+_PUNCTUATION = frozenset(string.punctuation)
+#: A picture's source a page may load: a file in its own folder (a heatmap, a tuning picture).
+PICTURE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.png$")
+
+
+def _spans(text: str) -> list[tuple[str, str]]:
+    """``text`` as (kind, content) spans: ``text`` (backslash escapes resolved), ``code`` (a
+    code span, fenced by a run of backticks and closed by a run as long) and ``strong``
+    (``**...**``, its content still markdown)."""
+    spans: list[tuple[str, str]] = []
+    chars: list[str] = []
+    i = 0
+
+    def flush() -> None:
+        if chars:
+            spans.append(("text", "".join(chars)))
+            chars.clear()
+
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in _PUNCTUATION:
+            chars.append(text[i + 1])
+            i += 2
+        elif char == "`":
+            run = "`" * (len(text[i:]) - len(text[i:].lstrip("`")))
+            close = _closing(text, i + len(run), run)
+            if close is None:
+                chars.append(run)
+                i += len(run)
+                continue
+            flush()
+            spans.append(("code", _unpadded(text[i + len(run) : close])))
+            i = close + len(run)
+        elif text.startswith("**", i) and (end := _strong_end(text, i + 2)) is not None:
+            flush()
+            spans.append(("strong", text[i + 2 : end]))
+            i = end + 2
+        else:
+            chars.append(char)
+            i += 1
+    flush()
+    return spans
+
+
+def _closing(text: str, start: int, run: str) -> int | None:
+    """Where the code span opened by ``run`` closes: the next run of exactly as many backticks."""
+    for found in re.finditer("`+", text[start:]):
+        if found[0] == run:
+            return start + found.start()
+    return None
+
+
+def _unpadded(content: str) -> str:
+    """A code span's content: one space stripped from each end when both have one."""
+    if len(content) >= 2 and content[0] == content[-1] == " " and content.strip():
+        return content[1:-1]
+    return content
+
+
+def _strong_end(text: str, start: int) -> int | None:
+    """Where ``**`` opened before ``start`` closes (escapes skipped), if it does."""
+    i = start
+    while i < len(text) - 1:
+        if text[i] == "\\":
+            i += 2
+        elif text.startswith("**", i):
+            return i if i > start else None
+        else:
+            i += 1
+    return None
+
 
 def inline(text: str) -> str:
-    """One line of markdown as HTML: escaped, with ``code`` and **bold**."""
-    out = html.escape(text, quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    """One line of markdown as HTML: escaped, with ``code``, **bold** and backslash escapes."""
+    out = []
+    for kind, content in _spans(text):
+        if kind == "code":
+            out.append(f"<code>{html.escape(content, quote=False)}</code>")
+        elif kind == "strong":
+            out.append(f"<strong>{inline(content)}</strong>")
+        else:
+            out.append(html.escape(content, quote=False))
+    return "".join(out)
+
+
+def plain(text: str) -> str:
+    """One line of markdown as the text it shows (a page's title)."""
+    return "".join(plain(c) if kind == "strong" else c for kind, c in _spans(text))
+
+
+def cell(text: str) -> str:
+    """A table cell's text (never markdown) as HTML."""
+    return html.escape(text, quote=False)
 
 
 IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
@@ -249,8 +340,8 @@ def markdown_html(lines: Sequence[str]) -> str:
             level = len(heading[1])
             out.append(f"<h{level}>{inline(heading[2])}</h{level}>")
             i += 1
-        elif image := IMAGE.match(line.strip()):
-            alt, src = html.escape(image[1]), html.escape(image[2])
+        elif (image := IMAGE.match(line.strip())) and PICTURE.match(image[2]):
+            alt, src = html.escape(plain(image[1])), html.escape(image[2])
             out.append(f'<figure><img src="{src}" alt="{alt}"></figure>')
             i += 1
         elif line.startswith("- "):

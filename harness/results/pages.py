@@ -4,8 +4,8 @@ The page is made from the twin's data, never from the rendered markdown, and sho
 markdown shows: the same notes (``harness.results.markdown.notes``) and the same cells (the
 columns of ``harness.results.columns``). It sorts by the twin's unrounded values, filters by
 entry text, by component and (a leaderboard) by a parameter or cost range, and opens each
-row's drill-down (``harness.results.drill``). ``write_page`` writes the page, then the
-folder's ``index.html`` (``harness.results.site``); ``write_compare_page`` writes
+row's drill-down (``harness.results.drill``). ``page_text`` makes the page, which
+``harness.results.publish`` writes with the table's other files; ``write_compare_page`` writes
 ``harness compare --html``'s page. Same twin and records, same bytes.
 """
 
@@ -26,6 +26,8 @@ from harness.results.markdown import (
     EMPTY,
     ablation_picture,
     after,
+    code,
+    escape,
     leaderboard_picture,
     notes,
 )
@@ -33,14 +35,13 @@ from harness.results.page import (
     Column,
     View,
     ViewRow,
-    inline,
+    cell,
     markdown_html,
-    page_path,
+    plain,
     render,
     static_table,
 )
 from harness.results.significance import BEST, DIFFERENCE_METHOD
-from harness.results.site import write_index
 from harness.results.tables import FORMAT, read_twin
 
 #: What an entry's key holds, in order (``harness.components.entry.Entry.key``).
@@ -50,13 +51,10 @@ INDEX_LINK = '<nav><a href="index.html">All tables</a></nav>'
 TableData = Mapping[str, Any]
 
 
-def write_page(table: Path, twin: TableData, runs_dir: Path | None = None) -> Path:
+def page_text(table: Path, twin: TableData, runs_dir: Path | None = None) -> str:
     """The page of the table at ``table`` (its ``twin``; ``runs_dir`` where its records are,
-    for the drill-downs), then the folder's index; returns the page."""
-    page = page_path(table)
-    atomic_write_text(page, render(table_view(table, twin, runs_dir)))
-    write_index(page.parent)
-    return page
+    for the drill-downs), as ``harness.results.publish`` writes it beside the table."""
+    return render(table_view(table, twin, runs_dir))
 
 
 def table_view(table: Path, twin: TableData, runs_dir: Path | None = None) -> View:
@@ -159,7 +157,7 @@ def _row(
     cells = [c.cell(row) for c in columns]
     values = tuple(_value(c.value(row), cell) for c, cell in zip(columns, cells, strict=True))
     return ViewRow(
-        cells=tuple(inline(c) for c in cells),
+        cells=tuple(cell(c) for c in cells),
         values=values,
         text=text,
         title=text,
@@ -203,7 +201,7 @@ def _parts(key: str | None, budget: Any) -> dict[str, str]:
 
 def _title(lines: Sequence[str]) -> str:
     heading = next((line[2:] for line in lines if line.startswith("# ")), "Table")
-    return heading.replace("`", "")
+    return plain(heading)
 
 
 # harness compare --html
@@ -215,25 +213,36 @@ def write_compare_page(result: Comparison, a: Path, b: Path, out: Path) -> Path:
     return Path(out)
 
 
+def benchmark_lines(result: Comparison) -> list[str]:
+    """The note of a comparison across benchmarks: the two, and the protocol fields that differ."""
+    if not result.differences:
+        return []
+    return [
+        f"- **Benchmarks differ**: A is {code(result.benchmarks[0])}, B is "
+        f"{code(result.benchmarks[1])}; " + escape("; ".join(result.differences))
+    ]
+
+
 def compare_view(result: Comparison, a: Path, b: Path) -> View:
     """Each shared row: both Dice, the delta and whether it is within noise; the rows in one
     table only are named under it."""
     rows = [_compare_row(d) for d in result.deltas]
     only = [
-        f"- **Only in {side}**: " + "; ".join(f"`{n}`" for n in names)
+        f"- **Only in {side}**: " + "; ".join(code(n) for n in names)
         for side, names in (("A", result.only_a), ("B", result.only_b))
         if names
     ]
     notes = [
-        f"# Compare: {Path(b).name} minus {Path(a).name}",
+        f"# Compare: {escape(Path(b).name)} minus {escape(Path(a).name)}",
         "",
-        f"- **A**: `{Path(a).as_posix()}`",
-        f"- **B**: `{Path(b).as_posix()}`",
+        f"- **A**: {code(Path(a).as_posix())}",
+        f"- **B**: {code(Path(b).as_posix())}",
+        *benchmark_lines(result),
         f"- **Noise**: {DIFFERENCE_METHOD}",
         *only,
     ]
     return View(
-        title=notes[0][2:].replace("`", ""),
+        title=plain(notes[0][2:]),
         before=markdown_html(notes),
         columns=_columns(cols.COMPARE, rows),
         rows=tuple(rows),

@@ -5,18 +5,19 @@ sees half a record, even after a kill -9 or a power cut, with keys in a fixed or
 that two identical runs differ only in timestamps. Temp files left by a killed writer
 are swept by the next write of the same file.
 
-Records are read back defensively: a file that is not valid JSON, is of another schema,
-lacks what a leaderboard needs, or names a benchmark id that could walk out of the
-leaderboards folder is never trusted, and never dropped silently either: ``scan_records``
-says which files it could not use and why, for the tables and the terminal to name.
+Records are input, and read back defensively: a file that is not a plain file (a link), is
+not valid JSON, is of another schema, or fails the record's schema (``harness.results.schema``:
+the type, range and characters of every field a table, twin or page uses) is never trusted,
+and never dropped silently either: ``scan_records`` says which files it could not use and why
+(the field, and what is wrong with it), for the tables and the terminal to name.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import os
 import platform
-import re
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -25,13 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
-from harness.classes import CLASSES
-from harness.components.kinds import COMPONENT_KINDS
+from harness.errors import hidden, visible
+from harness.results import schema
+from harness.results.schema import problem
 
 RECORD_NAME = "record.json"
 #: The final epoch's weights (what the record's Dice measured), beside ``record.json``.
 WEIGHTS_NAME = "weights-final.safetensors"
 SCHEMA = 1
+#: The entry's component fields a record is checked for: one per kind.
+_ENTRY_FIELDS = schema.ENTRY_FIELDS
 
 
 @dataclass
@@ -108,18 +112,16 @@ def read_record(path: Path) -> Record | None:
 
 
 def inspect_record(path: Path) -> Record | str:
-    """The record at ``path``, or why it cannot be used (one phrase naming what is wrong)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    except ValueError as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
-        return f"is not valid JSON{where}: truncated or hand-edited"
+    """The record at ``path``, or why it cannot be used (one phrase naming what is wrong: the
+    field and how, ``cost.wall_s: not a number``; ``harness.results.schema``)."""
+    data = read_json(Path(path))
+    if isinstance(data, str):
+        return data
     if not isinstance(data, dict):
         return "is not a JSON object"
     if data.get("schema") != SCHEMA:
-        return f"has schema {data.get('schema')!r}; this harness reads schema {SCHEMA}"
+        found = visible(repr(data.get("schema")), 40)
+        return f"has schema {found}; this harness reads schema {SCHEMA}"
     known = {f.name for f in fields(Record)}
     missing = sorted(
         f.name
@@ -130,10 +132,44 @@ def inspect_record(path: Path) -> Record | str:
         return f"lacks {', '.join(missing)}"
     unknown = sorted(set(data) - known)
     if unknown:
-        return f"has keys this harness does not know: {', '.join(unknown)}"
-    record = Record(**data)
-    problem = _problem(record)
-    return record if problem is None else problem
+        named = ", ".join(visible(k, 60) for k in unknown[:5])
+        return f"has keys this harness does not know: {named}"
+    wrong = problem(schema.Record, data)
+    return Record(**data) if wrong is None else wrong
+
+
+#: The largest record (or twin) read; a bigger file is not one this harness wrote.
+MAX_BYTES = 32 * 2**20
+
+
+def read_json(path: Path) -> Any:
+    """The JSON at ``path``, or why it cannot be read (a phrase): not a plain file (a link, a
+    folder, a device), too large, not UTF-8 JSON, nested too deeply, or holding text that
+    cannot be written back (a lone surrogate)."""
+    try:
+        found = os.stat(path, follow_symlinks=False)
+        if not stat.S_ISREG(found.st_mode):
+            return "is not a plain file (a link, a folder or a device)"
+        if found.st_size > MAX_BYTES:
+            return f"is larger than {MAX_BYTES // 2**20} MiB"
+        with open(path, "rb", opener=_no_follow) as fh:
+            raw = fh.read(MAX_BYTES + 1)
+        data = json.loads(raw.decode("utf-8"))
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except UnicodeError:
+        return "is not valid JSON: not UTF-8 text, or text with a lone surrogate"
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        return f"is not valid JSON{where}: truncated or hand-edited"
+    except RecursionError:
+        return "is nested too deeply to be a record"
+    return data
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
 
 
 @dataclass(frozen=True)
@@ -146,65 +182,12 @@ class Unusable:
     benchmark: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-#: A benchmark id becomes a file name (``LEADERBOARDS/<id>.md``): no separators, no dot first.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-_ENTRY_FIELDS = tuple(kind.field for kind in COMPONENT_KINDS)
+        return f"{visible(self.path)}: {visible(self.reason)}"
 
 
 def safe_name(text: object) -> bool:
     """Whether ``text`` can be used as one file name inside an output folder."""
-    return isinstance(text, str) and bool(_SAFE_ID.match(text))
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _problem(r: Record) -> str | None:
-    """What rendering a leaderboard relies on, and is missing (None: nothing); anything else
-    a hand-edited file may omit."""
-    if r.status not in ("succeeded", "failed"):
-        return f"status {r.status!r} is neither succeeded nor failed"
-    if not isinstance(r.seed, int) or isinstance(r.seed, bool) or r.seed < 0:
-        return f"seed {r.seed!r} is not a non-negative whole number"
-    bench = r.benchmark
-    if not isinstance(bench, dict) or not safe_name(bench.get("id")):
-        return "benchmark.id is missing or not a plain name"
-    protocol, dataset = bench.get("protocol"), bench.get("dataset")
-    if not isinstance(protocol, dict) or not isinstance(dataset, dict):
-        return "benchmark lacks its protocol or dataset"
-    if not all(isinstance(protocol.get(k), str) for k in ("label", "hash")):
-        return "benchmark.protocol lacks its label or hash"
-    if not isinstance(protocol.get("fields"), dict):
-        return "benchmark.protocol lacks its fields"
-    if not all(isinstance(dataset.get(k), str) for k in ("name", "fingerprint")):
-        return "benchmark.dataset lacks its name or fingerprint"
-    if not isinstance(r.entry, dict) or not isinstance(r.cost, dict):
-        return "entry or cost is not an object"
-    for name in _ENTRY_FIELDS:
-        component = r.entry.get(name)
-        if not isinstance(component, dict) or not isinstance(component.get("name"), str):
-            return f"entry.{name} lacks its name"
-        if not isinstance(component.get("params", {}), dict):
-            return f"entry.{name}.params is not an object"
-    hparams = r.entry.get("hparams", {})
-    if not isinstance(hparams, dict) or not all(_number(v) for v in hparams.values()):
-        return "entry.hparams is not an object of numbers"
-    if not isinstance(r.tuning, dict) or not _number(r.tuning.get("trial_device_hours", 0)):
-        return "tuning is not an object with a number of trial_device_hours"
-    if r.status == "succeeded":
-        if not _number(r.mean_dice):
-            return "succeeded, but mean_dice is missing or not a finite number"
-        per_class = r.per_class_dice
-        if not isinstance(per_class, dict):
-            return "succeeded, but per_class_dice is not an object"
-        absent = [c for c in CLASSES if not _number(per_class.get(c))]
-        if absent:
-            return f"succeeded, but per_class_dice lacks a number for {', '.join(absent[:3])}"
-    return None
+    return isinstance(text, str) and bool(schema.SAFE_ID.match(text))
 
 
 def iter_records(runs_dir: Path) -> Iterator[tuple[Path, Record]]:
@@ -218,8 +201,11 @@ def scan_records(runs_dir: Path) -> tuple[list[tuple[Path, Record]], list[Unusab
     benchmark it belongs to."""
     usable: list[tuple[Path, Record]] = []
     unusable: list[Unusable] = []
-    for path in sorted(Path(runs_dir).rglob(RECORD_NAME)):
+    for path in _record_files(Path(runs_dir)):
         found = inspect_record(path)
+        if isinstance(found, Record) and any(hidden(c) for c in str(path.relative_to(runs_dir))):
+            found = "is in a folder whose name holds a line break, a control character or bytes "
+            found += "that are not UTF-8 (rename it)"
         if isinstance(found, Record):
             usable.append((path, found))
         else:
@@ -227,11 +213,23 @@ def scan_records(runs_dir: Path) -> tuple[list[tuple[Path, Record]], list[Unusab
     return usable, unusable
 
 
+def _record_files(runs_dir: Path) -> list[Path]:
+    """Every ``record.json`` under ``runs_dir``, sorted; links to folders are not followed (a
+    runs folder from elsewhere may hold one that leads out of it, or round in a circle)."""
+    found = [
+        Path(folder) / RECORD_NAME
+        for folder, _, files in os.walk(runs_dir, followlinks=False)
+        if RECORD_NAME in files
+    ]
+    return sorted(found)
+
+
 def _claimed_benchmark(path: Path, runs_dir: Path) -> str | None:
     """The benchmark an unusable record names, or the one its folder says."""
+    data = read_json(path)
     try:
-        bench = json.loads(path.read_text(encoding="utf-8")).get("benchmark", {}).get("id")
-    except (OSError, ValueError, AttributeError):
+        bench = data.get("benchmark", {}).get("id")
+    except AttributeError:
         bench = None
     if safe_name(bench):
         return bench

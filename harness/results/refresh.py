@@ -3,22 +3,25 @@ records: each benchmark's leaderboard (``harness.results.leaderboard``), then ea
 table beside it whose JSON twin names its entries (``harness.results.ablation``).
 
 An ablation table whose runs are not all in this runs folder (it was made from another)
-is left as it is; one line says how many were. A table that cannot be written (a full
-disk) leaves the one there as it was, and the others are still written; then
-``NotWritten`` names the folder and the tables, in one line.
+is left as it is; one line says how many were. A twin in the folder that fails its schema
+(``harness.results.schema``) is named in one line, once, and left as it is; it stops no
+other table. A table that cannot be written (a full disk) leaves the one there as it was,
+and the others are still written; then ``NotWritten`` names the folder and the tables, in
+one line.
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.atomic import cannot_write
-from harness.errors import HarnessError, NotWritten
+from harness.errors import HarnessError, NotWritten, visible
 from harness.results.ablation import rebuilt, write_ablation_table
 from harness.results.leaderboard import Report, benchmark_ids, leaderboard_path, regenerate, resolve
 from harness.results.records import Unusable, scan_records
-from harness.results.tables import Say, contents_of, lost_runs
+from harness.results.tables import Say, contents_of, inspect_twin, lost_runs
 
 
 def regenerate_all(
@@ -35,6 +38,7 @@ def regenerate_all(
     written (a full disk), the others are, and then ``NotWritten`` names what was not, with
     the paths that were written as its ``written``."""
     heard: set[Path] = set()
+    say = _once(say)
 
     def once(unusable: Unusable) -> None:
         if unusable.path not in heard and report is not None:
@@ -44,6 +48,8 @@ def regenerate_all(
     if target is None and not benchmark_ids(runs_dir):
         _none_usable(runs_dir, scan_records(runs_dir)[1])
     ids = resolve(target, runs_dir)
+    if target is not None:
+        _has_records(ids[0], Path(runs_dir))
     failed: list[tuple[str, OSError]] = []
     paths = [
         _writing(f"the table of {b}", failed, regenerate, b, runs_dir, leaderboards_dir, once, say)
@@ -96,12 +102,15 @@ def _ablations(
             if u.benchmark == bench
         ]
         main = leaderboard_path(leaderboards_dir, bench)
-        for twin in sorted(leaderboards_dir.glob(f"{main.stem}.ablation-*.json")):
+        for twin in sorted(leaderboards_dir.glob(f"{glob.escape(main.stem)}.ablation-*.json")):
             table = twin.with_suffix(".md")
-            data = rebuilt(table, found, runs_dir, excluded)
+            checked = inspect_twin(table)
+            if isinstance(checked, str) and say is not None:
+                say(f"{visible(twin)}: {checked}; left as it is")
+            data = rebuilt(table, found, runs_dir, excluded) if isinstance(checked, dict) else None
             if data is None:
                 continue
-            if lost_runs(table, contents_of(data)):
+            if lost_runs(table, contents_of(data), say):
                 kept += 1
                 continue
             written.append(
@@ -113,6 +122,33 @@ def _ablations(
             f"{'they are' if kept > 1 else 'it is'}: made from records not all under {runs_dir}"
         )
     return written
+
+
+def _once(say: Say | None) -> Say | None:
+    """``say``, hearing each line once (a damaged twin is met by every table's index)."""
+    if say is None:
+        return None
+    said: set[str] = set()
+
+    def tell(line: str) -> None:
+        if line not in said:
+            said.add(line)
+            say(line)
+
+    return tell
+
+
+def _has_records(bench: str, runs_dir: Path) -> None:
+    """A benchmark named on the command line has records under ``runs_dir``; else one line
+    (naming those that could not be used), before any table or lock is touched."""
+    found, unusable = scan_records(runs_dir)
+    if any(r.benchmark_id == bench for _, r in found):
+        return
+    named = "".join(f"; {u}" for u in unusable if u.benchmark == bench)
+    raise HarnessError(
+        f"no records of benchmark {visible(repr(bench))} under {visible(runs_dir)}; "
+        f"run `harness run ...` first or pass --runs-dir{named}"
+    )
 
 
 def _none_usable(runs_dir: Path, unusable: Sequence[Unusable]) -> None:

@@ -2,8 +2,10 @@
 count, linking its leaderboard's page and its ablation tables' pages.
 
 It is made from the folder's JSON twins alone (sorted; the same twins give the same bytes)
-and rewritten whenever a table's page is, under a lock of its own: the last writer has
-read every twin written before it.
+and rewritten whenever a table's page is, under a lock of its own (``lock``): the last writer
+has read every twin written before it. A twin in the folder that fails its schema (another
+table's, damaged or hand-edited) is named in one line and left out of the index; it never
+stops a table from being written.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from filelock import FileLock
-
-from harness.atomic import atomic_write_text
+from harness.errors import visible
+from harness.locking import Lock
 from harness.results.page import Column, View, ViewRow, markdown_html, page_path, render
-from harness.results.tables import read_twin
+from harness.results.tables import Say, inspect_twin
 
 INDEX = "index.html"
 #: The index's columns.
@@ -46,30 +47,47 @@ def index_path(folder: Path) -> Path:
     return Path(folder) / INDEX
 
 
-def write_index(folder: Path) -> Path:
-    """The index of the tables in ``folder``, from their twins."""
-    path = index_path(folder)
-    with FileLock(str(path) + ".lock"):
-        atomic_write_text(path, render(index_view(Path(folder))))
-    return path
+def lock(folder: Path) -> Lock:
+    """The lock the folder's index is written under (``index.html.lock``, removed when released)."""
+    return Lock(str(index_path(folder)) + ".lock")
 
 
-def twins(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Each table in ``folder`` (its ``.md`` path) with its twin, sorted by name."""
-    found = []
+def index_text(
+    folder: Path, new: Mapping[Path, Mapping[str, Any]] | None = None, say: Say | None = None
+) -> str:
+    """The index of the tables in ``folder``, from their twins (``new``: tables about to be
+    written, by their ``.md`` path, with their data; ``say`` hears each twin left out)."""
+    return render(index_view(Path(folder), new, say))
+
+
+def twins(
+    folder: Path, new: Mapping[Path, Mapping[str, Any]] | None = None, say: Say | None = None
+) -> list[tuple[Path, Mapping[str, Any]]]:
+    """Each table in ``folder`` (its ``.md`` path) with its twin, sorted by name: those on
+    disk that pass their schema (``say`` hears each that does not) and those in ``new``."""
+    new = {Path(table): data for table, data in (new or {}).items()}
+    found: dict[Path, Mapping[str, Any]] = {}
     for twin in sorted(Path(folder).glob("*.json")):
         table = twin.with_suffix(".md")
-        data = read_twin(table)
-        if data is not None and data.get("kind") in ("leaderboard", "ablation"):
-            found.append((table, data))
-    return found
+        if table in new:
+            continue
+        data = inspect_twin(table)
+        if isinstance(data, str) and say is not None:
+            say(f"{visible(twin)}: {data}; left out of {index_path(folder).name}")
+        elif isinstance(data, dict):
+            found[table] = data
+    found.update(new)
+    return sorted(found.items(), key=lambda item: item[0].name)
 
 
-def index_view(folder: Path) -> View:
+def index_view(
+    folder: Path, new: Mapping[Path, Mapping[str, Any]] | None = None, say: Say | None = None
+) -> View:
     """One row per benchmark with a table in ``folder``."""
-    boards: dict[str, tuple[Path, dict[str, Any]]] = {}
+    boards: dict[str, tuple[Path, Mapping[str, Any]]] = {}
     ablations: dict[str, list[Path]] = defaultdict(list)
-    for table, data in twins(folder):
+    tables = twins(folder, new, say)
+    for table, data in tables:
         if data["kind"] == "leaderboard":
             boards[data["benchmark"]["id"]] = (table, data)
         else:
@@ -82,7 +100,7 @@ def index_view(folder: Path) -> View:
         before=markdown_html(NOTES),
         columns=COLUMNS,
         rows=tuple(rows),
-        data={"kind": "index", "tables": [t.name for t, _ in twins(folder)]},
+        data={"kind": "index", "tables": [t.name for t, _ in tables]},
         empty="no tables yet",
     )
 

@@ -1,10 +1,15 @@
-"""A table's files, and never losing a row: its JSON twin, where it may be written, writing it.
+"""A table's files, and never losing a row: its JSON twin (its bytes, reading it) and where a
+table may be written.
 
 Every table this project writes (a benchmark's leaderboard, an ablation) has a twin beside
 it: ``<table>.json`` holds its rows as data (each row's statistics and the records it was
 made from, by their path inside the runs folder). The markdown and the page are views of
 the twin, and every reader reads the twin, never the rendered markdown. A table is
 published through ``harness.results.publish``, which places and writes it with what is here.
+
+A twin is input too (another table's, in a folder others write to): every reader checks it
+against its schema (``harness.results.schema``), and one that fails is named in one line with
+the field that is wrong, never a traceback (``inspect_twin``, ``load_twin``).
 
 A table is regenerated from one runs folder. When the table already there holds runs that
 this folder has no record of (the published tables of a fresh clone, made from
@@ -19,14 +24,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_write_text
-from harness.errors import HarnessError
+from harness.errors import HarnessError, hidden, visible
 from harness.results.legacy import run_counts
+from harness.results.records import read_json
+from harness.results.schema import TWINS, problem
 
 #: The twin's format; a reader refuses a twin of another major format.
 FORMAT = "harness-table/1"
@@ -49,38 +56,60 @@ def heatmap_path(board: Path) -> Path:
     return Path(board).with_name(f"{Path(board).stem}.heatmap.png")
 
 
+def inspect_twin(table: Path) -> dict[str, Any] | str | None:
+    """The JSON twin of ``table`` (``<table>.json``): its data when it is a twin this harness
+    can use (``harness.results.schema``: every field a reader uses, checked); None when there
+    is no such file, or it is not a table's twin (no ``"format": "harness-table/..."``); else
+    why it cannot be used, in one phrase (``rows[0].mean_dice: not a number``)."""
+    path = twin_path(table)
+    if not os.path.lexists(path):
+        return None
+    if any(hidden(c) for c in path.name):
+        return "its name holds a line break, a control character or bytes that are not UTF-8"
+    data = read_json(path)
+    if isinstance(data, str):
+        return data
+    found = data.get("format") if isinstance(data, dict) else None
+    if not isinstance(found, str) or not found.startswith("harness-table/"):
+        return None
+    if found.split(".")[0] != FORMAT:
+        return (
+            f"a twin of format {visible(repr(found), 60)}, which this harness cannot read (it "
+            f"reads {FORMAT!r}); regenerate it with this harness's `harness leaderboard`"
+        )
+    model = TWINS.get(data.get("kind"))  # type: ignore[arg-type]
+    if model is None:
+        return f"kind: {visible(repr(data.get('kind')), 40)} is neither leaderboard nor ablation"
+    wrong = problem(model, data)
+    return data if wrong is None else wrong
+
+
 def read_twin(table: Path) -> dict[str, Any] | None:
-    """The JSON twin of ``table`` (None when there is none or it cannot be read)."""
-    try:
-        data = json.loads(twin_path(table).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("harness-table/"):
-        return None
-    return data
+    """The JSON twin of ``table`` (None when there is none, or it cannot be used)."""
+    found = inspect_twin(table)
+    return found if isinstance(found, dict) else None
 
 
 def load_twin(path: Path) -> dict[str, Any]:
     """The twin at ``path`` (a ``<table>.json``) for a reader that needs it: a file that cannot
-    be read, is not JSON or is not a twin of this format is a ``HarnessError`` naming it."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise HarnessError(f"{path}: not a table's JSON twin (not JSON: {exc})") from None
-    found = data.get("format") if isinstance(data, dict) else None
-    if not isinstance(found, str) or not found.startswith("harness-table/"):
+    be read, is not JSON, is not a twin of this format or fails the twin's schema is a
+    ``HarnessError`` naming it and what is wrong, in one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise HarnessError(f"{visible(path)}: is a folder; pass a table's .json (or .md) file")
+    found = inspect_twin(path)
+    if found is None:
+        if not os.path.lexists(path):
+            raise HarnessError(f"{visible(path)}: cannot read (No such file or directory)")
         raise HarnessError(
-            f'{path}: not a table\'s JSON twin (no "format": "{FORMAT}"); '
+            f'{visible(path)}: not a table\'s JSON twin (no "format": "{FORMAT}"); '
             "pass a file written by `harness leaderboard`, `sweep` or `tune`"
         )
-    if found.split(".")[0] != FORMAT:
-        raise HarnessError(
-            f"{path}: a twin of format {found!r}, which this harness cannot read (it reads "
-            f"{FORMAT!r}); regenerate it with this harness's `harness leaderboard`"
-        )
-    return data
+    if isinstance(found, str):
+        if found.startswith(("is not valid JSON", "cannot be read", "is not a plain")):
+            raise HarnessError(f"{visible(path)}: not a table's JSON twin ({found})")
+        raise HarnessError(f"{visible(path)}: {found}")
+    return found
 
 
 def twin_text(data: Mapping[str, Any]) -> str:
@@ -113,13 +142,16 @@ def contents_of(data: Mapping[str, Any]) -> Contents:
     )
 
 
-def lost_runs(table: Path, new: Contents) -> int:
+def lost_runs(table: Path, new: Contents, say: Say | None = None) -> int:
     """How many runs of the table at ``table`` the ``new`` one would leave out unnamed (read
-    from its twin; a table from before twins, from its markdown: ``harness.results.legacy``)."""
-    twin = read_twin(table)
-    if twin is not None:
-        old = {run for row in twin.get("rows", []) for run in row.get("runs", [])}
+    from its twin; a table from before twins, or one whose twin cannot be used (``say`` hears
+    why), from its markdown: ``harness.results.legacy``)."""
+    twin = inspect_twin(table)
+    if isinstance(twin, dict):
+        old = {run for row in twin["rows"] for run in row["runs"]}
         return len(old - new.runs - new.excluded)
+    if isinstance(twin, str) and say is not None:
+        say(f"{visible(twin_path(table))}: {twin}; its runs are counted from its markdown")
     if not Path(table).is_file():
         return 0
     counts = run_counts(Path(table).read_text(encoding="utf-8"))
@@ -131,11 +163,11 @@ def place(table: Path, new: Contents, runs_dir: Path, say: Say | None = None) ->
     """Where ``new`` may be written: ``table`` itself, or (when that would lose runs) the
     same name under ``<runs_dir>/leaderboards/``, said in one line; None when that one too
     would lose runs (then nothing is written, and that is said)."""
-    lost = lost_runs(table, new)
+    tell = say or _log.warning
+    lost = lost_runs(table, new, tell)
     if not lost:
         return table
     local = Path(runs_dir) / LOCAL_TABLES / Path(table).name
-    tell = say or _log.warning
     if Path(table).resolve() != local.resolve() and not lost_runs(local, new):
         tell(
             f"{table} is left as it is: {_runs(lost)} in it {_have(lost)} no record under "
@@ -156,18 +188,3 @@ def _runs(count: int) -> str:
 
 def _have(count: int) -> str:
     return "have" if count != 1 else "has"
-
-
-def write_table(
-    path: Path,
-    text: str,
-    twin: Mapping[str, Any],
-    pictures: Collection[Callable[[Path], object]] = (),
-) -> None:
-    """The table's pictures (each told the table's path), its twin, then its markdown: each
-    atomically, so a reader sees the old file or the new one, never half of one."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    for draw in pictures:
-        draw(path)
-    atomic_write_text(twin_path(path), twin_text(twin))
-    atomic_write_text(path, text)

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
 from harness.engine import checkpoint, distributed, hardware, inference_cost
@@ -34,6 +32,7 @@ from harness.engine.trainer import (
     train,
 )
 from harness.errors import HarnessError, RunFailed
+from harness.locking import Lock
 from harness.results.records import (
     WEIGHTS_NAME,
     Record,
@@ -92,10 +91,10 @@ def hold(folder: Path) -> Iterator[None]:
     The lock is an OS file lock, released by the kernel when its holder dies (kill -9).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / ".lock"), timeout=0)
+    lock = Lock(folder / ".lock")  # removed when released: no .lock left in the run folder
     try:
-        lock.acquire()
-    except Timeout:
+        lock.acquire(timeout=0)
+    except TimeoutError:
         raise HarnessError(
             f"{folder}: another harness process is running this run (lock {folder / '.lock'}); "
             "wait for it to finish or stop it"

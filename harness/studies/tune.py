@@ -299,16 +299,16 @@ def _open_all(
 @contextlib.contextmanager
 def _lock(folder: Path) -> Iterator[None]:
     """This process alone tunes in ``folder`` (two would tell one trial twice)."""
-    from filelock import FileLock, Timeout
+    from harness.locking import Lock  # removes its file when released
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(f"{folder}.lock")
+    lock = Lock(f"{folder}.lock")
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except TimeoutError:
         raise HarnessError(
             f"{folder}: another harness tune is tuning this entry with this budget now "
-            f"(lock {lock.lock_file}); wait for it to end, then continue with --resume"
+            f"(lock {lock.path}); wait for it to end, then continue with --resume"
         ) from None
     try:
         yield

@@ -129,9 +129,9 @@ def _bad_twins(folder: Path) -> dict[str, tuple[Path, str]]:
     cases = {
         "ablation": ("x.ablation-loss.json", ablation.read_text(encoding="utf-8"), "an ablation"),
         "format": ("later.json", json.dumps(later), "'harness-table/9'"),
-        "not json": ("broken.json", '{"format": ', "not JSON"),
+        "not json": ("broken.json", '{"format": ', "is not valid JSON"),
         "not a twin": ("other.json", '{"rows": []}', "not a table's JSON twin"),
-        "row": ("short.json", short, "row 1 has no 'mean_dice'"),
+        "row": ("short.json", short, "benchmark: missing"),
     }
     out = {}
     for case, (name, text, says) in cases.items():

@@ -42,7 +42,7 @@ def _drop_key(path: Path, key: str) -> None:
         (lambda p: _drop_key(p, "mean_dice"), "lacks mean_dice"),
         (
             lambda p: p.write_text(p.read_text().replace('"mean_dice": 0.84', '"mean_dice": null')),
-            "succeeded, but mean_dice is missing",
+            "mean_dice: missing in a succeeded run",
         ),
     ],
 )
@@ -71,12 +71,15 @@ def test_reasons_name_what_is_wrong(tmp_path: Path) -> None:
     cases = {
         "is not a JSON object": [1, 2],
         "has schema 7; this harness reads schema 1": {**data, "schema": 7},
-        "per_class_dice lacks a number for Lunate": {
+        "per_class_dice.Lunate: not a number": {
             **data,
             "per_class_dice": {**data["per_class_dice"], "Lunate": "x"},
         },
-        "status 'done' is neither": {**data, "status": "done"},
-        "benchmark.id is missing": {**data, "benchmark": {**data["benchmark"], "id": "../x"}},
+        "status: should be 'succeeded' or 'failed'": {**data, "status": "done"},
+        "benchmark.id: not a plain benchmark id": {
+            **data,
+            "benchmark": {**data["benchmark"], "id": "../x"},
+        },
         "has keys this harness does not know: surprise": {**data, "surprise": 1},
     }
     for reason, content in cases.items():

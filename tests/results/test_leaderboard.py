@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.results.leaderboard import regenerate, resolve
 from harness.results.records import read_record
 from harness.results.tables import twin_path
-from tests.helpers import BENCH, make_record, put_record
+from tests.helpers import BENCH, make_record, other_benchmark, put_record
 
 
 def test_rows_aggregate_seeds_and_sort_by_mean(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_rows_aggregate_seeds_and_sort_by_mean(tmp_path: Path) -> None:
     put_record(runs, "a1", make_record("dice", 1, 0.84))
     put_record(runs, "b0", make_record("combo", 0, 0.90))
     put_record(runs, "c0", make_record("bce", 0, 0.99, status="failed"))
-    other = {**BENCH, "id": "tiny-zzz__phantom-1234"}
+    other = other_benchmark("fff")
     put_record(runs, "d0", make_record("bce", 0, 0.95, bench=other))
     text = regenerate(BENCH["id"], runs, boards).read_text()
     rows = [

@@ -9,7 +9,6 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from filelock import Timeout
 
 from harness.results import publish as publishing
 from harness.results.ablation import ablation_data, write_ablation_table
@@ -48,9 +47,9 @@ def test_every_table_is_published_through_one_function(
     written: list[str] = []
     write = publishing._write
 
-    def heard(table: Path, data: dict, runs_dir: Path) -> None:
+    def heard(table: Path, data: dict, runs_dir: Path, say=None) -> None:
         written.append(f"{table.name} {data['kind']}")
-        write(table, data, runs_dir)
+        write(table, data, runs_dir, say)
 
     monkeypatch.setattr(publishing, "_write", heard)
     regenerate(BENCH["id"], runs, boards)
@@ -81,7 +80,7 @@ def test_the_data_is_made_under_the_lock(tmp_path: Path) -> None:
     )
 
     def made() -> dict:
-        with pytest.raises(Timeout):  # held while the records are read
+        with pytest.raises(TimeoutError):  # held while the records are read
             publishing.lock(table).acquire(timeout=0)
         return data
 

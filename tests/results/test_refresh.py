@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.results.leaderboard import leaderboard_path
-from tests.helpers import BENCH, make_record, no_space, put_record
+from tests.helpers import BENCH, make_record, no_space, other_benchmark, put_record
 
-OTHER = {**BENCH, "id": "tiny-def__phantom-1234"}
+OTHER = other_benchmark("def")
 
 
 def _records(runs: Path) -> None:

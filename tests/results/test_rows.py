@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from harness.results.rows import device_text, precisions, rows, versus_leader
-from tests.helpers import BENCH, make_record
+from tests.helpers import BENCH, make_record, other_benchmark
 
 
 def test_rows_group_an_entrys_seeds_and_leave_out_failed_and_foreign_runs() -> None:
-    other = {**BENCH, "id": "tiny-zzz__phantom-1234"}
+    other = other_benchmark("fff")
     records = [
         make_record("dice", 1, 0.84),
         make_record("dice", 0, 0.80),

@@ -1,0 +1,205 @@
+"""No output overwrites an input, and text from outside is never terminal markup.
+
+Each command that writes a file refuses, before any work, an output that is one of its
+inputs, lies inside a folder it reads (a run folder, a dataset), is an existing folder or
+lies below a file: one line, exit 2, every input byte for byte as it was. Folders given as
+files are refused before anything trains. ``compare`` names two benchmarks instead of
+comparing them quietly. Names with rich's markup (``[/x]``) or emoji codes print as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results.leaderboard import regenerate
+from harness.results.records import WEIGHTS_NAME
+from harness.results.tables import twin_path
+from tests.helpers import BENCH, hashes, make_record, other_benchmark, put_record
+
+
+def _one_line(result, code: int = 2) -> str:
+    assert result.code == code, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err
+    (line,) = result.err.strip().splitlines()
+    return line
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """A finished run's folder (its record and weights), a dataset folder, a submission, two
+    leaderboards of one benchmark, and an existing folder and file to aim outputs at."""
+    run = tmp_path / "runs" / BENCH["id"] / "unetpp-dice" / "seed-0"
+    put_record(tmp_path / "runs", f"{BENCH['id']}/unetpp-dice/seed-0", make_record("dice", 0, 0.8))
+    (run / WEIGHTS_NAME).write_bytes(b"weights")
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "labels.json").write_text("{}")
+    submission = tmp_path / "submission.csv"
+    submission.write_text("image_name,class,rle\n")
+    board = regenerate(BENCH["id"], tmp_path / "runs", tmp_path / "boards")
+    assert board is not None
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    return {
+        "run": run,
+        "data": data,
+        "submission": submission,
+        "board": board,
+        "folder": folder,
+        "file": afile,
+        "root": tmp_path,
+    }
+
+
+def _cases(i: dict[str, Path]) -> dict[str, tuple[list[object], str]]:
+    """Each refusal: the command line, and what its one line says."""
+    run, data, twin = i["run"], i["data"], twin_path(i["board"])
+    export = ["export", run, "--format"]
+    return {
+        "export over the run's weights": (
+            [*export, "torchscript", "--out", run / WEIGHTS_NAME],
+            "inside the run folder",
+        ),
+        "export into the run folder": ([*export, "onnx", "--out", run / "m.onnx"], "inside the"),
+        "export to a folder": ([*export, "onnx", "--out", i["folder"]], "is a folder"),
+        "export below a file": ([*export, "onnx", "--out", i["file"] / "m.onnx"], "is a file"),
+        "compare over a twin": (
+            ["compare", twin, twin, "--html", twin],
+            "which this command reads",
+        ),
+        "compare over its markdown": (
+            ["compare", twin, twin, "--html", i["board"]],
+            "which this command reads",
+        ),
+        "compare to a folder": (["compare", twin, twin, "--html", i["folder"]], "is a folder"),
+        "predict over the record": (
+            ["predict", run, "--data", data, "--out", run / "record.json"],
+            "inside the run folder",
+        ),
+        "predict into the dataset": (
+            ["predict", run, "--data", data, "--out", data / "train" / "labels.json"],
+            "inside the dataset folder",
+        ),
+        "predict to a folder": (["predict", run, "--data", data, "--out", i["folder"]], "folder"),
+        "evaluate over the submission": (
+            [
+                "evaluate",
+                "--data",
+                data,
+                "--submission",
+                i["submission"],
+                "--json",
+                i["submission"],
+            ],
+            "which this command reads",
+        ),
+        "evaluate to a folder": (
+            ["evaluate", "--data", data, "--submission", i["submission"], "--json", i["folder"]],
+            "is a folder",
+        ),
+        "leaderboard from a file": (
+            ["leaderboard", "--runs-dir", i["file"], "--leaderboards-dir", i["folder"]],
+            "--runs-dir",
+        ),
+        "leaderboard into a file": (
+            ["leaderboard", "--runs-dir", i["root"] / "runs", "--leaderboards-dir", i["file"]],
+            "--leaderboards-dir",
+        ),
+    }
+
+
+CASES = list(
+    _cases({k: Path(k) for k in ("run", "data", "submission", "board", "folder", "file", "root")})
+)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_output_over_an_input_is_refused_before_any_work(
+    cli, inputs: dict[str, Path], case: str
+) -> None:
+    args, says = _cases(inputs)[case]
+    before = hashes(inputs["root"])
+    started = time.monotonic()
+    line = _one_line(cli(*args))
+    assert line.startswith("harness: error: ") and says in line, line
+    assert time.monotonic() - started < 10  # before any work (an ONNX export takes 25 s)
+    assert hashes(inputs["root"]) == before  # every input byte for byte as it was
+    assert not list(inputs["root"].rglob("*.lock"))
+
+
+@pytest.mark.parametrize("option", ["--runs-dir", "--leaderboards-dir"])
+def test_run_refuses_a_file_for_a_folder_before_training(cli, tmp_path: Path, option: str) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    folders = {"--runs-dir": tmp_path / "runs", "--leaderboards-dir": tmp_path / "boards"}
+    folders[option] = afile / "below" if option == "--leaderboards-dir" else afile
+    args = [a for name, path in folders.items() for a in (name, path)]
+    line = _one_line(cli("run", "--model", "unet", "--loss", "dice", "--protocol", "tiny", *args))
+    assert line.startswith(f"harness: error: {option} ") and "is a file" in line, line
+    assert not (tmp_path / "runs").exists() and afile.read_text() == "x"  # nothing trained
+
+
+def test_markup_in_a_component_prints_as_it_is(cli, tmp_path: Path) -> None:
+    result = cli(
+        "run", "--model", "unet", "--loss", "dice:smooth=[/x]", "--protocol", "tiny",
+        "--dry-run", "--runs-dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "dice:smooth=[/x]" in result.err and "dice:smooth=[/x]" in result.out
+
+
+@pytest.mark.parametrize("entry", ["unet[/x]", "unet [bold]x", "dice :smile: x"])
+def test_compare_prints_an_entry_with_markup_as_it_is(cli, tmp_path: Path, entry: str) -> None:
+    twin = twin_path(regenerate(BENCH["id"], _runs(tmp_path, BENCH), tmp_path / "boards"))
+    data = json.loads(twin.read_text())
+    data["rows"][0]["entry"] = entry
+    twin.write_text(json.dumps(data))
+    result = cli("compare", twin, twin, "--fail-below", "-1")
+    assert result.code == 1, result.err  # every row "dropped" by more than -1: named
+    assert entry in result.out.replace("\n", "") and f"harness: {entry}: Dice dropped" in result.err
+
+
+def _runs(root: Path, bench: dict) -> Path:
+    runs = root / "runs"
+    for seed in (0, 1):
+        record = make_record("dice", seed, 0.8 + seed / 100, bench=bench)
+        put_record(runs, f"{bench['id']}/dice/seed-{seed}", record)
+    return runs
+
+
+def test_compare_names_two_benchmarks_and_compares_them_only_when_asked(
+    cli, tmp_path: Path
+) -> None:
+    other = other_benchmark("def")
+    other["protocol"] = {**other["protocol"], "fields": {"epochs": 3}}
+    a = regenerate(BENCH["id"], _runs(tmp_path / "a", BENCH), tmp_path / "a" / "boards")
+    b = regenerate(other["id"], _runs(tmp_path / "b", other), tmp_path / "b" / "boards")
+    line = _one_line(cli("compare", twin_path(a), twin_path(b)))
+    assert BENCH["id"] in line and other["id"] in line, line
+    assert "protocol fields that differ: epochs 2 → 3" in line and "--across-benchmarks" in line
+    page = tmp_path / "compare.html"
+    across = cli("compare", twin_path(a), twin_path(b), "--across-benchmarks", "--html", page)
+    assert across.code == 0, across.err
+    assert across.out.startswith(f"benchmarks differ: A is {BENCH['id']}, B is {other['id']}")
+    assert "epochs 2 → 3" in across.out.splitlines()[0]
+    assert "Benchmarks differ" in page.read_text() and "epochs 2 → 3" in page.read_text()
+    same = cli("compare", twin_path(a), twin_path(a))
+    assert same.code == 0 and "benchmarks differ" not in same.out
+
+
+def test_an_unknown_benchmark_leaves_nothing_behind(cli, tmp_path: Path) -> None:
+    runs = _runs(tmp_path, BENCH)
+    boards = tmp_path / "boards"
+    line = _one_line(
+        cli("leaderboard", "nosuch-bench", "--runs-dir", runs, "--leaderboards-dir", boards)
+    )
+    assert "no records of benchmark 'nosuch-bench'" in line
+    assert not boards.exists() and not list(tmp_path.rglob("*.lock"))
+    made = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", boards)
+    assert made.code == 0 and not list(tmp_path.rglob("*.lock"))
