@@ -145,13 +145,39 @@ def test_run_refuses_a_file_for_a_folder_before_training(cli, tmp_path: Path, op
     assert not (tmp_path / "runs").exists() and afile.read_text() == "x"  # nothing trained
 
 
+#: A loss with a free-text parameter (its text reaches the terminal in the entry's label).
+TAGGED = """
+import torch
+
+from harness import hookimpl
+
+
+def tagged(*, tag: str = "x"):
+    \"\"\"BCE, under a tag of the user's choosing.\"\"\"
+    return torch.nn.BCEWithLogitsLoss()
+
+
+@hookimpl
+def harness_losses():
+    return {"tagged": tagged}
+"""
+
+
 def test_markup_in_a_component_prints_as_it_is(cli, tmp_path: Path) -> None:
+    plugin = tmp_path / "tagged.py"
+    plugin.write_text(TAGGED)
     result = cli(
+        "run", "--model", "unet", "--loss", "tagged:tag=[/x]", "--plugin", plugin,
+        "--protocol", "tiny", "--dry-run", "--runs-dir", tmp_path / "runs",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "tagged:tag=[/x]" in result.out
+    # A value its factory refuses is one line that shows it as it was given.
+    refused = cli(
         "run", "--model", "unet", "--loss", "dice:smooth=[/x]", "--protocol", "tiny",
         "--dry-run", "--runs-dir", tmp_path / "runs",
     )  # fmt: skip
-    assert result.code == 0, result.err
-    assert "dice:smooth=[/x]" in result.err and "dice:smooth=[/x]" in result.out
+    assert refused.code == 2 and "smooth=[/x] is a str" in refused.err
 
 
 @pytest.mark.parametrize("entry", ["unet[/x]", "unet [bold]x", "dice :smile: x"])
