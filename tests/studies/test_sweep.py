@@ -4,23 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from harness.errors import HarnessError
-from harness.studies.sweep import parse_vary
-
-
-def test_parse_vary_keeps_parameters_with_their_value() -> None:
-    axis = parse_vary("loss=bce,dice,combo:dice=0.7,bce=0.3")
-    assert axis.name == "loss" and axis.values == ("bce", "dice", "combo:dice=0.7,bce=0.3")
-    assert parse_vary("aug=none,basic").name == "augmentation"
-
-
-@pytest.mark.parametrize("text", ["loss", "colour=a,b", "loss=dice", "loss=dice,dice", "loss=a,:x"])
-def test_bad_vary(text: str) -> None:
-    with pytest.raises(HarnessError, match="--vary"):
-        parse_vary(text)
-
 
 def test_sweep_writes_an_ablation_table(cli, tmp_path: Path) -> None:
     result = cli(
