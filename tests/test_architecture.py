@@ -599,7 +599,7 @@ def has_code(path: Path) -> bool:
     return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
 
 
-def tests_file_of(module: str) -> Path:
+def mirrored_test_file(module: str) -> Path:
     """Where a module's tests live: ``harness/a/b.py`` in ``tests/a/test_b.py``; a package
     ``harness/a/b/__init__.py`` in ``tests/a/b/test_b.py``; ``harness`` in
     ``tests/test_harness.py``."""
@@ -625,7 +625,7 @@ def test_every_module_has_its_tests() -> None:
     for module, path in MODULES.items():
         if not has_code(path):
             continue
-        tests = tests_file_of(module)
+        tests = mirrored_test_file(module)
         if not tests.is_file():
             wrong.append(f"{module}: no {tests.relative_to(TESTS.parent)}")
         elif not _tests_in(tests):
@@ -648,6 +648,6 @@ def test_the_test_file_rule_reads_pointers() -> None:
     found = POINTER.match("Tests of harness.cli.run live in tests/cli/test_cli.py, tests/x.py.")
     assert found is not None and found.group(1) == "harness.cli.run"
     assert found.group(2) == "tests/cli/test_cli.py, tests/x.py"
-    assert tests_file_of("harness.cli.run") == TESTS / "cli" / "test_run.py"
-    assert tests_file_of("harness.cli") == TESTS / "cli" / "test_cli.py"
-    assert tests_file_of("harness") == TESTS / "test_harness.py"
+    assert mirrored_test_file("harness.cli.run") == TESTS / "cli" / "test_run.py"
+    assert mirrored_test_file("harness.cli") == TESTS / "cli" / "test_cli.py"
+    assert mirrored_test_file("harness") == TESTS / "test_harness.py"
