@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated cache folder, a command-line runner, one local Ray instance,
-the trainer's setting. Shared helpers that are not fixtures are in ``tests/helpers.py``."""
+the trainer's setting, torch on one thread. Shared helpers that are not fixtures are in
+``tests/helpers.py``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,17 @@ def _isolated_cache(
     """Every test gets a session-wide cache outside the user's home (the phantom is built once)."""
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread: small tensors gain nothing from more, and a busy CPU stalls them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @dataclass

@@ -31,6 +31,7 @@ another test module.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -591,3 +592,70 @@ def test_verdicts_are_worded_in_one_module() -> None:
     )
     words = {text.strip() for _, text in verdict_literals(TREES[VERDICTS])}
     assert set(VERDICT_WORDS) <= words, f"{VERDICTS} lacks some of {VERDICT_WORDS}"
+
+
+# --- every module has its tests -------------------------------------------------------------
+
+#: A test file that only points to where a module's tests live says so in its docstring's
+#: first line: "Tests of harness.x.y live in tests/a/test_b.py[, tests/c/test_d.py]".
+POINTER = re.compile(r"^Tests of (harness[\w.]*) live in (.+?)\.?$")
+
+
+def has_code(path: Path) -> bool:
+    """Whether a module holds more than its docstring (a package's ``__init__`` may not)."""
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def mirrored_test_file(module: str) -> Path:
+    """Where a module's tests live: ``harness/a/b.py`` in ``tests/a/test_b.py``; a package
+    ``harness/a/b/__init__.py`` in ``tests/a/b/test_b.py``; ``harness`` in
+    ``tests/test_harness.py``."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return TESTS / "test_harness.py"
+    folder = parts if is_package(module) else parts[:-1]
+    return TESTS.joinpath(*folder, f"test_{parts[-1]}.py")
+
+
+def _tests_in(path: Path) -> int:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sum(
+        isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+        for node in ast.walk(tree)
+    )
+
+
+def test_every_module_has_its_tests() -> None:
+    """Each module with code has its test file at the mirrored path: tests of its own, or one
+    line naming the files where they live (each of which exists and holds tests)."""
+    wrong = []
+    for module, path in MODULES.items():
+        if not has_code(path):
+            continue
+        tests = mirrored_test_file(module)
+        if not tests.is_file():
+            wrong.append(f"{module}: no {tests.relative_to(TESTS.parent)}")
+        elif not _tests_in(tests):
+            first = (ast.get_docstring(ast.parse(tests.read_text())) or "").splitlines()[:1]
+            found = POINTER.match(first[0]) if first else None
+            if found is None or found.group(1) != module:
+                wrong.append(
+                    f"{tests.relative_to(TESTS.parent)}: no tests, and its first line does not "
+                    f"say 'Tests of {module} live in tests/...'"
+                )
+                continue
+            for name in (n.strip(" `") for n in found.group(2).split(",")):
+                where = TESTS.parent / name
+                if not where.is_file() or not _tests_in(where):
+                    wrong.append(f"{tests.relative_to(TESTS.parent)}: {name} holds no tests")
+    assert not wrong, "modules without their tests:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_test_file_rule_reads_pointers() -> None:
+    found = POINTER.match("Tests of harness.cli.run live in tests/cli/test_cli.py, tests/x.py.")
+    assert found is not None and found.group(1) == "harness.cli.run"
+    assert found.group(2) == "tests/cli/test_cli.py, tests/x.py"
+    assert mirrored_test_file("harness.cli.run") == TESTS / "cli" / "test_run.py"
+    assert mirrored_test_file("harness.cli") == TESTS / "cli" / "test_cli.py"
+    assert mirrored_test_file("harness") == TESTS / "test_harness.py"

@@ -1,4 +1,4 @@
-"""The synthetic phantom: layout, labels, anatomy, determinism, safety; and the picture helpers."""
+"""The synthetic phantom: layout, labels, anatomy, determinism, safety."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
+from harness.classes import CLASSES
 from harness.data.layout import label_path, list_images
 from harness.data.phantom import SMALLEST_BONE_FRACTION, synthesize
 from harness.errors import HarnessError
-from harness.pictures.overlays import class_colors, overlay, save_grid
 
 SIZE = 256
 IDS = 4
@@ -198,24 +197,3 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(HarnessError, match=next(iter(kwargs))):
         synthesize(tmp_path / "data", **kwargs)
     assert not (tmp_path / "data").exists()
-
-
-def test_overlay_and_colors(dataset: Path, tmp_path: Path) -> None:
-    colors = class_colors()
-    assert colors.shape == (NUM_CLASSES, 3) and colors.dtype == np.uint8
-    assert len({tuple(c) for c in colors}) == NUM_CLASSES
-    assert np.array_equal(colors, class_colors())
-    image = list_images(dataset, "train")[0]
-    pixels = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-    masks = np.zeros((NUM_CLASSES, SIZE, SIZE), bool)
-    for name, m in _masks(_label(image), SIZE).items():
-        masks[CLASS_INDEX[name]] = m
-    out = overlay(pixels, masks)
-    assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
-    assert np.array_equal(overlay(pixels, np.zeros_like(masks)), np.repeat(pixels[..., None], 3, 2))
-    with pytest.raises(ValueError):
-        overlay(pixels, masks[:, :10])
-    target = tmp_path / "grid.png"
-    save_grid(target, [("image", pixels), ("overlay", out)], columns=2)
-    assert cv2.imread(str(target)) is not None
-    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]

@@ -1,16 +1,14 @@
-"""Inference cost (``harness.engine.inference_cost``) and hardware (``harness.engine.hardware``):
-GFLOPs agree with a count of our own, the timing is the model alone, a record names its CPU
-as /proc/cpuinfo does."""
+"""Inference cost (``harness.engine.inference_cost``): GFLOPs agree with a count of our own,
+and the timing is the model alone."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from harness.engine import hardware, inference_cost
+from harness.engine import inference_cost
 from harness.engine.device import Placement
 
 CPU = Placement(torch.device("cpu"))
@@ -87,22 +85,3 @@ def test_inference_speed_is_the_model_alone(monkeypatch: pytest.MonkeyPatch) -> 
     assert model.calls == 1 + inference_cost.WARMUP + inference_cost.TIMED  # 1: the FLOP count
     assert 30 <= measured["inference_images_per_s"] <= 50.5, measured  # 1 / 0.02 s = 50
     assert model.training  # left as it was found
-
-
-def test_a_record_names_the_cpu_as_proc_cpuinfo_does(tmp_path: Path) -> None:
-    fake = tmp_path / "cpuinfo"
-    fake.write_text(
-        "processor\t: 0\nvendor_id\t: GenuineIntel\n"
-        "model name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nflags\t: fpu\n\n"
-        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\n"
-    )
-    assert hardware.cpu_model(fake) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
-    real = Path("/proc/cpuinfo")
-    if not real.is_file():
-        pytest.skip("no /proc/cpuinfo on this system")
-    names = [line.split(":", 1)[1].strip() for line in real.read_text().splitlines()
-             if line.split(":", 1)[0].strip() == "model name"]  # fmt: skip
-    described = hardware.describe(torch.device("cpu"))
-    assert described["cpu"]["model"] == (names[0] if names else described["cpu"]["model"])
-    assert described["cpu"]["threads"] == torch.get_num_threads()
-    assert described["torch"] == torch.__version__ and "gpus" not in described

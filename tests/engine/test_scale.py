@@ -1,4 +1,7 @@
-"""Scale: the training loader, micro-batching, torch.compile and data-parallel runs (gloo)."""
+"""Scale: micro-batching, torch.compile and data-parallel runs (gloo).
+
+The training loader's own tests are ``tests/engine/test_loader.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,62 +16,13 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from harness import protocol as protocols
-from harness.data.datasets import TrainDataset
 from harness.data.layout import list_images, split
 from harness.data.sources import synthetic_dataset
-from harness.engine.loader import make_train_loader
 from tests.helpers import assert_same_result
 
 TINY = ["--protocol", "tiny", "--device", "cpu"]
-
-
-def _tiny_images() -> list[Path]:
-    root = synthetic_dataset(5, 64, 0)
-    train, _ = split(list_images(root, "train"), 5, 0)
-    return train
-
-
-def _batches(loader: DataLoader, epochs: int) -> list[torch.Tensor]:
-    return [inputs.clone() for _ in range(epochs) for inputs, _ in loader]
-
-
-def test_loader_draws_the_batches_of_a_plain_shuffled_loader() -> None:
-    # Without augmentation the harness's loader trains on exactly the batches (and leaves
-    # the generator exactly where) a DataLoader(shuffle=True) would: results published
-    # before it existed stay reproducible.
-    proto = protocols.load("tiny").derive(["batch_size=3"])
-    dataset = TrainDataset(_tiny_images(), proto.resolution)
-    plain_gen, ours_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    plain = DataLoader(dataset, batch_size=3, shuffle=True, generator=plain_gen)
-    ours = make_train_loader(dataset, proto, torch.device("cpu"), ours_gen, seed=7)
-    a, b = _batches(plain, 3), _batches(ours, 3)
-    assert len(a) == len(b) == 3 * 3  # 8 images: batches of 3, 3, 2
-    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    assert torch.equal(plain_gen.get_state(), ours_gen.get_state())
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_augmented_batches_do_not_depend_on_loader_workers(workers: int) -> None:
-    from harness.components.registry import Registry
-
-    registry = Registry.load()
-    proto = protocols.load("tiny")
-    images = _tiny_images()
-
-    def draw(num_workers: int) -> list[torch.Tensor]:
-        augment = registry.get("augmentations", "basic").build(image_size=proto.resolution)
-        dataset = TrainDataset(images, proto.resolution, augment)
-        p = proto.derive([f"num_workers={num_workers}"]) if num_workers else proto
-        gen = torch.Generator().manual_seed(3)
-        return _batches(make_train_loader(dataset, p, torch.device("cpu"), gen, seed=3), 2)
-
-    alone, with_workers = draw(0), draw(workers)
-    assert all(torch.equal(x, y) for x, y in zip(alone, with_workers, strict=True))
-    # and the augmentation really draws: two epochs of the same images differ
-    assert not torch.equal(alone[0].sum(0), alone[2].sum(0)) or not torch.equal(alone[0], alone[2])
 
 
 def _record(runs: Path) -> dict[str, Any]:
@@ -365,8 +319,7 @@ def test_resume_command_names_how_the_run_was_launched(monkeypatch: pytest.Monke
         model="unet", loss="dice", protocol="tiny", micro_batch=2, compile=True
     )
     plain = resume_command(request)
-    assert plain.endswith("--micro-batch 2 --compile --runs-dir runs --leaderboards-dir "
-                          "leaderboards --resume")  # fmt: skip
+    assert plain.endswith("--micro-batch 2 --compile --runs-dir runs --resume")
     for key, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")

@@ -1,8 +1,8 @@
-"""The plugin contract, checked for every installed component (a new plugin is covered for free).
+"""The plugin contract of ``harness.components.hookspecs``, checked for every installed component.
 
-Each test is parametrized over the registry, so these check what ``harness/components/hookspecs.py``
-promises, not how the built-ins happen to be written. A few tests at the end pin the
-built-ins' own documented behaviour (the warm-up shape, the flip).
+Each test is parametrized over the registry (a new plugin is covered for free), so these
+check what each hook promises, not how the built-ins happen to be written. A few tests at
+the end pin the built-ins' own documented behaviour (the warm-up shape, the flip).
 """
 
 from __future__ import annotations
