@@ -16,7 +16,7 @@ def test_every_plan_of_a_sweep_is_continued_by_the_sweep(tmp_path: Path) -> None
     plans = sweep_plans(request, parse_vary("aug=none,basic"), Planner())
     said = {p.resume_hint.text() for p in plans}
     assert said == {
-        "harness sweep --vary aug=none,basic --model unet --loss dice --protocol tiny "
+        "harness sweep --vary augmentation=none,basic --model unet --loss dice --protocol tiny "
         f"--runs-dir {tmp_path} --resume"
     }
 
