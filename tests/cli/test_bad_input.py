@@ -611,8 +611,10 @@ def test_a_failed_or_stopped_rerun_keeps_the_earlier_succeeded_record(
     }
     table = _snapshot(boards)
 
+    skipped = cli(*args)  # the same command: the finished run is skipped, said in one line
+    assert skipped.code == 0 and "already succeeded" in skipped.err, skipped.err
     monkeypatch.setenv("HARNESS_TEST_FLAKY", how)
-    again = cli(*args)
+    again = cli(*args, "--rerun")
     assert again.code == code, again.err
     assert said in again.err
     assert "Resume with" not in again.err  # --resume would only skip the succeeded seed

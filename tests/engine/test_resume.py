@@ -13,6 +13,8 @@ that skips an overflowing step) resume as exactly.
 
 from __future__ import annotations
 
+import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -129,11 +131,37 @@ def test_a_run_resumes_in_the_precision_it_started_in(
     assert stopped.code == 130, stopped.err
     command = stopped.err.split("Resume with:")[1].strip().splitlines()[0]
     assert " --precision fp16 " in command
-    again = cli(*args, "--resume")  # auto: fp32 on a CPU
-    lines = [line for line in again.err.splitlines() if line.startswith("harness:")]
-    assert again.code == 2 and len(lines) == 1, again.err
-    assert "trained in fp16 and would continue in fp32; resume with --precision fp16" in lines[0]
-    assert not list(runs.rglob("record.json"))
+    # fp32 (auto on a CPU) is another measurement: its own run, the fp16 checkpoint untouched.
+    fp32 = cli(*args, "--resume")
+    assert fp32.code == 0, fp32.err
+    (record,) = runs.rglob("record.json")
+    assert json.loads(record.read_text())["cost"]["precision"] == "fp32"
+    (stopped_folder,) = [
+        p.parent
+        for p in runs.rglob("checkpoints")
+        if checkpoint.exists(p)  # a `last` there
+    ]
+    assert stopped_folder.name == "seed-0" and "fp16" in stopped_folder.parent.name
+    assert stopped_folder != record.parent
+    # The command it printed continues the fp16 run, in fp16.
+    again = cli(*shlex.split(command)[1:])
+    assert again.code == 0, again.err
+    resumed = json.loads((stopped_folder / "record.json").read_text())
+    assert resumed["cost"]["precision"] == "fp16" and resumed["resumes"]
+    assert resumed["entry"]["precision"] == "fp16"
+
+
+def test_a_checkpoint_in_another_precision_is_refused(tmp_path: Path) -> None:
+    """The safety net behind the run folders: a checkpoint never continues in another
+    precision (one line naming both)."""
+    from harness.runs.seed import _check_precision
+
+    saved = checkpoint.Checkpoint(
+        tmp_path / "last.pt", tmp_path / "last.safetensors", {}, {"precision": "fp16"}
+    )
+    with pytest.raises(checkpoint.CheckpointError, match="trained in fp16 and would continue"):
+        _check_precision(saved, "fp32")
+    _check_precision(saved, "fp16")
 
 
 @pytest.mark.parametrize(
@@ -182,7 +210,7 @@ def test_resume_of_a_succeeded_run_only_reports_it(cli, plugin: Path, tmp_path: 
     before = {p: p.read_bytes() for p in [*runs.rglob("*"), board] if p.is_file()}
     again = cli(*args, "--resume")
     assert again.code == 0, again.err
-    assert "already succeeded" in again.err and "nothing to resume" in again.err
+    assert "already succeeded" in again.err and "skipped (--rerun trains it again)" in again.err
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p for p in [*runs.rglob("*"), board] if p.is_file()) == sorted(before)
 
