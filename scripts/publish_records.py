@@ -1,11 +1,13 @@
-"""Copy the records of a runs folder into ``leaderboards/records`` (the runs/ layout, record.json
-files only), so that every committed table ships with the evidence it was made from.
+"""Copy the records of a runs folder into ``leaderboards/records`` (the runs/ layout: record.json
+files, and each benchmark's ablation designs), so that every committed table ships with the
+evidence it was made from.
 
     python scripts/publish_records.py RUNS_DIR [--to leaderboards/records] [--benchmark ID]...
 
 Only records that a table can use, or that say a run failed, are copied (a damaged file is
 named and left behind); weights, checkpoints and pictures stay in the runs folder. Then
-``harness leaderboard --runs-dir leaderboards/records`` regenerates the committed tables, and
+``harness leaderboard --runs-dir leaderboards/records --leaderboards-dir leaderboards``
+regenerates the committed tables, and
 ``tests/test_published_tables.py`` checks that it does so byte for byte.
 """
 
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from harness.atomic import atomic_write_bytes
+from harness.results.designs import FOLDER
 from harness.results.records import RECORD_NAME, scan_records
 
 
@@ -35,6 +38,10 @@ def publish(runs: Path, to: Path, benchmarks: list[str]) -> tuple[int, int]:
             continue
         atomic_write_bytes(target, data)
         copied += 1
+    for design in sorted(runs.glob(f"*/{FOLDER}/*.json")):  # the ablation tables' designs
+        if benchmarks and design.parent.parent.name not in benchmarks:
+            continue
+        atomic_write_bytes(to / design.relative_to(runs), design.read_bytes())
     return copied, unchanged
 
 

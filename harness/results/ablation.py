@@ -14,10 +14,10 @@ from typing import Any
 
 from harness.errors import visible
 from harness.results.publish import publish
-from harness.results.records import Record, Unusable
-from harness.results.rows import Row, rows, versus_leader
+from harness.results.records import Unusable
+from harness.results.rows import Row, versus_leader
 from harness.results.significance import BEST, verdict
-from harness.results.tables import Say, read_twin
+from harness.results.tables import Say
 
 
 def ablation_file(main_table: Path, axis: str, tuned: bool = False) -> Path:
@@ -80,30 +80,3 @@ def write_ablation_table(
     where no run is lost; return the path written (None: the table there was kept and none
     could be written)."""
     return publish(path, lambda: data, runs_dir, say)
-
-
-def rebuilt(
-    path: Path,
-    found: Sequence[tuple[Path, Record]],
-    runs_dir: Path,
-    excluded: Sequence[Unusable] = (),
-) -> dict[str, Any] | None:
-    """The data of an ablation table written before (its twin names each value's entry),
-    rebuilt from the records ``found`` under ``runs_dir``; None without such a twin."""
-    twin = read_twin(path)
-    if twin is None or twin.get("kind") != "ablation":
-        return None
-    bench = twin["benchmark_id"]
-    mine = [(p, r) for p, r in found if r.benchmark_id == bench]
-    by_key = {row.entry.key: row for row in rows((r for _, r in mine), bench)}
-    table_rows = [
-        (v["value"], v["key"], by_key.get(v["key"]) if v["key"] else None) for v in twin["rows"]
-    ]
-    return ablation_data(
-        twin["axis"],
-        table_rows,
-        bench,
-        runs_of={id(r): p.relative_to(runs_dir).as_posix() for p, r in mine},
-        excluded=excluded,
-        budget=twin.get("budget"),
-    )

@@ -15,10 +15,12 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.atomic import cannot_write
 from harness.errors import HarnessError, NotWritten, visible
-from harness.results.ablation import rebuilt, write_ablation_table
+from harness.results.ablation import write_ablation_table
+from harness.results.designs import design_of, design_table, read_designs, table_of
 from harness.results.leaderboard import Report, benchmark_ids, leaderboard_path, regenerate, resolve
 from harness.results.records import Unusable, scan_records
 from harness.results.tables import Say, contents_of, inspect_twin, lost_runs
@@ -91,7 +93,9 @@ def _ablations(
     say: Say | None,
     failed: list[tuple[str, OSError]],
 ) -> list[Path | None]:
-    """Each ablation table of ``ids`` with a twin, rebuilt where this folder holds its runs."""
+    """Each ablation table of ``ids``, rebuilt from the records: those whose design is kept
+    beside the runs (``harness.results.designs``), and those whose twin is in the folder (a
+    table written before designs were kept)."""
     found, unusable = scan_records(runs_dir)
     written: list[Path | None] = []
     kept = 0
@@ -101,15 +105,8 @@ def _ablations(
             for u in unusable
             if u.benchmark == bench
         ]
-        main = leaderboard_path(leaderboards_dir, bench)
-        for twin in sorted(leaderboards_dir.glob(f"{glob.escape(main.stem)}.ablation-*.json")):
-            table = twin.with_suffix(".md")
-            checked = inspect_twin(table)
-            if isinstance(checked, str) and say is not None:
-                say(f"{visible(twin)}: {checked}; left as it is")
-            data = rebuilt(table, found, runs_dir, excluded) if isinstance(checked, dict) else None
-            if data is None:
-                continue
+        for table, design in sorted(_designs(bench, runs_dir, leaderboards_dir, say).items()):
+            data = table_of(design, found, runs_dir, excluded)
             if lost_runs(table, contents_of(data), say):
                 kept += 1
                 continue
@@ -122,6 +119,28 @@ def _ablations(
             f"{'they are' if kept > 1 else 'it is'}: made from records not all under {runs_dir}"
         )
     return written
+
+
+def _designs(
+    bench: str, runs_dir: Path, leaderboards_dir: Path, say: Say | None
+) -> dict[Path, dict[str, Any]]:
+    """The ablation tables of ``bench`` by path, each with its design: kept beside the runs,
+    else read from the table's twin; a design or twin that cannot be used is named once."""
+    main = leaderboard_path(leaderboards_dir, bench)
+    designs, bad = read_designs(runs_dir, bench)
+    tables = {design_table(main, d): d for d in designs}
+    for twin in sorted(leaderboards_dir.glob(f"{glob.escape(main.stem)}.ablation-*.json")):
+        table = twin.with_suffix(".md")
+        if table in tables:
+            continue
+        checked = inspect_twin(table)
+        if isinstance(checked, str):
+            bad.append(f"{visible(twin)}: {checked}; left as it is")
+        elif isinstance(checked, dict) and checked.get("kind") == "ablation":
+            tables[table] = design_of(checked)
+    for line in bad if say is not None else ():
+        say(line)
+    return tables
 
 
 def _once(say: Say | None) -> Say | None:

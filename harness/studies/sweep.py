@@ -16,6 +16,7 @@ from harness.atomic import cannot_write
 from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.results.ablation import ablation_data, ablation_file, write_ablation_table
+from harness.results.designs import write_design
 from harness.results.leaderboard import leaderboard_path
 from harness.results.records import Unusable, scan_records
 from harness.results.rows import rows
@@ -149,4 +150,5 @@ def write_ablation(
     path = ablation_path(first, axis, tuned=budget is not None)
     if not first.world.is_main:  # in a data-parallel sweep the main rank writes, as for records
         return path
+    write_design(first.runs_dir, data)  # beside the runs: the table comes back from them alone
     return write_ablation_table(path, data, first.runs_dir, observer.message)
