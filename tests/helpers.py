@@ -206,6 +206,16 @@ def put_record(runs: Path, name: str, record: Record) -> Path:
     return path
 
 
+def seeded_runs(root: Path, bench: dict = BENCH, loss: str = "dice", dice: float = 0.8) -> Path:
+    """``root/runs`` holding seeds 0 and 1 of the ``loss`` entry on ``bench`` (Dice ``dice``
+    and ``dice + 0.01``); the runs folder."""
+    runs = root / "runs"
+    for seed in (0, 1):
+        record = make_record(loss, seed, dice + seed / 100, bench=bench)
+        put_record(runs, f"{bench['id']}/{loss}/seed-{seed}", record)
+    return runs
+
+
 # The trainer's observer.
 
 
