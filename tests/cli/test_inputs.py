@@ -177,5 +177,3 @@ def test_markup_in_a_component_prints_as_it_is(cli, tmp_path: Path) -> None:
         "--dry-run", "--runs-dir", tmp_path / "runs",
     )  # fmt: skip
     assert refused.code == 2 and "smooth=[/x] is a str" in refused.err
-
-
