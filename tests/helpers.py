@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import torch
+from rich.console import Console
 
 import harness
 from harness.classes import CLASSES
@@ -206,6 +208,16 @@ def put_record(runs: Path, name: str, record: Record) -> Path:
     return path
 
 
+def seeded_runs(root: Path, bench: dict = BENCH, loss: str = "dice", dice: float = 0.8) -> Path:
+    """``root/runs`` holding seeds 0 and 1 of the ``loss`` entry on ``bench`` (Dice ``dice``
+    and ``dice + 0.01``); the runs folder."""
+    runs = root / "runs"
+    for seed in (0, 1):
+        record = make_record(loss, seed, dice + seed / 100, bench=bench)
+        put_record(runs, f"{bench['id']}/{loss}/seed-{seed}", record)
+    return runs
+
+
 # The trainer's observer.
 
 
@@ -371,3 +383,22 @@ def outside(urls: list[str], *folders: Path) -> list[str]:
         if not any(path.is_relative_to(folder) for folder in inside):
             out.append(url)
     return out
+
+
+# The command line's consoles and clocks.
+
+
+def string_console(terminal: bool = False) -> tuple[Console, io.StringIO]:
+    """A console 200 columns wide writing into a string (a terminal's, or a log file's)."""
+    out = io.StringIO()
+    return Console(file=out, width=200, force_terminal=terminal), out
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 30``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -32,14 +32,15 @@ def leaderboard(
     from harness.results.refresh import regenerate_all
 
     check_folder(runs_dir, "--runs-dir")
-    check_folder(leaderboards_dir, "--leaderboards-dir")
+    tables = leaderboards_dir or runs_dir / "leaderboards"
+    check_folder(tables, "--leaderboards-dir")
     excluded: list[Any] = []
     unwritten: NotWritten | None = None
     try:
         paths = regenerate_all(
             target,
             runs_dir,
-            leaderboards_dir or runs_dir / "leaderboards",
+            tables,
             report=_excluded(excluded),
             say=lambda line: say(f"harness: {line}"),
         )

@@ -1,4 +1,7 @@
-"""The command line end to end: a tiny run, listing, leaderboards, and one-line errors."""
+"""The command line end to end (``harness.cli`` assembles the commands): a tiny run, its
+table, record and row, the same seed the same result, ``--tta``, and one-line errors across
+commands. Each command's own tests are in tests/cli/test_<command>.py; the tiny run
+(``tiny_run``) is in this folder's conftest.py."""
 
 from __future__ import annotations
 
@@ -9,32 +12,6 @@ import pytest
 
 from harness.classes import CLASSES
 from tests.helpers import assert_same_result
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real `harness run` under the tiny protocol, shared by the tests that read its output."""
-    import subprocess
-    import sys
-
-    root = tmp_path_factory.mktemp("tiny")
-    env_cache = tmp_path_factory.getbasetemp() / "cache"
-    cmd = [
-        sys.executable, "-m", "harness", "run", "--model", "unetpp", "--loss", "dice",
-        "--protocol", "tiny", "--runs-dir", str(root / "runs"),
-        "--leaderboards-dir", str(root / "boards"),
-    ]  # fmt: skip
-    import os
-
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HARNESS_CACHE_DIR": str(env_cache), "COLUMNS": "200"},
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return {"root": root, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
 def test_tiny_run_prints_benchmark_table_and_row(tiny_run: dict) -> None:
@@ -75,17 +52,6 @@ def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:
         assert (record_path.parent / picture).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_leaderboard_regenerates_same_bytes(tiny_run: dict, cli) -> None:
-    root = tiny_run["root"]
-    runs, boards = root / "runs", root / "boards"
-    result = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", root / "again")
-    assert result.code == 0, result.err
-    (again,) = (root / "again").glob("*.md")
-    (first,) = boards.glob("*.md")
-    assert again.read_bytes() == first.read_bytes()
-    assert "| 1 | unetpp" in again.read_text()
-
-
 def test_same_seed_same_result_on_cpu(tiny_run: dict, cli, tmp_path: Path) -> None:
     result = cli(
         "run", "--model", "unetpp", "--loss", "dice", "--protocol", "tiny",
@@ -96,20 +62,6 @@ def test_same_seed_same_result_on_cpu(tiny_run: dict, cli, tmp_path: Path) -> No
     (mine,) = (tmp_path / "runs").rglob("record.json")
     (theirs,) = (tiny_run["root"] / "runs").rglob("record.json")
     assert_same_result(json.loads(mine.read_text()), json.loads(theirs.read_text()))
-
-
-def test_list_shows_every_builtin_with_its_distribution(cli) -> None:
-    result = cli("list")
-    assert result.code == 0, result.err
-    for name in ("unet", "unetpp", "fpn", "deeplabv3plus", "bce", "dice", "combo", "sgd", "adam",
-                 "adamw", "flat", "cosine", "warmup-cosine", "none", "basic", "tiny",
-                 "synthetic", "standard-512", "standard-1024"):  # fmt: skip
-        assert f" {name} " in result.out, name
-    assert "segmentation-harness 0.1.0" in result.out
-    protocols = cli("list", "protocols")
-    from harness.protocol import load
-
-    assert load("tiny").hash in protocols.out
 
 
 @pytest.mark.parametrize(
@@ -212,10 +164,6 @@ def test_bad_input_is_one_line_exit_2(cli, args: list[str], culprit: str, tmp_pa
     assert not (tmp_path / "record.json").exists()
 
 
-def test_unknown_option_is_exit_2(cli) -> None:
-    assert cli("run", "--modle", "unetpp").code == 2
-
-
 def test_python_dash_m_works() -> None:
     import subprocess
     import sys
@@ -224,94 +172,6 @@ def test_python_dash_m_works() -> None:
         [sys.executable, "-m", "harness", "--help"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "run" in proc.stdout
-
-
-def test_data_synth_then_evaluate_a_perfect_submission(cli, tmp_path: Path) -> None:
-    from harness.data.annotations import rasterize, read_annotation
-    from harness.data.layout import label_path, list_images
-    from harness.metric.rle import encode
-    from harness.metric.submission import write_submission
-
-    data = tmp_path / "phantom"
-    result = cli("data", "synth", data, "--ids", "5", "--size", "64")
-    assert result.code == 0, result.err
-    assert cli("data", "check", data).code == 0
-    rows = []
-    for image in list_images(data, "train"):
-        masks = rasterize(read_annotation(label_path(image)))
-        rows += [(image.name, c, encode(m)) for c, m in zip(CLASSES, masks, strict=True)]
-    write_submission(tmp_path / "sub.csv", rows)
-    out_json = tmp_path / "score.json"
-    result = cli(
-        "evaluate", "--data", data, "--submission", tmp_path / "sub.csv", "--json", out_json
-    )
-    assert result.code == 0, result.err
-    score = json.loads(out_json.read_text())
-    assert score["mean_dice"] == 1.0 and set(score["per_class_dice"]) == set(CLASSES)
-    # An existing dataset is never overwritten.
-    again = cli("data", "synth", data, "--ids", "5", "--size", "64")
-    assert again.code == 2 and "already exists" in again.err
-
-
-def test_data_check_reports_every_problem(cli, tmp_path: Path) -> None:
-    data = tmp_path / "phantom"
-    assert cli("data", "synth", data, "--ids", "5", "--size", "64").code == 0
-    jsons = sorted((data / "train" / "outputs_json").rglob("*.json"))
-    jsons[0].write_text("{not json")
-    jsons[1].unlink()
-    result = cli("data", "check", data)
-    assert result.code == 2
-    assert jsons[0].name in result.err and jsons[1].stem in result.err
-    assert len([line for line in result.err.splitlines() if line.startswith("harness:")]) == 2
-
-
-def test_data_stats_writes_json_and_plots(cli, tmp_path: Path) -> None:
-    data = tmp_path / "phantom"
-    assert cli("data", "synth", data, "--ids", "5", "--size", "64").code == 0
-    result = cli("data", "stats", data, "--out", tmp_path / "stats")
-    assert result.code == 0, result.err
-    names = sorted(p.name for p in (tmp_path / "stats").iterdir())
-    assert names == sorted(
-        ["stats.json", "class_areas.png", "overlap_matrix.png", "wrist_angle.png", "contrast.png"]
-    )
-    assert "Small bones" in result.out
-
-
-def test_check_plugin_passes_a_builtin_and_fails_a_broken_model(cli, tmp_path: Path) -> None:
-    good = cli("check-plugin", "combo:dice=0.5,bce=0.5")
-    assert good.code == 0, good.err
-    assert "conforms" in good.out
-    broken = tmp_path / "broken_model.py"
-    broken.write_text(
-        "import torch\n"
-        "from harness import hookimpl\n\n\n"
-        "def flat(*, num_classes, in_channels, encoder=None):\n"
-        "    return torch.nn.Conv2d(in_channels, 3, 1)  # wrong number of classes\n\n\n"
-        "@hookimpl\n"
-        "def harness_models():\n"
-        "    return {'flat-wrong': flat}\n"
-    )
-    bad = cli("check-plugin", "flat-wrong", "--plugin", broken)
-    assert bad.code == 1
-    assert "FAIL" in bad.out
-
-
-def test_predict_val_scores_like_the_run(tiny_run: dict, cli, tmp_path: Path) -> None:
-    from harness.data.sources import synthetic_dataset
-
-    data = synthetic_dataset(5, 64, 0)
-    (record_path,) = (tiny_run["root"] / "runs").rglob("record.json")
-    sub = tmp_path / "val.csv"
-    result = cli("predict", record_path.parent, "--data", data, "--split", "val", "--out", sub)
-    assert result.code == 0, result.err
-    scored = tmp_path / "score.json"
-    assert cli("evaluate", "--data", data, "--submission", sub, "--json", scored).code == 0
-    record = json.loads(record_path.read_text())
-    assert json.loads(scored.read_text())["mean_dice"] == pytest.approx(
-        record["mean_dice"], abs=1e-9
-    )
-    missing = cli("predict", tmp_path / "no-such-run", "--data", data, "--out", sub)
-    assert missing.code == 2 and "no-such-run" in missing.err
 
 
 def test_tta_flip_is_part_of_the_entry(cli, tmp_path: Path) -> None:

@@ -3,13 +3,12 @@
 Each command that writes a file refuses, before any work, an output that is one of its
 inputs, lies inside a folder it reads (a run folder, a dataset), is an existing folder or
 lies below a file: one line, exit 2, every input byte for byte as it was. Folders given as
-files are refused before anything trains. ``compare`` names two benchmarks instead of
-comparing them quietly. Names with rich's markup (``[/x]``) or emoji codes print as they are.
+files are refused before anything trains. A component named with rich's markup (``[/x]``)
+prints as it is (``compare``'s entries: tests/cli/test_compare.py).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from harness.results.leaderboard import regenerate
 from harness.results.records import WEIGHTS_NAME
 from harness.results.tables import twin_path
-from tests.helpers import BENCH, hashes, make_record, other_benchmark, put_record
+from tests.helpers import BENCH, hashes, make_record, put_record
 
 
 def _one_line(result, code: int = 2) -> str:
@@ -178,54 +177,3 @@ def test_markup_in_a_component_prints_as_it_is(cli, tmp_path: Path) -> None:
         "--dry-run", "--runs-dir", tmp_path / "runs",
     )  # fmt: skip
     assert refused.code == 2 and "smooth=[/x] is a str" in refused.err
-
-
-@pytest.mark.parametrize("entry", ["unet[/x]", "unet [bold]x", "dice :smile: x"])
-def test_compare_prints_an_entry_with_markup_as_it_is(cli, tmp_path: Path, entry: str) -> None:
-    twin = twin_path(regenerate(BENCH["id"], _runs(tmp_path, BENCH), tmp_path / "boards"))
-    data = json.loads(twin.read_text())
-    data["rows"][0]["entry"] = entry
-    twin.write_text(json.dumps(data))
-    result = cli("compare", twin, twin, "--fail-below", "-1")
-    assert result.code == 1, result.err  # every row "dropped" by more than -1: named
-    assert entry in result.out.replace("\n", "") and f"harness: {entry}: Dice dropped" in result.err
-
-
-def _runs(root: Path, bench: dict) -> Path:
-    runs = root / "runs"
-    for seed in (0, 1):
-        record = make_record("dice", seed, 0.8 + seed / 100, bench=bench)
-        put_record(runs, f"{bench['id']}/dice/seed-{seed}", record)
-    return runs
-
-
-def test_compare_names_two_benchmarks_and_compares_them_only_when_asked(
-    cli, tmp_path: Path
-) -> None:
-    other = other_benchmark("def")
-    other["protocol"] = {**other["protocol"], "fields": {"epochs": 3}}
-    a = regenerate(BENCH["id"], _runs(tmp_path / "a", BENCH), tmp_path / "a" / "boards")
-    b = regenerate(other["id"], _runs(tmp_path / "b", other), tmp_path / "b" / "boards")
-    line = _one_line(cli("compare", twin_path(a), twin_path(b)))
-    assert BENCH["id"] in line and other["id"] in line, line
-    assert "protocol fields that differ: epochs 2 → 3" in line and "--across-benchmarks" in line
-    page = tmp_path / "compare.html"
-    across = cli("compare", twin_path(a), twin_path(b), "--across-benchmarks", "--html", page)
-    assert across.code == 0, across.err
-    assert across.out.startswith(f"benchmarks differ: A is {BENCH['id']}, B is {other['id']}")
-    assert "epochs 2 → 3" in across.out.splitlines()[0]
-    assert "Benchmarks differ" in page.read_text() and "epochs 2 → 3" in page.read_text()
-    same = cli("compare", twin_path(a), twin_path(a))
-    assert same.code == 0 and "benchmarks differ" not in same.out
-
-
-def test_an_unknown_benchmark_leaves_nothing_behind(cli, tmp_path: Path) -> None:
-    runs = _runs(tmp_path, BENCH)
-    boards = tmp_path / "boards"
-    line = _one_line(
-        cli("leaderboard", "nosuch-bench", "--runs-dir", runs, "--leaderboards-dir", boards)
-    )
-    assert "no records of benchmark 'nosuch-bench'" in line
-    assert not boards.exists() and not list(tmp_path.rglob("*.lock"))
-    made = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", boards)
-    assert made.code == 0 and not list(tmp_path.rglob("*.lock"))

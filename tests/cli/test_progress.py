@@ -1,30 +1,12 @@
-"""The command line's view of training (``harness.cli.progress``) and of long work
-(``harness.cli.bars``): bars on a terminal, plain lines elsewhere."""
+"""The command line's view of training (``harness.cli.progress``): a bar on a terminal, plain
+lines elsewhere (one per epoch or 30 s, whichever is rarer), a quiet console silent."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from rich.console import Console
 
-from harness.cli import bars
 from harness.cli.progress import EVERY_S, TrainingProgress
-
-
-def _console(terminal: bool = False) -> tuple[Console, io.StringIO]:
-    out = io.StringIO()
-    return Console(file=out, width=200, force_terminal=terminal), out
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FakeClock, string_console
 
 
 def _train(view: TrainingProgress, clock: FakeClock, epochs: int, epoch_s: float) -> None:
@@ -40,13 +22,13 @@ def _train(view: TrainingProgress, clock: FakeClock, epochs: int, epoch_s: float
 
 
 def test_messages_are_plain_text_lines() -> None:
-    console, out = _console()
+    console, out = string_console()
     TrainingProgress(console).message("seed 0: resuming from [epoch 2] (runs/x/last.pt)")
     assert out.getvalue() == "seed 0: resuming from [epoch 2] (runs/x/last.pt)\n"
 
 
 def test_on_a_terminal_the_bar_shows_the_seed_the_steps_and_the_last_loss() -> None:
-    console, out = _console(terminal=True)
+    console, out = string_console(terminal=True)
     view = TrainingProgress(console)
     view.run_started("seed 3", total_steps=10, completed=2)
     view.step_done(3, epoch=1, epochs=2, loss=0.123456)
@@ -61,7 +43,7 @@ def test_on_a_terminal_the_bar_shows_the_seed_the_steps_and_the_last_loss() -> N
 
 
 def test_without_a_terminal_a_line_says_the_bars_facts() -> None:
-    console, out = _console()
+    console, out = string_console()
     clock = FakeClock()
     _train(TrainingProgress(console, clock=clock), clock, epochs=3, epoch_s=40)
     lines = out.getvalue().splitlines()
@@ -81,7 +63,7 @@ def test_without_a_terminal_a_line_says_the_bars_facts() -> None:
 def test_without_a_terminal_a_line_per_epoch_or_30_s_whichever_is_rarer(
     epoch_s: float, epochs: int, said: list[int]
 ) -> None:
-    console, out = _console()
+    console, out = string_console()
     clock = FakeClock()
     _train(TrainingProgress(console, clock=clock), clock, epochs=epochs, epoch_s=epoch_s)
     lines = out.getvalue().splitlines()[1:]  # after "training, N steps"
@@ -89,7 +71,7 @@ def test_without_a_terminal_a_line_per_epoch_or_30_s_whichever_is_rarer(
 
 
 def test_without_a_terminal_a_resumed_run_says_where_it_resumed() -> None:
-    console, out = _console()
+    console, out = string_console()
     clock = FakeClock()
     view = TrainingProgress(console, clock=clock)
     view.run_started("fold 2 seed 1", total_steps=8, completed=4)
@@ -105,7 +87,7 @@ def test_without_a_terminal_a_resumed_run_says_where_it_resumed() -> None:
 
 def test_a_quiet_console_shows_nothing() -> None:
     for terminal in (True, False):
-        console, out = _console(terminal)
+        console, out = string_console(terminal)
         console.quiet = True
         view = TrainingProgress(console)
         view.run_started("seed 0", 4, 0)
@@ -114,36 +96,3 @@ def test_a_quiet_console_shows_nothing() -> None:
         view.message("nothing")
         view.run_ended()
         assert out.getvalue() == ""
-
-
-# -- bars.bar -----------------------------------------------------------------------------------
-
-
-def test_without_a_terminal_a_bar_says_its_start_progress_and_end() -> None:
-    console, out = _console()
-    clock = FakeClock()
-    with bars.bar("Preparing the dataset", console, clock=clock) as progress:
-        progress(0, 40)
-        for done in range(1, 41):
-            clock.now += 1.0
-            progress(done, 40)
-    assert out.getvalue().splitlines() == [
-        "Preparing the dataset: started",
-        "Preparing the dataset: 30/40, 0:00:30 elapsed",
-        "Preparing the dataset: done in 0:00:40",
-    ]
-
-
-def test_without_a_terminal_work_already_done_says_nothing() -> None:
-    console, out = _console()
-    with bars.bar("Preparing the dataset", console) as progress:
-        progress(14, 14)  # a cached dataset: every check remembered
-    assert out.getvalue() == ""
-
-
-def test_without_a_terminal_a_bar_that_fails_does_not_say_done() -> None:
-    console, out = _console()
-    with pytest.raises(ValueError), bars.bar("Preparing the dataset", console) as progress:
-        progress(1, 10)
-        raise ValueError("a bad label file")
-    assert out.getvalue().splitlines() == ["Preparing the dataset: started"]

@@ -1,4 +1,4 @@
-"""``harness show KIND NAME`` and ``harness list``'s description column."""
+"""``harness show KIND NAME``: a component's provider, parameters, docstring and near matches."""
 
 from __future__ import annotations
 
@@ -42,16 +42,6 @@ def test_show_of_an_unknown_name_or_kind_is_one_line_with_near_matches(cli) -> N
         assert result.code == 2 and result.out == ""
         (line,) = result.err.strip().splitlines()
         assert line.startswith("harness: error: ") and said in line, line
-
-
-def test_list_shows_a_description_column_beside_the_provider(cli) -> None:
-    out = cli("list", "losses").out
-    assert "┃ name" in out and "┃ plugin" in out and "┃ distribution" in out
-    assert "┃ description" in out
-    row = next(line for line in out.splitlines() if "│ combo " in line)
-    assert "builtin-losses" in row and "segmentation-harness" in row
-    assert "Weighted sum of Dice and BCE" in row
-    assert "harness show KIND NAME" in out
 
 
 def test_a_parameter_error_points_to_harness_show(cli, tmp_path) -> None:

@@ -151,19 +151,6 @@ def test_a_run_resumes_in_the_precision_it_started_in(
     assert resumed["entry"]["precision"] == "fp16"
 
 
-def test_a_checkpoint_in_another_precision_is_refused(tmp_path: Path) -> None:
-    """The safety net behind the run folders: a checkpoint never continues in another
-    precision (one line naming both)."""
-    from harness.runs.seed import _check_precision
-
-    saved = checkpoint.Checkpoint(
-        tmp_path / "last.pt", tmp_path / "last.safetensors", {}, {"precision": "fp16"}
-    )
-    with pytest.raises(checkpoint.CheckpointError, match="trained in fp16 and would continue"):
-        _check_precision(saved, "fp32")
-    _check_precision(saved, "fp16")
-
-
 @pytest.mark.parametrize(
     "when, where",
     [

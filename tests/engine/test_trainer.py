@@ -1,5 +1,6 @@
-"""The trainer's loop (``harness.engine.trainer``): what it reports to its observer, and
-that a stop at an epoch's end, resumed, continues where it stopped."""
+"""The trainer's loop (``harness.engine.trainer``): what it reports to its observer (an
+epoch before its checkpoint, which ``metrics.jsonl`` and the trackers rely on), and that a
+stop at an epoch's end, resumed, continues where it stopped."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from harness.classes import CLASSES
 from harness.engine import checkpoint
 from harness.engine.control import Interrupted
 from harness.engine.trainer import Checkpointing, TrainResult, train, unit_of
+from harness.engine.writer import CheckpointWriter
 from harness.protocol import load as load_protocol
 from tests.helpers import Recorder
 
@@ -86,3 +88,32 @@ def test_a_run_is_called_by_its_seed_or_by_its_fold_and_seed() -> None:
     cross_validated = proto.with_values([("cv_folds", (0, 2, 4))])
     # A fold's run trains under the benchmark's protocol with its fold (runs.job.Job.protocol).
     assert unit_of(dataclasses.replace(cross_validated, fold=2), 1) == "fold 2 seed 1"
+
+
+def test_the_trainer_reports_an_epoch_before_checkpointing_it(
+    setting: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What an observer writes for an epoch is on disk before the epoch's checkpoint, so a
+    kill between the two costs a line the resume writes again, never a gap."""
+    heard = Recorder()
+    original = CheckpointWriter.save_epoch_end
+
+    def save_epoch_end(self: CheckpointWriter, state: Any, improved: bool) -> Path | None:
+        heard.calls.append(("checkpoint", state.epoch))
+        return original(self, state, improved)
+
+    monkeypatch.setattr(CheckpointWriter, "save_epoch_end", save_epoch_end)
+    train(**setting, observer=heard, checkpointing=Checkpointing(tmp_path))
+    order = [
+        (kind, args["epoch"] if kind == "epoch_done" else args)
+        for kind, args in heard.calls
+        if kind in ("epoch_done", "checkpoint")
+    ]
+    assert order == [(kind, e) for e in (1, 2, 3) for kind in ("epoch_done", "checkpoint")]
+    steps = -(-len(setting["run"].train_images) // setting["run"].recipe.protocol.batch_size)
+    assert heard.named("validated") == [(2, 2 * steps), (3, 3 * steps)]
+    metrics = heard.named("epoch_done")
+    assert all(m["images_per_s"] > 0 for m in metrics)
+    assert [m["wall_s"] for m in metrics] == sorted(m["wall_s"] for m in metrics)

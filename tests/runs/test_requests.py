@@ -1,5 +1,6 @@
-"""Run requests: one declaration per option, the command line made from them, and the resume
-command that writes a request back (every field that changes a run, parsed back the same)."""
+"""Run requests: one declaration per option, the command line made from them, the resume
+command that writes a request back (every field that changes a run, parsed back the same),
+and ``--seeds`` read as a count or a list (``--seeds 0`` says what to write)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from harness.cli import launch
 from harness.engine import distributed
+from harness.errors import HarnessError
 from harness.runs import planning
 from harness.runs.executors import InProcess
 from harness.runs.requests import RunRequest, flag, option_fields, parse_seeds, resume_command
@@ -184,7 +186,29 @@ def test_parse_seeds() -> None:
     assert parse_seeds(None, (1, 2)) == [1, 2]
     assert parse_seeds("3", ()) == [0, 1, 2]
     assert parse_seeds("0,4,7", ()) == [0, 4, 7]
-    from harness.errors import HarnessError
-
     with pytest.raises(HarnessError, match="--seeds"):
         parse_seeds("1,1", ())
+
+
+def test_seeds_zero_says_how_to_run_seed_zero() -> None:
+    with pytest.raises(HarnessError) as info:
+        parse_seeds("0", (1,))
+    message = str(info.value)
+    assert message.startswith("--seeds 0: ")
+    assert "--seeds 0," in message and "\n" not in message
+    # ... and what it suggests does run seed 0 alone.
+    assert parse_seeds("0,", (1,)) == [0]
+    assert parse_seeds("1", (1,)) == [0]
+
+
+def test_other_empty_seed_lists_keep_their_message() -> None:
+    with pytest.raises(HarnessError, match="need at least one seed"):
+        parse_seeds(",", ())
+    with pytest.raises(HarnessError, match="need at least one seed"):
+        parse_seeds("-1", ())
+
+
+def test_seeds_zero_on_the_command_line_exits_2(cli) -> None:
+    result = cli("run", "--model", "unet", "--loss", "dice", "--protocol", "tiny", "--seeds", "0")
+    assert result.code == 2
+    assert "--seeds 0," in result.err and "Traceback" not in result.err

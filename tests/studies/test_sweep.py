@@ -1,4 +1,6 @@
-"""`harness sweep`: one axis varied, the rest fixed, an ablation table next to the leaderboard."""
+"""Sweeps (``harness.studies.sweep``): one axis varied, the rest fixed; every plan of a sweep is
+continued by the sweep's own command. (``harness sweep`` and its ablation table:
+tests/cli/test_sweep.py.)"""
 
 from __future__ import annotations
 
@@ -19,38 +21,3 @@ def test_every_plan_of_a_sweep_is_continued_by_the_sweep(tmp_path: Path) -> None
         "harness sweep --vary augmentation=none,basic --model unet --loss dice --protocol tiny "
         f"--runs-dir {tmp_path} --resume"
     }
-
-
-def test_sweep_writes_an_ablation_table(cli, tmp_path: Path) -> None:
-    result = cli(
-        "sweep", "--vary", "loss=bce,dice", "--model", "unet", "--protocol", "tiny",
-        "--set", "epochs=1", "--runs-dir", tmp_path / "runs",
-        "--leaderboards-dir", tmp_path / "boards",
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    (table,) = (tmp_path / "boards").glob("*.ablation-loss.md")
-    text = table.read_text()
-    assert "| Loss | Dice | ± | n | vs best |" in text
-    assert "| bce |" in text and "| dice |" in text and "best" in text
-    (main,) = [p for p in (tmp_path / "boards").glob("*.md") if "ablation" not in p.name]
-    assert main.read_text().count("| unet · ") == 2 + 2  # two ranked rows, two per-class rows
-    assert len(list((tmp_path / "runs").rglob("record.json"))) == 2
-    # Its design is kept beside the runs: the table comes back from them into an empty folder,
-    # and the index lists it as the sweep's did.
-    (design,) = (tmp_path / "runs").glob("*/ablations/loss.json")
-    again = cli(
-        "leaderboard", "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "new"
-    )
-    assert again.code == 0, again.err
-    assert (tmp_path / "new" / table.name).read_text() == text
-    assert (tmp_path / "new" / "index.html").read_text() == (
-        tmp_path / "boards" / "index.html"
-    ).read_text()
-    # The same command again: both runs already succeeded, so nothing trains; one line each.
-    rerun = cli(
-        "sweep", "--vary", "loss=bce,dice", "--model", "unet", "--protocol", "tiny",
-        "--set", "epochs=1", "--runs-dir", tmp_path / "runs",
-        "--leaderboards-dir", tmp_path / "boards",
-    )  # fmt: skip
-    assert rerun.code == 0 and rerun.err.count("already succeeded") == 2, rerun.err
-    assert table.read_text() == text

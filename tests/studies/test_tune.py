@@ -1,5 +1,6 @@
-"""``harness tune``: every entry gets the same budget of trials, on a tuning fold that is not
-the protocol's, and a tuned row says so (its budget, its values, its trials' device-hours).
+"""Tuning (``harness.studies.tune``): every entry gets the same budget of trials, on a tuning
+fold that is not the protocol's, and a tuned row says so (its budget, its values, its trials'
+device-hours). What ``harness tune`` prints, and ``tune --vary``: tests/cli/test_tune.py.
 
 One tune of ``unet · dice · sgd`` under ``tiny`` with 2 trials (module fixture) serves most
 checks; a second one into another folder checks that the same values are chosen.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -250,8 +252,8 @@ def test_ctrl_c_in_a_trial_says_the_tune_command() -> None:
         model="unet", loss="dice", runs_dir=Path("runs"), leaderboards_dir=Path("boards")
     )
     hinted = planning.Plan(
-        registry=None, benchmark=None, entry=None, seeds=[0],
-        launch=LaunchSettings(torch.device("cpu")), request=request,
+        registry=None, benchmark=SimpleNamespace(protocol=protocols.load("synthetic")),
+        entry=None, seeds=[0], launch=LaunchSettings(torch.device("cpu")), request=request,
         runs_dir=Path("runs"), leaderboards_dir=Path("boards"),
         resume_hint=tuning.tune_hint(request, None),
     )  # fmt: skip
@@ -395,33 +397,3 @@ def test_a_table_says_when_rows_had_different_budgets(tmp_path: Path) -> None:
     assert budget_lines(table[1:]) == []  # no row tuned: the table is as it was
     (line,) = budget_lines(table[:1])  # one budget: said once
     assert "same budget (tuned: 8 trials over lr)" in line
-
-
-def test_cli_tune_vary_writes_a_tuned_ablation_table(cli, tmp_path: Path) -> None:
-    result = cli(
-        "tune", "--vary", "optimizer=sgd,adam", "--model", "unet", "--loss", "dice",
-        "--protocol", "tiny", "--trials", "1", "--device", "cpu",
-        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
-    )  # fmt: skip
-    assert result.code == 0, result.err[-3000:]
-    (table,) = (tmp_path / "boards").glob("*.ablation-optimizer-tuned.md")
-    text = table.read_text()
-    assert "# Ablation: Optimizer (tuned)" in text and "1 trials (qmc seed 0)" in text
-    lines = [line for line in text.splitlines() if line.startswith(("| sgd ", "| adam "))]
-    assert len(lines) == 2 and all("lr=" in line for line in lines)
-    picture = table.with_suffix(".png")  # every value's trials on one picture, linked
-    assert picture.stat().st_size > 0 and f"]({picture.name})" in text
-
-
-def test_cli_tune_vary_dry_run_trains_nothing(cli, tmp_path: Path) -> None:
-    """``--dry-run`` with ``--vary`` (it once tuned every value); --model as in sweep."""
-    runs = tmp_path / "runs"
-    result = cli(
-        "tune", "--vary", "optimizer=sgd,adam", "--loss", "dice", "--protocol", "tiny",
-        "--trials", "2", "--dry-run", "--runs-dir", runs,
-        "--leaderboards-dir", tmp_path / "boards",
-    )  # fmt: skip
-    assert result.code == 0, result.err[-3000:]
-    assert result.out.count("tuning unetpp · dice · ") == 2 and "2 trials (qmc" in result.out
-    assert "· sgd ·" in result.out and "· adam ·" in result.out
-    assert not runs.exists() or not [p for p in runs.rglob("*") if p.is_file()]

@@ -312,33 +312,6 @@ def test_options_that_cannot_be_honoured_are_one_line(launch: dict, said: str) -
         choose(_request(**launch))
 
 
-def test_an_arrays_token_outlives_its_command_and_a_placed_marker_is_no_try(
-    tmp_path: Path,
-) -> None:
-    """A killed command's token goes with its markers (``markers.clear_stale``), unless it
-    names an owner (an executor whose runs outlive the command: Slurm judges it, asking
-    squeue); the driver's marker placed before its task starts is not an earlier try, the
-    task's own is, and the task id stays in it."""
-    import json
-    import socket
-
-    gone = {"pid": 2**22 + 7, "started": "0", "host": socket.gethostname()}
-    for name, owner in (("killed", {}), ("array", {"owner": "slurm", "job": "12"})):
-        markers.token_path(tmp_path, name).parent.mkdir(exist_ok=True)
-        markers.token_path(tmp_path, name).write_text(json.dumps({**gone, **owner}))
-        markers.place(tmp_path / "bench" / name / "seed-0", name, slurm="12_0")
-    removed = markers.clear_stale(tmp_path)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in removed) == [
-        ".harness-jobs/killed",
-        "bench/killed/seed-0/.job.json",
-    ]
-    folder = tmp_path / "bench" / "array" / "seed-0"
-    assert markers.read(folder) == {"token": "array", "slurm": "12_0"}
-    assert not markers.retried(folder, "array")  # the task's first try
-    assert markers.retried(folder, "array")  # requeued: its own marker
-    assert markers.read(folder)["slurm"] == "12_0"
-
-
 @pytest.mark.parametrize(
     "text, minutes",
     [("30", 30), ("90:30", 91), ("4:00:00", 240), ("1-0", 1440), ("2-3:30", 3090),

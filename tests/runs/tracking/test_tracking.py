@@ -1,25 +1,29 @@
-"""What every tracker shares (``harness.runs.tracking``): several at once, a missing one is
-one line before any run folder exists, a tracker that fails never fails the run, and what
-a Ray worker is given to track from there."""
+"""What every tracker shares (``harness.runs.tracking``): several at once, a missing or
+unknown one is one line before any run folder exists, ``--track``'s help made from the
+registry, and what a Ray worker is given to track from there. (A tracker that fails never
+fails the run: tests/runs/tracking/test_remote.py.)"""
 
 from __future__ import annotations
 
 import json
 import shlex
 import sys
-import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.runs.requests import RunRequest, resume_command
-from harness.runs.tracking import check_track, tracker_names, worker_env
-from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD, RunAbout
-from harness.runs.tracking.remote import RemoteLog, Scalar
+from harness.runs.tracking import (
+    TRACKERS,
+    check_track,
+    track_help,
+    tracker,
+    tracker_names,
+    worker_env,
+)
+from harness.runs.tracking.about import STATE_NAME, TRACKED_RECORD
 from harness.runs.tracking.tensorboard import TENSORBOARD_DIR
-from tests.helpers import Recorder, record_of
+from tests.helpers import record_of
 
 
 def _args(plugin: Path, tmp_path: Path, track: str) -> list[str]:
@@ -72,7 +76,11 @@ def test_several_trackers_at_once_each_get_the_run(
 
 @pytest.mark.parametrize(
     "name, label, module",
-    [("mlflow", "MLflow", "mlflow"), ("wandb", "W&B", "wandb")],
+    [
+        ("tensorboard", "TensorBoard", "torch.utils.tensorboard"),
+        ("mlflow", "MLflow", "mlflow"),
+        ("wandb", "W&B", "wandb"),
+    ],
 )
 def test_a_tracker_not_installed_is_one_line_before_any_run_folder(
     cli,
@@ -118,42 +126,19 @@ def test_a_ray_worker_gets_the_trackers_settings_and_nothing_else(
 # -- a tracker that fails -------------------------------------------------------------------
 
 
-class _Flaky(RemoteLog):
-    """A service that takes the run, then refuses everything after its first batch."""
-
-    name = "flaky"
-
-    def _open(self, resumed_step: int | None) -> None:
-        self.got: list[Scalar] = []
-        self.thread = threading.current_thread().name
-
-    def _log(self, scalars: Sequence[Scalar]) -> None:
-        if self.got:
-            raise ConnectionError("server gone")
-        self.got.extend(scalars)
-
-    def _image(self, key: str, picture: np.ndarray, step: int) -> None:
-        raise AssertionError("no preview was given")
-
-    def _end(self, status: str, files: Mapping[str, Path]) -> None:
-        raise AssertionError("never reached: the tracker stopped")
+def test_an_unknown_tracker_is_one_line_naming_every_one(cli, plugin: Path, tmp_path: Path) -> None:
+    result = cli(*_args(plugin, tmp_path, "tensorboard,comet"))
+    assert result.code == 2
+    assert result.err.strip() == (
+        "harness: error: --track 'comet': choose from tensorboard, mlflow, wandb "
+        "(several at once: --track tensorboard,mlflow)"
+    )
+    assert not (tmp_path / "runs").exists()
 
 
-def test_a_failing_tracker_says_so_once_and_drops_the_rest(tmp_path: Path) -> None:
-    said = Recorder()
-    log = _Flaky(tmp_path, RunAbout("seed 3", "b", "r", "g"), resumed=None, say=said.message)
-    metrics = {"epoch": 1, "step": 1, "loss": 0.5, "lr": 0.1}
-    log.step_done(1, 1, 2, 0.5)
-    log.epoch_done(metrics)  # sent, and waited for
-    for step in (2, 3):
-        log.step_done(step, 2, 2, 0.4)
-    log.epoch_done({**metrics, "epoch": 2, "step": 3})  # refused
-    log.epoch_done({**metrics, "epoch": 3, "step": 4})  # dropped
-    log.finish("succeeded")
-    log.finish("succeeded")
-    assert log.thread == "harness-flaky"  # the service is called off the training thread
-    assert [s[2] for s in log.got] == [1, 1, 1, 1]  # the first epoch's loss and scalars
-    assert said.named("message") == [
-        "seed 3: flaky tracking stopped (ConnectionError: server gone); the run goes on "
-        "and its record is unaffected"
-    ]
+def test_the_help_of_track_names_every_tracker_and_its_package() -> None:
+    said = track_help()
+    for found in TRACKERS:
+        assert found.name in said and found.package in said
+    assert "tensorboard (event files in the run folder)" in said
+    assert tracker("mlflow").label == "MLflow"

@@ -1,9 +1,13 @@
-"""Many runs at once on Ray (``--jobs``, ``--cluster``, ``--dry-run``): every record lands in
-the local runs folder, runs overlap in time, a run whose worker dies is retried and resumes.
+"""Many runs at once on Ray (``harness.runs.executors.ray``: ``--jobs``, ``--cluster``,
+``--dry-run``): every record lands in the local runs folder, runs overlap in time, a run whose
+worker dies is retried and resumes, a worker that does not see the runs folder sends the run's
+files back, Ctrl-C stops the runs with a checkpoint, and a killed driver leaves no Ray process
+and nothing trained twice.
 
-One local Ray instance serves the in-process tests (``local_ray`` in conftest, started once
-per session: Ray takes seconds to start); the cluster test starts its own with ``ray start
---head``.
+One local Ray instance serves the in-process tests (``local_ray`` in tests/conftest.py,
+started once per session: Ray takes seconds to start); the cluster test starts its own with
+``ray start --head``. Reaching a cluster is tested in test_ray_cluster.py, the markers a
+command leaves in test_markers.py.
 """
 
 from __future__ import annotations
@@ -23,16 +27,14 @@ import pytest
 from harness import protocol as protocols
 from harness.engine import checkpoint
 from harness.engine.events import NullObserver
-from harness.errors import HarnessError
 from harness.results.records import read_record, write_record
 from harness.runs import processes
 from harness.runs.dispatch import dispatch
 from harness.runs.executors import markers as job_markers
-from harness.runs.executors import ray_cluster
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
 from harness.studies import tune
-from tests.helpers import make_record, subprocess_env
+from tests.helpers import PLUGIN, make_record, subprocess_env
 
 pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
@@ -212,78 +214,36 @@ def test_ctrl_c_stops_the_runs_with_a_checkpoint_and_says_how_to_resume(tmp_path
     assert len(saved) == 2, saved
 
 
-# ---------------------------------------------------------------------------- faults
-
-
-def test_an_unreachable_cluster_fails_fast_in_one_line_and_writes_nothing(
-    cli, tmp_path: Path
+def test_a_worker_that_does_not_see_the_runs_folder_sends_the_runs_files_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Nothing answers at ``--cluster``: exit 2 well within 30 s, one error line naming the
-    address, none of Ray's warnings (it is never handed the address), nothing written; a
-    ``--dry-run`` needs no cluster."""
-    runs, boards = tmp_path / "runs", tmp_path / "boards"
-    began = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--model", "unet", "--loss", "dice",
-         "--protocol", "tiny", "--cluster", "127.0.0.1:1",
-         "--runs-dir", runs, "--leaderboards-dir", boards],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    """The worker side (``train_task``, called here without Ray) on a worker that does not
+    see the runs folder: the run's files it sends back include the record, the final weights,
+    ``metrics.jsonl`` and the TensorBoard event files."""
+    from harness.runs.executors.ray import train_task
+    from harness.runs.job import JobSpec, job_of
+    from harness.runs.tracking.metrics import METRICS_NAME
+    from harness.runs.tracking.tensorboard import TENSORBOARD_DIR
+
+    monkeypatch.setenv(job_markers.COPY_ENV, "1")
+    plugin = tmp_path / "small_cnn.py"
+    plugin.write_text(PLUGIN)
+    request = RunRequest.from_options(
+        model="small-cnn", loss="dice", plugins=(str(plugin),), protocol="tiny",
+        sets=("epochs=2",), device="cpu", track="tensorboard", runs_dir=tmp_path / "runs",
     )  # fmt: skip
-    took = time.monotonic() - began
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert took < 30, f"{took:.1f} s"
-    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error:")]
-    assert len(errors) == 1 and "--cluster 127.0.0.1:1" in errors[0], result.stderr
-    assert "Traceback" not in result.stderr and "GCS" not in result.stderr, result.stderr
-    for folder in (runs, boards):
-        assert not folder.exists() or not list(folder.iterdir())
-    dry = cli("run", "--model", "unet", "--loss", "dice", "--protocol", "tiny",
-              "--cluster", "127.0.0.1:1", "--dry-run", "--runs-dir", runs)  # fmt: skip
-    assert dry.code == 0 and "1 of 1 runs to train:" in dry.out, dry.err
+    spec = JobSpec.of(job_of(plan(request), 0), runs_dir=tmp_path / "runs")
+    outcome = train_task(spec, token="t", threads=1)
+    assert outcome.status == "succeeded", outcome.reason
+    assert {"record.json", "weights-final.safetensors", METRICS_NAME} <= set(outcome.files)
+    epochs = [json.loads(line)["epoch"] for line in outcome.files[METRICS_NAME].splitlines()]
+    assert epochs == [1, 2]
+    sent = [name for name in outcome.files if name.startswith(f"{TENSORBOARD_DIR}/")]
+    assert len(sent) == 1 and "tfevents" in sent[0] and outcome.files[sent[0]]
+    assert not (tmp_path / "runs").exists()  # trained elsewhere: nothing written here
 
 
-def test_a_cluster_that_never_answers_is_given_up_on_in_bounded_time() -> None:
-    """Something accepts the connection and says nothing (a wrong port, a black hole): the
-    check gives up after its timeout, with one line."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        address = f"127.0.0.1:{silent.getsockname()[1]}"
-        began = time.monotonic()
-        with pytest.raises(HarnessError) as caught:
-            ray_cluster.check_cluster(address, timeout=2)
-    assert time.monotonic() - began < 10
-    assert str(caught.value).startswith(f"--cluster {address}: no Ray cluster answers there")
-    assert "no answer in 2 s" in str(caught.value)
-
-
-def test_the_next_command_clears_what_a_killed_one_left(tmp_path: Path) -> None:
-    """A token whose driver is gone goes, with its runs' markers (and a marker whose token
-    is gone); a live driver's, and one on another machine, stay."""
-    runs = tmp_path / "runs"
-    shared = runs / job_markers.SHARED_DIR
-    shared.mkdir(parents=True)
-    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    start = processes.started(killed.pid)
-    killed.kill()
-    killed.wait()
-    drivers = {
-        "dead": {"pid": killed.pid, "started": start, "host": socket.gethostname()},
-        "live": json.loads(job_markers.driver()),
-        "elsewhere": {"pid": 1, "started": 0, "host": socket.gethostname() + "-other"},
-    }
-    for token, driver in drivers.items():
-        (shared / token).write_text(json.dumps(driver))
-    markers = {}
-    for token in (*drivers, "vanished"):
-        folder = runs / "bench" / f"entry-{token}" / "seed-0"
-        folder.mkdir(parents=True)
-        markers[token] = folder / job_markers.MARKER
-        markers[token].write_text(json.dumps({"token": token, "pid": 4321}))
-    removed = job_markers.clear_stale(runs)
-    assert sorted(removed) == sorted([shared / "dead", markers["dead"], markers["vanished"]])
-    assert sorted(p.name for p in shared.iterdir()) == ["elsewhere", "live"]
-    assert markers["live"].exists() and markers["elsewhere"].exists()
+# ---------------------------------------------------------------------------- faults
 
 
 SLOW_LOSS = """
