@@ -1,8 +1,8 @@
 """The command line: each command parses, calls one library function, renders.
 
-One module per command (``run``, ``sweep``, ``tune``, ``listing`` for ``list``,
-``show``, ``leaderboard``, ``evaluate``, ``compare``, ``power``, ``predict``, ``export``, ``check_plugin``) or
-command group (``data``); ``root`` holds the app, its consoles and the entry point ``main``,
+One module per command (``run``, ``sweep``, ``tune``, ``listing`` for ``list``, ``show``,
+``leaderboard``, ``evaluate``, ``compare``, ``power``, ``predict``, ``export``, ``check_plugin``)
+or command group (``data``); ``root`` holds the app, its consoles and the entry point ``main``,
 which maps errors to exit codes; ``launch`` what run, sweep and tune share. This module only
 assembles them, in the order ``harness --help`` lists them.
 """

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import visible
+from harness.results.judging import judge
 from harness.results.publish import publish
 from harness.results.records import Record, Unusable
-from harness.results.judging import judge
 from harness.results.rows import Row, rows
 from harness.results.significance import BEST, verdict
 from harness.results.tables import Say, read_twin
@@ -68,8 +68,8 @@ def ablation_data(
     # The model's rows, as rows of this table (the values without a run are not in it).
     where = [i for i, (_, _, row) in enumerate(table_rows) if row is not None]
     summary["rows"] = [where[i] for i in summary["rows"]]
-    if "leader" in summary:
-        summary["leader"] = where[summary["leader"]]
+    if "reference" in summary:
+        summary["reference"] = where[summary["reference"]]
     return {
         "kind": "ablation",
         "benchmark_id": benchmark_id,

@@ -1,8 +1,9 @@
 """A table row's drill-down: the sections its page draws when the row is opened.
 
 Per-class Dice against the leader's (all 29 classes), the seeds or folds, the row's interval,
-rank band and test against the leader (adjusted p, probability it beats the leader), the cost, the tuning budget and trials (and the sensitivity picture of a tuned
-ablation), and each run with its pictures. Everything is formatted here, as the table's
+rank band and test against the leader (adjusted p, the chance it beats the leader), the cost,
+the tuning budget and trials (and the sensitivity picture of a tuned ablation), and each run
+with its pictures. Everything is formatted here, as the table's
 columns read (``harness.results.columns``); the page's script only draws. The data is a row
 of a table's JSON twin and, where the runs folder is at hand, the row's records (for the
 tuning trials). A picture is linked only when its file exists as the page is written, by a

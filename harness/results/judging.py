@@ -7,12 +7,12 @@ A unit's scores are its record's per-image Dice: ``per_image_dice`` holds the 29
 Dice of each validation image and ``val_images`` their names; an image's score is the mean
 over its classes, and the images are sorted by name, so that every unit of a fold lists them
 in one order. A row is modelled when each of its records has per-image Dice over its fold's
-validation images (the names most of the fold's units have). With two modelled rows or more,
-the model is fitted to them (basis ``images``) and any other row is left unjudged. With fewer,
-it is fitted to the runs' mean Dice, one score a unit (basis ``seeds``), which leaves out the
-entry × image noise; and when that cannot be done either (one row, or one seed a row), the
-table has no model and ``problem`` says why. Nothing here is worded: verdicts are worded in
-``harness.results.significance``.
+validation images (the names most of the fold's units have) that average to its mean Dice.
+With two modelled rows or more, the model is fitted to them (basis ``images``) and any other
+row is left unjudged. With fewer, it is fitted to the runs' mean Dice, one score a unit (basis
+``seeds``), which leaves out the entry × image noise; and when that cannot be done either (one
+row, or one seed a row), the table has no model and ``problem`` says why. Nothing here is
+worded: verdicts are worded in ``harness.results.significance``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from harness.results.significance import RULE
 #: What a model was fitted to: the runs' per-image Dice, or their mean Dice alone.
 IMAGES = "images"
 SEEDS = "seeds"
+#: How far a record's per-image Dice may average from its mean Dice (rounding, not another score).
+AGREE = 1e-9
 #: The mean squares' coefficients a twin keeps, besides their values and degrees of freedom.
 COEFFICIENTS = ("k_unit", "k_entry_image", "k_image", "r_image", "r_fold", "inverse_units")
 
@@ -115,7 +117,7 @@ class TableNoise:
         return {
             "basis": self.basis,
             "rows": list(self.rows),
-            "leader": self.rows[model.leader],
+            "reference": self.rows[model.leader],  # the leader every row is tested against
             "means": [float(m) for m in model.means],
             "layout": {"counts": [list(c) for c in model.layout.counts],
                        "images": list(model.layout.images)},
@@ -176,12 +178,15 @@ def _unjudged(table_rows: Sequence[Row], problem: str) -> TableNoise:
 
 def _scores(record: Record) -> tuple[tuple[str, ...], np.ndarray] | None:
     """A record's per-image Dice (each image's mean over its classes), sorted by image name,
-    with the names; None when it has none, or they do not match its image names."""
+    with the names; None when it has none, they do not match its image names, or they do not
+    average to its mean Dice (they would not be the scores its row is ranked by)."""
     names, scores = record.val_images, record.per_image_dice
     if not scores or len(names) != len(scores) or len(set(names)) != len(names):
         return None
     order = sorted(range(len(names)), key=names.__getitem__)
     dice = np.array([np.mean(np.asarray(scores[i], dtype=float)) for i in order])
+    if record.mean_dice is None or abs(float(dice.mean()) - record.mean_dice) > AGREE:
+        return None
     return tuple(names[i] for i in order), dice
 
 
@@ -191,7 +196,7 @@ def _image_units(table_rows: Sequence[Row]) -> list[list[Unit] | None]:
     found = [[(r.fold, _scores(r)) for r in row.records] for row in table_rows]
     names = Counter((fold, s[0]) for units in found for fold, s in units if s is not None)
     common: dict[int | None, tuple[str, ...]] = {}
-    for (fold, images), count in sorted(names.items(), key=lambda x: (-x[1], str(x[0]))):
+    for fold, images in sorted(names, key=lambda k: (-names[k], str(k))):  # the most, first
         common.setdefault(fold, images)
     out: list[list[Unit] | None] = []
     for units in found:

@@ -15,9 +15,9 @@ from pathlib import Path
 from harness.classes import CLASSES
 from harness.errors import HarnessError, visible
 from harness.results import columns
+from harness.results.judging import Judgement, judge
 from harness.results.publish import publish
 from harness.results.records import Unusable, hardware_kind, iter_records, scan_records
-from harness.results.judging import Judgement, judge
 from harness.results.rows import Row, precisions, rows
 from harness.results.significance import verdict
 from harness.results.tables import Say

@@ -329,10 +329,10 @@
     const ends = plot.rows.flatMap((r) => [r.mean, r.low, r.high]).filter((v) => v !== null);
     const x = scale(ends, left, width - right);
     axis(add, x, 12, true, [top - 4, height - 4], 2);
-    if (plot.leader)
-      add("rect", { x: x(plot.leader.low), y: top - 4, width: x(plot.leader.high) - x(plot.leader.low),
-        height: height - top, class: "leader-band", "data-i": plot.leader.i, "data-low": plot.leader.low,
-        "data-high": plot.leader.high });
+    if (plot.shaded)
+      add("rect", { x: x(plot.shaded.low), y: top - 4, width: x(plot.shaded.high) - x(plot.shaded.low),
+        height: height - top, class: "leader-band", "data-i": plot.shaded.i, "data-low": plot.shaded.low,
+        "data-high": plot.shaded.high });
     plot.rows.forEach((r, k) => {
       const y = top + k * rowH + rowH / 2;
       const g = add("g", { class: "row", "data-i": r.i });

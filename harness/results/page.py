@@ -4,10 +4,10 @@ A ``View`` is what a page shows: notes before its table (HTML), one interactive 
 (columns; rows with the cells as the markdown shows them, the values the script sorts and
 range-filters by, the text the filter searches and the components the choices pick), each
 row's drill-down (sections the script draws), the pictures under the table (a forest plot of
-the rows' intervals, Dice against cost: ``harness.results.plots``), and what follows it. ``render`` makes
-the page: style, data (JSON) and script inline, nothing loaded from the network, so it works
-from ``file://`` on an air-gapped machine and from any static host. The script
-(``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
+the rows' intervals, Dice against cost: ``harness.results.plots``), and what follows it.
+``render`` makes the page: style, data (JSON) and script inline, nothing loaded from the
+network, so it works from ``file://`` on an air-gapped machine and from any static host. The
+script (``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
 
 A table's notes are written in a small subset of markdown (headings, bullet lists two levels
 deep, paragraphs, pictures, ``code`` and ``**bold**``, backslash escapes); ``markdown_html``

@@ -19,9 +19,9 @@ from typing import Any
 from harness.atomic import atomic_write_text
 from harness.components.kinds import COMPONENT_KINDS
 from harness.results import columns as cols
+from harness.results import plots
 from harness.results.columns import minus, number, signed
 from harness.results.compare import Comparison, Delta, TableRow
-from harness.results import plots
 from harness.results.drill import Sources, row_sections
 from harness.results.markdown import (
     EMPTY,
@@ -69,7 +69,7 @@ def table_view(table: Path, twin: TableData, runs_dir: Path | None = None) -> Vi
 
 def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
     data_rows = list(twin["rows"])
-    first = (twin.get("noise") or {}).get("leader") or 0  # the model's leader, else #1
+    first = (twin.get("noise") or {}).get("reference") or 0  # the model's leader, else #1
     leader = data_rows[first] if data_rows else None
     label = f"#{leader['rank']} ({leader['entry']})" if leader else ""
     declared = cols.of_table(twin)
@@ -125,9 +125,8 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
         )
         for r, j in zip(twin["rows"], joined, strict=True)
     ]
-    forest = plots.forest(
-        twin["rows"], [str(r["value"]) for r in twin["rows"]], (twin.get("noise") or {}).get("leader")
-    )
+    values = [str(r["value"]) for r in twin["rows"]]
+    forest = plots.forest(twin["rows"], values, (twin.get("noise") or {}).get("reference"))
     return View(
         title=_title(notes(twin)),
         before=INDEX_LINK + "\n" + markdown_html(notes(twin)),

@@ -44,7 +44,7 @@ def forest(rows: Sequence[Row], labels: Sequence[str], leader: int | None) -> Pl
         "kind": "forest",
         "title": "95 % CI of each row's true mean Dice (the leader's shaded)",
         "rows": items,
-        "leader": None if not shaded else {"i": leader, "low": shaded[0], "high": shaded[1]},
+        "shaded": None if not shaded else {"i": leader, "low": shaded[0], "high": shaded[1]},
     }
 
 
@@ -69,11 +69,8 @@ def cost(rows: Sequence[Row], labels: Sequence[str]) -> Plot:
     rows on each one's Pareto front and how many rows lack it."""
     axes = []
     for name, key, less in COSTS:
-        points = [
-            (i, x, y)
-            for i, r in enumerate(rows)
-            if (x := _number(r.get(key))) is not None and (y := _number(r.get("mean_dice"))) is not None
-        ]
+        pairs = [(i, _number(r.get(key)), _number(r.get("mean_dice"))) for i, r in enumerate(rows)]
+        points = [(i, x, y) for i, x, y in pairs if x is not None and y is not None]
         if not points:
             continue
         axes.append(

@@ -56,7 +56,8 @@ class Plan:
             return f"{visible(self.table)}: {self.why}; {now}"
         return (
             f"{visible(self.table)}: {self._design(self.seeds)} would resolve {self.delta:.4f} in "
-            f"mean Dice at this noise ({POWER * 100:.0f} % power, α = {ALPHA} after the correction); {now}"
+            f"mean Dice at this noise ({POWER * 100:.0f} % power, α = {ALPHA} after the "
+            f"correction); {now}"
         )
 
 
@@ -84,6 +85,8 @@ def power(table: Path, delta: float) -> Plan:
 
 def _twin(path: Path) -> dict[str, Any]:
     """The table's twin: ``path`` itself, or the one beside a markdown table."""
+    if path.is_dir():
+        raise HarnessError(f"{visible(path)}: is a folder; pass a table's .md or .json file")
     if path.suffix == ".json":
         return load_twin(path)
     twin = twin_path(path)

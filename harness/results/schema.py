@@ -406,7 +406,7 @@ class Noise(_Open):
     basis: Literal["images", "seeds"] | None
     rows: list[Whole]
     problem: Line | None = None
-    leader: Whole | None = None
+    reference: Whole | None = None
     means: list[Dice] = []
     layout: NoiseLayout | None = None
     mean_squares: MeanSquares | None = None
@@ -495,8 +495,8 @@ def _in_table(noise: Noise | None, rows: int) -> None:
     """A noise model names rows of its table."""
     if noise is not None and any(r >= rows for r in noise.rows):
         raise ValueError(f"noise.rows: names a row the table lacks ({rows} rows)")
-    if noise is not None and noise.leader is not None and noise.leader not in noise.rows:
-        raise ValueError("noise.leader: not one of the model's rows")
+    if noise is not None and noise.reference is not None and noise.reference not in noise.rows:
+        raise ValueError("noise.reference: not one of the model's rows")
 
 
 class AblationRow(_Open):

@@ -113,7 +113,7 @@ def _method(summary: Summary, column: str, cross_validated: bool) -> str:
         else f"the runs' mean Dice alone (one score a run{blocks})"
     )
     return (
-        f"`{column}` is a {RULE} test of \"this row is a best entry\" over every modelled row, "
+        f'`{column}` is a {RULE} test of "this row is a best entry" over every modelled row, '
         f"its null drawn from a noise model fitted to {fitted}: {BELOW} = surely not a best "
         f"entry (family-wise error at most {ALPHA * 100:.0f} %, the leader's selection "
         f"included), {WITHIN} = not resolved from the leader. `95 % CI`: of the row's true mean "

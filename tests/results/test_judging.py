@@ -86,7 +86,7 @@ def test_rows_without_per_image_dice_are_not_modelled_and_said_so(tmp_path: Path
     assert "bce" in first["entry"] and first["vs_leader"] == "?"
     assert first["interval"] is None and first["rank_band"] is None and first["test"] is None
     assert [r["vs_leader"] for r in twin["rows"][1:]] == ["leader", "≈"]
-    assert twin["noise"]["rows"] == [1, 2] and twin["noise"]["leader"] == 1
+    assert twin["noise"]["rows"] == [1, 2] and twin["noise"]["reference"] == 1
     text = table.read_text(encoding="utf-8")
     line = next(x for x in text.splitlines() if x.startswith("| 1 |"))
     assert "| 0.9100 | — | — | 3 | ? |" in line
@@ -153,3 +153,12 @@ def test_units_are_read_in_image_name_order() -> None:
     assert noise.model is not None
     assert np.array_equal(noise.model.means, expected.means)
     assert np.array_equal(noise.model.row_variance, expected.row_variance)
+
+
+def test_per_image_dice_that_do_not_average_to_the_mean_dice_are_not_the_rows_scores() -> None:
+    records = [scored(loss, s, d) for loss, d in (("dice", 0.8), ("bce", 0.7)) for s in range(2)]
+    combo = [scored("combo", s, 0.75) for s in range(2)]
+    combo[1].mean_dice = 0.95  # ranked by 0.95, its images say otherwise
+    made = rows(records + combo, BENCH["id"])
+    noise = judge(made)
+    assert [made[i].entry.loss.name for i in noise.unmodelled] == ["combo"]

@@ -85,6 +85,7 @@ def test_single_seed_rows_are_judged_on_their_images(tmp_path: Path) -> None:
     good.val_images = bad.val_images = [f"img{i}.png" for i in range(6)]
     good.per_image_dice = [[0.8 + 0.01 * i] * 29 for i in range(6)]
     bad.per_image_dice = [[0.6 + 0.01 * i + 0.004 * (-1) ** i] * 29 for i in range(6)]
+    good.mean_dice, bad.mean_dice = 0.825, 0.625  # what the images average to
     put_record(runs, "g", good)
     put_record(runs, "b", bad)
     table = regenerate(BENCH["id"], runs, tmp_path / "boards")
