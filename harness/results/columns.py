@@ -63,7 +63,7 @@ class Column:
     digits: int | None = None
     #: A number shown with its sign (a difference).
     signed: bool = False
-    #: Text after a value, from the row (the ᵇ of a bootstrap ±).
+    #: Text after a value, from the row.
     suffix: Callable[[Row], str] | None = None
     #: The cell of a row with a value, when it shows more than the value (``Worst class``).
     text: Callable[[Row], str] | None = None

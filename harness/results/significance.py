@@ -165,11 +165,10 @@ def _resolution(summary: Summary) -> str:
 
 def difference_method(compared: int) -> str:
     """How ``harness compare`` decides, for its terminal line and its page's notes."""
+    entries = f"{compared} entr{'y' if compared == 1 else 'ies'}"
     return (
-        f"each shared entry's Dice difference (B − A) with both rows' whole noise (each table's "
-        "noise model: seeds, folds and images, since two tables are not paired), "
-        f"{DIFFERENCE_RULE} over the {compared} entr{'y' if compared == 1 else 'ies'} both "
-        f"tables model (the {RULE} family of `vs #1`): real = the 95 % interval excludes 0, "
-        "within noise = it does not, noise unknown = a table has no noise model of the row "
-        "(a table from before per-image Dice or JSON twins: regenerate it)."
+        "B − A with both tables' whole noise (their noise models: seeds, folds and images, as "
+        f"two tables are not paired), {DIFFERENCE_RULE} over the {entries} both model: real = "
+        "the 95 % interval excludes 0, within noise = it does not, noise unknown = a table has "
+        "no model of the row (made before per-image Dice or JSON twins: regenerate it)."
     )
