@@ -74,10 +74,8 @@ class Column:
         row = self.row(value)
         std = "—" if row.std is None else f"{row.std:.4f}"
         judged = self.noise.judged[[v for v, _ in self.values].index(value)]
-        if judged.leader:
-            mark = " (best)"
-        else:
-            mark = {None: " ?", False: " ≈", True: ""}[judged.below]
+        marks = {None: " ?", False: " ≈", True: ""}
+        mark = " (best)" if judged.leader else marks[judged.below]
         return f"{row.mean:.4f} ± {std}{mark}"
 
 

@@ -1,5 +1,6 @@
 """Cross-validation rows (``--folds``): an entry trained on each listed fold, one row over
-folds in a table of its own, its noise test paired by fold, its fold models an ensemble."""
+folds in a table of its own, its noise model taking folds as blocks, its fold models an
+ensemble."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.data.phantom import synthesize
-from harness.results.records import read_record
 from harness.results.judging import judge
+from harness.results.records import read_record
 from harness.results.rows import Row, rows
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record
