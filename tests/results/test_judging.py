@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.results.ablation import ablation_data
 from harness.results.judging import IMAGES, SEEDS, judge, model_of
 from harness.results.leaderboard import regenerate, table_data
+from harness.results.markdown import render
 from harness.results.noise import fit_noise, verdicts
 from harness.results.records import Record
 from harness.results.rows import rows
@@ -162,3 +164,21 @@ def test_per_image_dice_that_do_not_average_to_the_mean_dice_are_not_the_rows_sc
     made = rows(records + combo, BENCH["id"])
     noise = judge(made)
     assert [made[i].entry.loss.name for i in noise.unmodelled] == ["combo"]
+
+
+def test_an_ablation_is_judged_by_the_same_rule_in_its_own_order() -> None:
+    levels = {"bce": 0.70, "dice": 0.85, "combo": 0.845}  # the best value is not first
+    records = [scored(loss, s, d) for loss, d in levels.items() for s in range(3)]
+    by_loss = {row.entry.loss.name: row for row in rows(records, BENCH["id"])}
+    made = [(loss, by_loss[loss].entry.key, by_loss[loss]) for loss in levels]
+    data = ablation_data("loss", [*made, ("focal", None, None)], BENCH["id"])
+    arrays = np.stack([np.stack([_units(r) for r in by_loss[v].records]) for v in levels])
+    expected = verdicts(fit_noise(arrays))
+    words = {(True, False): "best", (False, True): "below", (False, False): "≈"}
+    assert [r.get("vs_best") for r in data["rows"]] == [
+        *(words[v.leader, v.below] for v in expected),
+        None,
+    ]
+    assert [r["vs_best"] for r in data["rows"][:3]] == ["below", "best", "≈"]
+    assert data["noise"]["rows"] == [0, 1, 2] and data["noise"]["reference"] == 1
+    assert "**Resolution**" in "\n".join(render(data).splitlines())
