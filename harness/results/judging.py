@@ -151,11 +151,15 @@ def judge(table_rows: Sequence[Row]) -> TableNoise:
         model = fit_noise([_seed_units(row) for row in table_rows])
     except ValueError as exc:
         return _unjudged(table_rows, problem or str(exc))
-    return _judged(table_rows, model, SEEDS, everyone)
+    return _judged(table_rows, model, SEEDS, everyone, problem)
 
 
 def _judged(
-    table_rows: Sequence[Row], model: NoiseModel, basis: str, covered: tuple[int, ...]
+    table_rows: Sequence[Row],
+    model: NoiseModel,
+    basis: str,
+    covered: tuple[int, ...],
+    problem: str | None = None,
 ) -> TableNoise:
     intervals, bands, judged = row_intervals(model), rank_bands(model), verdicts(model)
     by_row = {
@@ -163,7 +167,8 @@ def _judged(
         for k, row in enumerate(covered)
     }
     rows = tuple(by_row.get(i, Judgement(False)) for i in range(len(table_rows)))
-    return TableNoise(model, basis, covered, rows, minimum_detectable_difference(model))
+    mdd = minimum_detectable_difference(model)
+    return TableNoise(model, basis, covered, rows, mdd, problem)
 
 
 def _unjudged(table_rows: Sequence[Row], problem: str) -> TableNoise:

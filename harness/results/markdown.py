@@ -190,7 +190,8 @@ def table_noise_lines(data: TableData) -> list[str]:
         if modelled is not None and i not in modelled and (not ablation or row.get("n"))
     ]
     folds = data.get("benchmark", {}).get("protocol", {}).get("fields", {}).get("cv_folds")
-    return noise_lines(summary, "vs best" if ablation else "vs #1", unjudged, bool(folds))
+    column = "vs best" if ablation else "vs #1"
+    return noise_lines(summary, column, unjudged, bool(folds), ranked=not ablation)
 
 
 def _ablation_notes(data: TableData) -> list[str]:

@@ -322,7 +322,8 @@
   }
 
   function forest(plot) {
-    const rowH = 14, left = 44, right = 12, top = 22, width = 720;
+    const longest = Math.max(3, ...plot.rows.map((r) => r.label.length));
+    const rowH = 14, left = Math.min(180, 14 + 6 * longest), right = 12, top = 22, width = 720;
     const height = top + plot.rows.length * rowH + 8;
     const [svg, add] = svgOf(width, height, plot.title);
     svg.setAttribute("class", "forest");

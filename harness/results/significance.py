@@ -86,11 +86,15 @@ Summary = Mapping[str, Any]
 
 
 def noise_lines(
-    summary: Summary, column: str, unjudged: Sequence[str], cross_validated: bool
+    summary: Summary,
+    column: str,
+    unjudged: Sequence[str],
+    cross_validated: bool,
+    ranked: bool = True,
 ) -> list[str]:
-    """A table's notes on its verdicts (``column``: ``vs #1`` or ``vs best``), intervals and
-    resolution, from its twin's ``noise`` (``judging.TableNoise.summary``); ``unjudged`` names
-    the rows its model leaves out."""
+    """A table's notes on its verdicts (``column``: ``vs #1`` or ``vs best``), intervals, rank
+    bands (``ranked``: the table shows them) and resolution, from its twin's ``noise``
+    (``judging.TableNoise.summary``); ``unjudged`` names the rows its model leaves out."""
     if not summary.get("basis"):
         problem = str(summary.get("problem") or "no rows to compare").rstrip(".")
         return [
@@ -98,13 +102,13 @@ def noise_lines(
             f"`{column}` is {UNKNOWN} but for the row of the best mean, and `95 % CI` is —.",
             "- **Resolution**: not known without a noise model.",
         ]
-    lines = [f"- **Noise**: {_method(summary, column, cross_validated)}"]
+    lines = [f"- **Noise**: {_method(summary, column, cross_validated, ranked)}"]
     lines += _caveats(summary, column, unjudged)
     lines.append(f"- **Resolution**: {_resolution(summary)}")
     return lines
 
 
-def _method(summary: Summary, column: str, cross_validated: bool) -> str:
+def _method(summary: Summary, column: str, cross_validated: bool, ranked: bool) -> str:
     blocks = ", folds as blocks" if cross_validated else ""
     fitted = (
         "the runs' per-image Dice (image, entry × image, seed and seed × image variances, "
@@ -112,13 +116,18 @@ def _method(summary: Summary, column: str, cross_validated: bool) -> str:
         if summary["basis"] == "images"
         else f"the runs' mean Dice alone (one score a run{blocks})"
     )
+    bands = ""
+    if ranked:
+        bands = (
+            "; `Rank (95 %)`: the ranks it may hold (Mogstad, Romano, Shaikh and Wilhelm's "
+            "marginal band)"
+        )
     return (
         f'`{column}` is a {RULE} test of "this row is a best entry" over every modelled row, '
         f"its null drawn from a noise model fitted to {fitted}: {BELOW} = surely not a best "
         f"entry (family-wise error at most {ALPHA * 100:.0f} %, the leader's selection "
         f"included), {WITHIN} = not resolved from the leader. `95 % CI`: of the row's true mean "
-        f"Dice (t, {_df(summary)} df); `Rank (95 %)`: the ranks it may hold (Mogstad, Romano, "
-        "Shaikh and Wilhelm's marginal band). The JSON twin and the page's drill-down give each "
+        f"Dice (t, {_df(summary)} df){bands}. The JSON twin and the page's drill-down give each "
         "row's adjusted p and the chance that it beats the leader. Method: `docs/verdicts.md`."
     )
 
@@ -137,11 +146,14 @@ def _caveats(summary: Summary, column: str, unjudged: Sequence[str]) -> list[str
             "a seed's luck alone get marked apart); two seeds or more of each entry measure it."
         )
     if summary["basis"] != "images":
+        problem = str(summary.get("problem") or "").rstrip(".")
+        why = "fewer than two rows have per-image Dice in their records"
+        if problem:
+            why = f"the per-image Dice give no model ({problem})"
         lines.append(
-            "- **No per-image Dice**: fewer than two rows have per-image Dice in their records, "
-            "so the model rests on the runs' mean Dice: the entry × image noise (which more "
-            "seeds do not average out) and the draw of the validation images are not counted, "
-            "and the intervals and verdicts are too sure."
+            f"- **No per-image Dice**: {why}, so the model rests on the runs' mean Dice: the "
+            "entry × image noise (which more seeds do not average out) and the draw of the "
+            "validation images are not counted, and the intervals and verdicts are too sure."
         )
     if unjudged:
         count = f"{len(unjudged)} row{'s' if len(unjudged) > 1 else ''}"
