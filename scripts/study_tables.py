@@ -5,13 +5,14 @@
 
 Each table sits between ``<!-- study-tables:NAME -->`` and ``<!-- /study-tables:NAME -->``
 (``fixed``: the four fixed-budget ablations side by side; ``tuned-AXIS``: one axis, fixed and
-tuned). Which rows a table has comes from the committed ablation tables
-(``leaderboards/<benchmark>.ablation-<axis>.md`` and ``...-tuned.md``): their values, in their
-order. Each value's figures come from ``leaderboards/records``: the row (``harness.results.
-leaderboard.rows``) of the entry that has that value and whose other components are those
-shared by every value of the axis. Mean ± standard deviation over seeds; ``(best)`` marks the
-best of its column and ``≈`` a row within noise of it (``versus_leader``, as the ablation tables
-mark them). Nothing in these tables is typed by hand, so they cannot drift from the records.
+tuned). Which rows a table has comes from the committed ablation tables' JSON twins
+(``leaderboards/<benchmark>.ablation-<axis>.json`` and ``...-tuned.json``): their values, in
+their order. Each value's figures come from ``leaderboards/records``: the row (``harness.results.
+rows.rows``) of the entry that has that value and whose other components are those shared by
+every value of the axis. Mean ± standard deviation over seeds; ``(best)`` marks the best of its
+column and ``≈`` a row not resolved from it, by the rule the ablation tables use
+(``harness.results.judging.judge``: a step-down max-t test on a noise model of the column's
+runs). Nothing in these tables is typed by hand, so they cannot drift from the records.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from harness.components.entry import Entry
+from harness.results.judging import TableNoise, judge
 from harness.results.records import Record, iter_records
-from harness.results.rows import Row, rows, versus_leader
+from harness.results.rows import Row, rows
+from harness.results.tables import read_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "leaderboards"
@@ -47,7 +51,6 @@ TUNED = {
     "scheduler": "Scheduler (UNet++, Dice loss, AdamW)",
 }
 _FIELDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
-_VALUE = re.compile(r"^\| (?P<value>[^|]+?) \| [0-9.—]+ \|")
 
 
 @dataclass(frozen=True)
@@ -60,18 +63,19 @@ class Column:
     def row(self, value: str) -> Row:
         return dict(self.values)[value]
 
-    @property
-    def best(self) -> Row:
-        return max((r for _, r in self.values), key=lambda r: r.mean)
+    @cached_property
+    def noise(self) -> TableNoise:
+        """The column's rows under the ablation tables' rule."""
+        return judge([row for _, row in self.values])
 
     def cell(self, value: str) -> str:
-        """``mean ± std`` with ``(best)`` or ``≈`` against the column's best."""
+        """``mean ± std`` with ``(best)``, ``≈`` (not resolved from the best) or ``?`` (not
+        tested) against the column's best; nothing when it is surely below it."""
         row = self.row(value)
         std = "—" if row.std is None else f"{row.std:.4f}"
-        if row is self.best:
-            mark = " (best)"
-        else:
-            mark = " ≈" if versus_leader(self.best, row).within_noise else ""
+        judged = self.noise.judged[[v for v, _ in self.values].index(value)]
+        marks = {None: " ?", False: " ≈", True: ""}
+        mark = " (best)" if judged.leader else marks[judged.below]
         return f"{row.mean:.4f} ± {std}{mark}"
 
 
@@ -101,9 +105,11 @@ class Study:
 
 
 def ablation_values(table: Path) -> list[str]:
-    """The values of a committed ablation table, in its order."""
-    lines = table.read_text(encoding="utf-8").splitlines()
-    return [m["value"] for line in lines if (m := _VALUE.match(line)) and m["value"] != "---"]
+    """The values of a committed ablation table, in its order (read from its JSON twin)."""
+    twin = read_twin(table)
+    if twin is None or twin.get("kind") != "ablation":
+        raise SystemExit(f"study_tables: error: {table.name}: no ablation table's JSON twin")
+    return [str(row["value"]) for row in twin["rows"]]
 
 
 def _others(entry: Entry, axis: str) -> tuple[str, ...]:

@@ -33,16 +33,17 @@ def compare(
         ),
     ] = False,
 ) -> None:
-    """Align two leaderboards by entry; show Dice and cost deltas; flag what is within noise.
+    """Align two leaderboards by entry; show Dice and cost deltas; flag what is real.
 
     Each table is read from its JSON twin (given, or beside the markdown given); a table
-    written before twins existed, from its markdown. Tables of two benchmarks are refused
-    unless --across-benchmarks.
+    written before twins existed, from its markdown. A delta is real when its simultaneous
+    95 % interval (both tables' noise models, corrected over the entries compared) excludes 0.
+    Tables of two benchmarks are refused unless --across-benchmarks.
     """
     from harness.paths import check_output
     from harness.results.columns import COMPARE, DELTA_DICE
     from harness.results.compare import compare as compare_tables
-    from harness.results.significance import DIFFERENCE_METHOD
+    from harness.results.significance import difference_method
     from harness.results.tables import twin_path
 
     if html is not None:  # before any work: the page never replaces a table it reads
@@ -61,13 +62,15 @@ def compare(
         name = column.name if column.terminal_name is None else column.terminal_name
         table.add_column(name, justify=column.align)
     for d in result.deltas:
-        noise = d.within_noise
-        colour = "dim" if noise in (True, None) else ("green" if d.dice > 0 else "red")
+        colour = "green" if d.dice > 0 else "red"
+        colour = colour if d.real else "dim"
         row = d.data()
         table.add_row(*(text(c.cell(row), colour if c is DELTA_DICE else "") for c in COMPARE))
     out.print(table)
     if result.deltas:
-        line(DIFFERENCE_METHOD, style="dim")
+        line("Noise: " + difference_method(result.tested), style="dim")
+    for reason in result.unmodelled:
+        line(reason, style="dim")
     for label, names in (("only in A", result.only_a), ("only in B", result.only_b)):
         if names:
             line(f"{label}: {'; '.join(names)}")

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import visible
+from harness.results.judging import judge
 from harness.results.publish import publish
 from harness.results.records import Unusable
-from harness.results.rows import Row, versus_leader
+from harness.results.rows import Row
 from harness.results.significance import BEST, verdict
 from harness.results.tables import Say
 
@@ -35,16 +36,18 @@ def ablation_data(
     budget: str | None = None,
 ) -> dict[str, Any]:
     """An ablation table as data: per value (in the order given) its entry key and its row
-    (None: no succeeded run), its Dice, ±, n, the verdict against the best and, tuned, the
-    values chosen; and the records each row was made from."""
-    ranked = sorted((r for _, _, r in table_rows if r is not None), key=lambda r: -r.mean)
+    (None: no succeeded run), its Dice, ±, n, interval, the verdict against the best (the
+    leaderboard's rule, on a noise model of this table's rows alone: ``noise``) and, tuned,
+    the values chosen; and the records each row was made from."""
+    present = [row for _, _, row in table_rows if row is not None]
+    judged = judge(present)
+    by_row = {id(row): j for row, j in zip(present, judged.judged, strict=True)}
     out = []
     for value, key, row in table_rows:
         if row is None:
             out.append({"value": value, "key": key, "n": 0, "runs": []})
             continue
-        best = ranked[0]
-        mark = verdict(None if row is best else versus_leader(best, row), BEST)
+        mine = by_row[id(row)]
         out.append(
             {
                 "value": value,
@@ -53,19 +56,27 @@ def ablation_data(
                 "mean_dice": row.mean,
                 "std": row.std,
                 "n": len(row.records),
-                "vs_best": mark,
+                **mine.data(),
+                "vs_best": verdict(mine.leader, mine.below, BEST),
                 "chosen": {k: v for k, v in row.entry.hparams},
                 "seeds": [r.seed for r in row.records],
                 "dice_by_seed": {str(s): d for s, d in row.by_seed().items()},
                 "runs": sorted((runs_of or {}).get(id(r), "") for r in row.records),
             }
         )
+    summary = judged.summary()
+    # The model's rows, as rows of this table (the values without a run are not in it).
+    where = [i for i, (_, _, row) in enumerate(table_rows) if row is not None]
+    summary["rows"] = [where[i] for i in summary["rows"]]
+    if "reference" in summary:
+        summary["reference"] = where[summary["reference"]]
     return {
         "kind": "ablation",
         "benchmark_id": benchmark_id,
         "axis": axis,
         "budget": budget,
         "excluded": [{"path": visible(u.path.as_posix()), "reason": u.reason} for u in excluded],
+        "noise": summary,
         "rows": out,
     }
 

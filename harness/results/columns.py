@@ -22,8 +22,6 @@ from harness.classes import CLASSES
 Row = Mapping[str, Any]
 #: What a cell shows when its row has no value there.
 NONE = "—"
-#: Marks a ± that is a bootstrap standard error over images (a row of one seed).
-BOOTSTRAP = "ᵇ"
 #: The ablation's verdict cell of a value that has no succeeded run.
 NO_RUN = "no succeeded run"
 
@@ -65,7 +63,7 @@ class Column:
     digits: int | None = None
     #: A number shown with its sign (a difference).
     signed: bool = False
-    #: Text after a value, from the row (the ᵇ of a bootstrap ±).
+    #: Text after a value, from the row.
     suffix: Callable[[Row], str] | None = None
     #: The cell of a row with a value, when it shows more than the value (``Worst class``).
     text: Callable[[Row], str] | None = None
@@ -76,6 +74,9 @@ class Column:
     ranged: bool = False
     #: The header a terminal shows, where it differs from ``name``.
     terminal_name: str | None = None
+    #: Its cells are made here from numbers alone (``[0.8773, 0.9080]``): the markdown writes
+    #: them as they are, with no escapes (free text is always escaped).
+    numbers_only: bool = False
 
     def value(self, row: Row) -> Any:
         """The row's value in this column (None: none)."""
@@ -105,8 +106,43 @@ class Column:
         return RULES[self.align]
 
 
-def _bootstrap(row: Row) -> str:
-    return BOOTSTRAP if row.get("noise_is_se") else ""
+def interval_text(low: float, high: float, digits: int = 4, sign: bool = False) -> str:
+    """An interval as a cell shows it: ``[0.8773, 0.9080]`` (``sign``: ``[-0.0120, +0.0300]``)."""
+    form = f"{'+' if sign else ''}.{digits}f"
+    return f"[{low:{form}}, {high:{form}}]"
+
+
+def band_text(low: int, high: int) -> str:
+    """A rank band as a cell shows it: ``1–7``, or ``16`` when the rank is certain."""
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def _low(key: str) -> Callable[[Row], Any]:
+    """The lower end of a row's pair ``key`` (an interval, a rank band): what the page sorts by."""
+
+    def value(row: Row) -> Any:
+        pair = row.get(key)
+        return pair[0] if isinstance(pair, list | tuple) and len(pair) == 2 else None
+
+    return value
+
+
+def _interval(row: Row) -> str:
+    return interval_text(*row["interval"])
+
+
+def _band(row: Row) -> str:
+    return band_text(*row["rank_band"])
+
+
+#: A row's 95 % confidence interval of its true mean Dice (``harness.results.noise``).
+INTERVAL = Column(
+    "95 % CI", _low("interval"), text=_interval, align="right", numeric=True, numbers_only=True
+)
+#: A row's 95 % rank band.
+RANK_BAND = Column(
+    "Rank (95 %)", _low("rank_band"), text=_band, align="center", numeric=True, numbers_only=True
+)
 
 
 def _worst(row: Row) -> str:
@@ -135,7 +171,8 @@ LEADERBOARD = (
     Column("#", ("rank",), align="right", numeric=True),
     Column("Entry", ("entry",)),
     _measure("Mean Dice", "mean_dice", 4),
-    Column("±", ("noise",), 4, suffix=_bootstrap, align="right", numeric=True),
+    INTERVAL,
+    RANK_BAND,
     Column("n", ("n",), align="right", numeric=True),
     Column("vs #1", ("vs_leader",), align="center"),
     Column("Worst class", ("worst_class", "dice"), text=_worst, numeric=True),
@@ -161,7 +198,7 @@ def _chosen(row: Row) -> str | None:
 #: An ablation's columns after its first (the value varied), and the tuned one's last.
 ABLATION = (
     _measure("Dice", "mean_dice", 4),
-    _measure("±", "std", 4),
+    INTERVAL,
     Column("n", ("n",), align="right", numeric=True),
     Column("vs best", _versus_best, align="center"),
 )
@@ -174,8 +211,8 @@ def axis_title(axis: str) -> str:
 
 
 def ablation(axis: str, tuned: bool) -> tuple[Column, ...]:
-    """An ablation's columns: the value of ``axis`` varied, Dice, ±, n, the verdict against
-    the best and, ``tuned``, the values its tuning chose."""
+    """An ablation's columns: the value of ``axis`` varied, Dice, its 95 % CI, n, the verdict
+    against the best and, ``tuned``, the values its tuning chose."""
     return (Column(axis_title(axis), ("value",)), *ABLATION, *((CHOSEN,) if tuned else ()))
 
 
@@ -188,6 +225,16 @@ def of_table(data: Mapping[str, Any]) -> tuple[Column, ...]:
 
 #: The shared rows' B minus A in ``harness compare``.
 DELTA_DICE = Column("Δ Dice", ("dice",), 4, signed=True, align="right", numeric=True)
+
+
+def _delta_interval(row: Row) -> str:
+    return interval_text(row["low"], row["high"], sign=True)
+
+
+#: The simultaneous 95 % interval of B minus A.
+DELTA_INTERVAL = Column(
+    "Δ 95 % CI", ("low",), text=_delta_interval, align="right", numeric=True, numbers_only=True
+)
 #: ``harness compare``'s columns (its terminal table and its page), over
 #: ``harness.results.compare.Delta.data``.
 COMPARE = (
@@ -195,6 +242,7 @@ COMPARE = (
     _measure("A Dice", "a_dice", 4),
     _measure("B Dice", "b_dice", 4),
     DELTA_DICE,
+    DELTA_INTERVAL,
     Column("Noise", ("noise",), align="right", terminal_name=""),
     Column("Δ img/s", ("images_per_s",), 1, signed=True, align="right", numeric=True),
     Column("Δ peak MB", ("peak_mb",), 0, signed=True, align="right", numeric=True),

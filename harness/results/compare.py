@@ -8,25 +8,26 @@ unless asked across benchmarks, when the comparison carries what differs for eve
 A table is read from its JSON twin (``<table>.json``, the data ``harness.results.leaderboard``
 writes beside the markdown): given the twin, or given the markdown with its twin beside it.
 Only a table written before twins existed is read from its markdown
-(``harness.results.legacy``). Whether a delta is within noise is
-``harness.results.significance.difference_within_noise`` (``DIFFERENCE_METHOD``).
+(``harness.results.legacy``). Whether a delta is real is decided by the rule family of the
+tables' own verdicts: each twin keeps its noise model (``harness.results.judging``), and
+``harness.results.noise.compare`` gives every entry both tables model its simultaneous
+interval (``significance.difference_method``); an entry either table does not model (a table
+from before noise models, a row without per-image Dice) has noise unknown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, visible
+from harness.results import noise
+from harness.results.judging import model_of
 from harness.results.legacy import benchmark_of, leaderboard_rows
 from harness.results.markdown import setting_text
-from harness.results.significance import (
-    difference_verdict,
-    difference_within_noise,
-    row_standard_error,
-)
+from harness.results.significance import difference_verdict
 from harness.results.tables import load_twin, twin_path
 
 
@@ -37,32 +38,32 @@ class TableRow:
     entry: str
     mean: float
     noise: float | None
-    noise_is_se: bool
     n: int
     params_m: float | None
     images_per_s: float | None
     peak_mb: float | None
-
-    @property
-    def se(self) -> float | None:
-        return row_standard_error(self.noise, self.n, self.noise_is_se)
+    #: The row's 95 % interval of its true mean Dice (None: none in the table).
+    interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
 class Delta:
-    """Row ``entry`` in both tables: B minus A, and whether that is within noise."""
+    """Row ``entry`` in both tables: B minus A, and (``test``: None when either table does
+    not model the row) its simultaneous interval and whether it is real."""
 
     entry: str
     a: TableRow
     b: TableRow
+    test: noise.Difference | None = None
 
     @property
     def dice(self) -> float:
         return self.b.mean - self.a.mean
 
     @property
-    def within_noise(self) -> bool | None:
-        return difference_within_noise(self.dice, self.a.se, self.b.se)
+    def real(self) -> bool | None:
+        """Whether the difference is real (its interval excludes 0); None: noise unknown."""
+        return None if self.test is None else self.test.real
 
     def cost(self, field: str) -> float | None:
         x, y = getattr(self.a, field), getattr(self.b, field)
@@ -70,12 +71,16 @@ class Delta:
 
     def data(self) -> dict[str, Any]:
         """The delta as ``harness compare``'s columns read it (``harness.results.columns``)."""
+        test = self.test
         return {
             "entry": self.entry,
             "a_dice": self.a.mean,
             "b_dice": self.b.mean,
             "dice": self.dice,
-            "noise": difference_verdict(self.within_noise),
+            "low": None if test is None else test.low,
+            "high": None if test is None else test.high,
+            "p_value": None if test is None else test.p_value,
+            "noise": difference_verdict(self.real),
             "images_per_s": self.cost("images_per_s"),
             "peak_mb": self.cost("peak_mb"),
         }
@@ -90,28 +95,60 @@ class Comparison:
     benchmarks: tuple[str, str] = ("", "")
     #: What differs between the two benchmarks (none: the same benchmark, or unknown).
     differences: tuple[str, ...] = ()
+    #: Why a table has no noise model, one line each (``A: ...``).
+    unmodelled: tuple[str, ...] = field(default=())
+
+    @property
+    def tested(self) -> int:
+        """How many shared entries were tested (both tables model them)."""
+        return sum(d.test is not None for d in self.deltas)
 
     def drops_below(self, threshold: float) -> list[Delta]:
         """Shared rows whose Dice fell by more than ``threshold``."""
         return [d for d in self.deltas if d.dice < -threshold]
 
 
+@dataclass(frozen=True)
+class _Table:
+    """A table as ``compare`` reads it: its rows by entry, its benchmark, its noise model with
+    the model's row of each entry it covers, or why it has none."""
+
+    rows: dict[str, TableRow]
+    benchmark: Mapping[str, Any] | None
+    model: noise.NoiseModel | None = None
+    index: Mapping[str, int] = field(default_factory=dict)
+    problem: str | None = None
+
+
 def read_table(path: Path) -> dict[str, TableRow]:
     """The ranked rows of a leaderboard, by entry label: from its JSON twin (``path`` itself, or
     the twin beside a markdown ``path``), else from the markdown of a table without one."""
-    return _read(path)[0]
+    return _read(path).rows
 
 
-def _read(path: Path) -> tuple[dict[str, TableRow], Mapping[str, Any] | None]:
-    """A leaderboard's rows and its benchmark (None: its markdown names none)."""
+def _read(path: Path) -> _Table:
     path = Path(path)
     if path.suffix != ".json" and twin_path(path).is_file():
         path = twin_path(path)
     if path.suffix == ".json":
         data = load_twin(path)
-        return twin_rows(path, data), data.get("benchmark")
+        rows = twin_rows(path, data)
+        return _modelled(rows, data)
     rows = _rows(path, leaderboard_rows(path))
-    return rows, benchmark_of(path.read_text(encoding="utf-8", errors="replace"))
+    benchmark = benchmark_of(path.read_text(encoding="utf-8", errors="replace"))
+    return _Table(rows, benchmark, problem="a table from before JSON twins")
+
+
+def _modelled(rows: dict[str, TableRow], data: Mapping[str, Any]) -> _Table:
+    """A twin's rows with its noise model (none: why)."""
+    summary = data.get("noise") or {"problem": "a table from before noise models"}
+    try:
+        model = model_of(summary)
+    except ValueError as exc:
+        return _Table(rows, data.get("benchmark"), problem=str(exc))
+    labels = [r["entry"] for r in data["rows"]]
+    index = {labels[i]: k for k, i in enumerate(summary["rows"])}
+    return _Table(rows, data.get("benchmark"), model, index)
 
 
 def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
@@ -132,19 +169,20 @@ def _rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, TableRow]:
     table: dict[str, TableRow] = {}
     for rank, row in enumerate(rows, 1):
         try:
+            interval = row.get("interval")
             table[row["entry"]] = TableRow(
                 entry=row["entry"],
                 mean=float(row["mean_dice"]),
                 noise=_optional(row["noise"]),
-                noise_is_se=bool(row["noise_is_se"]),
                 n=int(row["n"]),
                 params_m=_optional(row.get("params_m")),
                 images_per_s=_optional(row.get("train_images_per_s")),
                 peak_mb=_optional(row.get("peak_memory_mb")),
+                interval=None if interval is None else (float(interval[0]), float(interval[1])),
             )
         except KeyError as exc:
             raise HarnessError(f"{path}: row {rank} has no {exc}; regenerate the table") from None
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
             raise HarnessError(f"{path}: row {rank}: {exc}; regenerate the table") from None
     return table
 
@@ -163,23 +201,40 @@ def compare(a: Path, b: Path, across_benchmarks: bool = False) -> Comparison:
     """Rows of ``b`` against rows of ``a`` with the same entry; rows in one table only listed.
     Tables of two benchmarks are a ``HarnessError`` naming both and what differs, unless
     ``across_benchmarks``."""
-    (rows_a, bench_a), (rows_b, bench_b) = _read(a), _read(b)
-    names = (benchmark_name(bench_a), benchmark_name(bench_b))
-    differ = tuple(differences(bench_a, bench_b))
+    first, second = _read(a), _read(b)
+    names = (benchmark_name(first.benchmark), benchmark_name(second.benchmark))
+    differ = tuple(differences(first.benchmark, second.benchmark))
     if differ and not across_benchmarks:
         raise HarnessError(
             f"{visible(a)} and {visible(b)} are tables of two benchmarks ({visible(names[0])} "
             f"and {visible(names[1])}; {visible('; '.join(differ))}): their rows are not "
             "comparable; pass --across-benchmarks to compare them anyway"
         )
-    shared = [k for k in rows_a if k in rows_b]
+    shared = [k for k in first.rows if k in second.rows]
+    tests = _tests(first, second, shared)
     return Comparison(
-        deltas=[Delta(k, rows_a[k], rows_b[k]) for k in shared],
-        only_a=[k for k in rows_a if k not in rows_b],
-        only_b=[k for k in rows_b if k not in rows_a],
+        deltas=[Delta(k, first.rows[k], second.rows[k], tests.get(k)) for k in shared],
+        only_a=[k for k in first.rows if k not in second.rows],
+        only_b=[k for k in second.rows if k not in first.rows],
         benchmarks=names,
         differences=differ,
+        unmodelled=tuple(
+            f"{side}: no noise model ({visible(t.problem, 200)})"
+            for side, t in (("A", first), ("B", second))
+            if t.model is None
+        ),
     )
+
+
+def _tests(first: _Table, second: _Table, shared: Sequence[str]) -> dict[str, noise.Difference]:
+    """The simultaneous test of each shared entry both tables model, by entry."""
+    if first.model is None or second.model is None:
+        return {}
+    both = [k for k in shared if k in first.index and k in second.index]
+    if not both:
+        return {}
+    pairs = [(first.index[k], second.index[k]) for k in both]
+    return dict(zip(both, noise.compare(first.model, second.model, pairs), strict=True))
 
 
 def benchmark_name(benchmark: Mapping[str, Any] | None) -> str:

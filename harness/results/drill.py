@@ -1,8 +1,9 @@
 """A table row's drill-down: the sections its page draws when the row is opened.
 
-Per-class Dice against the leader's (all 29 classes), the seeds or folds, the test against
-the leader, the cost, the tuning budget and trials (and the sensitivity picture of a tuned
-ablation), and each run with its pictures. Everything is formatted here, as the table's
+Per-class Dice against the leader's (all 29 classes), the seeds or folds, the row's interval,
+rank band and test against the leader (adjusted p, the chance it beats the leader), the cost,
+the tuning budget and trials (and the sensitivity picture of a tuned ablation), and each run
+with its pictures. Everything is formatted here, as the table's
 columns read (``harness.results.columns``); the page's script only draws. The data is a row
 of a table's JSON twin and, where the runs folder is at hand, the row's records (for the
 tuning trials). A picture is linked only when its file exists as the page is written, by a
@@ -28,7 +29,15 @@ from harness.classes import CLASSES
 from harness.errors import visible
 from harness.paths import confined
 from harness.pictures.charts import CURVES, PER_CLASS, TUNING
-from harness.results.columns import COST, chosen_text, minus, number, signed
+from harness.results.columns import (
+    COST,
+    band_text,
+    chosen_text,
+    interval_text,
+    minus,
+    number,
+    signed,
+)
 from harness.results.records import Record, read_record
 
 #: What a run folder may hold to look at, by its link's label (``harness.runs.report``
@@ -96,8 +105,9 @@ def row_sections(
         sections.append(per_class(row["per_class_dice"], ref, reference_label))
     if row.get("dice_by_seed"):
         sections.append(units(row))
-    if row.get("test"):
-        sections.append(test(row["test"], str(row.get("vs_leader", ""))))
+    verdict = row.get("vs_leader", row.get("vs_best"))
+    if verdict is not None:
+        sections.append(judgement(row, str(verdict), reference_label))
     if "params_m" in row:
         sections.append(cost(row))
     sections += tuning(row, sources, sensitivity)
@@ -140,15 +150,29 @@ def units(row: Mapping[str, Any]) -> Section:
     return {"kind": "table", "title": title, "columns": [unit, "Dice"], "rows": lines}
 
 
-def test(found: Mapping[str, Any], verdict: str) -> Section:
-    """The paired test against the leader, as the ``vs #1`` column's verdict came from it."""
-    items = [["Verdict", verdict], ["Test", str(found.get("method"))]]
+def judgement(row: Mapping[str, Any], verdict: str, reference: str) -> Section:
+    """How sure the row is, as its twin holds it: the verdict against the reference row and,
+    where the noise model covers the row, its 95 % interval and rank band and its test (the
+    rule, the adjusted p, the probability it beats the reference, the gap)."""
+    who = reference.split(" (")[0] or "the leader"
+    items = [["Verdict", verdict]]
+    if row.get("interval"):
+        items.append(["95 % CI of the true mean Dice", interval_text(*row["interval"])])
+    if row.get("rank_band"):
+        items.append(["Rank (95 %)", band_text(*row["rank_band"])])
+    found = row.get("test") or {}
+    if found.get("method"):
+        items.append(["Rule", str(found["method"])])
     if found.get("p_value") is not None:
-        items.append(["p-value", f"{found['p_value']:.3g}"])
-    if found.get("interval"):
+        items.append(["Adjusted p", f"{found['p_value']:.4f}"])
+    if found.get("beats_leader") is not None:
+        items.append([f"P(beats {who})", f"{found['beats_leader']:.3f}"])
+    if found.get("gap") is not None:
+        items.append([f"Behind {who} by", f"{found['gap']:.4f}"])
+    if found.get("interval"):  # a twin from before noise models: its paired test's interval
         low, high = found["interval"]
         items.append(["95 % interval of the difference", f"[{low:+.4f}, {high:+.4f}]"])
-    return {"kind": "facts", "title": "Against #1", "items": items}
+    return {"kind": "facts", "title": f"Against {who}", "items": items}
 
 
 def cost(row: Mapping[str, Any]) -> Section:

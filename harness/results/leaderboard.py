@@ -15,10 +15,11 @@ from pathlib import Path
 from harness.classes import CLASSES
 from harness.errors import HarnessError, visible
 from harness.results import columns
+from harness.results.judging import Judgement, judge
 from harness.results.publish import publish
 from harness.results.records import Unusable, hardware_kind, iter_records, scan_records
-from harness.results.rows import Row, precisions, rows, versus_leader
-from harness.results.significance import Comparison, verdict
+from harness.results.rows import Row, precisions, rows
+from harness.results.significance import verdict
 from harness.results.tables import Say
 
 #: Hears each record a regenerated table leaves out (``Unusable``, its path as found).
@@ -36,9 +37,11 @@ def table_data(
     excluded: Sequence[Unusable] = (),
 ) -> dict:
     """A leaderboard as data: what its markdown shows, and each row's seeds, per-class Dice and
-    the records it was made from (``runs_of``: a record's id to its path in the runs folder)."""
+    the records it was made from (``runs_of``: a record's id to its path in the runs folder);
+    its noise model (``noise``, ``harness.results.judging``) and each row's judgement."""
     small: list[str] = list(benchmark.get("small_bones") or [])
     mixed = precisions(table_rows)
+    judged = judge(table_rows)
     # Named only in a table that mixes precisions (the twins of the others stay as they were).
     precision = {"precisions": mixed} if len(mixed) > 1 else {}
     return {
@@ -58,21 +61,21 @@ def table_data(
         ),
         **precision,
         "excluded": [{"path": visible(u.path.as_posix()), "reason": u.reason} for u in excluded],
+        "noise": judged.summary(),
         "rows": [
-            _row_data(rank, row, table_rows[0], small, runs_of or {})
+            _row_data(rank, row, judged.judged[rank - 1], small, runs_of or {})
             for rank, row in enumerate(table_rows, 1)
         ],
     }
 
 
 def _row_data(
-    rank: int, row: Row, leader: Row, small: Sequence[str], runs_of: Mapping[int, str]
+    rank: int, row: Row, judged: Judgement, small: Sequence[str], runs_of: Mapping[int, str]
 ) -> dict:
     per_class = row.per_class()
     worst = min(CLASSES, key=lambda c: (per_class[c], c))
     params = row.cost("parameters")
     noise, by_images = row.noise()
-    versus = None if rank == 1 else versus_leader(leader, row)
     return {
         "rank": rank,
         "entry": row.entry.label,
@@ -82,8 +85,8 @@ def _row_data(
         "noise": noise,
         "noise_is_se": by_images,
         "n": len(row.records),
-        "vs_leader": verdict(versus),
-        "test": None if versus is None else _test(versus),
+        **judged.data(),
+        "vs_leader": verdict(judged.leader, judged.below),
         "worst_class": {"class": worst, "dice": per_class[worst]},
         "small_bone_dice": row.small_bone_dice(small),
         "params_m": params / 1e6 if params else None,
@@ -100,11 +103,6 @@ def _row_data(
         "per_class_dice": per_class,
         "runs": sorted(runs_of[id(r)] for r in row.records if id(r) in runs_of),
     }
-
-
-def _test(versus: Comparison) -> dict:
-    interval = list(versus.interval) if versus.interval is not None else None
-    return {"method": versus.method, "p_value": versus.p_value, "interval": interval}
 
 
 def regenerate(

@@ -55,6 +55,9 @@ SEED = 20_250_601
 #: The most seeds ``seeds_needed`` considers.
 SEEDS_CAP = 64
 
+#: A variance below this (a standard deviation of 1e-12 Dice) is rounding, not noise.
+_ROUNDING = 1e-24
+
 # The mean squares, by index: residual (unit × image within a row and fold), unit (between a
 # row's units within a fold), entry × image, image, entry × fold, fold.
 _E, _W, _RI, _IM, _RG, _G = range(6)
@@ -463,9 +466,36 @@ def fit_noise(table: np.ndarray | Sequence[Sequence[Unit]]) -> NoiseModel:
     ms, heterogeneity = _mean_squares(blocks)
     means = np.nanmean(_block_means(blocks), axis=1)
     model = replace(_model(means, ms, layout), heterogeneity=heterogeneity)
-    if not np.all(model.row_variance > 0):
+    if not np.all(model.row_variance > _ROUNDING):
         raise ValueError("the table's per-image Dice do not vary: there is no noise to measure")
     return model
+
+
+def refit(
+    means: Sequence[float],
+    mean_squares: MeanSquares,
+    layout: Layout,
+    heterogeneity: float | None = None,
+) -> NoiseModel:
+    """The model ``fit_noise`` gave, rebuilt from what determines it: the rows' means, the
+    mean squares and the layout (a table's twin keeps them, so that power and comparisons need
+    no records). Raises ValueError when they are not a table's: fewer than two rows, a layout
+    that does not fit, or no noise."""
+    counts = np.asarray(layout.counts)
+    if layout.rows < 2 or len(means) != layout.rows:
+        raise ValueError(f"a model of {layout.rows} row(s) with {len(means)} mean(s)")
+    if counts.ndim != 2 or counts.shape[1] != layout.folds or (counts < 0).any():
+        raise ValueError("the layout's unit counts do not fit its folds")
+    if not (counts > 0).any(axis=1).all() or min(layout.images) < 1:
+        raise ValueError("a row without units, or a fold without images")
+    value, df = np.asarray(mean_squares.value, float), np.asarray(mean_squares.df, float)
+    if value.shape != (6,) or df.shape != (6,) or not np.isfinite([*value, *df]).all():
+        raise ValueError("mean squares must be six finite values with six degrees of freedom")
+    model = _model(np.asarray(means, dtype=float), mean_squares, layout)
+    spread = np.concatenate([model.row_variance, model.interval_variance])
+    if not (np.isfinite(spread).all() and (model.row_variance > _ROUNDING).all()):
+        raise ValueError("the mean squares describe no noise")
+    return replace(model, heterogeneity=heterogeneity)
 
 
 def expected_noise(

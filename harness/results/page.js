@@ -268,6 +268,153 @@
     panel.scrollIntoView({ block: "nearest" });
   }
 
+  // The pictures under the table (harness/results/plots.py decides what each shows; this only
+  // scales and draws). Every mark carries the twin's values as data attributes.
+
+  function svgOf(width, height, label) {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    const add = (tag, attrs, text, parent) => {
+      const node = document.createElementNS(SVG, tag);
+      for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) node.setAttribute(k, v);
+      if (text !== undefined && text !== null) node.textContent = text;
+      (parent || svg).appendChild(node);
+      return node;
+    };
+    return [svg, add];
+  }
+
+  function scale(values, from, to) {
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (!(hi > lo)) { lo -= 0.5 * (Math.abs(lo) || 1) * 0.1; hi += 0.5 * (Math.abs(hi) || 1) * 0.1; }
+    const pad = (hi - lo) * 0.04;
+    lo -= pad; hi += pad;
+    const f = (v) => from + ((v - lo) / (hi - lo)) * (to - from);
+    f.lo = lo; f.hi = hi;
+    return f;
+  }
+
+  function ticks(f, count) {
+    const raw = (f.hi - f.lo) / count, power = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+    const out = [];
+    for (let v = Math.ceil(f.lo / step) * step; v <= f.hi + 1e-12; v += step) out.push(Number(v.toPrecision(12)));
+    return out;
+  }
+
+  function axis(add, f, at, horizontal, span, digits) {
+    for (const v of ticks(f, 5)) {
+      const p = f(v);
+      if (horizontal) {
+        add("line", { x1: p, x2: p, y1: span[0], y2: span[1], class: "grid" });
+        add("text", { x: p, y: at, class: "tick", "text-anchor": "middle" }, v.toFixed(digits));
+      } else {
+        add("line", { x1: span[0], x2: span[1], y1: p, y2: p, class: "grid" });
+        add("text", { x: at, y: p + 3, class: "tick", "text-anchor": "end" }, v.toFixed(digits));
+      }
+    }
+  }
+
+  function openRow(node, i) {
+    node.addEventListener("click", () => change((s) => { s.row = i; }));
+  }
+
+  function forest(plot) {
+    const longest = Math.max(3, ...plot.rows.map((r) => r.label.length));
+    const rowH = 14, left = Math.min(180, 14 + 6 * longest), right = 12, top = 22, width = 720;
+    const height = top + plot.rows.length * rowH + 8;
+    const [svg, add] = svgOf(width, height, plot.title);
+    svg.setAttribute("class", "forest");
+    const ends = plot.rows.flatMap((r) => [r.mean, r.low, r.high]).filter((v) => v !== null);
+    const x = scale(ends, left, width - right);
+    axis(add, x, 12, true, [top - 4, height - 4], 2);
+    if (plot.shaded)
+      add("rect", { x: x(plot.shaded.low), y: top - 4, width: x(plot.shaded.high) - x(plot.shaded.low),
+        height: height - top, class: "leader-band", "data-i": plot.shaded.i, "data-low": plot.shaded.low,
+        "data-high": plot.shaded.high });
+    plot.rows.forEach((r, k) => {
+      const y = top + k * rowH + rowH / 2;
+      const g = add("g", { class: "row", "data-i": r.i });
+      add("title", {}, r.title + ": " + r.mean.toFixed(4) + (r.low === null ? "" : " [" + r.low.toFixed(4) + ", " + r.high.toFixed(4) + "]"), g);
+      add("text", { x: left - 6, y: y + 3, class: "label", "text-anchor": "end" }, r.label, g);
+      if (r.low !== null)
+        add("line", { x1: x(r.low), x2: x(r.high), y1: y, y2: y, class: "ci", "data-low": r.low, "data-high": r.high }, null, g);
+      add("circle", { cx: x(r.mean), cy: y, r: 3, class: "mean", "data-mean": r.mean }, null, g);
+      openRow(g, r.i);
+    });
+    return svg;
+  }
+
+  function scatter(choice) {
+    const width = 560, height = 320, left = 52, right = 14, top = 12, bottom = 40;
+    const [svg, add] = svgOf(width, height, "Mean Dice against " + choice.name);
+    svg.setAttribute("class", "scatter");
+    svg.dataset.axis = choice.key;
+    const x = scale(choice.points.map((p) => p.x), left, width - right);
+    const y = scale(choice.points.map((p) => p.y), height - bottom, top);
+    axis(add, x, height - bottom + 16, true, [top, height - bottom], 2);
+    axis(add, y, left - 6, false, [left, width - right], 3);
+    add("text", { x: (left + width - right) / 2, y: height - 6, class: "axis-name", "text-anchor": "middle" },
+      choice.name + (choice.less_is_better ? " (less is better)" : " (more is better)"));
+    add("text", { x: 12, y: (top + height - bottom) / 2, class: "axis-name", "text-anchor": "middle",
+      transform: "rotate(-90 12 " + (top + height - bottom) / 2 + ")" }, "Mean Dice");
+    const at = new Map(choice.points.map((p) => [p.i, p]));
+    add("polyline", { class: "front", "data-rows": choice.front.join(","),
+      points: choice.front.map((i) => x(at.get(i).x) + "," + y(at.get(i).y)).join(" ") });
+    const front = new Set(choice.front);
+    for (const p of choice.points) {
+      const g = add("g", { class: "row", "data-i": p.i });
+      add("title", {}, p.title + ": " + choice.name + " " + p.x + ", mean Dice " + p.y.toFixed(4), g);
+      add("circle", { cx: x(p.x), cy: y(p.y), r: front.has(p.i) ? 5 : 3.5,
+        class: front.has(p.i) ? "point on-front" : "point", "data-x": p.x, "data-y": p.y,
+        "data-front": front.has(p.i) ? "1" : "0" }, null, g);
+      add("text", { x: x(p.x) + 7, y: y(p.y) + 3, class: "label" }, p.label, g);
+      openRow(g, p.i);
+    }
+    return svg;
+  }
+
+  function costPlot(plot, part) {
+    if (!plot.axes.length) {
+      part.appendChild(el("p", "Nothing to plot: " + plot.empty + ".", { class: "note" }));
+      return;
+    }
+    const pick = el("select", null, { id: "cost-axis", "aria-label": "cost to plot against" });
+    plot.axes.forEach((a, k) => pick.appendChild(el("option", a.name, { value: String(k) })));
+    const label = el("label", "Cost ");
+    label.appendChild(pick);
+    const holder = el("div", null, { class: "plot" });
+    const note = el("p", null, { class: "note" });
+    const draw = () => {
+      const choice = plot.axes[Number(pick.value)];
+      holder.replaceChildren(scatter(choice));
+      const better = choice.less_is_better ? "lower" : "higher";
+      note.textContent = "On the front (ringed, joined): no other row has both a higher mean Dice and a " +
+        better + " " + choice.name + "." + (choice.missing ? " " + choice.missing + " row(s) without " + choice.name + " left out." : "");
+    };
+    pick.addEventListener("change", draw);
+    part.append(label, holder, note);
+    draw();
+  }
+
+  function drawPlots() {
+    const place = document.getElementById("plots");
+    if (!place) return;
+    for (const plot of data.plots) {
+      const part = el("section", null, { "data-kind": plot.kind });
+      part.appendChild(el("h2", plot.title));
+      if (plot.kind === "forest") {
+        const holder = el("div", null, { class: "plot" });
+        holder.appendChild(forest(plot));
+        part.appendChild(holder);
+      } else costPlot(plot, part);
+      place.appendChild(part);
+    }
+  }
+
+  drawPlots();
   document.getElementById("filter").addEventListener("input", (e) => change((s) => { s.filter = e.target.value; }));
   for (const select of document.querySelectorAll("select[data-part]"))
     select.addEventListener("change", () => change((s) => { s.parts[select.dataset.part] = select.value; }));

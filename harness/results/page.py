@@ -3,10 +3,11 @@
 A ``View`` is what a page shows: notes before its table (HTML), one interactive table
 (columns; rows with the cells as the markdown shows them, the values the script sorts and
 range-filters by, the text the filter searches and the components the choices pick), each
-row's drill-down (sections the script draws), and what follows the table. ``render`` makes
-the page: style, data (JSON) and script inline, nothing loaded from the network, so it works
-from ``file://`` on an air-gapped machine and from any static host. The script
-(``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
+row's drill-down (sections the script draws), the pictures under the table (a forest plot of
+the rows' intervals, Dice against cost: ``harness.results.plots``), and what follows it.
+``render`` makes the page: style, data (JSON) and script inline, nothing loaded from the
+network, so it works from ``file://`` on an air-gapped machine and from any static host. The
+script (``page.js``) keeps the view in the URL fragment (the grammar is in docs/usage.md).
 
 A table's notes are written in a small subset of markdown (headings, bullet lists two levels
 deep, paragraphs, pictures, ``code`` and ``**bold**``, backslash escapes); ``markdown_html``
@@ -73,6 +74,8 @@ class View:
     data: Mapping[str, Any] = field(default_factory=dict)
     #: What the table body says when there are no rows.
     empty: str = "no rows"
+    #: The pictures the script draws under the table (``harness.results.plots``).
+    plots: Sequence[Mapping[str, Any]] = ()
 
 
 def page_path(table: Path) -> Path:
@@ -95,6 +98,7 @@ def render(view: View) -> str:
             ],
         },
         "details": [list(r.detail) for r in view.rows],
+        "plots": list(view.plots),
     }
     return "\n".join(
         [
@@ -113,6 +117,7 @@ def render(view: View) -> str:
             _controls(view),
             _table(view),
             '<section id="detail" hidden></section>',
+            '<section id="plots"></section>' if view.plots else "",
             view.after,
             "</main>",
             f'<script type="application/json" id="page-data">{embed_json(payload)}</script>',

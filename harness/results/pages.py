@@ -19,6 +19,7 @@ from typing import Any
 from harness.atomic import atomic_write_text
 from harness.components.kinds import COMPONENT_KINDS
 from harness.results import columns as cols
+from harness.results import plots
 from harness.results.columns import minus, number, signed
 from harness.results.compare import Comparison, Delta, TableRow
 from harness.results.drill import Sources, row_sections
@@ -41,7 +42,7 @@ from harness.results.page import (
     render,
     static_table,
 )
-from harness.results.significance import BEST, DIFFERENCE_METHOD
+from harness.results.significance import BEST, difference_method
 from harness.results.tables import FORMAT, read_twin
 
 #: What an entry's key holds, in order (``harness.components.entry.Entry.key``).
@@ -68,8 +69,9 @@ def table_view(table: Path, twin: TableData, runs_dir: Path | None = None) -> Vi
 
 def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
     data_rows = list(twin["rows"])
-    leader = data_rows[0] if data_rows else None
-    label = f"#1 ({leader['entry']})" if leader else ""
+    first = (twin.get("noise") or {}).get("reference") or 0  # the model's leader, else #1
+    leader = data_rows[first] if data_rows else None
+    label = f"#{leader['rank']} ({leader['entry']})" if leader else ""
     declared = cols.of_table(twin)
     rows = [
         _row(
@@ -87,6 +89,10 @@ def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
         marked=bool(rows),
     )
     following = markdown_html(after(twin, leaderboard_picture(table, twin)))
+    labels = [f"#{r['rank']}" for r in data_rows]
+    pictures = [plots.forest(data_rows, labels, first if leader else None)]
+    if data_rows:
+        pictures.append(plots.cost(data_rows, labels))
     return View(
         title=_title(notes(twin)),
         before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
@@ -96,6 +102,7 @@ def _leaderboard_view(table: Path, twin: TableData, sources: Sources) -> View:
         ranges=_ranges(declared, rows),
         data=twin,
         empty=EMPTY,
+        plots=tuple(p for p in pictures if p is not None),
     )
 
 
@@ -118,6 +125,8 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
         )
         for r, j in zip(twin["rows"], joined, strict=True)
     ]
+    values = [str(r["value"]) for r in twin["rows"]]
+    forest = plots.forest(twin["rows"], values, (twin.get("noise") or {}).get("reference"))
     return View(
         title=_title(notes(twin)),
         before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
@@ -126,6 +135,7 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
         after=markdown_html(after(twin)),
         ranges=_ranges(declared, rows),
         data=twin,
+        plots=() if forest is None else (forest,),
     )
 
 
@@ -135,11 +145,16 @@ def _board_rows(board: Path) -> dict[str, Mapping[str, Any]]:
     return {r["key"]: r for r in twin.get("rows", [])} if twin.get("kind") == "leaderboard" else {}
 
 
+#: What an ablation row's drill-down takes from its own table, never from the leaderboard's row
+#: (the judgement against the leaderboard's #1 is not the one against the ablation's best).
+OWN = ("test", "interval", "rank_band", "vs_leader")
+
+
 def _joined(row: Mapping[str, Any], board_row: Mapping[str, Any] | None, budget: Any) -> dict:
-    """An ablation row with its entry's leaderboard row (its runs and verdict kept its own;
-    the test against the leaderboard's #1 left out)."""
-    joined = {**(board_row or {}), **row}
-    joined.pop("test", None)
+    """An ablation row with its entry's leaderboard row (its runs, judgement and verdict kept
+    its own)."""
+    board = {k: v for k, v in (board_row or {}).items() if k not in OWN}
+    joined = {**board, **row}
     joined.setdefault("budget", budget)
     return joined
 
@@ -238,7 +253,8 @@ def compare_view(result: Comparison, a: Path, b: Path) -> View:
         f"- **A**: {code(Path(a).as_posix())}",
         f"- **B**: {code(Path(b).as_posix())}",
         *benchmark_lines(result),
-        f"- **Noise**: {DIFFERENCE_METHOD}",
+        f"- **Noise**: {escape(difference_method(result.tested))}",
+        *(f"- {escape(reason)}" for reason in result.unmodelled),
         *only,
     ]
     return View(
@@ -260,11 +276,19 @@ def _compare_row(d: Delta) -> ViewRow:
     return _row(cols.COMPARE, data, text=d.entry, parts=parts, detail=detail)
 
 
+def _ends(a: TableRow, b: TableRow, end: int) -> tuple[float | None, float | None]:
+    """One end of each row's 95 % interval (None where a table has none)."""
+    x = None if a.interval is None else a.interval[end]
+    y = None if b.interval is None else b.interval[end]
+    return x, y
+
+
 def _side_by_side(a: TableRow, b: TableRow) -> dict[str, Any]:
     lines = [
         ("Mean Dice", a.mean, b.mean, 4),
-        ("±", a.noise, b.noise, 4),
-        ("standard error", a.se, b.se, 4),
+        ("95 % CI, low", *_ends(a, b, 0), 4),
+        ("95 % CI, high", *_ends(a, b, 1), 4),
+        ("± (over seeds)", a.noise, b.noise, 4),
         ("n", a.n, b.n, 0),
         ("Params (M)", a.params_m, b.params_m, 2),
         ("Train img/s", a.images_per_s, b.images_per_s, 1),

@@ -1,6 +1,6 @@
 """A leaderboard's rows, aggregated from run records: one ``Row`` per entry, over its seeds
-(or, cross-validated, over its folds), best mean Dice first; and the noise test of a row
-against another (``versus_leader``, ``harness.results.significance``).
+(or, cross-validated, over its folds), best mean Dice first. How sure a row is (its interval,
+rank band and verdict against the leader) is ``harness.results.judging``'s.
 
 Nothing here is formatted: the twin's data is made from rows by
 ``harness.results.leaderboard`` (and ``harness.results.ablation``), and the markdown and the
@@ -17,13 +17,7 @@ from dataclasses import dataclass
 from harness.classes import CLASSES
 from harness.components.entry import Entry
 from harness.results.records import Record
-from harness.results.significance import (
-    Comparison,
-    bootstrap_se,
-    compare_images,
-    compare_seeds,
-    paired_seeds,
-)
+from harness.results.significance import bootstrap_se
 
 
 @dataclass(frozen=True)
@@ -66,7 +60,7 @@ class Row:
 
     def by_seed(self) -> dict[int, float]:
         """Mean Dice per unit: per seed, or for a cross-validated row per fold (the mean over
-        that fold's seeds); the noise test pairs rows by these units."""
+        that fold's seeds)."""
         units: dict[int, list[float]] = {}
         for r in sorted(self.records, key=_unit_order):
             if r.mean_dice is not None:
@@ -149,19 +143,6 @@ def precisions(table_rows: Sequence[Row]) -> list[str]:
     """The precisions the table's runs trained in (a record without one is not counted)."""
     found = {r.cost.get("precision") for row in table_rows for r in row.records}
     return sorted(str(p) for p in found if p is not None)
-
-
-def versus_leader(leader: Row, row: Row) -> Comparison:
-    """The paired test of ``row`` against ``leader`` (see harness.results.significance)."""
-    a, b = leader.by_seed(), row.by_seed()
-    shared = paired_seeds(a, b)
-    if len(shared) >= 2:
-        return compare_seeds([a[s] for s in shared], [b[s] for s in shared])
-    if shared:
-        ia, ib = leader.per_image(shared[0]), row.per_image(shared[0])
-        names = sorted(set(ia) & set(ib))
-        return compare_images([ia[n] for n in names], [ib[n] for n in names])
-    return Comparison("n/a", within_noise=True)
 
 
 def rows(records: Iterable[Record], benchmark_id: str) -> list[Row]:

@@ -92,12 +92,14 @@ def _number(low: float | None = None, high: float | None = None) -> Callable[[An
     return check
 
 
-def _whole(low: int = 0) -> Callable[[Any], int]:
+def _whole(low: int = 0, high: int | None = None) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("not a whole number")
         if value < low:
             raise ValueError(f"less than {low}")
+        if high is not None and value > high:
+            raise ValueError(f"more than {high}")
         return value
 
     return check
@@ -147,6 +149,7 @@ ClassName = Annotated[str, PlainValidator(_class)]
 Number = Annotated[float, PlainValidator(_number())]
 Amount = Annotated[float, PlainValidator(_number(0))]
 Dice = Annotated[float, PlainValidator(_number(0, 1))]
+Probability = Annotated[float, PlainValidator(_number(0, 1))]
 Whole = Annotated[int, PlainValidator(_whole())]
 Positive = Annotated[int, PlainValidator(_whole(1))]
 Flag = Annotated[bool, PlainValidator(_flag)]
@@ -349,9 +352,81 @@ class Excluded(_Open):
 
 
 class Test(_Open):
+    """A row's test against the leader: the rule, the adjusted p, the probability that the row
+    beats the leader and its gap to it (``harness.results.judging``)."""
+
     method: Line
-    p_value: Number | None = None
+    p_value: Probability | None = None
+    beats_leader: Probability | None = None
+    gap: Number | None = None
     interval: list[Number] | None = None
+
+
+def _pair(value: Any, kind: Callable[[Any], Any]) -> list[Any] | None:
+    """Two values in order (an interval, a rank band), or nothing."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError("not a pair of values")
+    low, high = kind(value[0]), kind(value[1])
+    if low > high:
+        raise ValueError("its low end is above its high end")
+    return [low, high]
+
+
+#: A row's 95 % interval of its true mean Dice, and its rank band.
+DiceInterval = Annotated[list[float] | None, PlainValidator(lambda v: _pair(v, _number(0, 1)))]
+RankBand = Annotated[list[int] | None, PlainValidator(lambda v: _pair(v, _whole(1)))]
+
+
+class NoiseLayout(_Closed):
+    counts: list[list[Annotated[int, PlainValidator(_whole(0, 10**6))]]]
+    images: list[Annotated[int, PlainValidator(_whole(1, 10**6))]]
+
+
+#: A mean square, or its degrees of freedom or a coefficient: bounded, so nothing overflows.
+Square = Annotated[float, PlainValidator(_number(0, 1e9))]
+
+
+class MeanSquares(_Closed):
+    value: list[Square]
+    df: list[Square]
+    k_unit: Square
+    k_entry_image: Square
+    k_image: Square
+    r_image: Square
+    r_fold: Square
+    inverse_units: Square
+
+
+class Noise(_Open):
+    """A table's noise model as its twin keeps it (``harness.results.judging.TableNoise``):
+    enough to rebuild it, and the figures the header states; ``basis`` None: no model."""
+
+    basis: Literal["images", "seeds"] | None
+    rows: list[Whole]
+    problem: Line | None = None
+    reference: Whole | None = None
+    means: list[Dice] = []
+    layout: NoiseLayout | None = None
+    mean_squares: MeanSquares | None = None
+    heterogeneity: Probability | None = None
+    df: Amount | None = None
+    images_only: Flag = False
+    replicated: Flag = False
+    mdd: Amount | None = None
+
+    @model_validator(mode="after")
+    def _whole_model(self) -> Noise:
+        if self.basis is None:
+            return self
+        if self.layout is None or self.mean_squares is None:
+            raise ValueError("layout or mean_squares: missing in a noise model")
+        if not len(self.rows) == len(self.means) == len(self.layout.counts):
+            raise ValueError("rows: not one mean and one layout row for each")
+        if len(set(self.rows)) != len(self.rows):
+            raise ValueError("rows: a row named twice")
+        return self
 
 
 class WorstClass(_Open):
@@ -369,6 +444,8 @@ class BoardRow(_Open):
     noise_is_se: Flag
     n: Positive
     vs_leader: Line
+    interval: DiceInterval = None
+    rank_band: RankBand = None
     test: Test | None = None
     worst_class: WorstClass
     small_bone_dice: Dice | None = None
@@ -405,7 +482,21 @@ class Leaderboard(_Open):
     inference: list[list[Whole]] = []
     precisions: list[Line] = []
     excluded: list[Excluded]
+    noise: Noise | None = None
     rows: list[BoardRow]
+
+    @model_validator(mode="after")
+    def _model_rows(self) -> Leaderboard:
+        _in_table(self.noise, len(self.rows))
+        return self
+
+
+def _in_table(noise: Noise | None, rows: int) -> None:
+    """A noise model names rows of its table."""
+    if noise is not None and any(r >= rows for r in noise.rows):
+        raise ValueError(f"noise.rows: names a row the table lacks ({rows} rows)")
+    if noise is not None and noise.reference is not None and noise.reference not in noise.rows:
+        raise ValueError("noise.reference: not one of the model's rows")
 
 
 class AblationRow(_Open):
@@ -417,6 +508,9 @@ class AblationRow(_Open):
     mean_dice: Dice | None = None
     std: Amount | None = None
     vs_best: Line | None = None
+    interval: DiceInterval = None
+    rank_band: RankBand = None
+    test: Test | None = None
     chosen: dict[Key, Number] | None = None
     seeds: list[Whole] = []
     dice_by_seed: dict[str, Dice] = {}
@@ -429,7 +523,13 @@ class Ablation(_Open):
     axis: Axis
     budget: Line | None = None
     excluded: list[Excluded]
+    noise: Noise | None = None
     rows: list[AblationRow]
+
+    @model_validator(mode="after")
+    def _model_rows(self) -> Ablation:
+        _in_table(self.noise, len(self.rows))
+        return self
 
 
 TWINS: dict[str, type[BaseModel]] = {"leaderboard": Leaderboard, "ablation": Ablation}

@@ -16,12 +16,12 @@ def test_sweep_writes_an_ablation_table(cli, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     (table,) = (tmp_path / "boards").glob("*.ablation-loss.md")
     text = table.read_text()
-    assert "| Loss | Dice | ± | n | vs best |" in text
+    assert "| Loss | Dice | 95 % CI | n | vs best |" in text
     assert "| bce |" in text and "| dice |" in text and "best" in text
     (main,) = [p for p in (tmp_path / "boards").glob("*.md") if "ablation" not in p.name]
     assert main.read_text().count("| unet · ") == 2 + 2  # two ranked rows, two per-class rows
     assert len(list((tmp_path / "runs").rglob("record.json"))) == 2
-    assert "| Loss | Dice | ± | n | vs best |" in result.out  # the table printed
+    assert "| Loss | Dice | 95 % CI | n | vs best |" in result.out  # the table printed
     assert result.out.strip().endswith(f"wrote {table}")
     # Its design is kept beside the runs: the table comes back from them into an empty folder,
     # and the index lists it as the sweep's did.

@@ -71,36 +71,44 @@ def test_the_page_shows_the_markdowns_cells_and_the_twins_values(tmp_path: Path)
     markdown = table.read_text(encoding="utf-8")
     for row, data in zip(view.rows, twin["rows"], strict=True):
         assert "| " + " | ".join(row.cells) + " |" in markdown
-        assert row.values[2] == data["mean_dice"] and row.values[6] == data["worst_class"]["dice"]
+        assert row.values[2] == data["mean_dice"] and row.values[7] == data["worst_class"]["dice"]
+        assert row.values[3] == data["interval"][0] and row.values[4] == data["rank_band"][0]
     assert [c.name for c in view.columns] == [c.name for c in LEADERBOARD] == twin["columns"]
     numeric = {c.name for c in view.columns if c.numeric}
-    assert {"#", "Mean Dice", "n", "Worst class", "Params (M)"} <= numeric
+    assert {"#", "Mean Dice", "95 % CI", "Rank (95 %)", "n", "Worst class", "Params (M)"} <= numeric
     assert not {"Entry", "vs #1", "Device", "GFLOPs"} & numeric  # GFLOPs: no value, only —
 
 
 def test_a_cell_reads_its_value_as_declared() -> None:
     row = {
         "rank": 2,
-        "noise": 0.01234,
-        "noise_is_se": True,
+        "interval": [0.87734, 0.908],
+        "rank_band": [1, 7],
         "worst_class": {"class": "Pisiform", "dice": 0.5},
         "gflops": None,
     }
     by_name = {c.name: c for c in LEADERBOARD}
     assert by_name["#"].cell(row) == "2"
-    assert by_name["±"].cell(row) == "0.0123ᵇ"
-    assert by_name["±"].cell({**row, "noise": None}) == NONE  # no ±, no mark
+    assert by_name["95 % CI"].cell(row) == "[0.8773, 0.9080]"
+    assert by_name["95 % CI"].value(row) == 0.87734  # sorted by its low end
+    assert by_name["Rank (95 %)"].cell(row) == "1–7"
+    assert by_name["Rank (95 %)"].cell({**row, "rank_band": [16, 16]}) == "16"
+    assert by_name["95 % CI"].cell({**row, "interval": None}) == NONE  # not modelled
+    assert by_name["Rank (95 %)"].cell({**row, "rank_band": None}) == NONE
     assert by_name["Worst class"].cell(row) == "Pisiform 0.5000"
     assert by_name["Worst class"].value(row) == 0.5
     assert by_name["GFLOPs"].cell(row) == NONE
-    assert [c.rule for c in LEADERBOARD[:6]] == ["---:", "---", "---:", "---:", "---:", ":---:"]
+    assert [c.rule for c in LEADERBOARD[:7]] == [
+        "---:", "---", "---:", "---:", ":---:", "---:", ":---:"
+    ]  # fmt: skip
     assert [c.name for c in LEADERBOARD if c.ranged] == ["Params (M)", "Device-hours"]
 
 
 def test_an_ablations_columns_follow_its_axis_and_tuning() -> None:
-    assert [c.name for c in ablation("loss", tuned=False)] == ["Loss", "Dice", "±", "n", "vs best"]
+    names = [c.name for c in ablation("loss", tuned=False)]
+    assert names == ["Loss", "Dice", "95 % CI", "n", "vs best"]
     tuned = of_table({"kind": "ablation", "axis": "model", "budget": "tuned: 6 trials"})
-    assert [c.name for c in tuned] == ["Model", "Dice", "±", "n", "vs best", "Chosen"]
+    assert [c.name for c in tuned] == ["Model", "Dice", "95 % CI", "n", "vs best", "Chosen"]
     empty = {"value": "focal", "key": None, "n": 0, "runs": []}
     assert [c.cell(empty) for c in tuned] == ["focal", NONE, NONE, "0", "no succeeded run", NONE]
     chosen = {"value": "dice", "chosen": {"lr": 0.0107, "weight_decay": 2.03e-05}}
@@ -114,12 +122,17 @@ def test_compares_columns_read_a_delta() -> None:
         "a_dice": 0.8,
         "b_dice": 0.79,
         "dice": -0.01,
+        "low": -0.03,
+        "high": 0.01,
         "noise": "within noise",
         "images_per_s": 1.25,
         "peak_mb": None,
     }
     cells = [c.cell(row) for c in COMPARE]
-    assert cells == ["unetpp · dice", "0.8000", "0.7900", "-0.0100", "within noise", "+1.2", "—"]
+    assert cells == [
+        "unetpp · dice", "0.8000", "0.7900", "-0.0100", "[-0.0300, +0.0100]", "within noise",
+        "+1.2", "—",
+    ]  # fmt: skip
     assert [c.terminal_name for c in COMPARE if c.terminal_name is not None] == [""]
 
 

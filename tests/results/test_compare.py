@@ -29,8 +29,8 @@ def test_deltas_and_noise(tmp_path: Path) -> None:
     )
     result = compare(a, b)
     by_entry = {d.entry.split(" · ")[1]: d for d in result.deltas}
-    assert abs(by_entry["bce"].dice + 0.10) < 1e-9 and by_entry["bce"].within_noise is False
-    assert by_entry["dice"].within_noise is True
+    assert abs(by_entry["bce"].dice + 0.10) < 1e-9 and by_entry["bce"].real is True
+    assert by_entry["dice"].real is False
     assert result.only_b and "combo" in result.only_b[0] and not result.only_a
     assert [d.entry for d in result.drops_below(0.05)] == [by_entry["bce"].entry]
 
@@ -53,9 +53,9 @@ def test_not_a_leaderboard_is_exit_2(cli, tmp_path: Path) -> None:
 
 # Tables read from their JSON twins; markdown only for a table without one.
 
-#: Three seeds each, chosen so the markdown's four digits hold every mean and ± exactly: the
-#: twin's full precision and the markdown's rounding give the same numbers. focal has one seed
-#: and no per-image scores (no ±: noise unknown); lovasz and tversky are in one table only.
+#: Chosen so the markdown's four digits hold every mean exactly: the twin's full precision and
+#: the markdown's rounding give the same numbers. No record has per-image Dice, so each table's
+#: model rests on the runs' mean Dice; lovasz and tversky are in one table only.
 A_DICE = {
     "dice": [0.80, 0.82, 0.81],
     "bce": [0.70, 0.71, 0.72],
@@ -66,7 +66,7 @@ B_DICE = {"dice": [0.81, 0.83, 0.82], "bce": [0.60, 0.61, 0.62], "focal": [0.6],
 
 
 def _verdicts(result: Comparison) -> list[tuple[str, str, bool | None]]:
-    return [(d.entry, f"{d.dice:+.4f}", d.within_noise) for d in result.deltas]
+    return [(d.entry, f"{d.dice:+.4f}", d.real) for d in result.deltas]
 
 
 def _markdown_only(table: Path, folder: Path) -> Path:
@@ -77,21 +77,30 @@ def _markdown_only(table: Path, folder: Path) -> Path:
     return copy
 
 
-def test_twins_give_the_verdicts_of_the_markdown(tmp_path: Path) -> None:
+def test_twins_give_verdicts_and_markdown_alone_gives_the_same_rows_with_noise_unknown(
+    tmp_path: Path,
+) -> None:
     a, b = _table(tmp_path / "a", A_DICE), _table(tmp_path / "b", B_DICE)
     from_twins = compare(twin_path(a), twin_path(b))
     old_a, old_b = _markdown_only(a, tmp_path / "old-a"), _markdown_only(b, tmp_path / "old-b")
     assert not twin_path(old_a).exists() and not twin_path(old_b).exists()
     from_markdown = compare(old_a, old_b)
 
-    assert _verdicts(from_twins) == _verdicts(from_markdown)
+    shown = [(entry, dice) for entry, dice, _ in _verdicts(from_twins)]
+    assert shown == [(entry, dice) for entry, dice, _ in _verdicts(from_markdown)]
+    assert [real for *_, real in _verdicts(from_markdown)] == [None] * 3  # no model: unknown
+    assert from_markdown.unmodelled == (
+        "A: no noise model (a table from before JSON twins)",
+        "B: no noise model (a table from before JSON twins)",
+    )
+    assert from_twins.unmodelled == () and from_twins.tested == 3
     for twin, markdown in zip(from_twins.deltas, from_markdown.deltas, strict=True):
         assert twin.dice == pytest.approx(markdown.dice, abs=1e-12)
         for field in ("params_m", "images_per_s", "peak_mb"):
             assert twin.cost(field) == markdown.cost(field) == 0
     assert (from_twins.only_a, from_twins.only_b) == (from_markdown.only_a, from_markdown.only_b)
     verdicts = {entry.split(" · ")[1]: noise for entry, _, noise in _verdicts(from_twins)}
-    assert verdicts == {"dice": True, "bce": False, "focal": None}
+    assert verdicts == {"dice": False, "bce": True, "focal": False}  # focal: one seed, 0.1
     assert [e.split(" · ")[1] for e in from_twins.only_a] == ["lovasz"]
     assert [e.split(" · ")[1] for e in from_twins.only_b] == ["tversky"]
 
@@ -109,13 +118,15 @@ def test_cli_compares_two_twins(cli, tmp_path: Path) -> None:
     a, b = _table(tmp_path / "a", A_DICE), _table(tmp_path / "b", B_DICE)
     twins = cli("compare", twin_path(a), twin_path(b))
     assert twins.code == 0, twins.err
-    assert "within noise" in twins.out and "real" in twins.out and "noise unknown" in twins.out
+    table = twins.out.split("Noise:")[0]
+    assert "within noise" in table and "real" in table and "noise unknown" not in table
+    assert "simultaneous max-|t| intervals over the 3 entries" in twins.out
     assert "only in A: unetpp · lovasz" in twins.out and "only in B: unetpp · tversky" in twins.out
     old_a, old_b = _markdown_only(a, tmp_path / "old-a"), _markdown_only(b, tmp_path / "old-b")
     markdown = cli("compare", old_a, old_b)
     assert markdown.code == 0, markdown.err
-    # the same table but for its title, which names the files (.json, .md)
-    assert twins.out.splitlines()[1:] == markdown.out.splitlines()[1:]
+    assert "noise unknown" in markdown.out and "within noise" not in markdown.out.split("Noise:")[0]
+    assert "A: no noise model (a table from before JSON twins)" in markdown.out
     failed = cli("compare", twin_path(a), twin_path(b), "--fail-below", "0.05")
     assert failed.code == 1 and "bce · adamw · flat · none: Dice dropped by 0.1000" in failed.err
 

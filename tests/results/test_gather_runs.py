@@ -42,7 +42,7 @@ def test_runs_of_two_machines_merge_into_one_row(cli: Callable[..., Any], tmp_pa
         )  # fmt: skip
         assert result.code == 0, result.err
         (own,) = (machine / "leaderboards").glob("*.md")
-        assert [row[4] for row in _ranked(own)] == ["1"]  # each machine saw one seed
+        assert [row[5] for row in _ranked(own)] == ["1"]  # each machine saw one seed
 
     merged = tmp_path / "merged"
     for machine in machines.values():
@@ -61,8 +61,9 @@ def test_runs_of_two_machines_merge_into_one_row(cli: Callable[..., Any], tmp_pa
     dice = [r["mean_dice"] for r in records]
     assert row[0] == "1" and row[1].startswith("unet · dice")
     assert row[2] == f"{statistics.fmean(dice):.4f}"
-    assert row[3] == f"{statistics.stdev(dice):.4f}"
-    assert row[4] == "2"
+    assert row[3:6] == ["—", "—", "2"]  # one row: nothing to compare, no interval
+    twin = json.loads(board.with_suffix(".json").read_text(encoding="utf-8"))
+    assert twin["rows"][0]["std"] == statistics.stdev(dice)  # the ± stays in the twin
 
     first = board.read_bytes()
     assert cli("leaderboard", "--runs-dir", merged, "--leaderboards-dir", out).code == 0

@@ -215,8 +215,9 @@ def _apply(path: Path, changes: list[tuple[tuple[Any, ...], Any, bool]]) -> None
     path.write_text(json.dumps(data))  # ensure_ascii: a lone surrogate is written as \ud800
 
 
-#: A picture a markdown table may show: a file of its own folder.
-_PICTURE = re.compile(r"!\[[^\]]*\]\(([^)]*)\)")
+#: A picture a markdown table shows (its alt text closed by a ``]`` no backslash escapes, as
+#: CommonMark reads it: ``![t\](x)`` is text); it may only be a file of the table's own folder.
+_PICTURE = re.compile(r"(?<!\\)!\[(?:[^\]\\]|\\.)*\]\(([^)]*)\)")
 
 
 def _markdown_loads_nothing(table: Path) -> None:

@@ -27,7 +27,7 @@ def test_rows_aggregate_seeds_and_sort_by_mean(tmp_path: Path) -> None:
         line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")
     ]
     assert "combo:dice=0.7" in rows[0] and "0.9000" in rows[0]
-    assert "| unetpp · dice · adamw · flat · none | 0.8200 | 0.0283 | 2 |" in rows[1]
+    assert "| unetpp · dice · adamw · flat · none | 0.8200 | [" in rows[1] and "| 2 |" in rows[1]
     assert (
         "bce" not in text.split("## Per-class")[0].split("|---")[-1]
     )  # failed and foreign rows left out
@@ -76,22 +76,26 @@ def test_rows_within_noise_of_the_leader_are_marked(tmp_path: Path) -> None:
     assert "| leader |" in rows["dice"] or "| leader |" in rows["combo:dice=0.7"]
     assert "| below |" in rows["bce"]
     assert "| ≈ |" in rows["dice"] or "| ≈ |" in rows["combo:dice=0.7"]
-    assert "paired t-test" in text
+    assert "step-down max-t" in text
 
 
-def test_single_seed_rows_use_the_image_bootstrap(tmp_path: Path) -> None:
+def test_single_seed_rows_are_judged_on_their_images(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     good, bad = make_record("dice", 0, 0.8), make_record("bce", 0, 0.6)
     good.val_images = bad.val_images = [f"img{i}.png" for i in range(6)]
     good.per_image_dice = [[0.8 + 0.01 * i] * 29 for i in range(6)]
-    bad.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
+    bad.per_image_dice = [[0.6 + 0.01 * i + 0.004 * (-1) ** i] * 29 for i in range(6)]
+    good.mean_dice, bad.mean_dice = 0.825, 0.625  # what the images average to
     put_record(runs, "g", good)
     put_record(runs, "b", bad)
-    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    table = regenerate(BENCH["id"], runs, tmp_path / "boards")
+    text = table.read_text()
     bce_row = next(
         line for line in text.splitlines() if "· bce ·" in line and line.startswith("| 2")
     )
-    assert "| below |" in bce_row and "ᵇ" in bce_row
+    assert "| below |" in bce_row and "**One seed a row**" in text
+    twin = json.loads(twin_path(table).read_text())
+    assert twin["noise"]["images_only"] and all(r["noise_is_se"] for r in twin["rows"])
 
 
 def test_the_device_column_names_a_precision_other_than_fp32_and_the_header_a_mix(

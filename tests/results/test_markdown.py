@@ -50,7 +50,7 @@ def test_a_table_without_rows_says_so_in_a_row_of_its_width(tmp_path: Path) -> N
 
 def test_row_text_is_the_markdowns_header_and_row(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    single = make_record("bce", 0, 0.6)  # one seed with per-image scores: a ± marked ᵇ
+    single = make_record("bce", 0, 0.6)  # one seed with per-image scores
     single.val_images = [f"img{i}.png" for i in range(6)]
     single.per_image_dice = [[0.6 + 0.01 * i] * 29 for i in range(6)]
     put_record(runs, "b0", single)
@@ -61,9 +61,9 @@ def test_row_text_is_the_markdowns_header_and_row(tmp_path: Path) -> None:
     lines = table.read_text(encoding="utf-8").splitlines()
     header = next(line for line in lines if line.startswith("| # | Entry |"))
     labels = {
-        "unetpp · bce · adamw · flat · none": "ᵇ",
-        "unetpp · dice · adamw · flat · none": "| 0.0283 | 2 |",
-        "unetpp · combo:dice=0.7 · adamw · flat · none": "| — | 1 |",
+        "unetpp · bce · adamw · flat · none": "| 0.6000 | [",
+        "unetpp · dice · adamw · flat · none": "| 2 | ≈ |",
+        "unetpp · combo:dice=0.7 · adamw · flat · none": "| 1 | leader |",
     }
     expected = {"no such entry": f"{header}\n"}
     for label, shows in labels.items():

@@ -26,6 +26,7 @@ import pytest
 from scipy import stats
 
 from harness.results import noise
+from harness.results.leaderboard import table_data
 from harness.results.noise import (
     ALPHA,
     Components,
@@ -44,6 +45,8 @@ from harness.results.noise import (
     seeds_needed,
     verdicts,
 )
+from harness.results.records import read_record
+from harness.results.rows import rows
 from harness.results.simulate import Calibration, Simulation, calibrate, fitted, simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,9 +70,10 @@ def allowance(rate: float, tables: int) -> float:
 
 @cache
 def published(benchmark: str) -> tuple[list[str], list[list[Unit]], list[str]]:
-    """The entries, their units and today's verdicts (``vs_leader``) of a published table."""
+    """The entries, their units and the earlier rule's verdicts (``earlier_rule``) of a
+    published table."""
     table = json.loads((BOARDS / f"{benchmark}.json").read_text(encoding="utf-8"))
-    names, rows, today = [], [], []
+    names, rows = [], []
     for row in table["rows"]:
         units = []
         for run in row["runs"]:
@@ -80,8 +84,24 @@ def published(benchmark: str) -> tuple[list[str], list[list[Unit]], list[str]]:
             units.append(Unit(dice[order], record.get("fold")))
         names.append(row["entry"])
         rows.append(units)
-        today.append(row["vs_leader"])
-    return names, rows, today
+    return names, rows, earlier_rule([row["dice_by_seed"] for row in table["rows"]])
+
+
+def earlier_rule(by_unit: list[dict[str, float]]) -> list[str]:
+    """The verdicts of the rule the tables used before these (the published tables' ``vs #1``
+    until then): each row against the first by a paired t-test over the seeds (folds) they
+    share, uncorrected, p < 0.05 below; a constant difference below unless 0."""
+    leader = by_unit[0]
+    out = ["leader"]
+    for row in by_unit[1:]:
+        shared = sorted(set(leader) & set(row))
+        diff = np.array([leader[k] - row[k] for k in shared])
+        if np.allclose(diff, diff[0]):
+            out.append("≈" if diff[0] == 0 else "below")
+            continue
+        p = stats.ttest_rel([leader[k] for k in shared], [row[k] for k in shared]).pvalue
+        out.append("≈" if p >= ALPHA else "below")
+    return out
 
 
 @cache
@@ -387,7 +407,7 @@ def test_pairs_must_name_rows_of_both_tables() -> None:
 
 def published_block() -> str:
     """The published main table under the rules, as docs/verdicts.md shows it."""
-    names, _, today = published(MAIN)
+    names, _, before = published(MAIN)
     model = published_model(MAIN)
     sd = model.components.sd()
     lines = [
@@ -402,7 +422,7 @@ def published_block() -> str:
         f"on these {model.layout.images[0]} images",
         _cross_validated_line(),
         "",
-        "| # | entry | mean | 95 % interval | rank band | today | new | p | P(beats #1) |",
+        "| # | entry | mean | 95 % interval | rank band | before | new | p | P(beats #1) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     bands, judged, intervals = rank_bands(model), verdicts(model), row_intervals(model)
@@ -413,7 +433,7 @@ def published_block() -> str:
         beats = "" if v.beats_leader is None else f"{v.beats_leader:.3f}"
         lines.append(
             f"| {k + 1} | {name} | {model.means[k]:.4f} | {intervals[k].low:.4f} – "
-            f"{intervals[k].high:.4f} | {bands[k][0]}–{bands[k][1]} | {today[k]} | {new} | "
+            f"{intervals[k].high:.4f} | {bands[k][0]}–{bands[k][1]} | {before[k]} | {new} | "
             f"{p} | {beats} |"
         )
     return "\n".join(lines)
@@ -421,14 +441,15 @@ def published_block() -> str:
 
 def _cross_validated_line() -> str:
     model = published_model(CROSS_VALIDATED)
-    _, _, today = published(CROSS_VALIDATED)
+    _, _, before = published(CROSS_VALIDATED)
     new = ["leader" if v.leader else "below" if v.below else "≈" for v in verdicts(model)]
     bands = ", ".join(f"{low}–{high}" for low, high in rank_bands(model))
-    same = "the same as" if new == today else "unlike"
+    same = "the same as" if new == before else "unlike"
     return (
         f"- the cross-validated table ({model.rows} rows × {model.layout.folds} folds × 1 seed): "
         f"{model.df:.0f} df, minimum detectable difference "
-        f"{minimum_detectable_difference(model):.4f}, rank bands {bands}, verdicts {same} today's"
+        f"{minimum_detectable_difference(model):.4f}, rank bands {bands}, verdicts {same} the "
+        "earlier rule's"
     )
 
 
@@ -445,11 +466,11 @@ def calibration_block() -> str:
             f"| {name} | {c.tables} | {c.false_alarms:.1%} ({se:.1%}) | {c.mdd:.4f} | "
             f"{c.power:.1%} | {c.coverage:.1%} ({c.coverage_se:.1%}) | {c.rank_coverage:.1%} |"
         )
-    today, holm, mcb = set_aside()
+    earlier, holm, mcb = set_aside()
     lines += [
         "",
-        f"On the first design's {SET_ASIDE_TABLES} tables of identical entries, today's rule "
-        f"marks some row below in {today:.1%} of tables, Holm's correction over "
+        f"On the first design's {SET_ASIDE_TABLES} tables of identical entries, the earlier rule "
+        f"marks some row below in {earlier:.1%} of tables, Holm's correction over "
         f"pooled-variance t-tests against the leader in {holm:.1%}, and Hsu's MCB (pooled "
         f"variance, one-sided Dunnett critical value) in {mcb:.1%}.",
     ]
@@ -462,20 +483,20 @@ SET_ASIDE_TABLES = 1000
 @cache
 def set_aside() -> tuple[float, float, float]:
     """How often three rules set aside mark some row below on tables of identical entries
-    (the first design): today's (a paired t-test over the seeds' means against the leader, no
-    correction), Holm's correction over t-tests against the leader with the pooled variance
-    (the leader's selection ignored), and Hsu's multiple comparisons with the best."""
+    (the first design): the earlier rule (a paired t-test over the seeds' means against the
+    leader, no correction), Holm's correction over t-tests against the leader with the pooled
+    variance (the leader's selection ignored), and Hsu's multiple comparisons with the best."""
     spec, _ = next(iter(specs().values()))
     tables = simulate(spec, SET_ASIDE_TABLES, seed=7)
     models = [fit_noise(y) for y in tables]
     return (
-        float(np.mean([_todays_rule(y) for y in tables])),
+        float(np.mean([_earlier_rule(y) for y in tables])),
         float(np.mean([_pooled_holm(m) for m in models])),
         float(np.mean([_hsu_mcb(m) for m in models])),
     )
 
 
-def _todays_rule(y: np.ndarray) -> bool:
+def _earlier_rule(y: np.ndarray) -> bool:
     seeds = y.mean(axis=2)
     leader = int(np.argmax(seeds.mean(axis=1)))
     d = np.delete(seeds[leader] - seeds, leader, axis=0)
@@ -508,8 +529,8 @@ def _dunnett(rows: int, df: int) -> float:
 
 
 def test_the_rules_set_aside_do_not_hold_the_rate() -> None:
-    today, holm, mcb = set_aside()
-    assert today > 0.5
+    earlier, holm, mcb = set_aside()
+    assert earlier > 0.5
     assert holm > 0.1
     assert mcb > 0.1
 
@@ -529,11 +550,33 @@ def test_the_docs_show_the_calibration_measured_here() -> None:
     assert block_in_doc("calibration") == calibration_block()
 
 
+def test_the_published_tables_verdicts_are_the_rules_on_the_records_arrays() -> None:
+    """The table path (records, ``table_data``, the twin's cells) gives what the rules give on
+    the same arrays (the records' per-image Dice, images sorted by name)."""
+    for benchmark in (MAIN, CROSS_VALIDATED):
+        twin = json.loads((BOARDS / f"{benchmark}.json").read_text(encoding="utf-8"))
+        found = sorted((BOARDS / "records" / benchmark).rglob("record.json"))
+        records = [read_record(p) for p in found]
+        data = table_data(twin["benchmark"], rows(records, benchmark))
+        model = published_model(benchmark)
+        judged, bands = verdicts(model), rank_bands(model)
+        words = ["leader" if v.leader else "below" if v.below else "≈" for v in judged]
+        assert [r["vs_leader"] for r in data["rows"]] == words
+        assert [r["vs_leader"] for r in twin["rows"]] == words  # as published
+        assert [tuple(r["rank_band"]) for r in data["rows"]] == bands
+        for row, v, interval in zip(data["rows"], judged, row_intervals(model), strict=True):
+            assert row["interval"] == pytest.approx([interval.low, interval.high], abs=1e-12)
+            if not v.leader:
+                assert row["test"]["p_value"] == pytest.approx(v.p_value, abs=1e-12)
+                assert row["test"]["beats_leader"] == pytest.approx(v.beats_leader, abs=1e-9)
+        assert data["noise"]["mdd"] == pytest.approx(minimum_detectable_difference(model))
+
+
 def test_the_published_leader_and_the_changed_verdicts() -> None:
-    _, _, today = published(MAIN)
+    _, _, before = published(MAIN)
     model = published_model(MAIN)
     judged = verdicts(model)
     assert judged[0].leader and rank_bands(model)[0][0] == 1
     new = ["leader" if v.leader else "below" if v.below else "≈" for v in judged]
-    changed = [k + 1 for k in range(len(new)) if new[k] != today[k]]
+    changed = [k + 1 for k in range(len(new)) if new[k] != before[k]]
     assert changed == [7, 11, 12, 13]

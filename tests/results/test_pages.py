@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.classes import CLASSES
+from harness.results import plots
 from harness.results.leaderboard import regenerate
 from harness.results.records import iter_records, read_record, write_record
 from harness.results.rows import rows
@@ -143,7 +144,9 @@ def test_compare_writes_its_page(cli, tmp_path: Path) -> None:
     twin = json.loads(MAIN.with_suffix(".json").read_text())
     for row in twin["rows"]:
         row["mean_dice"] += 0.05
+    twin["noise"]["means"] = [m + 0.05 for m in twin["noise"]["means"]]
     twin["rows"] = twin["rows"][1:]
+    twin["noise"] = {"basis": None, "rows": [], "problem": "cut by hand"}
     other = tmp_path / "other.json"
     other.write_text(json.dumps(twin))
     out = tmp_path / "compare.html"
@@ -151,7 +154,7 @@ def test_compare_writes_its_page(cli, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     page = out.read_text(encoding="utf-8")
     assert page.count("<tr data-i=") == len(twin["rows"])
-    assert "Only in A" in page and "+0.0500" in page
+    assert "Only in A" in page and "+0.0500" in page and "B: no noise model (cut by hand)" in page
     assert not [u for u in _loaded(out) if u.startswith("http")]
 
 
@@ -249,3 +252,93 @@ def test_no_request_leaves_the_pages(browser: Any) -> None:
     ]
     assert any(u.startswith("file:") for u in urls), urls  # the log saw the pages
     assert not [u for u in urls if NETWORK.match(u)], urls
+
+
+# The pictures: the rows' intervals, and Dice against cost with its Pareto front.
+
+CROSS_VALIDATED = next(
+    p for p in TABLES if p.name.startswith("synthetic-46ab025203__") and ".ablation-" not in p.name
+)
+
+
+def _marks(browser: Any, selector: str, *names: str) -> list[dict[str, str]]:
+    """Each SVG element matching ``selector``: its data attributes ``names``."""
+    script = """
+        const [selector, names] = arguments;
+        return [...document.querySelectorAll(selector)].map(
+            (n) => Object.fromEntries(names.map((k) => [k, n.getAttribute('data-' + k)])));
+    """
+    return browser.execute_script(script, selector, list(names))
+
+
+@pytest.mark.parametrize("table", [MAIN, CROSS_VALIDATED, TUNED], ids=lambda p: p.name[:30])
+def test_the_forest_plot_draws_each_rows_interval_and_shades_the_leaders(
+    browser: Any, table: Path
+) -> None:
+    twin = json.loads(table.with_suffix(".json").read_text())
+    _open(browser, table.with_suffix(".html"))
+    rows = _marks(browser, "#plots svg.forest g.row", "i")
+    assert [int(r["i"]) for r in rows] == list(range(len(twin["rows"])))
+    lines = _marks(browser, "#plots svg.forest line.ci", "low", "high")
+    means = _marks(browser, "#plots svg.forest circle.mean", "mean")
+    for row, line, mean in zip(twin["rows"], lines, means, strict=True):
+        assert [float(line["low"]), float(line["high"])] == row["interval"]
+        assert float(mean["mean"]) == row["mean_dice"]
+    (band,) = _marks(browser, "#plots rect.leader-band", "i", "low", "high")
+    leader = twin["rows"][twin["noise"]["reference"]]
+    assert [float(band["low"]), float(band["high"])] == leader["interval"]
+    # a line is placed where its values say: x grows with Dice
+    xs = browser.execute_script(
+        "return [...document.querySelectorAll('#plots svg.forest line.ci')]"
+        ".map(l => [Number(l.getAttribute('x1')), Number(l.getAttribute('x2'))])"
+    )
+    lows = [row["interval"][0] for row in twin["rows"]]
+    assert sorted(range(len(xs)), key=lambda k: xs[k][0]) == sorted(
+        range(len(lows)), key=lambda k: lows[k]
+    )
+
+
+def test_the_cost_plot_draws_dice_against_the_chosen_cost_with_its_pareto_front(
+    browser: Any,
+) -> None:
+    twin = json.loads(CROSS_VALIDATED.with_suffix(".json").read_text())
+    _open(browser, CROSS_VALIDATED.with_suffix(".html"))
+    for option, key, less in (("0", "gflops", True), ("1", "inference_images_per_s", False)):
+        browser.execute_script(
+            "const s = document.getElementById('cost-axis'); s.value = arguments[0];"
+            "s.dispatchEvent(new Event('change'));",
+            option,
+        )
+        assert (
+            browser.execute_script(
+                "return document.querySelector('#plots svg.scatter').dataset.axis"
+            )
+            == key
+        )
+        points = _marks(browser, "#plots svg.scatter circle.point", "x", "y", "front")
+        assert [(float(p["x"]), float(p["y"])) for p in points] == [
+            (r[key], r["mean_dice"]) for r in twin["rows"]
+        ]
+        front = plots.pareto(
+            [(i, r[key], r["mean_dice"]) for i, r in enumerate(twin["rows"])], less
+        )
+        assert [i for i, p in enumerate(points) if p["front"] == "1"] == sorted(front)
+        (line,) = _marks(browser, "#plots svg.scatter polyline.front", "rows")
+        assert line["rows"] == ",".join(map(str, front))
+    # the main table measured no cost: the page says so instead of drawing
+    _open(browser, MAIN.with_suffix(".html"))
+    text = browser.find_element("css selector", "#plots section[data-kind='cost']").text
+    assert "Nothing to plot" in text and not browser.find_elements("css selector", "svg.scatter")
+
+
+def test_a_point_opens_its_rows_drill_down(browser: Any) -> None:
+    _open(browser, CROSS_VALIDATED.with_suffix(".html"))
+    browser.find_element("css selector", "#plots svg.scatter g.row[data-i='2'] circle").click()
+    assert browser.execute_script("return location.hash") == "#row=3"
+    assert "Adjusted p" in browser.find_element("id", "detail").text
+
+
+def test_the_pareto_front_is_the_rows_no_other_beats_on_both() -> None:
+    points = [(0, 2.0, 0.86), (1, 1.8, 0.83), (2, 0.75, 0.78), (3, 1.2, 0.66), (4, 0.75, 0.78)]
+    assert plots.pareto(points, less_is_better=True) == [2, 4, 1, 0]  # ties both kept
+    assert plots.pareto(points, less_is_better=False) == [0]

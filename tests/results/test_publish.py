@@ -101,7 +101,7 @@ def test_concurrent_finishers_lose_no_row(tmp_path: Path) -> None:
     text = (tmp_path / "boards" / f"{BENCH['id']}.md").read_text()
     assert "| 4 | unetpp" not in text  # one entry, one row...
     assert (
-        "| 1 | unetpp · dice · adamw · flat · none | 0.6500 | 0.1291 | 4 |" in text
+        "| 1 | unetpp · dice · adamw · flat · none | 0.6500 | — | — | 4 |" in text
     )  # ...of 4 seeds
 
 

@@ -1,11 +1,11 @@
-"""A leaderboard's rows, aggregated from records: one per entry, best mean Dice first; the noise
-test of a row against the leader; a run's device as the table names it."""
+"""A leaderboard's rows, aggregated from records: one per entry, best mean Dice first; a run's
+device as the table names it (how sure a row is: tests/results/test_judging.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.results.rows import device_text, precisions, rows, versus_leader
+from harness.results.rows import device_text, precisions, rows
 from tests.helpers import BENCH, make_record, other_benchmark
 
 
@@ -24,15 +24,6 @@ def test_rows_group_an_entrys_seeds_and_leave_out_failed_and_foreign_runs() -> N
     assert [r.seed for r in dice.records] == [0, 1] and dice.mean == pytest.approx(0.82)
     assert dice.by_seed() == {0: 0.80, 1: 0.84} and dice.std == pytest.approx(0.0283, abs=1e-4)
     assert made[0].std is None  # one seed: no spread
-
-
-def test_a_row_is_tested_against_the_leader_by_what_they_share() -> None:
-    leader = rows([make_record("dice", s, 0.8 + s / 100) for s in range(3)], BENCH["id"])[0]
-    paired = rows([make_record("bce", s, 0.6 + s / 50) for s in range(3)], BENCH["id"])[0]
-    assert versus_leader(leader, paired).method == "t-test"
-    apart = rows([make_record("bce", 7, 0.6)], BENCH["id"])[0]  # no seed in common
-    found = versus_leader(leader, apart)
-    assert found.method == "n/a" and found.p_value is None and found.interval is None
 
 
 def test_the_device_names_the_cpu_and_a_precision_other_than_fp32() -> None:

@@ -64,3 +64,34 @@ def test_a_hostile_key_is_named_visibly() -> None:
     record["entry"]["loss"]["params"] = {"x\n![t](http://h/t.png)": 1}
     found = schema.problem(schema.Record, record)
     assert found is not None and "\n" not in found and "more problem" in found, found
+
+
+def _twin() -> dict:
+    main = (
+        REPO / "leaderboards" / "synthetic-2267276f85__phantom-v2-ids20-size256-seed0-d52b2e9a.json"
+    )
+    return json.loads(main.read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda t: t["rows"][1].update(interval=[0.9, 0.8]), "rows[1].interval: its low end is"),
+        (lambda t: t["rows"][1].update(interval=[0.8]), "rows[1].interval: not a pair"),
+        (lambda t: t["rows"][1].update(rank_band=[0, 3]), "rows[1].rank_band: less than 1"),
+        (lambda t: t["rows"][1]["test"].update(p_value=1.5), "rows[1].test.p_value: more than 1"),
+        (lambda t: t["noise"].update(basis="pixels"), "noise.basis: should be"),
+        (lambda t: t["noise"]["rows"].append(99), "noise.rows: not one mean and one layout"),
+        (lambda t: t["noise"].update(rows=[*range(19), 99]), "noise.rows: names a row the table"),
+        (lambda t: t["noise"].update(rows=[0, *range(19)]), "noise.rows: a row named twice"),
+        (lambda t: t["noise"].update(reference=25), "noise.reference: not one of the model's"),
+        (lambda t: t["noise"].pop("layout"), "noise.layout or mean_squares: missing"),
+        (lambda t: t["noise"]["mean_squares"]["df"].__setitem__(2, 1e12), "noise.mean_squares.df"),
+        (lambda t: t["noise"]["layout"]["images"].__setitem__(0, 0), "noise.layout.images[0]"),
+    ],
+)
+def test_a_twins_judgement_and_noise_model_that_fail_are_named(change, says: str) -> None:
+    twin = _twin()
+    change(twin)
+    found = schema.problem(schema.Leaderboard, twin)
+    assert found is not None and found.startswith(says), found

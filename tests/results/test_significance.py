@@ -1,5 +1,5 @@
-"""The noise marks: paired t-test over seeds, paired bootstrap over images for one seed; and the
-words of a verdict, the same in every table, page and terminal."""
+"""The words of a verdict, the same in every table, page and terminal; the notes that name the
+rule; the bootstrap standard error a one-seed row keeps as its ±."""
 
 from __future__ import annotations
 
@@ -17,44 +17,14 @@ from harness.results.rows import rows
 from harness.results.significance import (
     BEST,
     LEADER,
-    Comparison,
+    RULE,
     bootstrap_se,
-    compare_images,
-    compare_seeds,
     difference_verdict,
+    noise_lines,
     verdict,
 )
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record, put_record
-
-
-def test_clear_difference_over_seeds_is_significant() -> None:
-    result = compare_seeds([0.80, 0.82, 0.81], [0.70, 0.71, 0.72])
-    assert result.method == "t-test" and not result.within_noise and result.p_value < 0.05
-
-
-def test_overlapping_seeds_are_within_noise() -> None:
-    result = compare_seeds([0.800, 0.820, 0.810], [0.810, 0.800, 0.815])
-    assert result.within_noise and result.p_value > 0.5
-
-
-def test_constant_difference() -> None:
-    assert not compare_seeds([0.8, 0.9], [0.7, 0.8]).within_noise
-    assert compare_seeds([0.8, 0.9], [0.8, 0.9]).within_noise
-
-
-def test_bootstrap_over_images() -> None:
-    rng = np.random.default_rng(1)
-    a = rng.random(12)
-    shifted = compare_images(a, a - 0.1 + rng.normal(0, 0.01, 12))
-    assert not shifted.within_noise and shifted.interval[0] > 0.05
-    noisy = compare_images(a, a + rng.normal(0, 0.05, 12))
-    assert noisy.within_noise
-    # Deterministic: same input, same interval.
-    assert (
-        compare_images(a, a + 0.01 * np.arange(12)).interval
-        == compare_images(a, a + 0.01 * np.arange(12)).interval
-    )
 
 
 def test_bootstrap_se_matches_the_textbook_value() -> None:
@@ -65,19 +35,36 @@ def test_bootstrap_se_matches_the_textbook_value() -> None:
 
 
 def test_a_verdict_is_worded_once() -> None:
-    assert verdict(None) == LEADER == "leader" and verdict(None, BEST) == BEST == "best"
-    assert verdict(Comparison("t-test", within_noise=True, p_value=0.4)) == "≈"
-    assert verdict(Comparison("bootstrap", within_noise=False, interval=(0.1, 0.2))) == "below"
-    assert verdict(Comparison("n/a", within_noise=True)) == "?"  # no test: no claim
-    assert [difference_verdict(w) for w in (True, False, None)] == [
+    assert verdict(True, None) == LEADER == "leader" and verdict(True, None, BEST) == BEST == "best"
+    assert verdict(False, False) == "≈"
+    assert verdict(False, True) == "below"
+    assert verdict(False, None) == "?"  # not tested: no claim
+    assert [difference_verdict(w) for w in (False, True, None)] == [
         "within noise",
         "real",
         "noise unknown",
     ]
 
 
+def test_the_notes_name_the_rule_the_resolution_and_what_is_left_out() -> None:
+    summary = {"basis": "images", "rows": [0, 1], "df": 62.4, "mdd": 0.0597}
+    text = "\n".join(noise_lines(summary, "vs #1", [], cross_validated=False))
+    assert RULE in text and "62 df" in text and "resolves is 0.0597" in text
+    assert "One seed a row" not in text and "Not modelled" not in text
+    alone = "\n".join(noise_lines({**summary, "images_only": True}, "vs #1", ["#3"], False))
+    assert "One seed a row" in alone and "understate" in alone
+    assert "Not modelled**: 1 row without per-image Dice" in alone and "(#3)" in alone
+    seeds = "\n".join(noise_lines({**summary, "basis": "seeds"}, "vs best", [], False))
+    assert "mean Dice alone" in seeds and "No per-image Dice" in seeds and "`vs best`" in seeds
+    none = noise_lines({"basis": None, "problem": "a table of 1 row(s): nothing to compare"},
+                       "vs #1", [], False)  # fmt: skip
+    assert "no noise model could be fitted (a table of 1 row(s)" in none[0]
+    assert "not known" in none[1]
+
+
 def _no_seed_in_common(root: Path) -> Path:
-    """Three seeds of dice; bce on seed 7 alone, without per-image scores: no test against it."""
+    """Three seeds of dice that score alike, bce on seed 7 alone, no per-image Dice: no noise
+    to measure, so no model and no test against the leader."""
     runs = root / "runs"
     for seed in range(3):
         put_record(runs, f"{BENCH['id']}/dice/seed-{seed}", make_record("dice", seed, 0.8))
@@ -87,12 +74,13 @@ def _no_seed_in_common(root: Path) -> Path:
 
 def test_a_row_with_no_usable_comparison_reads_the_same_everywhere(cli, tmp_path: Path) -> None:
     runs, boards = _no_seed_in_common(tmp_path), tmp_path / "boards"
-    unknown = verdict(Comparison("n/a", within_noise=True))
+    unknown = verdict(False, None)
     board = regenerate(BENCH["id"], runs, boards)
     twin = json.loads(twin_path(board).read_text())
     assert [r["vs_leader"] for r in twin["rows"]] == [LEADER, unknown]
     assert f"| 1 | {unknown} |" in board.read_text(encoding="utf-8")
-    assert [r.cells[5] for r in table_view(board, twin).rows] == [LEADER, unknown]
+    assert [r.cells[6] for r in table_view(board, twin).rows] == [LEADER, unknown]
+    assert twin["noise"]["basis"] is None and "do not vary" in twin["noise"]["problem"]
 
     found = list(iter_records(runs))
     made = [(r.entry.loss.name, r.entry.key, r) for r in rows((r for _, r in found), BENCH["id"])]
@@ -103,10 +91,10 @@ def test_a_row_with_no_usable_comparison_reads_the_same_everywhere(cli, tmp_path
     ablation_twin = json.loads(twin_path(ablation).read_text())
     assert [r.cells[4] for r in table_view(ablation, ablation_twin).rows] == [BEST, unknown]
 
-    # Between two tables, a row without a ± has no noise to compare by: its own words.
+    # Between two tables, rows without a noise model have no noise to compare by: its own words.
     result = compare(board, board)
     words = [d.data()["noise"] for d in result.deltas]
-    assert words == [difference_verdict(True), difference_verdict(None)]
-    assert [r.cells[4] for r in compare_view(result, board, board).rows] == words
+    assert words == [difference_verdict(None)] * 2
+    assert [r.cells[5] for r in compare_view(result, board, board).rows] == words
     printed = cli("compare", board, board)
     assert printed.code == 0 and difference_verdict(None) in printed.out

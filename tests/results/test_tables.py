@@ -65,7 +65,7 @@ def test_the_twin_holds_the_markdowns_rows_and_their_records(tmp_path: Path) -> 
     assert first["n"] == 2 and first["seeds"] == [0, 1] and abs(first["mean_dice"] - 0.81) < 1e-12
     assert first["runs"] == [f"{BENCH['id']}/dice/seed-{s}/record.json" for s in (0, 1)]
     assert f"| 1 | {first['entry']} | 0.8100 |" in table.read_text()
-    assert twin["columns"][:5] == ["#", "Entry", "Mean Dice", "±", "n"]
+    assert twin["columns"][:6] == ["#", "Entry", "Mean Dice", "95 % CI", "Rank (95 %)", "n"]
 
 
 def test_a_table_from_a_folder_missing_its_runs_is_kept_and_this_one_goes_beside_the_runs(
@@ -146,7 +146,7 @@ def test_an_ablation_table_is_kept_like_a_leaderboard(tmp_path: Path) -> None:
     data = ablation_data("loss", table, BENCH["id"], runs_of=runs_of)
     path = tmp_path / "boards" / "x.ablation-loss.md"
     assert write_ablation_table(path, data, runs) == path
-    assert "| dice | 0.8100 | 0.0141 | 2 | best |" in path.read_text()
+    assert "| dice | 0.8100 | [0.6549, 0.9651] | 2 | best |" in path.read_text()
     assert render(json.loads(twin_path(path).read_text())) == path.read_text()
     fewer = ablation_data("loss", table[:1], BENCH["id"], runs_of=runs_of)
     said: list[str] = []

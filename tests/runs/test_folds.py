@@ -1,5 +1,6 @@
 """Cross-validation rows (``--folds``): an entry trained on each listed fold, one row over
-folds in a table of its own, its noise test paired by fold, its fold models an ensemble."""
+folds in a table of its own, its noise model taking folds as blocks, its fold models an
+ensemble."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.data.phantom import synthesize
+from harness.results.judging import judge
 from harness.results.records import read_record
-from harness.results.rows import Row, rows, versus_leader
+from harness.results.rows import Row, rows
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record
 
@@ -41,7 +43,7 @@ def test_folds_all_gives_one_cross_validated_row_of_five(
     (table,) = [p for p in boards.glob("*.md")]
     text = table.read_text()
     ranked = [line for line in text.splitlines() if line.startswith("| 1 ")]
-    assert len(ranked) == 1 and ranked[0].split("|")[5].strip() == "5"  # n = 5 folds × 1 seed
+    assert len(ranked) == 1 and ranked[0].split("|")[6].strip() == "5"  # n = 5 folds × 1 seed
     assert "cross-validated" in text and "folds 0, 1, 2, 3, 4 of the protocol's 5" in text
     assert "cv_folds=0,1,2,3,4" in table.name or "cv_folds" in text
     twin = json.loads(twin_path(table).read_text())
@@ -70,7 +72,7 @@ def _cv(loss: str, fold: int, seed: int, dice: float):
     return record
 
 
-def test_a_cross_validated_row_is_over_folds_and_its_test_pairs_by_fold() -> None:
+def test_a_cross_validated_row_is_over_folds_and_its_test_takes_folds_as_blocks() -> None:
     records = [
         _cv("dice", fold, seed, 0.80 + fold / 100 + seed / 1000)
         for fold in range(3)
@@ -80,9 +82,10 @@ def test_a_cross_validated_row_is_over_folds_and_its_test_pairs_by_fold() -> Non
     assert row.cross_validated and len(row.records) == 6  # n = folds × seeds
     assert row.by_seed() == pytest.approx({0: 0.8005, 1: 0.8105, 2: 0.8205})
     assert row.mean == pytest.approx(0.8105) and row.std == pytest.approx(0.01)
-    other = Row(row.entry, tuple(_cv("dice", f, 0, 0.70 + f / 100) for f in range(3)))
-    verdict = versus_leader(row, other)
-    assert verdict.method == "t-test" and not verdict.within_noise
+    other = Row(row.entry, tuple(_cv("dice", f, 0, d) for f, d in enumerate((0.7, 0.715, 0.72))))
+    noise = judge([row, other])
+    assert noise.model is not None and noise.model.layout.folds == 3
+    assert noise.judged[0].leader and noise.judged[1].below
 
 
 @pytest.mark.parametrize(

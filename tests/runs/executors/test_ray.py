@@ -69,7 +69,7 @@ def test_sweep_with_jobs_trains_two_at_once_and_a_failed_run_stops_no_other(
     assert result.err.count(": succeeded, mean Dice") == 2  # one line per run as it ends
     (main,) = [p for p in boards.glob("*.md") if "ablation" not in p.name]
     rows = [line for line in main.read_text().splitlines() if line.startswith("| 1 ")]
-    assert len(rows) == 1 and rows[0].split("|")[5].strip() == "2"  # both Dice seeds, one row
+    assert len(rows) == 1 and rows[0].split("|")[6].strip() == "2"  # both Dice seeds, one row
     # Two ran at once: some run started before another one finished and ended after it started.
     spans = sorted((r.started_at, r.finished_at) for r in records)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
