@@ -68,7 +68,9 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuning.TuneOutcome,
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
         seen = _Seen(mp)
-        outcome = tuning.tune(_request(tmp), NullObserver(), trials=TRIALS)
+        outcome = tuning.tune(
+            _request(tmp), NullObserver(), options=tuning.TuneOptions(trials=TRIALS)
+        )
     return outcome, seen.calls, tmp
 
 
@@ -113,8 +115,10 @@ def test_the_best_trial_is_chosen_and_the_row_says_tuned(tuned) -> None:
     assert outcome.chosen.dice == best
     board = next((tmp / "boards").glob(f"{outcome.final.benchmark.id}.md")).read_text()
     lr = f"lr={outcome.chosen.values['lr']:.3g}"
+    momentum = outcome.chosen.values["optimizer.momentum"]  # sgd's own space: into its factory
     row = next(line for line in board.splitlines() if line.startswith("| 1 "))
-    assert f"unet · dice · sgd · warmup-cosine · none · tuned {TRIALS}: {lr}" in row
+    label = f"unet · dice · sgd:momentum={momentum} · warmup-cosine · none · tuned {TRIALS}: {lr}"
+    assert label in row
     record = read_record(outcome.final.outcomes[0][0])
     assert record.entry["tuned"].startswith(f"{TRIALS}-")
     assert record.tuning["chosen"]["values"] == outcome.chosen.values
@@ -136,7 +140,9 @@ def test_a_second_tune_into_another_folder_chooses_the_same_values(
     tuned, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outcome, _, _ = tuned
-    again = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+    again = tuning.tune(
+        _request(tmp_path), NullObserver(), options=tuning.TuneOptions(trials=TRIALS)
+    )
     assert [t.values for t in again.trials] == [t.values for t in outcome.trials]
     assert [t.dice for t in again.trials] == [t.dice for t in outcome.trials]
     assert again.chosen.values == outcome.chosen.values
@@ -162,14 +168,16 @@ def test_a_killed_tune_resumed_does_not_redo_finished_trials(
             lines.append(text)
 
     with pytest.raises(KeyboardInterrupt):
-        tuning.tune(_request(tmp_path), Said(), trials=TRIALS)
+        tuning.tune(_request(tmp_path), Said(), options=tuning.TuneOptions(trials=TRIALS))
     assert "harness tune" in lines[-1] and "--resume" in lines[-1] and "--trials 2" in lines[-1]
     monkeypatch.setattr(seed, "train_job", real)
     # Without --resume the study is not overwritten.
     with pytest.raises(HarnessError, match="--resume"):
-        tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+        tuning.tune(_request(tmp_path), NullObserver(), options=tuning.TuneOptions(trials=TRIALS))
     seen = _Seen(monkeypatch)
-    outcome = tuning.tune(_request(tmp_path, resume=True), NullObserver(), trials=TRIALS)
+    outcome = tuning.tune(
+        _request(tmp_path, resume=True), NullObserver(), options=tuning.TuneOptions(trials=TRIALS)
+    )
     # One trial was left, then the final seed: the finished trial was not trained again.
     assert len(seen.calls) == 2
     assert [c[0].lr for c in seen.calls][0] == outcome.trials[1].values["lr"]
@@ -191,11 +199,15 @@ def test_a_failed_trial_is_not_tried_again_on_resume(
         return real(run, *args, **kwargs)
 
     monkeypatch.setattr(seed, "train", first_trial_diverges)
-    first = tuning.tune(_request(tmp_path), NullObserver(), trials=TRIALS)
+    first = tuning.tune(
+        _request(tmp_path), NullObserver(), options=tuning.TuneOptions(trials=TRIALS)
+    )
     assert [t.dice is None for t in first.trials] == [True, False]
     assert first.trials[0].record.status == "failed"
     seen = _Seen(monkeypatch)  # the real train again, counted
-    again = tuning.tune(_request(tmp_path, resume=True), NullObserver(), trials=TRIALS)
+    again = tuning.tune(
+        _request(tmp_path, resume=True), NullObserver(), options=tuning.TuneOptions(trials=TRIALS)
+    )
     assert seen.calls == []  # neither the failed trial nor anything else trained again
     assert again.trials[0].dice is None and again.chosen.values == first.chosen.values
 
@@ -217,7 +229,9 @@ def test_a_value_whose_trials_all_fail_leaves_the_others_their_rows(
     monkeypatch.setattr(seed, "train", adam_diverges)
     axis = parse_vary("optimizer=adam,sgd")
     with pytest.raises(RunFailed, match="adam .* all 1 tuning trials failed") as info:
-        tuning.tune_sweep(_request(tmp_path), axis, NullObserver(), trials=1)
+        tuning.tune_sweep(
+            _request(tmp_path), axis, NullObserver(), options=tuning.TuneOptions(trials=1)
+        )
     (table,) = (tmp_path / "boards").glob("*.ablation-optimizer-tuned.md")
     assert str(table) in str(info.value)
     lines = {line.split(" |")[0]: line for line in table.read_text().splitlines()}
@@ -230,10 +244,10 @@ def test_a_second_tune_of_the_same_study_is_refused_while_one_runs(tmp_path: Pat
 
     request = _request(tmp_path, resume=True)
     base = planning.plan(request)
-    folder = tuning.study_folder(base, tuning.budget_of(base.benchmark.protocol, TRIALS))
+    folder = tuning.study_folder(base, tuning.entry_budget(base, TRIALS)[0])
     folder.parent.mkdir(parents=True)
     with FileLock(f"{folder}.lock"), pytest.raises(HarnessError, match="another harness tune"):
-        tuning.tune(request, NullObserver(), trials=TRIALS)
+        tuning.tune(request, NullObserver(), options=tuning.TuneOptions(trials=TRIALS))
     assert not folder.exists()  # nothing written by the refused one
 
 
@@ -250,7 +264,8 @@ def test_ctrl_c_in_a_trial_says_the_tune_command() -> None:
         model="unet", loss="dice", runs_dir=Path("runs"), leaderboards_dir=Path("boards")
     )
     hinted = planning.Plan(
-        registry=None, benchmark=None, entry=None, seeds=[0],
+        registry=None, benchmark=planning.Benchmark(None, protocols.load("tiny")),
+        entry=None, seeds=[0],
         launch=LaunchSettings(torch.device("cpu")), request=request,
         runs_dir=Path("runs"), leaderboards_dir=Path("boards"),
         resume_hint=tuning.tune_hint(request, None),
