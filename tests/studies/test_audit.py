@@ -80,9 +80,7 @@ def test_the_report_and_the_rule() -> None:
     }  # fmt: skip
     assert report["rule"]["keep_halving"] and report["rule"]["tau_min"] == 0.6
     assert report["configs"][0]["rungs"] == {"6": 0.6, "18": pytest.approx(0.89)}
-    disagree = _configs(
-        full=[0.4, 0.5, 0.6, 0.7, 0.8, 0.9], first=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
-    )
+    disagree = _configs(full=[0.4, 0.5, 0.6, 0.7, 0.8, 0.9], first=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
     bad = audit.audit(disagree, SCHEDULE, seed=0)
     assert bad["rungs"][0]["kendall_tau"] == pytest.approx(-1.0)
     assert bad["regret"] == pytest.approx(0.4) and not bad["rule"]["keep_halving"]

@@ -309,6 +309,10 @@ def test_cli_tune_with_jobs(local_ray, cli, tmp_path: Path) -> None:
         (["--set", "fold=1"], "[tuning] fold"),
         (["--set", "folds=1"], "folds"),
         (["--set", "folds=2"], "leave none to train the trials on"),
+        (["--audit"], "--audit checks successive halving"),
+        (["--schedule", "grid"], "--schedule grid: choose one of full, halving"),
+        (["--schedule", "halving", "--min-epochs", "2"], "shorter than the protocol's 2 epochs"),
+        (["--schedule", "halving", "--eta", "1"], "eta >= 2"),
     ],
 )
 def test_bad_budgets_are_one_line(cli, tmp_path: Path, args: list[str], message: str) -> None:
@@ -553,6 +557,12 @@ def test_tuning_table_in_a_protocol_file(tmp_path: Path) -> None:
         ("[tuning.space]\nlr = [0.1, 0.01]\n", "low < high"),
         ("[tuning.space]\nweight_decay = [0, 0.01]\n", "low > 0 on a log scale"),
         ('[tuning]\nsampler = "grid"\n', "sampler 'grid' unknown"),
+        ('[tuning]\nschedule = "hyperband"\n', "schedule 'hyperband' unknown"),
+        ("[tuning]\neta = 1\n", "eta must be a whole number of at least 2"),
+        ("[tuning]\nmin_epochs = 0\n", "min_epochs must be a whole number of at least 1"),
+        ('[tuning]\nfixed = ["epochs"]\n', "'epochs' is not a tunable field"),
+        ("[tuning]\nfixed = 3\n", "expected a list of field names"),
+        ('[tuning]\nfixed = ["lr"]\n[tuning.space]\nlr = [1e-3, 1e-1]\n', "lr is both fixed"),
     ],
 )
 def test_bad_tuning_tables_name_the_key(tmp_path: Path, table: str, message: str) -> None:
@@ -561,6 +571,29 @@ def test_bad_tuning_tables_name_the_key(tmp_path: Path, table: str, message: str
     with pytest.raises(HarnessError, match=message.replace("[", r"\[")) as info:
         protocols.load(str(path))
     assert str(path) in str(info.value)
+
+
+def test_a_schedule_and_fixed_fields_in_a_protocol_file(tmp_path: Path) -> None:
+    """``[tuning] schedule``, ``eta``, ``min_epochs`` and ``fixed``: in the budget's hash and
+    words; a budget without them keeps the hash it had (the published tables' tags)."""
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'name = "p"\n[tuning]\nschedule = "halving"\neta = 3\nmin_epochs = 6\n'
+        'fixed = ["weight_decay"]\n[tuning.space]\nlr = [1e-4, 1e-1]\n'
+    )
+    budget = protocols.load(str(path)).tuning
+    assert (budget.schedule, budget.eta, budget.min_epochs) == ("halving", 3, 6)
+    assert budget.fixed == ("weight_decay",)
+    assert budget.to_dict()["schedule"] == "halving" and budget.to_dict()["fixed"] == [
+        "weight_decay"
+    ]
+    assert "successive halving (eta 3, from 6 epochs)" in budget.budget
+    assert budget.budget.endswith("weight_decay fixed")
+    plain = protocols.Tuning(space=budget.space)
+    assert set(plain.to_dict()) == {"trials", "sampler", "seed", "fold", "trial_seed", "space"}
+    halved = dataclasses.replace(plain, schedule="halving")
+    assert len({plain.hash, halved.hash, dataclasses.replace(halved, eta=2).hash}) == 3
+    assert dataclasses.replace(plain, eta=2).hash == plain.hash  # eta means nothing under full
 
 
 def test_builtin_hashes_are_unchanged_by_the_new_fields() -> None:
