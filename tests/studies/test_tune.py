@@ -302,6 +302,26 @@ def test_cli_tune_with_jobs(local_ray, cli, tmp_path: Path) -> None:
     assert "8 trials" in dry.out and "estimate:" in dry.out
 
 
+def test_cli_tune_halving_with_jobs(local_ray, cli, tmp_path: Path) -> None:
+    """Halving's rungs go through the same dispatch to Ray: each rung's trials at once, a
+    barrier, the next rung; every trial's record at its rung's epochs."""
+    result = cli(
+        "tune", "--model", "unet", "--loss", "dice", "--optimizer", "adam", "--protocol", "tiny",
+        "--trials", "4", "--schedule", "halving", "--eta", "2", "--min-epochs", "1",
+        "--jobs", "2", "--device", "cpu",
+        "--runs-dir", tmp_path / "runs", "--leaderboards-dir", tmp_path / "boards",
+    )  # fmt: skip
+    assert result.code == 0, result.err[-3000:]
+    assert "Epochs" in result.out and "over the default configuration" in result.out
+    (summary,) = (tmp_path / "runs").rglob(tuning.SUMMARY_NAME)
+    trials = json.loads(summary.read_text())["trials"]
+    assert [(t["rung"], t["epochs"]) for t in trials] == [(1, 1)] * 4 + [(2, 2)] * 2
+    for t in trials:
+        record = read_record(tmp_path / "runs" / t["record"] / "record.json")
+        assert record.status == "succeeded" and len(record.history) == t["epochs"]
+        assert record.cost["executor"] == "ray"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
