@@ -2,7 +2,8 @@
 
 The public API is the names in ``__all__``; everything else is internal and may move.
 
-- Plugin authors need ``hookimpl`` (``from harness import hookimpl``) and, in their own
+- Plugin authors need ``hookimpl`` (``from harness import hookimpl``), ``tunable`` to
+  declare the hyper-parameters their component wants tuned and their ranges, and, in their own
   tests, the conformance checks of ``harness.testing`` (``check_plugin``,
   ``assert_conforms``), also importable from here.
 - Python users get the component ``Registry``, the error users can fix
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from harness.classes import CLASSES, NUM_CLASSES
     from harness.components.conformance import Check, Report, check_component
     from harness.components.registry import Registry
+    from harness.components.spaces import tunable
     from harness.errors import HarnessError
     from harness.protocol import Protocol
     from harness.protocol import load as load_protocol
@@ -38,6 +40,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Protocol": ("harness.protocol", "Protocol"),
     "load_protocol": ("harness.protocol", "load"),
     "Registry": ("harness.components.registry", "Registry"),
+    "tunable": ("harness.components.spaces", "tunable"),
     "Check": ("harness.components.conformance", "Check"),
     "Report": ("harness.components.conformance", "Report"),
     "check_component": ("harness.components.conformance", "check_component"),
@@ -48,6 +51,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ = [
     "__version__",
     "hookimpl",
+    "tunable",
     "HarnessError",
     "Registry",
     "CLASSES",

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,11 @@ TUNABLE = ("lr", "weight_decay", "warmup_epochs", "grad_clip")
 #: Samplers ``harness tune`` knows: Optuna's quasi-Monte Carlo sampler (scrambled Sobol).
 SAMPLERS = ("qmc",)
 
+#: How ``harness tune`` spends its trials: ``full`` trains every configuration for the
+#: protocol's epochs; ``halving`` is successive halving (short, compressed schedules first,
+#: the best ``1/eta`` trained again for longer; ``harness.studies.halving``).
+SCHEDULES = ("full", "halving")
+
 
 def _digest(data: dict[str, Any]) -> str:
     """Ten hex digits of SHA-256 over ``data``'s canonical JSON (sorted keys, no spaces)."""
@@ -68,6 +74,27 @@ class Range:
 
     def __str__(self) -> str:
         return f"[{self.low:g}, {self.high:g}]{' log' if self.log else ''}"
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def range_problem(low: Any, high: Any, log: Any) -> str | None:
+    """Why ``low``, ``high``, ``log`` make no range (None when they make one): numbers with
+    ``low < high``, ``low > 0`` on a log scale, ``log`` true or false."""
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in (low, high)
+    )
+    if not numbers:
+        return f"bounds {low!r}, {high!r} are not both finite numbers"
+    if not isinstance(log, bool):
+        return f"log must be true or false, got {log!r}"
+    if not low < high:
+        return f"low {low:g} is not below high {high:g}"
+    if log and low <= 0:
+        return f"a log range needs low > 0, got [{low:g}, {high:g}]"
+    return None
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,15 @@ class Tuning:
         ("lr", Range(1e-4, 1e-1)),
         ("weight_decay", Range(1e-6, 1e-2)),
     )
+    #: ``full`` (every trial trains the protocol's epochs) or ``halving`` (``SCHEDULES``).
+    schedule: str = "full"
+    #: Successive halving's reduction factor: the best ``1/eta`` of a rung go on, each rung
+    #: ``eta`` times longer than the one before.
+    eta: int = 3
+    #: Successive halving's first (shortest) rung, in epochs.
+    min_epochs: int = 1
+    #: Protocol fields never tuned, whatever a component declares (``TUNABLE`` names).
+    fixed: tuple[str, ...] = ()
 
     @property
     def hash(self) -> str:
@@ -95,7 +131,10 @@ class Tuning:
         return _digest(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The budget as data. What was added after tuned tables were published (the schedule,
+        the fixed fields) is written only when it differs from the default, so a budget
+        without them keeps its hash (and its published tables their entries)."""
+        data: dict[str, Any] = {
             "trials": self.trials,
             "sampler": self.sampler,
             "seed": self.seed,
@@ -103,15 +142,25 @@ class Tuning:
             "trial_seed": self.trial_seed,
             "space": {k: dataclasses.asdict(r) for k, r in self.space},
         }
+        if self.schedule != "full":
+            data.update(schedule=self.schedule, eta=self.eta, min_epochs=self.min_epochs)
+        if self.fixed:
+            data["fixed"] = list(self.fixed)
+        return data
 
     @property
     def budget(self) -> str:
         """The budget in words, for a table's header."""
         ranges = ", ".join(f"{k} {r}" for k, r in self.space)
-        return (
+        text = (
             f"{self.trials} trials ({self.sampler} seed {self.seed}) over {ranges}, "
             f"validated on fold {self.fold}"
         )
+        if self.schedule == "halving":
+            text += f", successive halving (eta {self.eta}, from {self.min_epochs} epochs)"
+        if self.fixed:
+            text += f", {' and '.join(self.fixed)} fixed"
+        return text
 
 
 @dataclass(frozen=True)
@@ -341,33 +390,68 @@ def from_mapping(data: dict[str, Any], source: str) -> Protocol:
         raise HarnessError(f"{source}: {exc}") from None
 
 
-_TUNING_KEYS = ("trials", "sampler", "seed", "fold", "trial_seed", "space")
+_TUNING_KEYS = (
+    "trials",
+    "sampler",
+    "seed",
+    "fold",
+    "trial_seed",
+    "schedule",
+    "eta",
+    "min_epochs",
+    "fixed",
+    "space",
+)
+#: Whole-number keys of ``[tuning]`` and the least each may be.
+_TUNING_WHOLE = {"trials": 1, "seed": 0, "fold": 0, "trial_seed": 0, "eta": 2, "min_epochs": 1}
 
 
 def tuning_from_mapping(data: Any, source: str) -> Tuning:
-    """A ``[tuning]`` table: ``trials``, ``sampler``, ``seed``, ``fold``, ``trial_seed`` and
-    ``[tuning.space]`` with one ``FIELD = {low, high, log}`` (or ``[low, high]``) per field."""
+    """A ``[tuning]`` table: ``trials``, ``sampler``, ``seed``, ``fold``, ``trial_seed``,
+    ``schedule`` (``full`` or ``halving``) with ``eta`` and ``min_epochs``, ``fixed`` (fields
+    never tuned) and ``[tuning.space]`` with one ``FIELD = {low, high, log}`` (or
+    ``[low, high]``) per field."""
     if not isinstance(data, dict):
         raise HarnessError(f"{source}: expected a table")
     unknown = sorted(set(data) - set(_TUNING_KEYS))
     if unknown:
         raise HarnessError(f"{source}: unknown key {unknown[0]!r}; keys: {', '.join(_TUNING_KEYS)}")
     values: dict[str, Any] = {}
-    for key in ("trials", "seed", "fold", "trial_seed"):
+    for key, least in _TUNING_WHOLE.items():
         if key in data:
             v = data[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key == "trials" else 0):
-                raise HarnessError(f"{source}: {key} must be a whole number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                raise HarnessError(
+                    f"{source}: {key} must be a whole number of at least {least}, got {v!r}"
+                )
             values[key] = v
-    if "sampler" in data:
-        if data["sampler"] not in SAMPLERS:
-            raise HarnessError(
-                f"{source}: sampler {data['sampler']!r} unknown; choose {', '.join(SAMPLERS)}"
-            )
-        values["sampler"] = data["sampler"]
+    for key, choices in (("sampler", SAMPLERS), ("schedule", SCHEDULES)):
+        if key in data:
+            if data[key] not in choices:
+                raise HarnessError(
+                    f"{source}: {key} {data[key]!r} unknown; choose {', '.join(choices)}"
+                )
+            values[key] = data[key]
+    if "fixed" in data:
+        values["fixed"] = _fixed(data["fixed"], f"{source}.fixed")
     if "space" in data:
         values["space"] = _space(data["space"], f"{source}.space")
+    both = sorted(set(values.get("fixed", ())) & {k for k, _ in values.get("space", ())})
+    if both:
+        raise HarnessError(f"{source}: {both[0]} is both fixed and in [tuning.space]; keep one")
     return Tuning(**values)
+
+
+def _fixed(data: Any, source: str) -> tuple[str, ...]:
+    """``fixed = ["weight_decay"]``: protocol fields no component may have tuned."""
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise HarnessError(f'{source}: expected a list of field names, e.g. ["weight_decay"]')
+    unknown = [v for v in data if v not in TUNABLE]
+    if unknown:
+        raise HarnessError(
+            f"{source}: {unknown[0]!r} is not a tunable field; fields: {', '.join(TUNABLE)}"
+        )
+    return tuple(sorted(set(data)))
 
 
 def _space(data: Any, source: str) -> tuple[tuple[str, Range], ...]:
@@ -386,8 +470,7 @@ def _space(data: Any, source: str) -> tuple[tuple[str, Range], ...]:
         ):
             raise HarnessError(f"{source}.{key}: expected [low, high] or {{low, high, log}}")
         low, high, log = spec["low"], spec["high"], spec.get("log", True)
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-        if not numbers or not isinstance(log, bool) or not low < high or (log and low <= 0):
+        if range_problem(low, high, log) is not None:
             raise HarnessError(
                 f"{source}.{key}: need numbers low < high (low > 0 on a log scale), log true/false"
             )

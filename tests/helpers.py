@@ -91,6 +91,37 @@ def harness_models():
     return {"small-cnn": small_cnn}
 """
 
+#: A third-party optimizer that declares its tuning space: a protocol field (``lr``) and one
+#: of its own parameters (``dampening``); ``harness tune`` searches weight decay over the
+#: protocol's range. ``SPACED_BAD`` declares a log range that reaches 0.
+SPACED_OPTIMIZER = """
+import torch
+
+from harness import hookimpl, tunable
+
+
+@tunable(lr=(1e-3, 0.3, "log"), dampening=(0.0, 0.5))
+def damped_sgd(params, *, lr, weight_decay, dampening: float = 0.1):
+    \"\"\"SGD with momentum 0.9 and some dampening.\"\"\"
+    return torch.optim.SGD(
+        params, lr=lr, weight_decay=weight_decay, momentum=0.9, dampening=dampening
+    )
+
+
+@hookimpl
+def harness_optimizers():
+    return {"damped-sgd": damped_sgd}
+"""
+SPACED_BAD = SPACED_OPTIMIZER.replace("dampening=(0.0, 0.5))", "dampening=(0.0, 0.5, 'log'))")
+
+
+def spaced_plugin(folder: Path, bad: bool = False) -> Path:
+    """``SPACED_OPTIMIZER`` (or ``SPACED_BAD``) as a plugin file in ``folder``."""
+    path = folder / ("bad_space.py" if bad else "damped.py")
+    path.write_text(SPACED_BAD if bad else SPACED_OPTIMIZER)
+    return path
+
+
 #: tiny with 4 epochs of 8 one-image steps, 2 validation batches per epoch.
 STEPS_PER_EPOCH = 8
 

@@ -32,6 +32,7 @@ def fresh_modules(code: str) -> set[str]:
     [
         "import harness",
         "from harness import hookimpl",
+        "from harness import hookimpl, tunable",
         "from harness import __version__, HarnessError, Registry, CLASSES, load_protocol",
     ],
 )

@@ -18,14 +18,17 @@ def check_plugin(
         list[str] | None, typer.Option(help="Extra plugin module or .py file")
     ] = None,
 ) -> None:
-    """Conformance check of one component; exit 1 when any check fails."""
+    """Conformance check of one component; exit 1 when any check fails, 2 when its declared
+    tuning space is bad."""
     from harness.components.conformance import check_component, resolve_kind
     from harness.components.entry import parse_component
     from harness.components.registry import Registry
+    from harness.components.spaces import declared
 
     spec = parse_component(name, "check-plugin")
     registry = Registry.load(plugin or ())
     kind = resolve_kind(registry, spec.name, kind)
+    declared(registry.get(kind, spec.name))  # a bad declaration: one line, exit 2
     report = check_component(registry, kind, spec.name, spec.kwargs, encoder=encoder)
     table = Table(title=text(report.title))
     for col in ("check", "result", "detail"):

@@ -53,16 +53,22 @@ def _components_table(kind: str, components: Iterable[Registered]) -> Table:
     """Name, plugin, distribution and the docstring's first line: cut to one line where the
     terminal is wide enough for the other columns to stay whole (`harness show` has the
     rest), else wrapped."""
-    from harness.components.describe import summary
+    from harness.components.describe import space_summary, summary
 
+    components = list(components)
     rows = [
         (c.name, c.plugin, f"{c.distribution} {c.version}" if c.distribution else "—",
-         summary(c.factory))
+         space_summary(c), summary(c.factory))
         for c in components
     ]  # fmt: skip
-    columns = ("name", "plugin", "distribution", "description")
+    # The tuning space column only for a kind where some component declares one.
+    spaced = any(row[3] for row in rows)
+    rows = [row if spaced else (*row[:3], row[4]) for row in rows]
+    columns = ("name", "plugin", "distribution", *(("tuning space",) if spaced else ()))
+    columns += ("description",)
+    fixed_width = len(columns) - 1
     widths = [max([len(col), *(len(row[i]) for row in rows)]) for i, col in enumerate(columns)]
-    room = out.width - sum(widths[:3]) - 3 * len(columns) - 1  # borders and padding
+    room = out.width - sum(widths[:fixed_width]) - 3 * len(columns) - 1  # borders and padding
     table = Table(title=kind)
     for col in columns:
         table.add_column(col, no_wrap=col == "name")

@@ -27,8 +27,15 @@ def show(
 
     info = describe(Registry.load(plugin or ()), kind, name)
     lines = _heading(info) + _parameters(info)
-    if info.tuning_space is not None:  # none can be declared yet: harness.components.describe
-        lines += ["", "Tuning space:", *(f"  {k}  {v}" for k, v in info.tuning_space.items())]
+    if info.tuning_space is not None:
+        width = max(len(k) for k in info.tuning_space)
+        lines += [
+            "",
+            "Tuning space (harness tune; the protocol's [tuning.space] for the rest):",
+            *(f"  {k:<{width}}  {v}" for k, v in info.tuning_space.items()),
+        ]
+    elif info.tuning_problem is not None:
+        lines += ["", f"Tuning space: invalid: {info.tuning_problem}"]
     for line in lines:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 

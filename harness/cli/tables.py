@@ -118,6 +118,7 @@ def _stats_caption(doc: dict) -> list[str]:
 def trials_table(outcome: TuneOutcome) -> Table:
     """Every tuning trial: its values, its Dice on the tuning fold, its cost; the chosen marked."""
     names = [k for k, _ in outcome.tuning.space]
+    staged = len(outcome.rungs) > 1
     table = Table(
         title=Text(
             f"Tuning: {len(outcome.trials)} trials on fold {outcome.tuning.fold} "
@@ -125,6 +126,8 @@ def trials_table(outcome: TuneOutcome) -> Table:
         )
     )
     table.add_column("Trial", justify="right")
+    if staged:
+        table.add_column("Epochs", justify="right")
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("Dice", justify="right")
@@ -133,6 +136,7 @@ def trials_table(outcome: TuneOutcome) -> Table:
     for trial in outcome.trials:
         table.add_row(
             str(trial.number + 1),
+            *([str(trial.epochs)] if staged else []),
             *(f"{trial.values[n]:.3g}" for n in names),
             _num(trial.dice, ".4f") if trial.dice is not None else "failed",
             f"{trial.device_hours:.4f}",

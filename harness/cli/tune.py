@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,6 +10,9 @@ from harness.cli import launch, options
 from harness.cli.root import line, out, text
 from harness.cli.tables import trials_table
 from harness.runs.requests import RunRequest
+
+if TYPE_CHECKING:
+    from harness.studies.tune import TuneOptions, TuneOutcome
 
 
 @options.request_options(
@@ -29,11 +32,35 @@ def tune(
         str | None,
         typer.Option(help="Tune each of AXIS=v1,v2,... and write a tuned ablation table"),
     ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="full (every trial the protocol's epochs) or halving (successive halving); "
+            "default: tuning.schedule in the protocol"
+        ),
+    ] = None,
+    eta: Annotated[
+        int | None,
+        typer.Option(help="Halving: the best 1/ETA go on, each rung ETA times longer"),
+    ] = None,
+    min_epochs: Annotated[int | None, typer.Option(help="Halving: the first rung's epochs")] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="Halving: also train every configuration at the full horizon and write the "
+            "rank correlation and regret of halving's choice beside the study",
+        ),
+    ] = False,
 ) -> None:
-    """Tune the entry's lr and weight decay with the protocol's equal budget (trials on a
-    tuning fold, never on the protocol's), then run the chosen values on its seeds."""
+    """Tune the entry with the protocol's equal budget over its space (what its components
+    declare, the protocol's for the rest; trials on a tuning fold, never on the protocol's),
+    then run the chosen values on its seeds."""
+    from harness.studies.tune import TuneOptions
+
+    chosen = TuneOptions(trials, schedule, eta, min_epochs, audit)
     if vary is not None:
-        return _tune_sweep(request, trials, vary)
+        return _tune_sweep(request, chosen, vary)
     request.check_early()  # a bad protocol, name or parameter: one line before torch loads
     executor = launch.executor(request)
     from harness.results.leaderboard import leaderboard_path
@@ -43,14 +70,15 @@ def tune(
     with launch.preparing(executor) as planner:
         planner.plan(request)  # every input checked, the dataset ready, before any trial
     if request.launch.dry_run:
-        for said in tune_dry_run(request, trials, planner):
+        for said in tune_dry_run(request, chosen, planner):
             line(said)
         return
     with launch.reporting(executor) as (observer, runs):
         outcome = run_tune(
-            request, observer, trials=trials, jobs=runs, planner=planner, executor=executor
+            request, observer, options=chosen, jobs=runs, planner=planner, executor=executor
         )
     out.print(trials_table(outcome))
+    _say_gain(outcome)
     for path, record in outcome.final.outcomes:
         dice = text(f"{record.mean_dice:.4f}", "bold")
         fold = outcome.final.benchmark.protocol.fold
@@ -71,7 +99,19 @@ def tune(
     )
 
 
-def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
+def _say_gain(outcome: TuneOutcome) -> None:
+    """Under halving, what tuning gained over the default configuration; the audit's file."""
+    default = outcome.default
+    if default and default.get("gain") is not None:
+        line(
+            f"over the default configuration ({default['mean_dice']:.4f} at "
+            f"{default['epochs']} epochs): {default['gain']:+.4f} Dice"
+        )
+    if outcome.audit is not None:
+        line(f"audit: {outcome.audit}")
+
+
+def _tune_sweep(request: RunRequest, chosen: TuneOptions, vary: str) -> None:
     """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
     from harness.studies.axes import parse_vary
 
@@ -87,12 +127,12 @@ def _tune_sweep(request: RunRequest, trials: int | None, vary: str) -> None:
     if request.launch.dry_run:  # each value's budget, study and estimate; nothing trains
         for value in axis.values:
             value_request = request.replace(**{axis.name: value})
-            for said in tune_dry_run(value_request, trials, planner):
+            for said in tune_dry_run(value_request, chosen, planner):
                 line(said)
         return
     with launch.reporting(executor) as (observer, runs):
         path, _ = tune_sweep(
-            request, axis, observer, trials=trials, jobs=runs, planner=planner, executor=executor
+            request, axis, observer, options=chosen, jobs=runs, planner=planner, executor=executor
         )
     if path is None:
         return

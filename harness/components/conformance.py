@@ -16,7 +16,9 @@ the rest is behaviour a run cannot see on one batch:
 - a **scheduler** is an LR scheduler that steps ``total_steps`` times with the learning
   rate finite and >= 0, with and without warm-up, and round-trips its state dict;
 - an **augmentation** (``None`` is no augmentation) keeps shapes and dtypes, keeps masks
-  binary, and keeps image and masks aligned.
+  binary, and keeps image and masks aligned;
+- a component that declares a tuning space (``harness.tunable``) declares a valid one
+  (``harness.components.spaces``): names it takes, bounds in order, log ranges above 0.
 
 An exception inside a plugin is a failed check carrying its message, never a
 traceback, so one report lists every problem at once. Asking for a component that
@@ -37,7 +39,7 @@ import torch
 from torch import nn
 
 from harness.classes import NUM_CLASSES
-from harness.components import contracts
+from harness.components import contracts, spaces
 from harness.components.kinds import BY_FIELD, BY_PLURAL, COMPONENT_KINDS
 from harness.components.registry import KINDS, SINGULAR, Registered, Registry
 from harness.errors import HarnessError
@@ -149,6 +151,8 @@ def check_component(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         checker(component, params, checks, encoder)
+    if getattr(component.factory, spaces.TUNING_SPACE, None) is not None:
+        checks.run("declares a valid tuning space", lambda: _space_detail(component))
     return Report(
         kind=kind,
         name=name,
@@ -156,6 +160,12 @@ def check_component(
         params=params,
         checks=tuple(checks.done),
     )
+
+
+def _space_detail(component: Registered) -> str:
+    """The declared tuning space in words (a bad one: ``spaces.declared``'s one line)."""
+    found = spaces.declared(component)
+    return ", ".join(f"{k} {v}" for k, v in found.describe().items()) if found else "none"
 
 
 # -- machinery -------------------------------------------------------------------------------

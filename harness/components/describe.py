@@ -9,9 +9,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.components import spaces
 from harness.components.kinds import BY_FIELD, BY_PLURAL
 from harness.components.parameters import Parameters
 from harness.components.registry import Registered, Registry
+from harness.errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,11 @@ class Description:
     parameters: Parameters
     #: The first paragraph of the factory's docstring ("" when it has none).
     about: str
-    #: The hyper-parameters it asks to be tuned and their ranges, when it declares them.
+    #: The hyper-parameters it asks to be tuned and their ranges in words, when it declares
+    #: them (``harness.components.spaces``).
     tuning_space: Mapping[str, Any] | None = None
+    #: What is wrong with the space it declares, in one line (None: nothing, or none declared).
+    tuning_problem: str | None = None
 
 
 def plural_of(kind: str) -> str:
@@ -43,16 +48,28 @@ def describe(registry: Registry, kind: str, name: str) -> Description:
         parameters=component.parameters(),
         about=first_paragraph(component.factory),
         tuning_space=declared_tuning_space(component),
+        tuning_problem=spaces.problem(component),
     )
 
 
 def declared_tuning_space(component: Registered) -> Mapping[str, Any] | None:
-    """The tuning space ``component`` declares (the design lets a component name the
-    hyper-parameters it wants tuned and their ranges). No plugin can declare one yet, so
-    there is none: this is where it will be read when one can, and ``harness show`` prints
-    it then."""
-    del component
-    return None
+    """The tuning space ``component`` declares, each name with its range in words
+    (``lr: [0.001, 1] log``); None when it declares none, or declares a bad one (whose
+    problem ``spaces.problem`` says)."""
+    try:
+        found = spaces.declared(component)
+    except HarnessError:
+        return None
+    return None if found is None else found.describe()
+
+
+def space_summary(component: Registered) -> str:
+    """The declared space on one line (``lr [0.001, 1] log, momentum [0.8, 0.99]``): "" when
+    it declares none, ``invalid (...)`` when it declares a bad one (``harness list``)."""
+    if spaces.problem(component) is not None:
+        return f"invalid (harness check-plugin {component.name})"
+    found = declared_tuning_space(component) or {}
+    return ", ".join(f"{k} {v}" for k, v in found.items())
 
 
 def first_paragraph(factory: Callable[..., Any]) -> str:

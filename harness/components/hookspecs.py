@@ -29,6 +29,21 @@ Rules every hook shares, checked when the registry is built:
 - Hook names carry the ``harness_`` prefix; a ``@hookimpl`` whose name is not one of
   these is an error, so a misspelling never passes silently.
 
+A factory may declare the hyper-parameters ``harness tune`` should search for it and their
+ranges (its *tuning space*) with ``harness.tunable``; the protocol's ``[tuning.space]``
+covers what no component declares, and the budget (trials, schedule) stays the protocol's::
+
+    from harness import hookimpl, tunable
+
+    @tunable(lr=(1e-3, 1.0, "log"), momentum=(0.8, 0.99))
+    def sgd(params, *, lr, weight_decay, momentum: float = 0.9):
+        ...
+
+A name is a protocol field (``lr``, ``weight_decay``, ``warmup_epochs``, ``grad_clip``) or one
+of the factory's own float parameters with a numeric default; a range is ``(low, high)`` or
+``(low, high, "log")``. ``harness check-plugin`` and ``harness tune`` check it
+(``harness.components.spaces``).
+
 What each hook's component must be and return is checked by
 ``harness.components.contracts``, one function per rule, the same for a run,
 ``harness predict`` and ``harness check-plugin``: a component that breaks a rule is a

@@ -1,5 +1,5 @@
 """Charts: a run's training curves and per-class Dice bars, a leaderboard's heatmap, a tuned
-entry's Dice against each tuned value.
+entry's Dice against each tuned value, a halving study's rungs against the full horizon.
 
 People would rather look than read: these are written beside ``record.json`` and beside
 each leaderboard (linked from its markdown), drawn with matplotlib's Agg canvas (never
@@ -80,8 +80,9 @@ def tuning_curves(
         for i, (label, trials, best) in enumerate(series):
             chosen, chosen_dice = best if best is not None else ({}, None)
             color = f"C{i}" if several else "tab:blue"
-            done = [(v[name], d) for v, d in trials if d is not None]
-            failed = [v[name] for v, d in trials if d is None]
+            # A value of ``tune --vary`` whose space lacks ``name`` has no point here.
+            done = [(v[name], d) for v, d in trials if d is not None and name in v]
+            failed = [v[name] for v, d in trials if d is None and name in v]
             if done:
                 ax.scatter(*zip(*done, strict=True), color=color, label=literal(label) or "trial")
             if failed:
@@ -92,12 +93,44 @@ def tuning_curves(
         ax.scatter([], [], color="white", label="chosen", **_STAR)  # the legend's entry
         if log:
             ax.set_xscale("log")
+        # A default outside the range (a halving study's first configuration) stays in view.
+        shown = [v[name] for _, trials, _ in series for v, _ in trials if name in v]
+        low, high = min([low, *shown]), max([high, *shown])
         ax.set(xlabel=name, ylabel="validation mean Dice", ylim=(0, 1), xlim=(low, high))
     if several:
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
     else:
         axes[-1].legend(loc="lower right", fontsize=7)
     fig.suptitle(literal(title) if title else "Dice of each tuning trial", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+#: A panel of the audit picture: its title and points (rung Dice, full Dice, chosen).
+AuditPanel = tuple[str, Sequence[tuple[float, float, bool]]]
+
+
+def audit_scatter(panels: Sequence[AuditPanel], path: Path, title: str = "") -> Path:
+    """One panel per rung of a successive-halving study: each configuration's Dice at the
+    rung against its Dice at the full horizon, halving's choice a star, the diagonal dotted.
+    A rung that ranks configurations as the full horizon does shows as a rising cloud."""
+    fig = Figure(figsize=(3.2 * max(1, len(panels)) + 0.4, 3.2), dpi=100, facecolor="white")
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (name, points) in zip(axes, panels, strict=False):
+        plain = [(x, y) for x, y, star in points if not star]
+        picked = [(x, y) for x, y, star in points if star]
+        if plain:
+            ax.scatter(*zip(*plain, strict=True), color="tab:blue", label="configuration")
+        if picked:
+            ax.scatter(*zip(*picked, strict=True), color="tab:orange", label="chosen", **_STAR)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Dice at the rung", ylabel="Dice at full horizon")
+        ax.set_title(literal(name), fontsize=8)
+    axes[-1].legend(loc="lower right", fontsize=7)
+    fig.suptitle(
+        literal(title) if title else "Halving's rungs against the full horizon", fontsize=9
+    )
     fig.tight_layout()
     save_figure(fig, path)
     return path

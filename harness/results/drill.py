@@ -190,6 +190,9 @@ def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) ->
         items = [["Budget", str(budget)]]
         if row.get("chosen"):
             items.append(["Chosen", chosen_text(row["chosen"])])
+        default = found.get("default") or {}
+        if default.get("gain") is not None and default.get("mean_dice") is not None:
+            items.append(["Over the default", _gain_text(default)])
         sections.append({"kind": "facts", "title": "Tuning", "items": items})
     if found.get("trials"):
         sections.append(trials(found))
@@ -210,6 +213,16 @@ def tuning(row: Mapping[str, Any], sources: Sources, sensitivity: str | None) ->
     if study and not sources.inside(study):
         sections += outside([study], "tuning study's folder")
     return sections
+
+
+def _gain_text(default: Mapping[str, Any]) -> str:
+    """What tuning gained over the default configuration (successive halving's first)."""
+    epochs = default.get("epochs")
+    at = f" at {epochs} epochs" if epochs is not None else ""
+    return (
+        f"{float(default['gain']):+.4f} Dice (the default values scored "
+        f"{float(default['mean_dice']):.4f}{at})"
+    )
 
 
 def outside(paths: Sequence[str], what: str) -> list[Section]:
@@ -237,10 +250,14 @@ def _tuning(row: Mapping[str, Any], sources: Sources) -> dict[str, Any]:
 def trials(found: Mapping[str, Any]) -> Section:
     """Every tuning trial: its values, Dice, status and cost; the chosen one marked."""
     chosen = (found.get("chosen") or {}).get("trial")
+    at = (found.get("chosen") or {}).get("epochs")
     names = sorted({k for t in found["trials"] for k in t.get("values", {})})
+    staged = any(t.get("epochs") is not None for t in found["trials"])  # halving's rungs
     lines = [
         [
-            str(t["number"] + 1) + (" (chosen)" if t["number"] == chosen else ""),
+            str(t["number"] + 1)
+            + (" (chosen)" if t["number"] == chosen and t.get("epochs") == at else ""),
+            *([str(t.get("epochs", ""))] if staged else []),
             *(number(t.get("values", {}).get(k)) for k in names),
             number(t.get("mean_dice"), 4),
             str(t.get("status", "")),
@@ -253,7 +270,14 @@ def trials(found: Mapping[str, Any]) -> Section:
     return {
         "kind": "table",
         "title": f"Tuning trials ({len(lines)}{where})",
-        "columns": ["Trial", *names, "Dice", "Status", "Device-hours"],
+        "columns": [
+            "Trial",
+            *(["Epochs"] if staged else []),
+            *names,
+            "Dice",
+            "Status",
+            "Device-hours",
+        ],
         "rows": lines,
     }
 

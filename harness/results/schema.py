@@ -47,6 +47,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 AXIS = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 #: A hash or a fingerprint.
 HEX = re.compile(r"^[0-9a-f]{1,128}$")
+#: A tuned value's name: a protocol field (``lr``) or a component's own parameter under its
+#: entry field (``optimizer.momentum``; ``harness.studies.space``).
+TUNED_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 #: A tuned entry's budget tag: ``<trials>-<tuning hash>``.
 TUNED = re.compile(r"^[0-9]{1,9}-[0-9a-f]{1,64}$")
 #: The longest line of free text a field may hold.
@@ -141,6 +144,9 @@ Text = Annotated[str, PlainValidator(_text)]
 Line = Annotated[str, PlainValidator(_line)]
 Name = Annotated[str, PlainValidator(_matching(NAME, "a plain name (lower-case, hyphens)"))]
 Key = Annotated[str, PlainValidator(_matching(KEY, "a plain key (lower-case, underscores)"))]
+TunedName = Annotated[
+    str, PlainValidator(_matching(TUNED_NAME, "a tuned name (lr, optimizer.momentum)"))
+]
 SafeId = Annotated[str, PlainValidator(_matching(SAFE_ID, "a plain benchmark id"))]
 Axis = Annotated[str, PlainValidator(_matching(AXIS, "a plain axis name"))]
 Hex = Annotated[str, PlainValidator(_matching(HEX, "a hexadecimal hash"))]
@@ -276,18 +282,44 @@ class Hardware(_Open):
 
 class Trial(_Open):
     number: Whole
-    values: dict[Key, Number] = {}
+    values: dict[TunedName, Number] = {}
     mean_dice: Dice | None = None
     status: Line | None = None
     device_hours: Amount | None = None
     #: The trial's run folder, inside the runs folder (a page confines it there).
     record: Line | None = None
+    #: Under successive halving: its rung (from 1) and the epochs it trained.
+    rung: Positive | None = None
+    epochs: Positive | None = None
 
 
 class Chosen(_Open):
     trial: Whole | None = None
-    values: dict[Key, Number] = {}
+    values: dict[TunedName, Number] = {}
     mean_dice: Dice | None = None
+    rung: Positive | None = None
+    epochs: Positive | None = None
+
+
+class Default(_Open):
+    """Under successive halving, the default configuration against the chosen one."""
+
+    trial: Whole | None = None
+    values: dict[TunedName, Number] = {}
+    mean_dice: Dice | None = None
+    chosen_dice: Dice | None = None
+    gain: Number | None = None
+    rung: Positive | None = None
+    epochs: Positive | None = None
+
+
+class SpaceRange(_Open):
+    """One tuned name's range and who chose it (``protocol`` or a component's name)."""
+
+    low: Number
+    high: Number
+    log: Flag = True
+    from_: Line | None = Field(None, alias="from")
 
 
 class TuningSettings(_Open):
@@ -295,6 +327,9 @@ class TuningSettings(_Open):
 
 
 class Tuning(_Open):
+    """A record's tuning: a tuned entry's budget, space, trials and choice; a trial's space
+    and place in its study. Records written before spaces and halving lack those fields."""
+
     budget: Line | None = None
     tuning: TuningSettings | None = None
     #: The study's folder, inside the runs folder (a page confines it there).
@@ -302,6 +337,8 @@ class Tuning(_Open):
     trials: list[Trial] = []
     chosen: Chosen | None = None
     trial_device_hours: Amount = 0
+    space: dict[TunedName, SpaceRange] = {}
+    default: Default | None = None
 
 
 class Record(_Closed):

@@ -5,6 +5,16 @@ leaderboard trains under the same settings; anything else (``momentum``, ``betas
 ...) is an entry parameter passed through to the library. torch, Lion and Muon are
 imported when an optimizer is built (seconds each, and naming, describing and listing the
 optimizers needs none of them).
+
+Each declares the space ``harness tune`` searches for it (``harness.tunable``; the protocol's
+``[tuning.space]`` covers what it leaves out). The ranges bracket what these networks,
+trained from scratch, chose under the protocol's one space (docs/tuning.md): AdamW's best
+learning rates were 1e-2 to 2e-2, so the Adam family searches [1e-4, 3e-2]; SGD needs one
+to two orders of magnitude more, and its momentum; Lion, whose sign updates are larger,
+3-10x less learning rate and as much more weight decay; Muon, whose update is scaled to
+AdamW's size, AdamW's learning rate and its own momentum. Decoupled weight decay (AdamW,
+RAdam, Lion) is multiplied by the learning rate, so it searches higher values than Adam's
+L2 penalty, which keeps the protocol's range.
 """
 
 from __future__ import annotations
@@ -14,13 +24,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from harness import hookimpl
+from harness import hookimpl, tunable
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     import torch
 
 
+@tunable(lr=(1e-3, 1.0, "log"), momentum=(0.8, 0.99))
 def sgd(
     params: Iterable[Any],
     *,
@@ -35,6 +46,7 @@ def sgd(
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, **kwargs)
 
 
+@tunable(lr=(1e-4, 3e-2, "log"))
 def adam(
     params: Iterable[Any], *, lr: float, weight_decay: float, **kwargs: Any
 ) -> torch.optim.Optimizer:
@@ -44,6 +56,7 @@ def adam(
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
+@tunable(lr=(1e-4, 3e-2, "log"), weight_decay=(1e-5, 1e-1, "log"))
 def adamw(
     params: Iterable[Any], *, lr: float, weight_decay: float, **kwargs: Any
 ) -> torch.optim.Optimizer:
@@ -53,6 +66,7 @@ def adamw(
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
+@tunable(lr=(1e-4, 3e-2, "log"), weight_decay=(1e-5, 1e-1, "log"))
 def radam(
     params: Iterable[Any],
     *,
@@ -76,6 +90,7 @@ def radam(
     )
 
 
+@tunable(lr=(1e-5, 1e-2, "log"), weight_decay=(1e-4, 1.0, "log"))
 def lion(
     params: Iterable[Any],
     *,
@@ -98,11 +113,13 @@ def lion(
     return Lion(params, lr=lr * lr_scale, weight_decay=weight_decay, **kwargs)
 
 
+@tunable(lr=(1e-4, 3e-2, "log"), momentum=(0.85, 0.98))
 def muon(
     params: Iterable[Any],
     *,
     lr: float,
     weight_decay: float,
+    momentum: float = 0.95,
     ns_dtype: str = "auto",
     **kwargs: Any,
 ) -> torch.optim.Optimizer:
@@ -117,8 +134,9 @@ def muon(
     orthogonalisation (a 1-channel stem, depthwise kernels, very small or very elongated
     matrices). Both live in its param groups, so the protocol's schedule drives both.
     Its default ``adjust_lr_fn="match_rms_adamw"`` scales Muon's update to AdamW's size,
-    so the protocol's AdamW learning rate and weight decay apply as they are. Further
-    parameters (``momentum``, ``nesterov``, ``ns_steps``, ...) go to ``timm.optim.Muon``.
+    so the protocol's AdamW learning rate and weight decay apply as they are. ``momentum``
+    is Muon's (timm's default, 0.95); further parameters (``nesterov``, ``ns_steps``, ...)
+    go to ``timm.optim.Muon``.
 
     ``ns_dtype`` is the Newton-Schulz iteration's dtype: timm always uses bfloat16, which
     is fast on GPUs but emulated on CPUs without bfloat16 matrix units (a 512x512 matmul
@@ -147,7 +165,7 @@ def muon(
                 return super().step(closure)
 
     _Muon.__name__ = _Muon.__qualname__ = "Muon"
-    return _Muon(params, lr=lr, weight_decay=weight_decay, **kwargs)
+    return _Muon(params, lr=lr, weight_decay=weight_decay, momentum=momentum, **kwargs)
 
 
 #: ``ns_dtype`` -> the torch dtype's name (None: float32 on a CPU, bfloat16 elsewhere).

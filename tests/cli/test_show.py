@@ -54,3 +54,13 @@ def test_a_parameter_error_points_to_harness_show(cli, tmp_path) -> None:
     assert "no parameter 'dic'; did you mean dice?" in line
     assert line.endswith("see `harness show losses combo`")
     assert not (tmp_path / "runs").exists()
+
+
+def test_show_and_list_give_a_declared_tuning_space(cli) -> None:
+    out = cli("show", "optimizers", "sgd").out.splitlines()
+    at = out.index("Tuning space (harness tune; the protocol's [tuning.space] for the rest):")
+    assert out[at + 1 :] == ["  lr        [0.001, 1] log", "  momentum  [0.8, 0.99]"]
+    listed = cli("list", "optimizers")
+    assert listed.code == 0, listed.err
+    assert "tuning space" in listed.out and "lr [1e-05, 0.01] log" in listed.out  # lion's
+    assert "tuning space" not in cli("list", "losses").out  # no loss declares one

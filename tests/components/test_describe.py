@@ -8,9 +8,16 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness.components.describe import describe, first_paragraph, plural_of, summary
+from harness.components.describe import (
+    describe,
+    first_paragraph,
+    plural_of,
+    space_summary,
+    summary,
+)
 from harness.components.registry import Registry
 from harness.errors import HarnessError
+from tests.helpers import spaced_plugin
 
 PLUGIN = '''
 from harness import hookimpl
@@ -48,7 +55,7 @@ def test_a_component_is_described_from_its_factory(registry: Registry) -> None:
         ("smoothing", "float", 0.05)
     ]
     assert info.parameters.open
-    assert info.tuning_space is None  # no component can declare one yet
+    assert info.tuning_space is None and info.tuning_problem is None  # it declares none
     bare = describe(registry, "losses", "bare")
     assert bare.about == "" and bare.parameters.names() == ["k"]
 
@@ -87,3 +94,15 @@ def test_docstring_pieces(tmp_path: Path) -> None:
     assert first_paragraph(f) == "First line goes on."
     assert summary(f) == "First line"
     assert first_paragraph(lambda: None) == summary(lambda: None) == ""
+
+
+def test_a_declared_space_is_described_and_a_bad_one_named(tmp_path: Path) -> None:
+    sgd = describe(Registry.load(), "optimizers", "sgd")
+    assert sgd.tuning_space == {"lr": "[0.001, 1] log", "momentum": "[0.8, 0.99]"}
+    assert sgd.tuning_problem is None
+    assert space_summary(sgd.component) == "lr [0.001, 1] log, momentum [0.8, 0.99]"
+    assert space_summary(Registry.load().get("losses", "dice")) == ""
+    bad = Registry.load([str(spaced_plugin(tmp_path, bad=True))], entry_points=False)
+    info = describe(bad, "optimizers", "damped-sgd")
+    assert info.tuning_space is None and "a log range needs low > 0" in info.tuning_problem
+    assert space_summary(info.component) == "invalid (harness check-plugin damped-sgd)"

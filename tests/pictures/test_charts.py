@@ -48,6 +48,14 @@ DRAWINGS: dict[str, tuple[Callable[[Path], Path], tuple[int, int, int]]] = {
         ),
         (320, round(100 * (3.6 * 2 + 2.2)), 3),
     ),
+    "a halving audit": (
+        lambda path: charts.audit_scatter(
+            [("rung 1", [(0.2, 0.5, False), (0.4, 0.7, True)]), ("rung 2", [(0.6, 0.7, True)])],
+            path,
+            "an entry",
+        ),
+        (320, round(100 * (3.2 * 2 + 0.4)), 3),
+    ),
 }
 
 
@@ -83,3 +91,14 @@ def test_curves_without_validation_still_draw(tmp_path: Path) -> None:
     with_dice = charts.training_curves(HISTORY, tmp_path / "with.png").read_bytes()
     without = charts.training_curves(unvalidated, tmp_path / "without.png").read_bytes()
     assert shape_of(tmp_path / "without.png") == (320, 700, 3) and without != with_dice
+
+
+def test_a_value_without_a_tuned_name_has_no_point_on_its_panel(tmp_path: Path) -> None:
+    """``tune --vary`` over entries with their own spaces: a panel per name any value tuned;
+    a default outside the range (halving's first configuration) stays in view."""
+    own = [({"lr": 3e-3, "optimizer.momentum": 0.9}, 0.5), ({"lr": 2.0}, 0.4)]
+    space = [*SPACE[:1], ("optimizer.momentum", 0.8, 0.99, False)]
+    path = charts.tuning_curves(
+        [("sgd", own, None), ("adam", TRIALS, BEST)], space, tmp_path / "x.png"
+    )
+    assert shape_of(path) == (320, round(100 * (3.6 * 2 + 2.2)), 3)

@@ -1,0 +1,69 @@
+"""``scripts/halving_estimate.py``: the estimate docs/tuning.md shows is what the committed
+records give, each table's halving cost within the study's target, and a trial's seconds are
+read from its record as described."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+
+import pytest
+
+from harness.protocol import Tuning
+from tests.helpers import BENCH, REPO, make_record
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "halving_estimate", REPO / "scripts" / "halving_estimate.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+estimate = _load_script()
+
+
+@pytest.fixture(scope="module")
+def study():
+    return estimate.load()
+
+
+def test_the_estimate_in_docs_is_the_one_the_records_make(study) -> None:
+    text = estimate.DOC.read_text(encoding="utf-8")
+    lines = estimate.table(*study)
+    assert estimate.rewrite(text, lines) == text, (
+        "docs/tuning.md's estimate differs from the records: run python scripts/halving_estimate.py"
+    )
+    edited = text.replace("| optimizer | 4 |", "| optimizer | 5 |", 1)
+    assert edited != text and estimate.rewrite(edited, lines) == text
+    assert estimate.main(["--check"]) == 0
+
+
+def test_halving_keeps_every_table_within_the_target(study) -> None:
+    tables, costs = study
+    assert sorted(tables) == sorted(estimate.AXES) and len(costs) == 10
+    for keys in tables.values():
+        fixed = sum(costs[k].fixed for k in keys)
+        halved = sum(costs[k].halving for k in keys)
+        full = sum(costs[k].full for k in keys)
+        assert fixed < halved <= 1.3 * fixed < full
+
+
+def test_a_trials_seconds_come_from_its_record() -> None:
+    bench = copy.deepcopy(BENCH)
+    bench["protocol"]["fields"].update(epochs=80, folds=5, exclude_folds=[0])
+    record = make_record("dice", 0, 0.5, bench=bench)
+    record.val_images = [f"image{i}.png" for i in range(8)]  # 3 folds of 8 trained
+    record.cost = {"wall_s": 330.0, "train_images_per_s": 6.0}
+    outside, per_epoch = estimate.trial_seconds(record)
+    assert per_epoch == pytest.approx(24 / 6) and outside == pytest.approx(330 - 80 * 4)
+    budget = Tuning(trials=6, schedule="halving", eta=3, min_epochs=5)
+    hours = estimate.halving_trial_hours([record], 80, budget)
+    assert hours == pytest.approx((6 * (10 + 5 * 4) + 2 * (10 + 15 * 4)) / 3600)
+    audit = estimate.halving_trial_hours([record], 80, budget, audit=True)
+    assert audit == pytest.approx(6 * 330 / 3600)
