@@ -28,6 +28,9 @@ def test_a_tune_prints_its_trials_its_seeds_and_its_row(
         chosen=trial,
         folder=tmp_path / "study",
         picture=tmp_path / "study" / "tuning.png",
+        rungs=(),  # a full schedule: no Epochs column, no gain over the default
+        default=None,
+        audit=None,
         final=SimpleNamespace(
             outcomes=[(tmp_path / "seed-0" / "record.json", record)],
             benchmark=SimpleNamespace(protocol=SimpleNamespace(fold=0)),
