@@ -94,7 +94,8 @@ def test_a_cell_reads_its_value_as_declared() -> None:
     assert by_name["Worst class"].value(row) == 0.5
     assert by_name["GFLOPs"].cell(row) == NONE
     assert [c.rule for c in LEADERBOARD[:6]] == ["---:", "---", "---:", "---:", "---:", ":---:"]
-    assert [c.name for c in LEADERBOARD if c.ranged] == ["Params (M)", "Device-hours"]
+    ranged = ["Params (M)", "Train img/s", "Infer img/s", "Device-hours"]
+    assert [c.name for c in LEADERBOARD if c.ranged] == ranged
 
 
 def test_an_ablations_columns_follow_its_axis_and_tuning() -> None:
