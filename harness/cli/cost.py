@@ -40,6 +40,13 @@ def cost(
             help="Measure on a busy machine anyway; figures taken under contention are marked ᶜ"
         ),
     ] = False,
+    clock: Annotated[
+        str,
+        typer.Option(
+            help="What times a step: wall, or cpu (the process's CPU time, for one-thread CPU "
+            "runs on a machine other jobs keep busy: their waits for a CPU left out)"
+        ),
+    ] = "wall",
     unrecorded: Annotated[
         bool,
         typer.Option(
@@ -58,7 +65,13 @@ def cost(
     if wait < 0:
         raise HarnessError(f"--wait {wait:g}: give a number of seconds, 0 or more")
     request = CostRequest(
-        target, runs_dir, tuple(plugin or ()), wait_s=wait, anyway=anyway, unrecorded=unrecorded
+        target,
+        runs_dir,
+        tuple(plugin or ()),
+        wait_s=wait,
+        anyway=anyway,
+        unrecorded=unrecorded,
+        clock=clock,
     )
     report = quiet_pass(request, say=line)
     for reason, n in sorted(Counter(why for _, why in report.untouched).items()):

@@ -14,8 +14,12 @@ its precision, with its micro-batch and its CPU threads; ``TRAIN_WARMUP`` traini
 The machine must be quiet: before each entry the CPU time other processes use is sampled,
 and after it the measurement's own conditions are judged (``harness.results.speed.contention``);
 a busy machine is refused in one line, waited for (``wait_s``), or measured anyway and
-marked (``anyway``). The figures go into each record of the entry as ``cost.quiet`` (what,
-when, on what machine, under what load), which the tables prefer. A record made on another
+marked (``anyway``). On a CPU machine that other jobs keep busy, ``clock="cpu"`` times each step
+by the process's CPU time instead, with the run's one thread: what the steps cost without the
+waits for a CPU (shared caches and memory still weigh on it), recorded as such.
+
+The figures go into each record of the entry as ``cost.quiet`` (what, when, on what machine,
+under what load, by which clock), which the tables prefer. A record made on another
 kind of machine than this one is left untouched (a figure from here is not its speed); one
 that names no machine (an older record) only when asked (``unrecorded``).
 
@@ -65,6 +69,8 @@ from harness.results.rows import rows
 #: Training steps of a quiet pass left untimed, then timed (the median is the figure).
 TRAIN_WARMUP = 3
 TRAIN_TIMED = 10
+#: What may time a step: wall time, or the process's CPU time (``CostRequest.clock``).
+CLOCKS: dict[str, throughput.Clock] = {"wall": time.perf_counter, "cpu": time.process_time}
 #: Seconds the CPU use of other processes is sampled over before each entry, and between
 #: two looks while waiting for a quiet machine.
 SAMPLE_S = 1.0
@@ -86,6 +92,9 @@ class CostRequest:
     wait_s: float = 0.0
     anyway: bool = False
     unrecorded: bool = False
+    #: What times a step: ``wall`` (perf_counter), or ``cpu`` (the process's CPU time: one
+    #: thread on a CPU only).
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ def quiet_pass(request: CostRequest, say: Say = lambda _: None) -> CostReport:
     into the records it serves (``cost.quiet``); ``say`` hears a line per entry. One line
     (``HarnessError``) for a target that is no run and no table with records, a record this
     machine cannot measure (a run folder), or a busy machine (unless ``anyway``)."""
+    if request.clock not in CLOCKS:
+        raise HarnessError(f"--clock {visible(request.clock)}: choose {' or '.join(CLOCKS)}")
     report = CostReport()
     registry = Registry.load(request.plugins)
     groups = _groups(_targets(request), request, report)
@@ -197,6 +208,8 @@ def _groups(
         served: dict[tuple[Any, ...], list[tuple[Path, Record]]] = defaultdict(list)
         for path, record in records:
             device, why = _where(record, here, request.unrecorded)
+            if device is not None and request.clock == "cpu":
+                device, why = _on_one_thread(device, record)
             if device is None:
                 report.untouched.append((path, why))
                 continue
@@ -243,6 +256,17 @@ def _where(
     return torch.device(device), ""
 
 
+def _on_one_thread(device: torch.device, record: Record) -> tuple[torch.device | None, str]:
+    """``--clock cpu`` times a step by the process's CPU time: a figure only for one thread
+    on a CPU (on a GPU the work is not the process's; several threads' time is summed)."""
+    if device.type != "cpu":
+        return None, "trained on a GPU; --clock cpu times a CPU's work only"
+    threads = _threads(record)
+    if threads != 1:
+        return None, f"trained with {threads} threads; --clock cpu times one thread's work"
+    return device, ""
+
+
 def _on_cpu(record: Record) -> bool:
     return str(record.cost.get("device", "cpu")).startswith("cpu")
 
@@ -272,10 +296,11 @@ def _measured_quietly(
     marked."""
     deadline = time.monotonic() + request.wait_s
     said = False
+    clock = request.clock
     while True:
-        why = _busy(group)
+        why = None if clock == "cpu" else _busy(group)  # waits are not in a CPU-time figure
         if why is None or request.anyway:
-            block = measure(group.records[0][1], group.device, group.threads, registry)
+            block = measure(group.records[0][1], group.device, group.threads, registry, clock)
             why = speed.contention(block)
             if why is None or request.anyway:
                 return block
@@ -301,16 +326,17 @@ def _refusal(why: str, report: CostReport) -> str:
     before = f"; {done} record(s) were updated before it" if done else ""
     return (
         f"the machine is busy ({why}): a quiet pass needs it to itself; run it when it is "
-        "quiet, wait for that with --wait SECONDS, or measure anyway with --anyway (the "
-        f"figures are then marked ᶜ){before}"
+        "quiet, wait for that with --wait SECONDS, time one thread's CPU time with --clock cpu, "
+        f"or measure anyway with --anyway (the figures are then marked ᶜ){before}"
     )
 
 
 def measure(
-    record: Record, device: torch.device, threads: int, registry: Registry
+    record: Record, device: torch.device, threads: int, registry: Registry, clock: str = "wall"
 ) -> dict[str, Any]:
     """The quiet block of ``record``'s entry measured here now (module docstring): train and
-    inference images/s, their steps, GFLOPs, the conditions, the machine, device, precision."""
+    inference images/s, their steps, GFLOPs, the conditions, the machine, device, precision,
+    and the ``clock`` that timed them (``CLOCKS``)."""
     proto = _protocol(record)
     entry = Entry.from_dict(record.entry)
     recipe = Recipe(entry.protocol_for(proto), entry, registry)
@@ -325,9 +351,10 @@ def measure(
             model, loss_fn, optimizer, scheduler, recipe, device, _micro(record), precision
         )
         since = throughput.CpuSample.now()
-        train = _train_window(step, proto, device)
+        train = _train_window(step, proto, device, CLOCKS[clock])
+        placement = Placement.of(proto, device, precision)
         inference = inference_cost.measure(
-            model, proto.in_channels, proto.resolution, Placement.of(proto, device, precision)
+            model, proto.in_channels, proto.resolution, placement, CLOCKS[clock]
         )
         return {
             "train_images_per_s": train["images_per_s"],
@@ -335,6 +362,7 @@ def measure(
             "train_timed": train["timed"],
             **inference,
             **throughput.conditions(device, 1, since),
+            "clock": clock,
             "machine": hardware_kind(hardware.describe(device)),
             "device": device_name(device),
             "precision": precision.name,
@@ -344,7 +372,9 @@ def measure(
         }
 
 
-def _train_window(step: Any, proto: protocols.Protocol, device: torch.device) -> dict[str, Any]:
+def _train_window(
+    step: Any, proto: protocols.Protocol, device: torch.device, clock: throughput.Clock
+) -> dict[str, Any]:
     """``TRAIN_WARMUP`` then ``TRAIN_TIMED`` training steps on a synthetic batch of the
     protocol's size (inputs from a normal distribution, random binary targets)."""
     generator = torch.Generator().manual_seed(0)
@@ -352,7 +382,7 @@ def _train_window(step: Any, proto: protocols.Protocol, device: torch.device) ->
     inputs = torch.randn(size, generator=generator)
     shape = (proto.batch_size, NUM_CLASSES, proto.resolution, proto.resolution)
     targets = (torch.rand(shape, generator=generator) > 0.5).float()
-    window = throughput.StepWindow(device, 1, TRAIN_WARMUP, TRAIN_TIMED)
+    window = throughput.StepWindow(device, 1, TRAIN_WARMUP, TRAIN_TIMED, clock)
     step.model.train()
     for _ in range(TRAIN_WARMUP + TRAIN_TIMED):
         with window.step(proto.batch_size):
@@ -418,7 +448,7 @@ def _line(measured: Measured) -> str:
         f"{infer:.1f} img/s" if infer else "—"
     )
     load = q.get("load") or [None]
-    where = f"{q['device']}, load {load[0]}"
+    where = f"{q['device']}, {q.get('clock', 'wall')} clock, load {load[0]}"
     if q.get("others_cpu") is not None:
         where += f", others {q['others_cpu']} CPU"
     marked = f"; contended ({measured.contended}): marked ᶜ" if measured.contended else ""

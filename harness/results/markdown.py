@@ -284,6 +284,13 @@ def _inference_text(passes: Sequence[Sequence[int]]) -> str:
     )
 
 
+#: How the header names a quiet pass's clock (wall time: nothing to say).
+_CLOCKS = {
+    "cpu": ", timed by one thread's CPU time, which leaves out its waits for a CPU while other "
+    "jobs ran (not their share of caches and memory)"
+}
+
+
 def _speed_text(data: TableData) -> str:
     """How the throughput columns were measured, where a quiet pass re-measured them, and
     what their marks say (``harness.results.speed``)."""
@@ -297,7 +304,7 @@ def _speed_text(data: TableData) -> str:
     )
     quiet = data.get("quiet_passes", [])
     if quiet:
-        where = "; ".join(f"{escape(m)} on {escape(d)}" for m, d in quiet)
+        where = "; ".join(f"{escape(m)} on {escape(d)}{_CLOCKS.get(c, '')}" for m, d, c in quiet)
         out += (
             " Where a quiet pass re-measured a row's entry (`harness cost`: its model on a "
             "synthetic batch of the protocol's size, with nothing else running), Train and "

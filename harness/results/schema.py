@@ -266,6 +266,7 @@ class Quiet(Window):
     measured_at: Line | None = None
     device: Line | None = None
     precision: Line | None = None
+    clock: Literal["wall", "cpu"] | None = None
 
 
 class Cost(_Open):

@@ -30,8 +30,12 @@ The rule (``contention``), from what a window recorded: a figure is contended wh
   threads left free (``cpus - threads``), by more than ``SLACK`` (a CPU run only).
 
 The load average trails by about a minute; ``others_cpu`` is the window's own, and what a quiet
-pass checks before it measures (``harness.engine.cost``). Device-hours are not touched by any of
-this: they are wall time, what a run cost, contended or not.
+pass checks before it measures (``harness.engine.cost``). A quiet pass timed by the process's
+CPU time (``clock: cpu``, one thread) is not judged by the rule: the waits for a CPU that the
+rule is about are not in it (shared caches and memory bandwidth still are).
+
+Device-hours are not touched by any of this: they are wall time, what a run cost, contended
+or not.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def contention(window: Mapping[str, Any]) -> str | None:
     ``quiet``: ``load``, ``cpus``, ``threads``, ``concurrent_runs``, ``others_cpu``,
     ``device_type``) was taken under contention, in a phrase; None when it was not (or
     nothing says so)."""
+    if window.get("clock") == "cpu":
+        return None  # one thread's CPU time: the waits the rule is about are not in it
     on_cpu = window.get("device_type", "cpu") == "cpu"
     runs, cpus = window.get("concurrent_runs"), window.get("cpus")
     if on_cpu and isinstance(runs, int) and runs > 1:
@@ -81,12 +87,12 @@ def contention(window: Mapping[str, Any]) -> str | None:
 class Figure:
     """A throughput (images/s), what kind of figure it is (``QUIET``, ``RUN``, ...), its timed
     window's steps (warm-up, timed; None for a whole run's) and, a quiet pass's, the machine
-    and the day it was measured on."""
+    and the day it was measured on, and the clock that timed it (``wall``, ``cpu``)."""
 
     value: float
     kind: str
     steps: tuple[int, int] | None = None
-    quiet: tuple[str, str] | None = None
+    quiet: tuple[str, str, str] | None = None
 
     @property
     def comparable(self) -> bool:
@@ -165,7 +171,8 @@ def _windowed(value: Any, window: Mapping[str, Any], kind: str, prefix: str = ""
     steps = (warmup, timed) if isinstance(warmup, int) and isinstance(timed, int) else None
     quiet = None
     if kind == QUIET:
-        quiet = (str(window.get("machine", "")), str(window.get("measured_at") or "")[:10])
+        day = str(window.get("measured_at") or "")[:10]
+        quiet = (str(window.get("machine", "")), day, str(window.get("clock") or "wall"))
     return Figure(figure.value, figure.kind, steps, quiet)
 
 

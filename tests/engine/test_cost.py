@@ -195,3 +195,35 @@ def test_a_folder_that_is_no_run_and_a_table_without_records(runs: Path, plugin:
     with pytest.raises(HarnessError, match="no succeeded records of benchmark nosuch"):
         quiet_pass(_request("leaderboards/nosuch.md", runs, plugin))
     assert len(scan_records(runs)[0]) == 1
+
+
+def _one_thread(path: Path) -> None:
+    """The record as a one-thread run's (the published records' kind)."""
+    data = json.loads(path.read_text())
+    data["hardware"]["cpu"]["threads"], data["cost"]["device"] = 1, "cpu (1 threads)"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def test_a_busy_cpu_is_timed_by_one_threads_cpu_time(
+    runs: Path, plugin: Path, machine: dict[str, Any]
+) -> None:
+    """``--clock cpu`` leaves the waits for a CPU out of the figure: a busy machine is neither
+    refused nor marked, and the record and the table say how it was timed."""
+    machine["load"] = [BUSY_LOAD]
+    path = _record_path(runs)
+    two = json.loads(path.read_text())
+    two["hardware"]["cpu"]["threads"] = 2
+    path.write_text(json.dumps(two, indent=2) + "\n")
+    with pytest.raises(HarnessError, match="trained with 2 threads; --clock cpu times one"):
+        quiet_pass(_request(path.parent, runs, plugin, clock="cpu"))
+    _one_thread(path)
+    report = quiet_pass(_request(path.parent, runs, plugin, clock="cpu"))
+    quiet = json.loads(path.read_text())["cost"]["quiet"]
+    assert quiet["clock"] == "cpu" and quiet["threads"] == 1 and quiet["load"][0] == 999.0
+    assert report.measured[0].contended is None
+    table = regenerate(read_record(path).benchmark_id, runs, runs.parent / "boards")
+    row = json.loads(twin_path(table).read_text())["rows"][0]
+    assert row["train_figure"] == "quiet"
+    assert "timed by one thread's CPU time" in table.read_text()
+    with pytest.raises(HarnessError, match="--clock sundial: choose wall or cpu"):
+        quiet_pass(_request(path.parent, runs, plugin, clock="sundial"))

@@ -48,6 +48,13 @@ def test_the_contention_rule(changes: dict[str, Any], said: str) -> None:
     assert why is not None and said in why
 
 
+def test_a_cpu_time_figure_is_not_judged_by_the_rule() -> None:
+    """One thread's CPU time leaves out its waits for a CPU: what the rule is about."""
+    busy = _window(load=[9.0, 9.0, 9.0], others_cpu=1.9)
+    assert speed.contention(busy) is not None
+    assert speed.contention({**busy, "clock": "cpu"}) is None
+
+
 def test_on_a_gpu_only_the_load_counts() -> None:
     gpu = _window(device_type="cuda", concurrent_runs=4, others_cpu=1.9, threads=8)
     assert speed.contention(gpu) is None  # each run has its own GPU; the CPU is not the step
@@ -112,7 +119,7 @@ def test_a_quiet_pass_is_preferred_on_the_records_machine() -> None:
     window = _window(images_per_s=2.0, warmup=5, timed=30, concurrent_runs=2)
     record = _record(window=window, quiet=_quiet(6.5), hardware=EPYC)
     figure = speed.train_figure(record)
-    assert figure == Figure(6.5, QUIET, (3, 10), ("AMD EPYC", "2026-12-06"))
+    assert figure == Figure(6.5, QUIET, (3, 10), ("AMD EPYC", "2026-12-06", "wall"))
     assert speed.inference_figure(record) == Figure(30.0, QUIET, (3, 10), figure.quiet)
 
 
@@ -125,7 +132,7 @@ def test_a_quiet_pass_from_another_machine_is_not_the_records() -> None:
 def test_a_record_naming_no_machine_takes_the_quiet_pass_it_was_given() -> None:
     record = _record(quiet=_quiet(6.5, machine="Intel(R) Xeon(R) Processor"))
     assert speed.train_figure(record) == Figure(
-        6.5, QUIET, (3, 10), ("Intel(R) Xeon(R) Processor", "2026-12-06")
+        6.5, QUIET, (3, 10), ("Intel(R) Xeon(R) Processor", "2026-12-06", "wall")
     )
 
 
