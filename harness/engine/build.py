@@ -54,14 +54,17 @@ class RunSpec:
 class Execution:
     """How a run executes, never part of the protocol: the device, this process's place in
     a data-parallel run (``world``), the micro-batch (None: whole batches, halved on out of
-    memory), whether the step goes through ``torch.compile`` and the precision, resolved
-    (``Precision.resolve``; None: the protocol's own on this device)."""
+    memory), whether the step goes through ``torch.compile``, the precision, resolved
+    (``Precision.resolve``; None: the protocol's own on this device), and how many runs of
+    the command train at once (``concurrent_runs``; None: not known), which the run's timed
+    window keeps (``harness.engine.throughput``)."""
 
     device: torch.device
     world: World = World()
     micro_batch: int | None = None
     compile: bool = False
     precision: Precision | None = None
+    concurrent_runs: int | None = 1
 
 
 def make_train_step(
@@ -115,6 +118,8 @@ class Setup:
     #: The micro-batch asked for (None: whole batches, halved on out of memory).
     micro_batch: int | None = None
     compile: bool = False
+    #: Runs of the command training at once (``Execution.concurrent_runs``).
+    concurrent_runs: int | None = 1
 
 
 def _on_device(model: torch.nn.Module, protocol: Protocol, device: torch.device) -> torch.nn.Module:
@@ -184,4 +189,5 @@ def build_setup(run: RunSpec, execution: Execution) -> Setup:
         parameters=parameters,
         micro_batch=execution.micro_batch,
         compile=execution.compile,
+        concurrent_runs=execution.concurrent_runs,
     )

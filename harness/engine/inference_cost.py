@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,10 +25,15 @@ TIMED = 10
 
 
 def measure(
-    model: torch.nn.Module, in_channels: int, resolution: int, placement: Placement
+    model: torch.nn.Module,
+    in_channels: int,
+    resolution: int,
+    placement: Placement,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """``inference_images_per_s`` and ``gflops`` of ``model`` (left in the mode it was), and
-    how they were measured (``inference_warmup``, ``inference_timed``: the passes)."""
+    how they were measured (``inference_warmup``, ``inference_timed``: the passes); ``clock``
+    times each pass (wall time; ``harness cost --clock cpu`` gives the process's CPU time)."""
     was_training = model.training
     model.eval()
     x = torch.randn(1, in_channels, resolution, resolution, device=placement.device)
@@ -37,7 +43,7 @@ def measure(
             with FlopCounterMode(display=False) as counter:
                 model(x)
             flops = counter.get_total_flops()
-            times = [_timed(model, x, placement.device) for _ in range(WARMUP + TIMED)]
+            times = [_timed(model, x, placement.device, clock) for _ in range(WARMUP + TIMED)]
     finally:
         model.train(was_training)
     seconds = statistics.median(times[WARMUP:])
@@ -49,11 +55,13 @@ def measure(
     }
 
 
-def _timed(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> float:
+def _timed(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, clock: Callable[[], float]
+) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
+    t0 = clock()
     model(x)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
+    return clock() - t0

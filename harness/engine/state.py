@@ -23,6 +23,9 @@ class TrainingState:
     best_dice: float = -1.0
     best_epoch: int = 0
     best_per_class: dict[str, float] = field(default_factory=dict)
+    #: The timed window of training steps once it is complete (``harness.engine.throughput``);
+    #: None until then (a session stopped inside it times a new one when resumed).
+    window: dict[str, Any] | None = None
 
     def record_validation(self, epoch: int, mean: float, per_class: Mapping[str, float]) -> bool:
         """Note epoch ``epoch``'s validated Dice; True when it is the best so far."""
@@ -47,6 +50,7 @@ class TrainingState:
                 "epoch": self.best_epoch,
                 "per_class_dice": dict(self.best_per_class),
             },
+            "window": None if self.window is None else dict(self.window),
         }
 
     @classmethod
@@ -65,4 +69,5 @@ class TrainingState:
             best_dice=float(best["mean_dice"]),
             best_epoch=int(best["epoch"]),
             best_per_class=dict(best["per_class_dice"]),
+            window=dict(state["window"]) if state.get("window") else None,  # older: none
         )

@@ -44,6 +44,7 @@ from harness.engine.loader import global_batch
 from harness.engine.oom import OutOfMemoryFallback
 from harness.engine.resume import EpochDraws, Resumed, resume
 from harness.engine.state import TrainingState
+from harness.engine.throughput import StepWindow
 from harness.engine.writer import Checkpointed, CheckpointWriter
 from harness.errors import RunFailed
 from harness.metric.dice import DiceAccumulator
@@ -86,7 +87,10 @@ class TrainResult:
     best_per_class_dice: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     parameters: int = 0
+    #: The whole run's images over its time in training steps (the run's wall time).
     train_images_per_s: float = 0.0
+    #: The timed window's figure and the machine then (``harness.engine.throughput``).
+    train_window: dict[str, Any] | None = None
     peak_memory_mb: float = 0.0
     wall_s: float = 0.0
     device: str = "cpu"
@@ -171,7 +175,16 @@ class Trainer:
         self.where = Where(self.state.epoch + 1)  # for the message of a failure
         self.scores: DiceAccumulator | None = None  # the last validation's
         self.images_per_s = 0.0  # the last epoch's training throughput
+        self.window = self._window()  # this session's timed steps, unless a window is done
         self.running_by_rank: list[float] | None = None  # each rank's, at a mid-epoch stop
+
+    def _window(self) -> StepWindow:
+        """The steps this session times (none when an earlier session's window is complete)."""
+        setup = self.setup
+        left = setup.protocol.epochs * setup.steps_per_epoch - self.state.step
+        if self.state.window is not None:
+            left = 0
+        return StepWindow.for_session(setup.device, setup.concurrent_runs, left)
 
     def _resume(self, ckpt: Checkpoint | None, run_id: Mapping[str, Any] | None) -> Resumed:
         if ckpt is None:
@@ -228,6 +241,7 @@ class Trainer:
         spent = time.perf_counter() - began
         self.state.train_time += spent
         self.images_per_s = (self.state.seen - seen) / spent if spent > 0 else 0.0
+        self._keep_window(final=False)
         return self._epoch_loss()
 
     def validate(self, epoch: int) -> DiceAccumulator | None:
@@ -278,6 +292,7 @@ class Trainer:
     def on_train_end(self) -> None:
         """Score the model if no epoch was left to train (resumed from the final epoch's
         checkpoint); the final checkpoint is on disk before the record says succeeded."""
+        self._keep_window(final=True)
         if self.scores is None:
             self.where.final_validation()
             self.scores = self._evaluate()
@@ -299,6 +314,7 @@ class Trainer:
             history=state.history,
             parameters=setup.parameters,
             train_images_per_s=state.seen / state.train_time if state.train_time else 0.0,
+            train_window=state.window,
             peak_memory_mb=peak_memory_mb(setup.device),
             wall_s=self._wall_s(),
             device=f"{setup.world.size} × {name}" if setup.world.active else name,
@@ -323,7 +339,8 @@ class Trainer:
         # DDP averages the ranks' gradients; weighting each by its share of the global
         # batch makes that the global batch's mean when shares differ.
         share = inputs.shape[0] * setup.world.size / n if setup.world.active else 1.0
-        loss = self.step(inputs, targets, share)
+        with self.window.step(n):
+            loss = self.step(inputs, targets, share)
         state.step += 1
         state.batch += 1
         state.seen += n
@@ -348,6 +365,12 @@ class Trainer:
             self.running_by_rank = distributed.gather_objects(state.running, world)
         where = f"epoch {epoch}, batch {state.batch} of {self.setup.steps_per_epoch}"
         raise Interrupted(self._save_now(), where)
+
+    def _keep_window(self, final: bool) -> None:
+        """The timed window into the state once it is complete (saved with the next
+        checkpoint); at the end of training, whatever it timed."""
+        if self.state.window is None and (final or self.window.ended is not None):
+            self.state.window = self.window.result()
 
     def _epoch_loss(self) -> float:
         """The epoch's mean batch loss; on several ranks, the mean over ranks of theirs."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.classes import CLASSES
+from harness.results import speed
 
 #: A row of a table's data: a row of its JSON twin (or of ``harness compare``'s deltas).
 Row = Mapping[str, Any]
@@ -77,6 +78,9 @@ class Column:
     #: Its cells are made here from numbers alone (``[0.8773, 0.9080]``): the markdown writes
     #: them as they are, with no escapes (free text is always escaped).
     numbers_only: bool = False
+    #: A row whose value is shown but is no figure to compare (a throughput taken under
+    #: contention): the page leaves it out of the range filter and sorts it last.
+    incomparable: Callable[[Row], bool] | None = None
 
     def value(self, row: Row) -> Any:
         """The row's value in this column (None: none)."""
@@ -155,12 +159,31 @@ def _measure(name: str, key: str, digits: int, ranged: bool = False) -> Column:
     return Column(name, (key,), digits, align="right", numeric=True, ranged=ranged)
 
 
+def _throughput(name: str, what: str) -> Column:
+    """Images/s of ``what`` (``train``, ``inference``), marked where the figure does not
+    compare (``<what>_figure``: taken under contention, or a whole run's wall time)."""
+
+    def mark(row: Row) -> str:
+        return speed.MARKS.get(str(row.get(f"{what}_figure")), "")
+
+    return Column(
+        name,
+        (f"{what}_images_per_s",),
+        1,
+        suffix=mark,
+        align="right",
+        numeric=True,
+        ranged=True,
+        incomparable=lambda row: bool(mark(row)),
+    )
+
+
 #: A leaderboard row's cost: the last columns of the table, and a drill-down's cost section.
 COST = (
     _measure("Params (M)", "params_m", 2, ranged=True),
     _measure("GFLOPs", "gflops", 2),
-    _measure("Train img/s", "train_images_per_s", 1),
-    _measure("Infer img/s", "inference_images_per_s", 1),
+    _throughput("Train img/s", "train"),
+    _throughput("Infer img/s", "inference"),
     _measure("Peak mem (MB)", "peak_memory_mb", 0),
     _measure("Device-hours", "device_hours", 4, ranged=True),
     Column("Device", ("device",)),

@@ -9,15 +9,16 @@ and the page are views of the twin (``harness.results.markdown``, ``harness.resu
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from harness.classes import CLASSES
 from harness.errors import HarnessError, visible
-from harness.results import columns
+from harness.results import columns, speed
 from harness.results.judging import Judgement, judge
 from harness.results.publish import publish
-from harness.results.records import Unusable, hardware_kind, iter_records, scan_records
+from harness.results.records import Record, Unusable, hardware_kind, iter_records, scan_records
 from harness.results.rows import Row, precisions, rows
 from harness.results.significance import verdict
 from harness.results.tables import Say
@@ -52,13 +53,9 @@ def table_data(
         "budgets": sorted({row.budget for row in table_rows}),
         "hardware": sorted({hardware_kind(r.hardware) for row in table_rows for r in row.records}),
         "inference": sorted(
-            {
-                (r.cost["inference_warmup"], r.cost["inference_timed"])
-                for row in table_rows
-                for r in row.records
-                if r.cost.get("inference_timed")
-            }
+            {passes for row in table_rows for r in row.records for passes in _inference(r)}
         ),
+        **_speed_data(table_rows),
         **precision,
         "excluded": [{"path": visible(u.path.as_posix()), "reason": u.reason} for u in excluded],
         "noise": judged.summary(),
@@ -90,9 +87,9 @@ def _row_data(
         "worst_class": {"class": worst, "dice": per_class[worst]},
         "small_bone_dice": row.small_bone_dice(small),
         "params_m": params / 1e6 if params else None,
-        "gflops": row.cost("gflops"),
-        "train_images_per_s": row.cost("train_images_per_s"),
-        "inference_images_per_s": row.cost("inference_images_per_s"),
+        "gflops": _gflops(row),
+        **_figure("train", speed.row_figure(map(speed.train_figure, row.records))),
+        **_figure("inference", speed.row_figure(map(speed.inference_figure, row.records))),
         "peak_memory_mb": row.cost("peak_memory_mb"),
         "device_hours": row.device_hours(),
         "device": row.device,
@@ -102,6 +99,41 @@ def _row_data(
         "dice_by_seed": {str(s): d for s, d in row.by_seed().items()},
         "per_class_dice": per_class,
         "runs": sorted(runs_of[id(r)] for r in row.records if id(r) in runs_of),
+    }
+
+
+def _inference(record: Record) -> list[tuple[int, int]]:
+    """The inference passes (warm-up, timed) of a record's run and of its quiet pass."""
+    found = []
+    for source in (record.cost, speed.quiet_of(record) or {}):
+        if source.get("inference_timed"):
+            found.append((source["inference_warmup"], source["inference_timed"]))
+    return found
+
+
+def _gflops(row: Row) -> float | None:
+    """The mean GFLOPs of the row's records: each run's, else its quiet pass's (a count of
+    the same model's operations, wherever it was taken)."""
+    values = [r.cost.get("gflops") or (speed.quiet_of(r) or {}).get("gflops") for r in row.records]
+    found = [v for v in values if v]
+    return statistics.fmean(found) if found else None
+
+
+def _figure(name: str, figure: speed.Figure | None) -> dict:
+    """A row's throughput (``<name>_images_per_s``) and its kind (``<name>_figure``)."""
+    return {
+        f"{name}_images_per_s": None if figure is None else figure.value,
+        f"{name}_figure": None if figure is None else figure.kind,
+    }
+
+
+def _speed_data(table_rows: Sequence[Row]) -> dict:
+    """The timed windows of the training figures the rows show, and the quiet passes they
+    came from (for the header's note: ``harness.results.markdown``)."""
+    shown = [f for row in table_rows for f in speed.used(map(speed.train_figure, row.records))]
+    return {
+        "train_windows": [list(s) for s in sorted({f.steps for f in shown if f.steps})],
+        "quiet_passes": [list(q) for q in sorted({f.quiet for f in shown if f.quiet})],
     }
 
 

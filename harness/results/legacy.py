@@ -80,7 +80,7 @@ def benchmark_of(markdown: str) -> dict[str, Any] | None:
 
 
 def _number(cell: str) -> float | None:
-    cell = cell.strip().rstrip("ᵇ")
+    cell = cell.strip().rstrip("ᵇᶜʷ")  # a bootstrap ±, a throughput that does not compare
     try:
         return float(cell)
     except ValueError:

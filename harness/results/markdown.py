@@ -171,6 +171,7 @@ def header_lines(data: TableData) -> list[str]:
         *table_noise_lines(data),
         f"- **Small bones**: {_small_bones_text(data['small_bones'])}",
         f"- **Inference**: {_inference_text(data.get('inference', []))}",
+        f"- **Speed**: {_speed_text(data)}",
         *_budget_text(data["budgets"]),
         *_hardware_text(data.get("hardware", [])),
         *_precision_text(data.get("precisions", [])),
@@ -299,6 +300,49 @@ def _inference_text(passes: Sequence[Sequence[int]]) -> str:
         f"run's precision: {timed}, synchronised on CUDA. GFLOPs per image are "
         "torch.utils.flop_counter's count of one such pass (a multiply-add is 2 FLOPs)."
     )
+
+
+#: How the header names a quiet pass's clock (wall time: nothing to say).
+_CLOCKS = {
+    "cpu": ", timed by one thread's CPU time, which leaves out its waits for a CPU while other "
+    "jobs ran (not their share of caches and memory)"
+}
+
+
+def _speed_text(data: TableData) -> str:
+    """How the throughput columns were measured, where a quiet pass re-measured them, and
+    what their marks say (``harness.results.speed``)."""
+    windows = data.get("train_windows", [])
+    steps = " or ".join(f"{t} timed steps after {w} warm-up steps" for w, t in windows)
+    out = (
+        "Train img/s is the median images/s of timed training steps (forward, backward and "
+        "optimizer step on the run's device; no data loading, validation or checkpoints)"
+        + (f": {steps}" if steps else "")
+        + ". Device-hours are wall time: what the runs cost."
+    )
+    quiet = data.get("quiet_passes", [])
+    if quiet:
+        where = "; ".join(f"{escape(m)} on {escape(d)}{_CLOCKS.get(c, '')}" for m, d, c in quiet)
+        out += (
+            " Where a quiet pass re-measured a row's entry (`harness cost`: its model on a "
+            "synthetic batch of the protocol's size, with nothing else running), Train and "
+            f"Infer img/s are that pass's ({where})."
+        )
+    shown = {r.get(f"{what}_figure") for r in data["rows"] for what in ("train", "inference")}
+    if "contended" in shown:
+        out += (
+            " ᶜ: taken under contention (several runs of one command at once on a CPU, a load "
+            "average above the machine's CPUs, or other processes using the CPUs the run "
+            "needed)."
+        )
+    if "whole run" in shown:
+        out += (
+            " ʷ: a whole run's images over its time in training steps, from a record that did "
+            "not keep its machine's load."
+        )
+    if shown & {"contended", "whole run"}:
+        out += " Marked figures are not the model's speed; the page leaves them out of its ranges."
+    return out
 
 
 def _hardware_text(kinds: Sequence[str]) -> list[str]:

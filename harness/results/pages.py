@@ -168,9 +168,14 @@ def _row(
     detail: Sequence[Mapping[str, Any]],
 ) -> ViewRow:
     """One row: each column's cell (the markdown's text) and value (what the page sorts and
-    range-filters by; a cell with no value is sorted by its text, unless it shows none)."""
+    range-filters by; a cell with no value is sorted by its text, unless it shows none; a
+    value that does not compare, a contended throughput, is none: left out of the range
+    filter, sorted last)."""
     cells = [c.cell(row) for c in columns]
-    values = tuple(_value(c.value(row), cell) for c, cell in zip(columns, cells, strict=True))
+    values = tuple(
+        None if c.incomparable is not None and c.incomparable(row) else _value(c.value(row), cell)
+        for c, cell in zip(columns, cells, strict=True)
+    )
     return ViewRow(
         cells=tuple(cell(c) for c in cells),
         values=values,

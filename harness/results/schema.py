@@ -242,6 +242,42 @@ EntryInfo = create_model(
 )
 
 
+class Window(_Open):
+    """The machine when a throughput was timed (``harness.engine.throughput.conditions``):
+    what ``harness.results.speed.contention`` reads."""
+
+    load: list[Amount] | None = None
+    cpus: Positive | None = None
+    threads: Positive | None = None
+    concurrent_runs: Positive | None = None
+    others_cpu: Amount | None = None
+    device_type: Name | None = None
+
+
+class TrainWindow(Window):
+    """A run's timed window of training steps: its median images/s, the steps."""
+
+    images_per_s: Amount | None = None
+    warmup: Whole | None = None
+    timed: Whole | None = None
+
+
+class Quiet(Window):
+    """A quiet pass's figures (``harness cost``), where and how they were measured."""
+
+    machine: Line
+    train_images_per_s: Amount | None = None
+    inference_images_per_s: Amount | None = None
+    train_warmup: Whole | None = None
+    train_timed: Whole | None = None
+    inference_warmup: Whole | None = None
+    inference_timed: Whole | None = None
+    measured_at: Line | None = None
+    device: Line | None = None
+    precision: Line | None = None
+    clock: Literal["wall", "cpu"] | None = None
+
+
 class Cost(_Open):
     parameters: Amount | None = None
     train_images_per_s: Amount | None = None
@@ -255,6 +291,9 @@ class Cost(_Open):
     precision: Line | None = None
     inference_warmup: Whole | None = None
     inference_timed: Whole | None = None
+    train_window: TrainWindow | None = None
+    inference_window: Window | None = None
+    quiet: Quiet | None = None
 
     @model_validator(mode="after")
     def _passes(self) -> Cost:
@@ -489,7 +528,10 @@ class BoardRow(_Open):
     params_m: Amount | None = None
     gflops: Amount | None = None
     train_images_per_s: Amount | None = None
+    #: What kind of figure each is (``harness.results.speed``: quiet, run, contended, ...).
+    train_figure: Line | None = None
     inference_images_per_s: Amount | None = None
+    inference_figure: Line | None = None
     peak_memory_mb: Amount | None = None
     device_hours: Amount | None = None
     device: Line
@@ -517,6 +559,10 @@ class Leaderboard(_Open):
     budgets: list[Line] = []
     hardware: list[Line] = []
     inference: list[list[Whole]] = []
+    #: The timed windows of the training figures shown (warm-up, timed steps), and the quiet
+    #: passes (machine, date) they came from (``harness.results.speed``).
+    train_windows: list[list[Whole]] = []
+    quiet_passes: list[list[Line]] = []
     precisions: list[Line] = []
     excluded: list[Excluded]
     noise: Noise | None = None

@@ -69,6 +69,7 @@ def dispatch(
         if job.action is Action.SKIP:
             landing.skipped(job)
     todo = [job for job in jobs if job.action is not Action.SKIP]
+    _bound_concurrency(plans, len(todo))
     for job in todo:
         if job.plan.resume and job.action is Action.TRAIN and landing.main:
             where = checkpoint.directory(job.folder)
@@ -83,6 +84,14 @@ def dispatch(
         raise
     landing.finish()
     return [o for p in plans for o in p.outcomes]
+
+
+def _bound_concurrency(plans: Sequence[Plan], runs: int) -> None:
+    """No more runs train at once than there are to train (``--jobs 4`` with one run to
+    train runs it alone): what each run's timed windows keep (``concurrent_runs``)."""
+    for p in plans:
+        if p.launch.concurrent_runs is not None and runs < p.launch.concurrent_runs:
+            p.launch = replace(p.launch, concurrent_runs=max(1, runs))
 
 
 def execute(plan: Plan, observer: TrainObserver) -> list[tuple[Path, Record]]:

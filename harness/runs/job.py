@@ -146,6 +146,9 @@ class JobSpec:
     tuning: dict[str, Any] = field(default_factory=dict)
     #: The executor that sent it (``Plan.executor``: its records say so).
     executor: str = "in-process"
+    #: The most runs of its command that train at once (``LaunchSettings.concurrent_runs``;
+    #: the request it holds has no ``--jobs`` of its own).
+    concurrent_runs: int | None = 1
 
     @classmethod
     def of(cls, job: Job, **changes: Any) -> JobSpec:
@@ -154,7 +157,16 @@ class JobSpec:
         request = job.plan.request.replace(
             seeds=(job.seed,), jobs=None, cluster=None, cluster_opts=(), detach=False, **changes
         )
-        return cls(request, job.seed, job.action, job.fold, job.plan.tuning, job.plan.executor)
+        plan = job.plan
+        return cls(
+            request,
+            job.seed,
+            job.action,
+            job.fold,
+            plan.tuning,
+            plan.executor,
+            plan.launch.concurrent_runs,
+        )
 
     def replace(self, **changes: Any) -> JobSpec:
         """This spec with request fields changed by name (``RunRequest.replace``)."""
@@ -167,5 +179,6 @@ def rebuild(spec: JobSpec) -> Job:
     plan = plan_request(spec.request)
     plan.tuning = spec.tuning
     plan.executor = spec.executor
+    plan.launch = dataclasses.replace(plan.launch, concurrent_runs=spec.concurrent_runs)
     folder = run_dir(plan, spec.seed, spec.fold)
     return Job(plan, spec.seed, folder, spec.action, fold=spec.fold)

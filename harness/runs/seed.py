@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
 from harness.data.layout import list_images
-from harness.engine import checkpoint, distributed, hardware, inference_cost
+from harness.engine import checkpoint, distributed, hardware, inference_cost, throughput
 from harness.engine.device import Placement
 from harness.engine.events import TrainObserver
 from harness.engine.trainer import (
@@ -259,6 +259,7 @@ def _run_trainer(
             micro_batch=launch.micro_batch,
             compile=launch.compile,
             precision=launch.precision,
+            concurrent_runs=launch.concurrent_runs,
         ),
         observer=observer,
         checkpointing=Checkpointing(
@@ -305,13 +306,16 @@ def _inference_cost(plan: Plan, model: Any) -> dict[str, Any]:
     device (``harness.engine.inference_cost``); a model that cannot be measured so costs no
     result: its columns stay empty."""
     proto = plan.benchmark.protocol
+    since = throughput.CpuSample.now()
     try:
-        return inference_cost.measure(
+        measured = inference_cost.measure(
             getattr(model, "module", model),
             proto.in_channels,
             proto.resolution,
             Placement.of(proto, plan.device, plan.launch.precision),
         )
+        window = throughput.conditions(plan.device, plan.launch.concurrent_runs, since)
+        return {**measured, "inference_window": window}
     except Exception as exc:  # a measurement is never worth a run: the reason is kept
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         return {"inference_images_per_s": None, "gflops": None, "inference_error": reason}
@@ -330,6 +334,7 @@ def succeeded_record(result: TrainResult, processes: int, base: dict[str, Any]) 
         cost={
             "parameters": result.parameters,
             "train_images_per_s": result.train_images_per_s,
+            "train_window": result.train_window,
             "peak_memory_mb": result.peak_memory_mb,
             "wall_s": result.wall_s,
             "device_hours": result.wall_s / 3600 * processes,

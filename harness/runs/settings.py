@@ -42,6 +42,11 @@ class LaunchSettings:
     track: tuple[str, ...] = ()
     #: The processes each run trains on, data-parallel (``--nproc``).
     processes: int = 1
+    #: The most runs of the command that train at once: 1 in this process, N with
+    #: ``--jobs N`` (Ray or Slurm); None where nothing bounds them (``--cluster`` alone).
+    #: Each run's timed windows keep it (``harness.engine.throughput``): on a CPU, runs side
+    #: by side share its cores, and their figures are marked contended.
+    concurrent_runs: int | None = 1
 
 
 def resolve(
@@ -67,6 +72,7 @@ def resolve(
         compile=launch.compile,
         track=tracking.tracker_names(launch.track),
         processes=launch.nproc,
+        concurrent_runs=launch.jobs or (None if launch.cluster else 1),
     )
     return settings, world
 

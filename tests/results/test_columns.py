@@ -101,7 +101,8 @@ def test_a_cell_reads_its_value_as_declared() -> None:
     assert [c.rule for c in LEADERBOARD[:7]] == [
         "---:", "---", "---:", "---:", ":---:", "---:", ":---:"
     ]  # fmt: skip
-    assert [c.name for c in LEADERBOARD if c.ranged] == ["Params (M)", "Device-hours"]
+    ranged = ["Params (M)", "Train img/s", "Infer img/s", "Device-hours"]
+    assert [c.name for c in LEADERBOARD if c.ranged] == ranged
 
 
 def test_an_ablations_columns_follow_its_axis_and_tuning() -> None:

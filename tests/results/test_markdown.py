@@ -10,6 +10,7 @@ from harness.results.leaderboard import regenerate
 from harness.results.markdown import EMPTY, notes, render, row_text
 from harness.results.page import markdown_html
 from harness.results.pages import table_view
+from harness.results.records import Record
 from harness.results.tables import twin_path
 from tests.helpers import BENCH, make_record, put_record
 
@@ -110,6 +111,52 @@ def test_the_inference_columns_show_what_records_measured(tmp_path: Path) -> Non
     assert "| Params (M) | GFLOPs | Train img/s | Infer img/s | Peak mem (MB) |" in text
     dice = next(line for line in text.splitlines() if line.startswith("| 1 "))
     bce = next(line for line in text.splitlines() if line.startswith("| 2 "))
-    assert "| 1.00 | 5.43 | 10.0 | 41.3 | 100 |" in dice, dice
-    assert "| 1.00 | — | 10.0 | — | 100 |" in bce, bce
+    # make_record's training figure is a whole run's (no timed window): marked ʷ
+    assert "| 1.00 | 5.43 | 10.0ʷ | 41.3 | 100 |" in dice, dice
+    assert "| 1.00 | — | 10.0ʷ | — | 100 |" in bce, bce
     assert "the median of 10 timed passes after 3 warm-up passes" in text
+
+
+LOSSES = ("dice", "bce", "combo")
+
+
+def _timed(loss: str, seed: int, dice: float, images_per_s: float, **window: object) -> Record:
+    """A record whose run timed a window of its steps (on a quiet machine unless changed)."""
+    record = make_record(loss, seed, dice)
+    record.cost["train_window"] = {
+        "images_per_s": images_per_s,
+        "warmup": 5,
+        "timed": 30,
+        "load": [1.0, 1.0, 1.0],
+        "cpus": 2,
+        "threads": 1,
+        "concurrent_runs": 1,
+        "others_cpu": 0.1,
+        "device_type": "cpu",
+        **window,
+    }
+    return record
+
+
+def test_a_contended_throughput_is_marked_and_explained(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    put_record(runs, "quiet", _timed("dice", 0, 0.8, 7.04))
+    put_record(runs, "busy", _timed("bce", 0, 0.7, 2.0, concurrent_runs=2))  # --jobs 2 on a CPU
+    put_record(runs, "older", make_record("combo", 0, 0.6))  # a whole run's figure only
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "unetpp ·" in line]
+    quiet, busy, older = (next(r for r in rows if f"· {loss}" in r) for loss in LOSSES)
+    assert "| 7.0 |" in quiet and "| 2.0ᶜ |" in busy and "| 10.0ʷ |" in older
+    assert "30 timed steps after 5 warm-up steps" in text
+    assert "ᶜ: taken under contention" in text and "ʷ: a whole run's images" in text
+    assert "the page leaves them out of its ranges" in text
+
+
+def test_a_contended_run_beside_a_quiet_one_is_left_out_of_its_rows_figure(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    put_record(runs, "s0", _timed("dice", 0, 0.8, 6.0))
+    put_record(runs, "s1", _timed("dice", 1, 0.8, 1.0, load=[5.0, 5.0, 5.0]))
+    text = regenerate(BENCH["id"], runs, tmp_path / "boards").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 1 "))
+    assert "| 6.0 |" in row  # the comparable seed's figure, unmarked
+    assert "ᶜ:" not in text  # nothing shown is marked, so nothing to explain

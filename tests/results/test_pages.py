@@ -17,6 +17,7 @@ import pytest
 from harness.classes import CLASSES
 from harness.results import plots
 from harness.results.leaderboard import regenerate
+from harness.results.pages import table_view
 from harness.results.records import iter_records, read_record, write_record
 from harness.results.rows import rows
 from tests.helpers import REPO, make_record
@@ -128,6 +129,29 @@ def test_the_page_holds_the_twin_and_no_absolute_path(tmp_path: Path) -> None:
     assert runs_shown[0]["links"] == [["curves", "../runs/b/dice/seed-0/curves.png"]]
     assert runs_shown[1]["links"] == []  # no picture there: no link
     assert (boards / "index.html").is_file()
+
+
+def test_a_contended_throughput_is_left_out_of_the_pages_ranges(tmp_path: Path) -> None:
+    """A figure taken under contention shows in its cell, marked, but takes no part in the
+    range filter or the sort: the page holds no value for it."""
+    runs = tmp_path / "runs"
+    window = {"warmup": 5, "timed": 30, "load": [1.0, 1.0, 1.0], "cpus": 2, "threads": 1}
+    for loss, dice, images, runs_at_once in (("dice", 0.8, 7.0, 1), ("bce", 0.7, 5.0, 1),
+                                             ("combo", 0.6, 2.0, 2)):  # fmt: skip
+        record = make_record(loss, 0, dice)
+        record.cost["train_window"] = {
+            **window,
+            "images_per_s": images,
+            "concurrent_runs": runs_at_once,
+        }
+        write_record(runs / "b" / loss / "seed-0" / "record.json", record)
+    table = regenerate(make_record("dice", 0, 0.8).benchmark_id, runs, tmp_path / "boards")
+    assert table is not None
+    view = table_view(table, json.loads(table.with_suffix(".json").read_text()))
+    at = [c.name for c in view.columns].index("Train img/s")
+    assert "Train img/s" in view.ranges
+    assert [r.cells[at] for r in view.rows] == ["7.0", "5.0", "2.0ᶜ"]
+    assert [r.values[at] for r in view.rows] == [7.0, 5.0, None]
 
 
 def test_a_table_without_succeeded_runs_has_an_empty_page(tmp_path: Path) -> None:

@@ -201,3 +201,27 @@ def test_a_sweep_of_three_values_prepares_its_data_once(
     assert result.code == 0, result.err[-2000:]
     assert len(list((tmp_path / "runs").rglob(RECORD_NAME))) == 3
     assert len(prepared) == 1 and len(decoded) == 1, (prepared, decoded)
+
+
+def test_no_more_runs_go_at_once_than_there_are_to_train(tmp_path: Path) -> None:
+    """``--jobs 4`` with two runs to train trains them two at once: what their timed windows
+    keep (``concurrent_runs``), whatever the executor."""
+
+    class Keeps:
+        """An executor that keeps how many runs each job's plan says go at once."""
+
+        name, announces, remote = "keeps", False, False
+        seen: list[int | None] = []
+
+        def run(self, jobs, land, observer) -> None:
+            self.seen += [job.plan.launch.concurrent_runs for job in jobs]
+
+    request = RunRequest.from_options(
+        model="unet", loss="dice", protocol="tiny", seeds="0,1", device="cpu", jobs=4,
+        runs_dir=tmp_path / "runs", leaderboards_dir=tmp_path / "boards",
+    )  # fmt: skip
+    planned = plan(request)
+    assert planned.launch.concurrent_runs == 4
+    executor = Keeps()
+    dispatch([planned], NullObserver(), executor=executor)  # type: ignore[arg-type]
+    assert executor.seen == [2, 2]

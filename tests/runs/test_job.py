@@ -84,6 +84,8 @@ def test_a_spec_is_the_job_as_values_for_its_seed_alone(tmp_path: Path) -> None:
         None,
         job.plan.tuning,
     )
+    # the request has no --jobs of its own: how many runs go at once travels beside it
+    assert spec.concurrent_runs == 2 == rebuild(spec).plan.launch.concurrent_runs
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.seed = 4  # type: ignore[misc]
     moved = spec.replace(runs_dir=tmp_path / "elsewhere")

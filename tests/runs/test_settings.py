@@ -45,6 +45,20 @@ def test_the_request_is_resolved_into_values() -> None:
     assert plain == LaunchSettings(torch.device("cpu"))  # auto on a CPU: fp32, no trackers
 
 
+def test_the_runs_at_once_are_what_the_executor_runs() -> None:
+    """In this process one run at a time; ``--jobs N`` (Ray, Slurm) up to N; a cluster with
+    no ``--jobs`` bounds them by its resources, which are not known here."""
+    at_once = {
+        1: {},
+        3: {"jobs": 3},
+        None: {"cluster": "10.0.0.1:6379"},
+        2: {"cluster": "slurm:gpu", "jobs": 2},
+    }
+    for runs, launch in at_once.items():
+        found, _ = settings.resolve(_request(device="cpu", **launch), PROTOCOL)
+        assert found.concurrent_runs == runs, launch
+
+
 #: (request fields, the protocol, the line the user sees: exactly as before the engine
 #: stopped naming options).
 LINES = [
