@@ -1,4 +1,5 @@
-"""``harness compare``: two leaderboards aligned by entry, with deltas and noise."""
+"""``harness compare``: two leaderboards aligned by entry (two ablation tables of one axis by
+its values), with deltas and noise."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def compare(
         ),
     ] = False,
 ) -> None:
-    """Align two leaderboards by entry; show Dice and cost deltas; flag what is real.
+    """Align two leaderboards by entry (two ablation tables of one axis by its values); show
+    Dice and cost deltas; flag what is real.
 
     Each table is read from its JSON twin (given, or beside the markdown given); a table
     written before twins existed, from its markdown. A delta is real when its simultaneous
@@ -60,6 +62,8 @@ def compare(
     table = Table(title=text(f"{b.name} minus {a.name}"))
     for column in COMPARE:
         name = column.name if column.terminal_name is None else column.terminal_name
+        if column.name == "Entry" and result.axis:  # two ablations: rows are the axis's values
+            name = result.axis.capitalize()
         table.add_column(name, justify=column.align)
     for d in result.deltas:
         colour = "green" if d.dice > 0 else "red"

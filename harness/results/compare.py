@@ -1,4 +1,8 @@
-"""Comparing two leaderboard tables: align rows by entry, show deltas, flag noise.
+"""Comparing two tables: align rows by entry, show deltas, flag noise.
+
+Two leaderboards are aligned by entry; two ablation tables of one axis (``harness sweep``'s
+and ``harness tune --vary``'s, say a branch's against the published one, or a fixed and a
+tuned ablation) by the axis's value, each value's row as its table holds it.
 
 A plugin author compares a table from their branch with the published one, in CI with
 ``--fail-below``. Rows of two benchmarks (another protocol hash, another dataset) are not
@@ -97,6 +101,9 @@ class Comparison:
     differences: tuple[str, ...] = ()
     #: Why a table has no noise model, one line each (``A: ...``).
     unmodelled: tuple[str, ...] = field(default=())
+    #: The axis of two ablation tables, whose rows are aligned by its values (None: two
+    #: leaderboards, aligned by entry).
+    axis: str | None = None
 
     @property
     def tested(self) -> int:
@@ -118,6 +125,8 @@ class _Table:
     model: noise.NoiseModel | None = None
     index: Mapping[str, int] = field(default_factory=dict)
     problem: str | None = None
+    #: An ablation table's axis (None: a leaderboard).
+    axis: str | None = None
 
 
 def read_table(path: Path) -> dict[str, TableRow]:
@@ -132,6 +141,8 @@ def _read(path: Path) -> _Table:
         path = twin_path(path)
     if path.suffix == ".json":
         data = load_twin(path)
+        if data.get("kind") == "ablation":
+            return _ablation(path, data)
         rows = twin_rows(path, data)
         return _modelled(rows, data)
     rows = _rows(path, leaderboard_rows(path))
@@ -139,16 +150,40 @@ def _read(path: Path) -> _Table:
     return _Table(rows, benchmark, problem="a table from before JSON twins")
 
 
-def _modelled(rows: dict[str, TableRow], data: Mapping[str, Any]) -> _Table:
-    """A twin's rows with its noise model (none: why)."""
+def _modelled(
+    rows: dict[str, TableRow],
+    data: Mapping[str, Any],
+    labels: Sequence[str] | None = None,
+    benchmark: Mapping[str, Any] | None = None,
+    axis: str | None = None,
+) -> _Table:
+    """A twin's rows with its noise model (none: why); ``labels`` name the twin's rows in
+    order (its entries, unless given)."""
+    benchmark = data.get("benchmark") if benchmark is None else benchmark
     summary = data.get("noise") or {"problem": "a table from before noise models"}
     try:
         model = model_of(summary)
     except ValueError as exc:
-        return _Table(rows, data.get("benchmark"), problem=str(exc))
-    labels = [r["entry"] for r in data["rows"]]
+        return _Table(rows, benchmark, problem=str(exc), axis=axis)
+    labels = [r["entry"] for r in data["rows"]] if labels is None else labels
     index = {labels[i]: k for k, i in enumerate(summary["rows"])}
-    return _Table(rows, data.get("benchmark"), model, index)
+    return _Table(rows, benchmark, model, index, axis=axis)
+
+
+def _ablation(path: Path, data: Mapping[str, Any]) -> _Table:
+    """An ablation table's twin: its rows with a run, by the axis's value; its benchmark by id."""
+    rows = data.get("rows")
+    axis = data.get("axis")
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise HarnessError(f"{path}: no list of rows; regenerate it with `harness leaderboard`")
+    if not isinstance(axis, str) or not axis:
+        raise HarnessError(f"{path}: an ablation table naming no axis; regenerate it")
+    labels = [str(r.get("value")) for r in rows]
+    ran = [r for r in rows if r.get("n")]
+    # An ablation's row keeps its spread over seeds as ``std``, where a leaderboard's has ``noise``.
+    table = _rows(path, [{"noise": r.get("std"), **r, "entry": str(r.get("value"))} for r in ran])
+    benchmark = {"id": str(data.get("benchmark_id"))}
+    return _modelled(table, data, labels, benchmark, axis)
 
 
 def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
@@ -156,7 +191,8 @@ def twin_rows(path: Path, data: Mapping[str, Any]) -> dict[str, TableRow]:
     if data.get("kind") != "leaderboard":
         raise HarnessError(
             f"{path}: {_kind_text(data.get('kind'))}, not a leaderboard; "
-            "`harness compare` takes two leaderboards (<benchmark>.json or <benchmark>.md)"
+            "`harness compare` takes two leaderboards (<benchmark>.json or <benchmark>.md) "
+            "or two ablation tables of one axis"
         )
     rows = data.get("rows")
     if not isinstance(rows, list):
@@ -202,6 +238,7 @@ def compare(a: Path, b: Path, across_benchmarks: bool = False) -> Comparison:
     Tables of two benchmarks are a ``HarnessError`` naming both and what differs, unless
     ``across_benchmarks``."""
     first, second = _read(a), _read(b)
+    _check_kinds(a, first, b, second)
     names = (benchmark_name(first.benchmark), benchmark_name(second.benchmark))
     differ = tuple(differences(first.benchmark, second.benchmark))
     if differ and not across_benchmarks:
@@ -223,6 +260,22 @@ def compare(a: Path, b: Path, across_benchmarks: bool = False) -> Comparison:
             for side, t in (("A", first), ("B", second))
             if t.model is None
         ),
+        axis=first.axis,
+    )
+
+
+def _check_kinds(a: Path, first: _Table, b: Path, second: _Table) -> None:
+    """Two leaderboards, or two ablation tables of one axis; else a ``HarnessError``."""
+    if first.axis == second.axis:
+        return
+    kinds = [
+        f"{visible(p)} is "
+        + (f"an ablation table of {visible(t.axis)}" if t.axis else "a leaderboard")
+        for p, t in ((a, first), (b, second))
+    ]
+    raise HarnessError(
+        f"{kinds[0]} and {kinds[1]}: `harness compare` takes two leaderboards or two ablation "
+        "tables of the same axis"
     )
 
 
@@ -253,6 +306,8 @@ def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> lis
     unknown."""
     if a is None or b is None:
         return []
+    if "protocol" not in a or "protocol" not in b:  # an ablation's twin names its id alone
+        return [] if a.get("id") == b.get("id") else [f"benchmark {a.get('id')} → {b.get('id')}"]
     out = []
     pa, pb = a["protocol"], b["protocol"]
     if pa["hash"] != pb["hash"]:

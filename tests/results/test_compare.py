@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.results.ablation import ablation_data, write_ablation_table
 from harness.results.compare import Comparison, compare
 from harness.results.leaderboard import regenerate
+from harness.results.records import iter_records
+from harness.results.rows import rows
 from harness.results.tables import twin_path, twin_text
 from tests.helpers import BENCH, REPO, make_record, put_record
 
@@ -161,10 +164,49 @@ def test_a_bad_twin_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
         assert str(bad) in line and says in line, (case, line)
 
 
-def test_a_markdown_tables_bad_twin_is_named(cli, tmp_path: Path) -> None:
+def test_a_markdown_tables_twin_is_what_is_compared(cli, tmp_path: Path) -> None:
+    """A markdown is read from the twin beside it: an ablation's twin there makes it an
+    ablation table, which a leaderboard is not compared with."""
+    good = _table(tmp_path / "good", A_DICE)
     a = _table(tmp_path / "a", A_DICE)
     bad, _ = _bad_twins(tmp_path / "bad")["ablation"]
     shutil.copy(bad, twin_path(a))
-    result = cli("compare", a, a)
-    assert result.code == 2
-    assert f"{twin_path(a)}: an ablation table, not a leaderboard" in result.err
+    result = cli("compare", good, a)
+    assert result.code == 2 and "\n" not in result.err.strip()
+    assert f"{good} is a leaderboard and {a} is an ablation table of loss" in result.err
+
+
+def _ablation(root: Path, axis: str, values: dict[str, list[float]]) -> Path:
+    """An ablation table of ``axis`` (its values the losses of ``values``' records)."""
+    runs = root / "runs"
+    for loss, dice in values.items():
+        for seed, d in enumerate(dice):
+            put_record(runs, f"{loss}{seed}", make_record(loss, seed, d))
+    found = list(iter_records(runs))
+    made = [(r.entry.loss.name, r.entry.key, r) for r in rows((r for _, r in found), BENCH["id"])]
+    data = ablation_data(axis, made, BENCH["id"], runs_of={id(r): "" for _, r in found})
+    path = root / "boards" / f"{BENCH['id']}.ablation-{axis}.md"
+    return write_ablation_table(path, data, runs)
+
+
+def test_two_ablation_tables_of_one_axis_are_aligned_by_value(cli, tmp_path: Path) -> None:
+    a = _ablation(tmp_path / "a", "loss", A_DICE)
+    b = _ablation(tmp_path / "b", "loss", B_DICE)
+    result = compare(a, b)
+    assert result.axis == "loss"
+    by_value = {d.entry: d for d in result.deltas}
+    assert sorted(by_value) == ["bce", "dice", "focal"]
+    assert abs(by_value["bce"].dice + 0.10) < 1e-9 and by_value["bce"].real is True
+    assert by_value["dice"].real is False  # +0.01 on three seeds of 0.01 spread
+    assert result.only_a == ["lovasz"] and result.only_b == ["tversky"]
+    printed = cli("compare", a, b, "--fail-below", "0.05")
+    assert printed.code == 1, printed.err
+    assert "| Loss " in printed.out or "Loss" in printed.out.splitlines()[2]
+    assert "bce: Dice dropped by 0.1000" in printed.err
+    # Another axis, or a leaderboard, is one line.
+    other = _ablation(tmp_path / "c", "optimizer", A_DICE)
+    refused = cli("compare", a, other)
+    assert refused.code == 2 and "\n" not in refused.err.strip()
+    assert "an ablation table of loss and" in refused.err and "of optimizer" in refused.err
+    board = _table(tmp_path / "d", A_DICE)
+    assert cli("compare", board, a).code == 2
