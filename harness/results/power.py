@@ -16,19 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, visible
-from harness.results.judging import IMAGES, model_of
-from harness.results.noise import (
-    ALPHA,
-    POWER,
-    NoiseModel,
-    NotResolvable,
-    minimum_detectable_difference,
-    seeds_needed,
-)
 from harness.results.tables import load_twin, twin_path
+
+if TYPE_CHECKING:  # the statistics (scipy) load only once the difference asked is one
+    from harness.results.noise import NoiseModel
 
 
 @dataclass(frozen=True)
@@ -50,6 +44,8 @@ class Plan:
         return f"{self.folds} folds × {runs} a row" if self.folds > 1 else f"{runs} a row"
 
     def line(self) -> str:
+        from harness.results.noise import ALPHA, POWER
+
         """The answer, in one line."""
         now = f"it has {self._design(self.units)} and resolves {self.resolves:.4f} now"
         if self.seeds is None:
@@ -70,6 +66,8 @@ def power(table: Path, delta: float) -> Plan:
         )
     if delta >= 1:
         raise HarnessError(f"--detect {delta:g}: a difference in mean Dice is below 1")
+    from harness.results.noise import NotResolvable, minimum_detectable_difference, seeds_needed
+
     path = Path(table)
     model = _model(path, _twin(path))
     counts = [c for row in model.layout.counts for c in row]
@@ -100,6 +98,8 @@ def _twin(path: Path) -> dict[str, Any]:
 
 def _model(path: Path, twin: dict[str, Any]) -> NoiseModel:
     """The noise model the twin keeps, or one line saying why it cannot plan seeds."""
+    from harness.results.judging import IMAGES, model_of
+
     summary = twin.get("noise")
     if summary is None:
         raise HarnessError(
