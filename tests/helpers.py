@@ -249,6 +249,64 @@ def seeded_runs(root: Path, bench: dict = BENCH, loss: str = "dice", dice: float
     return runs
 
 
+# A tuned entry's records with their pictures, for what a page's drill-down reads.
+
+#: Where the tuned records of ``pictured_runs`` say their tuning study and trial ran.
+TUNING_STUDY = f"{BENCH['id']}/tuning/study"
+TUNING_TRIAL = f"{BENCH['id']}/trial/seed-0"
+
+
+def tuned_record(record: Record) -> Record:
+    """``record`` as a tuned entry's, with every field a page's drill-down reads."""
+    record.entry = {**record.entry, "tuned": "1-abc", "hparams": {"lr": 0.01}}
+    record.tuning = {
+        "budget": "tuned: 1 trial over lr [0.0001, 0.3] log",
+        "tuning": {"fold": 1},
+        "study": TUNING_STUDY,
+        "trials": [
+            {
+                "number": 0,
+                "values": {"lr": 0.01},
+                "mean_dice": 0.5,
+                "status": "succeeded",
+                "device_hours": 0.1,
+                "record": TUNING_TRIAL,
+            }
+        ],
+        "chosen": {"trial": 0, "values": {"lr": 0.01}, "mean_dice": 0.5},
+        "trial_device_hours": 0.1,
+    }
+    record.hardware = {"cpu": {"model": "Some CPU", "threads": 2}}
+    record.cost = {**record.cost, "inference_warmup": 1, "inference_timed": 3, "gflops": 1.0}
+    record.per_image_dice = [[record.mean_dice] * 29, [record.mean_dice] * 29]
+    record.val_images = ["a.png", "b.png"]
+    return record
+
+
+def pictured_runs(root: Path) -> tuple[Path, list[Path]]:
+    """A runs folder of three good records (one entry tuned, two seeds; one other entry), each
+    run with a picture, and a folder beside it, outside, holding pictures a record may name."""
+    runs = root / "runs"
+    records = [
+        (f"{BENCH['id']}/dice/seed-0", tuned_record(make_record("dice", 0, 0.8))),
+        (f"{BENCH['id']}/dice/seed-1", tuned_record(make_record("dice", 1, 0.82))),
+        (f"{BENCH['id']}/bce/seed-0", make_record("bce", 0, 0.6)),
+    ]
+    for folder in (TUNING_STUDY, TUNING_TRIAL):
+        (runs / folder).mkdir(parents=True, exist_ok=True)
+        (runs / folder / "tuning.png").write_bytes(b"png")
+    paths = []
+    for folder, record in records:
+        write_record(runs / folder / "record.json", record)
+        (runs / folder / "curves.png").write_bytes(b"png")
+        paths.append(runs / folder / "record.json")
+    for name in ("outside", "outside/study"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "tuning.png").write_bytes(b"png")
+        (root / name / "curves.png").write_bytes(b"png")
+    return runs, paths
+
+
 # The trainer's observer.
 
 
@@ -394,6 +452,24 @@ def page_reach(browser: Any, page: Path) -> tuple[list[str], list[str]]:
             requested.append(params["request"]["url"])
     assert page.resolve().as_uri() in requested, requested  # the log saw the page itself
     return requested, links
+
+
+def open_page(browser: Any, page: Path, fragment: str = "") -> None:
+    """Open ``page`` in the headless browser from ``file://`` (``fragment``: ``#sort=...``)."""
+    browser.get(page.resolve().as_uri() + fragment)
+
+
+def shown_rows(browser: Any) -> list[str]:
+    """The open page's rows as the browser shows them, in their order: each one's Entry
+    column (or first column); the rows a filter hides are not shown."""
+    script = """
+        const head = [...document.querySelectorAll('#board thead th')].map(t => t.textContent);
+        const col = Math.max(0, head.indexOf('Entry'));
+        return [...document.querySelectorAll('#board tbody tr')]
+            .filter(tr => !tr.hidden && tr.offsetParent !== null)
+            .map(tr => tr.cells[col].textContent);
+    """
+    return browser.execute_script(script)
 
 
 def outside(urls: list[str], *folders: Path) -> list[str]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from harness.results.leaderboard import regenerate
-from harness.results.records import inspect_record, scan_records
 from tests.helpers import BENCH, make_record, put_record
 
 ROW = "| 1 | unetpp · dice · adamw · flat · none |"
@@ -63,41 +62,6 @@ def test_a_damaged_record_is_named_and_listed_in_the_header(
     assert f"  - `{relative}` {heard[0].reason}" in text
     # Same records, same bytes: the header names the file relative to the runs folder.
     assert regenerate(BENCH["id"], runs, tmp_path / "again").read_text() == text
-
-
-def test_reasons_name_what_is_wrong(tmp_path: Path) -> None:
-    path = put_record(tmp_path, "r", make_record("dice", 0, 0.5))
-    data = json.loads(path.read_text())
-    cases = {
-        "is not a JSON object": [1, 2],
-        "has schema 7; this harness reads schema 1": {**data, "schema": 7},
-        "per_class_dice.Lunate: not a number": {
-            **data,
-            "per_class_dice": {**data["per_class_dice"], "Lunate": "x"},
-        },
-        "status: should be 'succeeded' or 'failed'": {**data, "status": "done"},
-        "benchmark.id: not a plain benchmark id": {
-            **data,
-            "benchmark": {**data["benchmark"], "id": "../x"},
-        },
-        "has keys this harness does not know: surprise": {**data, "surprise": 1},
-    }
-    for reason, content in cases.items():
-        path.write_text(json.dumps(content))
-        found = inspect_record(path)
-        assert isinstance(found, str) and reason in found, (reason, found)
-    assert "cannot be read" in str(inspect_record(tmp_path / "missing.json"))
-
-
-def test_an_unreadable_record_is_attributed_by_its_folder(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    first, _ = _two_seeds(runs)
-    first.write_text("{")
-    stray = runs / "elsewhere" / "record.json"
-    stray.parent.mkdir()
-    stray.write_text("")
-    _, unusable = scan_records(runs)
-    assert {u.path: u.benchmark for u in unusable} == {first: BENCH["id"], stray: None}
 
 
 def test_leaderboard_names_excluded_records_and_strict_exits_1(cli, tmp_path: Path) -> None:

@@ -3,12 +3,13 @@ shared runs folder) survives any of them, and its pages stay inside their folder
 
 A record that fails its schema is named with its field on the terminal and in its table's
 header, and never stops a table; free text is shown as text (markdown escaped, pages' cells
-and notes as text, the terminal without markup); a path a record names outside its runs
-folder is left out of the page, with a note; a damaged twin of another table is named and
-skipped. The property test writes records with random strings (line breaks, ``|``, ``[``,
-markdown pictures, paths) and random types in every field, regenerates the tables through
-the command line, and opens every page in headless Chromium: no traceback, no request that
-leaves the page's folders, no link outside them.
+and notes as text, the terminal without markup); a damaged ablation twin is named and left as
+it is. (A path a record names outside its runs folder, left out of the page with a note:
+tests/results/test_drill.py; a damaged twin of another table, left out of the index:
+tests/results/test_site.py.) The property test writes records with random strings (line
+breaks, ``|``, ``[``, markdown pictures, paths) and random types in every field, regenerates
+the tables through the command line, and opens every page in headless Chromium: no traceback,
+no request that leaves the page's folders, no link outside them.
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from harness.classes import CLASSES
 from harness.results.markdown import escape
-from harness.results.records import write_record
-from tests.helpers import BENCH, hashes, make_record, outside, page_reach
+from tests.helpers import (
+    BENCH,
+    hashes,
+    make_record,
+    outside,
+    page_reach,
+    pictured_runs,
+    tuned_record,
+)
 
 #: What a hostile string is made of: markdown's, HTML's and rich's own characters, line
 #: breaks and other hidden characters, a picture from the network, paths out of the folder.
@@ -98,61 +105,6 @@ DAMAGED_TWINS = (
 )
 
 
-STUDY = f"{BENCH['id']}/tuning/study"
-TRIAL = f"{BENCH['id']}/trial/seed-0"
-
-
-def _tuned(record: Any) -> Any:
-    """``record`` as a tuned entry's, with every field a page's drill-down reads."""
-    record.entry = {**record.entry, "tuned": "1-abc", "hparams": {"lr": 0.01}}
-    record.tuning = {
-        "budget": "tuned: 1 trial over lr [0.0001, 0.3] log",
-        "tuning": {"fold": 1},
-        "study": STUDY,
-        "trials": [
-            {
-                "number": 0,
-                "values": {"lr": 0.01},
-                "mean_dice": 0.5,
-                "status": "succeeded",
-                "device_hours": 0.1,
-                "record": TRIAL,
-            }
-        ],
-        "chosen": {"trial": 0, "values": {"lr": 0.01}, "mean_dice": 0.5},
-        "trial_device_hours": 0.1,
-    }
-    record.hardware = {"cpu": {"model": "Some CPU", "threads": 2}}
-    record.cost = {**record.cost, "inference_warmup": 1, "inference_timed": 3, "gflops": 1.0}
-    record.per_image_dice = [[record.mean_dice] * 29, [record.mean_dice] * 29]
-    record.val_images = ["a.png", "b.png"]
-    return record
-
-
-def _runs(root: Path) -> tuple[Path, list[Path]]:
-    """A runs folder of three good records (one entry tuned, two seeds; one other entry), each
-    run with a picture, and a folder beside it, outside, holding pictures a record may name."""
-    runs = root / "runs"
-    records = [
-        (f"{BENCH['id']}/dice/seed-0", _tuned(make_record("dice", 0, 0.8))),
-        (f"{BENCH['id']}/dice/seed-1", _tuned(make_record("dice", 1, 0.82))),
-        (f"{BENCH['id']}/bce/seed-0", make_record("bce", 0, 0.6)),
-    ]
-    for folder in (STUDY, TRIAL):
-        (runs / folder).mkdir(parents=True, exist_ok=True)
-        (runs / folder / "tuning.png").write_bytes(b"png")
-    paths = []
-    for folder, record in records:
-        write_record(runs / folder / "record.json", record)
-        (runs / folder / "curves.png").write_bytes(b"png")
-        paths.append(runs / folder / "record.json")
-    for name in ("outside", "outside/study"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        (root / name / "tuning.png").write_bytes(b"png")
-        (root / name / "curves.png").write_bytes(b"png")
-    return runs, paths
-
-
 def _fields(data: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path into a record's JSON (long lists: their first item only)."""
     found = [at]
@@ -181,7 +133,7 @@ def _damage(draw: st.DrawFn) -> dict[str, Any]:
     """Which records, which of their fields, and what to put there (one to three changes):
     random values of random types in one record's fields, or printable hostile text added to
     text fields of every record (which keeps most of them usable: their text is then shown)."""
-    template = json.loads(json.dumps(_tuned(make_record("dice", 0, 0.8)).to_dict()))
+    template = json.loads(json.dumps(tuned_record(make_record("dice", 0, 0.8)).to_dict()))
     fields = _fields(template)
     texts = [at for at in fields if isinstance(_get(template, at), str)]
     typed = draw(st.booleans())
@@ -236,7 +188,7 @@ def test_any_record_regenerates_without_a_traceback_and_pages_stay_home(
     cli, browser: Any, tmp_path: Path, damage: dict[str, Any]
 ) -> None:
     root = Path(tempfile.mkdtemp(dir=tmp_path))
-    runs, records = _runs(root)
+    runs, records = pictured_runs(root)
     for index in damage["records"]:
         _apply(records[index], damage["changes"])
     boards = root / "boards"
@@ -269,7 +221,7 @@ def test_any_record_regenerates_without_a_traceback_and_pages_stay_home(
 
 
 def _one_bad(tmp_path: Path, change: Any) -> tuple[Path, Path, Path]:
-    runs, records = _runs(tmp_path)
+    runs, records = pictured_runs(tmp_path)
     data = json.loads(records[0].read_text())
     change(data)
     records[0].write_text(json.dumps(data))
@@ -342,7 +294,7 @@ def test_free_text_is_shown_as_text_in_markdown_page_and_terminal(
 ) -> None:
     """A usable record whose free text is hostile: escaped in the markdown, literal on the page."""
     label = "tiny | ![t](http://127.0.0.1:9/t.png) [/x] `x` **b** _i_ $m$ <b>"
-    runs, records = _runs(tmp_path)
+    runs, records = pictured_runs(tmp_path)
     for path in records:
         data = json.loads(path.read_text())
         data["benchmark"]["protocol"]["label"] = label
@@ -372,84 +324,8 @@ def test_free_text_is_shown_as_text_in_markdown_page_and_terminal(
     assert browser.execute_script("return document.querySelectorAll('img').length") == 1
 
 
-@pytest.mark.parametrize(
-    "study",
-    ["../../../outside/study", "/etc", "{root}/outside/study", "{bench}/tuning/linked-out"],
-)
-def test_a_path_out_of_the_runs_folder_is_left_out_with_a_note(
-    browser: Any, tmp_path: Path, study: str
-) -> None:
-    from harness.results.leaderboard import regenerate
-
-    runs, records = _runs(tmp_path)
-    (runs / BENCH["id"] / "tuning" / "linked-out").symlink_to(tmp_path / "outside" / "study")
-    (runs / BENCH["id"] / "bce" / "seed-0" / "curves.png").unlink()
-    (runs / BENCH["id"] / "bce" / "seed-0" / "curves.png").symlink_to(
-        tmp_path / "outside" / "curves.png"
-    )
-    study = study.format(root=tmp_path, bench=BENCH["id"])
-    for path in records[:2]:
-        data = json.loads(path.read_text())
-        data["tuning"]["study"] = study
-        data["tuning"]["trials"][0]["record"] = "/etc"
-        path.write_text(json.dumps(data))
-    table = regenerate(BENCH["id"], runs, tmp_path / "boards")
-    assert table is not None
-    page = table.with_suffix(".html")
-    details = json.loads(re.search(r'id="page-data">(.*?)</script>', page.read_text(), re.S)[1])
-    sections = [s for row in details["details"] for s in row]
-    notes = [s["text"] for s in sections if s["kind"] == "text"]
-    assert any("tuning study's folder" in n and "outside the runs folder" in n for n in notes)
-    assert any("tuning trial's run" in n for n in notes)
-    assert not [s for s in sections if s["kind"] == "image" and "This entry" in s["title"]]
-    bce_runs = [s for s in details["details"][1] if s["kind"] == "runs"][0]["items"]
-    assert bce_runs[0]["links"] == []  # its curves.png is a link out of the runs folder
-    requested, links = page_reach(browser, page)
-    assert not outside(requested + links, tmp_path / "boards", runs), (requested, links)
-
-
-@pytest.mark.parametrize(
-    "twin",
-    [
-        '{"format": "harness-table/1", "kind": "leaderboard"}',
-        '{"format": "harness-table/1", "kind": "leaderboard", "rows": [1]}',
-        "{",
-    ],
-)
-def test_a_damaged_twin_of_another_table_is_named_and_skipped(
-    cli, tmp_path: Path, twin: str
-) -> None:
-    runs, _ = _runs(tmp_path)
-    boards = tmp_path / "boards"
-    boards.mkdir()
-    damaged = boards / "other-abc__phantom-1234.json"
-    damaged.write_text(twin)
-    for _ in range(2):  # and every later regeneration, too
-        result = cli("leaderboard", "--runs-dir", runs, "--leaderboards-dir", boards)
-        assert result.code == 0 and "Traceback" not in result.err, result.err
-        (line,) = result.err.strip().splitlines()
-        assert line.startswith(f"harness: {damaged}: ") and "left out of index.html" in line
-    assert damaged.read_text() == twin
-    index = (boards / "index.html").read_text()
-    assert f"{BENCH['id']}.html" in index and "other-abc" not in index
-
-
-def test_the_classes_of_the_per_class_table_come_from_the_records() -> None:
-    """A record's per-class Dice is keyed by the 29 classes alone (an unknown class is named)."""
-    from harness.results.records import inspect_record
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "record.json"
-        record = make_record("dice", 0, 0.5)
-        record.per_class_dice = {**record.per_class_dice, "Nose": 0.5}
-        write_record(path, record)
-        found = inspect_record(path)
-        assert isinstance(found, str) and found.startswith("per_class_dice.Nose: not one of")
-        assert "Nose" not in CLASSES
-
-
 def test_a_damaged_ablation_twin_is_named_and_left_as_it_is(cli, tmp_path: Path) -> None:
-    runs, _ = _runs(tmp_path)
+    runs, _ = pictured_runs(tmp_path)
     boards = tmp_path / "boards"
     boards.mkdir()
     twin = boards / f"{BENCH['id']}.ablation-loss.json"

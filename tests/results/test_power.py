@@ -1,13 +1,10 @@
-"""``harness power TABLE --detect DELTA``: seeds a row (or folds × seeds) that would resolve a
-difference at the table's own noise, from its twin alone, in a few seconds; what cannot be
-answered is one line and exit 2."""
+"""``harness.results.power``: seeds a row (or folds × seeds) that would resolve a difference at
+the table's own noise, from its twin alone; what cannot be answered is one error of one line
+(and, through ``harness power``, exit 2). (The command's own answers: tests/cli/test_power.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from harness.results.judging import model_of
 from harness.results.noise import minimum_detectable_difference, seeds_needed
 from harness.results.power import power
 from harness.results.tables import twin_path
-from tests.helpers import REPO, make_record, put_record, subprocess_env
+from tests.helpers import REPO, make_record, put_record
 
 BOARDS = REPO / "leaderboards"
 MAIN = BOARDS / "synthetic-2267276f85__phantom-v2-ids20-size256-seed0-d52b2e9a.md"
@@ -50,18 +47,6 @@ def test_a_difference_no_number_of_seeds_resolves_is_an_answer() -> None:
 def test_an_ablation_table_is_planned_from_its_own_noise() -> None:
     plan = power(ABLATION, 0.03)
     assert plan.seeds is not None and plan.resolves < power(MAIN, 0.03).resolves
-
-
-def test_it_answers_in_under_five_seconds(tmp_path: Path) -> None:
-    start = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "power", str(MAIN), "--detect", "0.005"],
-        capture_output=True, text=True, cwd=tmp_path, env=subprocess_env(), timeout=60,
-    )  # fmt: skip
-    elapsed = time.monotonic() - start
-    assert done.returncode == 0, done.stderr
-    assert len(done.stdout.strip().splitlines()) == 1
-    assert elapsed < 5, f"harness power took {elapsed:.1f} s"
 
 
 def _twin(root: Path, records: list) -> Path:
@@ -113,25 +98,3 @@ def test_what_cannot_be_planned_is_one_line_and_exit_2(cli, tmp_path: Path) -> N
         line = result.err.strip()
         assert result.code == 2 and "\n" not in line and "Traceback" not in line, (case, result.err)
         assert line.startswith("harness: error: ") and says in line, (case, line)
-
-
-@pytest.mark.parametrize(
-    ("detect", "says"),
-    [
-        ("-1", "must be a positive difference in mean Dice (e.g. 0.005), not -1"),
-        ("0", "not 0"),
-        ("nan", "not nan"),
-        ("inf", "not inf"),
-        ("2", "--detect 2: a difference in mean Dice is below 1"),
-        ("x", "Invalid value for '--detect'"),
-    ],
-)
-def test_a_bad_difference_is_one_line_and_exit_2(cli, detect: str, says: str) -> None:
-    result = cli("power", MAIN, "--detect", detect)
-    line = result.err.strip()
-    assert result.code == 2 and "\n" not in line and says in line, result.err
-
-
-def test_a_missing_detect_is_a_usage_error(cli) -> None:
-    result = cli("power", MAIN)
-    assert result.code == 2 and "--detect" in result.err

@@ -9,13 +9,9 @@ import shutil
 from pathlib import Path
 
 from harness.classes import CLASSES
-from harness.results.ablation import ablation_data, write_ablation_table
 from harness.results.leaderboard import regenerate
-from harness.results.legacy import run_counts
-from harness.results.markdown import render
 from harness.results.records import Record, iter_records, write_record
-from harness.results.rows import rows
-from harness.results.tables import Contents, lost_runs, twin_path
+from harness.results.tables import twin_path
 from tests.helpers import REPO
 
 ROOT = REPO
@@ -120,41 +116,6 @@ def test_a_damaged_record_named_in_the_header_is_no_silent_loss(tmp_path: Path) 
     table = regenerate(BENCH["id"], runs, boards, say=said.append)
     assert table == boards / (BENCH["id"] + ".md") and not said
     assert "**Excluded**" in table.read_text()
-
-
-def test_an_old_table_without_twin_is_compared_by_its_rows(tmp_path: Path) -> None:
-    runs = _runs(tmp_path / "runs", {"dice": [0.8, 0.82], "bce": [0.5]})
-    table = regenerate(BENCH["id"], runs, tmp_path / "boards")
-    assert table is not None
-    twin_path(table).unlink()  # as tables were before twins
-    assert run_counts(table.read_text()) == {
-        "unetpp · dice · adamw · flat · none": 2,
-        "unetpp · bce · adamw · flat · none": 1,
-    }
-    same = Contents(frozenset(), frozenset(), run_counts(table.read_text()))
-    assert lost_runs(table, same) == 0
-    fewer = Contents(frozenset(), frozenset(), {"unetpp · dice · adamw · flat · none": 1})
-    assert lost_runs(table, fewer) == 2
-
-
-def test_an_ablation_table_is_kept_like_a_leaderboard(tmp_path: Path) -> None:
-    runs = _runs(tmp_path / "runs", {"dice": [0.8, 0.82], "bce": [0.5, 0.4]})
-    found = list(iter_records(runs))
-    by_key = {row.entry.key: row for row in rows((r for _, r in found), BENCH["id"])}
-    runs_of = {id(r): p.relative_to(runs).as_posix() for p, r in found}
-    table = [(row.entry.loss.name, key, row) for key, row in by_key.items()]
-    data = ablation_data("loss", table, BENCH["id"], runs_of=runs_of)
-    path = tmp_path / "boards" / "x.ablation-loss.md"
-    assert write_ablation_table(path, data, runs) == path
-    assert "| dice | 0.8100 | [0.6549, 0.9651] | 2 | best |" in path.read_text()
-    assert render(json.loads(twin_path(path).read_text())) == path.read_text()
-    fewer = ablation_data("loss", table[:1], BENCH["id"], runs_of=runs_of)
-    said: list[str] = []
-    other = tmp_path / "other"
-    assert write_ablation_table(path, fewer, other, said.append) == other / "leaderboards" / (
-        path.name
-    )
-    assert len(said) == 1 and "2 runs in it have no record" in said[0]
 
 
 def test_the_published_table_survives_a_first_run(cli, tmp_path: Path) -> None:
