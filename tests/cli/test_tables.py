@@ -48,6 +48,7 @@ def test_every_trial_in_a_row_the_chosen_one_marked() -> None:
         trials=trials,
         chosen=trials[2],
         folder=Path("runs/studies/s"),
+        rungs=(),  # a full schedule: no Epochs column
     )
     table = trials_table(outcome)
     assert str(table.title) == "Tuning: 3 trials on fold 4 (study runs/studies/s)"
