@@ -14,7 +14,12 @@ naming the component and the plugin that provides it:
 - a scheduler factory returns an LR scheduler: ``step``, ``get_last_lr``, ``state_dict``
   and ``load_state_dict`` (``check_scheduler``);
 - an augmentation factory returns ``None`` or a transform called as
-  ``transform(image=..., mask=...)`` (``check_augmentation``).
+  ``transform(image=..., mask=...)`` (``check_augmentation``);
+- a test-time augmentation factory returns a non-empty sequence of ``(apply, invert)``
+  pairs of callables (``check_tta``), whose inverted logits are ``(N, 29, H, W)`` for an
+  ``(N, C, H, W)`` input (``check_tta_logits``);
+- a post-processor factory returns a callable (``check_postprocessor``) that maps bool
+  masks ``(29, H, W)`` to masks of the same shape, bool or 0/1 (``check_postprocessed``).
 
 ``build`` calls a factory and turns any exception it raises into one line; the
 ``build_*`` functions build one kind of component through it and check the result.
@@ -23,8 +28,10 @@ naming the component and the plugin that provides it:
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from harness.classes import NUM_CLASSES
@@ -113,6 +120,35 @@ def build_augmentation(component: Registered, *, image_size: int, **params: Any)
     transform = build(component, image_size=image_size, **params)
     check_augmentation(transform, component)
     return transform
+
+
+class Transform(NamedTuple):
+    """One test-time transform: ``apply`` to the model's input, ``invert`` on its logits."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    invert: Callable[[torch.Tensor], torch.Tensor]
+
+
+#: Older names of test-time augmentations (``harness predict --tta flip``, an entry's ``tta``).
+TTA_ALIASES: dict[str, str] = {"flip": "hflip"}
+
+
+def build_tta(component: Registered, **params: Any) -> tuple[Transform, ...]:
+    """A test-time augmentation's transforms, checked to be ``(apply, invert)`` pairs."""
+    return check_tta(build(component, **params), component)
+
+
+def tta_transforms(registry: Registry, name: str) -> tuple[Transform, ...]:
+    """The transforms of the test-time augmentation ``name`` (an older name too: ``flip``)."""
+    name = TTA_ALIASES.get(name, name)
+    return build_tta(registry.get("tta", name))
+
+
+def build_postprocessor(component: Registered, **params: Any) -> Callable[[np.ndarray], Any]:
+    """A post-processor, checked to be callable."""
+    postprocess = build(component, **params)
+    check_postprocessor(postprocess, component)
+    return postprocess
 
 
 def build_components(
@@ -279,6 +315,86 @@ def check_augmentation(transform: Any, component: Registered) -> None:
         f"returned {_kind_of(transform)}, not a transform called as "
         "transform(image=..., mask=...) (or None); fix the plugin's factory",
     )
+
+
+def check_tta(transforms: Any, component: Registered) -> tuple[Transform, ...]:
+    """A test-time augmentation factory returns a non-empty sequence of ``(apply, invert)``
+    pairs of callables; they come back as ``Transform``s."""
+    pairs = list(transforms) if isinstance(transforms, list | tuple) else None
+    if pairs and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 and all(map(callable, pair))
+        for pair in pairs
+    ):
+        return tuple(Transform(*pair) for pair in pairs)
+    raise _broken(
+        component,
+        f"returned {_kind_of(transforms) if pairs is None else 'a sequence'} that is not a "
+        "non-empty sequence of (apply, invert) pairs of callables; fix the plugin's factory",
+    )
+
+
+def check_tta_logits(logits: Any, inputs: torch.Tensor, component: Registered) -> None:
+    """A transform's ``invert`` gives float logits ``(N, 29, H, W)`` for ``(N, C, H, W)`` input."""
+    n, _, h, w = inputs.shape
+    expected = (n, NUM_CLASSES, h, w)
+    if not isinstance(logits, torch.Tensor):
+        got = _kind_of(logits)
+    elif tuple(logits.shape) != expected:
+        got = f"shape {tuple(logits.shape)}"
+    elif not logits.is_floating_point():
+        got = f"dtype {logits.dtype}"
+    else:
+        return
+    raise _broken(
+        component,
+        f"inverted the logits to {got} for input of shape {tuple(inputs.shape)}, expected "
+        f"{expected}; invert must bring the logits back to the input's frame and size",
+    )
+
+
+def check_postprocessor(postprocess: Any, component: Registered) -> None:
+    """A post-processor factory returns a callable ``postprocess(masks) -> masks``."""
+    if not callable(postprocess):
+        raise _broken(
+            component,
+            f"returned {_kind_of(postprocess)}, not a callable postprocess(masks); "
+            "fix the plugin's factory",
+        )
+
+
+def check_postprocessed(out: Any, masks: np.ndarray, component: Registered) -> np.ndarray:
+    """A post-processor returns masks of its input's shape, bool or 0/1 integers; they come
+    back as bool."""
+    if not isinstance(out, np.ndarray):
+        got = _kind_of(out)
+    elif out.shape != masks.shape:
+        got = f"shape {out.shape}"
+    elif out.dtype == np.bool_:
+        return out
+    elif np.issubdtype(out.dtype, np.integer) and not ((out != 0) & (out != 1)).any():
+        return out != 0
+    else:
+        got = f"dtype {out.dtype} with values other than 0 and 1"
+    raise _broken(
+        component,
+        f"returned {got} for masks of shape {masks.shape}; a post-processor returns a numpy "
+        "array of the same shape, bool (or 0/1)",
+    )
+
+
+def postprocessed(
+    postprocess: Callable[[np.ndarray], Any], masks: np.ndarray, component: Registered
+) -> np.ndarray:
+    """``postprocess`` run on a copy of ``masks`` (its input is never the caller's), checked."""
+    try:
+        out = postprocess(masks.copy())
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise _broken(
+            component, f"raised {type(exc).__name__}: {one_line(exc, 200)}; fix the plugin"
+        ) from exc
+    return check_postprocessed(out, masks, component)
 
 
 # -- what training calls on its first batch -----------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.results import columns as cols
 from harness.results import plots
 from harness.results.columns import minus, number, signed
@@ -46,7 +46,7 @@ from harness.results.significance import BEST, difference_method
 from harness.results.tables import FORMAT, read_twin
 
 #: What an entry's key holds, in order (``harness.components.entry.Entry.key``).
-KEY_PARTS = (*(kind.field for kind in COMPONENT_KINDS), "encoder")
+KEY_PARTS = (*(kind.field for kind in TRAINING_KINDS), "encoder")
 INDEX_LINK = '<nav><a href="index.html">All tables</a></nav>'
 
 TableData = Mapping[str, Any]
@@ -269,7 +269,7 @@ def compare_view(result: Comparison, a: Path, b: Path) -> View:
 
 def _compare_row(d: Delta) -> ViewRow:
     data = d.data()
-    components = [kind.field for kind in COMPONENT_KINDS]
+    components = [kind.field for kind in TRAINING_KINDS]
     parts = dict(zip(components, re.sub(r" \(.*?\)", "", d.entry).split(" · "), strict=False))
     detail = [{"kind": "table", "title": "A and B", **_side_by_side(d.a, d.b)}]
     parts["noise"] = data["noise"]

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from harness.classes import CLASSES
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.errors import hidden, visible
 
 #: The plugin naming rule (``harness.components.registry``): ``unetpp``, ``warmup-cosine``.
@@ -229,7 +229,7 @@ class _Entry(_Open):
 
 
 #: An entry's component fields, one per kind (``harness.components.kinds``), in table order.
-ENTRY_FIELDS = tuple(kind.field for kind in COMPONENT_KINDS)
+ENTRY_FIELDS = tuple(kind.field for kind in TRAINING_KINDS)
 #: An entry as a record holds it: a component of each kind, its encoder, TTA and own values.
 EntryInfo = create_model(
     "EntryInfo", __base__=_Entry, **{name: (Component, ...) for name in ENTRY_FIELDS}
@@ -304,6 +304,17 @@ class Tuning(_Open):
     trial_device_hours: Amount = 0
 
 
+class Predictions(_Open):
+    """The out-of-fold predictions kept beside a record (``--keep-predictions``): the file (in
+    the run's folder), its size and SHA-256, the test-time augmentations it holds, its images."""
+
+    file: SafeId
+    bytes: Whole
+    sha256: Hex
+    tta: list[Name]
+    images: Whole
+
+
 class Record(_Closed):
     """A run's record as ``record.json`` holds it (schema 1)."""
 
@@ -327,6 +338,7 @@ class Record(_Closed):
     tuning: Tuning = Tuning()
     hardware: Hardware = Hardware()
     fold: Whole | None = None
+    predictions: Predictions | None = None
     schema_: Literal[1] = Field(1, alias="schema")
 
     @model_validator(mode="after")

@@ -42,6 +42,8 @@ class LaunchSettings:
     track: tuple[str, ...] = ()
     #: The processes each run trains on, data-parallel (``--nproc``).
     processes: int = 1
+    #: Each run keeps its out-of-fold probabilities beside its record (``--keep-predictions``).
+    keep_predictions: bool = False
 
 
 def resolve(
@@ -67,6 +69,7 @@ def resolve(
         compile=launch.compile,
         track=tracking.tracker_names(launch.track),
         processes=launch.nproc,
+        keep_predictions=launch.keep_predictions,
     )
     return settings, world
 
