@@ -35,6 +35,8 @@ PROMISED: dict[str, set[str]] = {
     "optimizers": {"sgd", "adam", "adamw", "lion", "radam", "muon"},
     "schedulers": {"flat", "cosine", "warmup-cosine", "poly", "onecycle"},
     "augmentations": {"none", "basic", "flip", "rotate", "clahe", "study"},
+    "tta": {"none", "hflip", "multiscale"},
+    "postprocessors": {"none", "largest-component", "fill-holes"},
 }  # fmt: skip
 
 #: Models of this project that wrap an SMP architecture (and so take any SMP encoder).
