@@ -27,15 +27,17 @@ naming the component and the plugin that provides it:
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from harness.classes import NUM_CLASSES
-from harness.components.entry import Entry
+from harness.classes import CLASSES, NUM_CLASSES
+from harness.components.entry import Component, Entry, parse_component
 from harness.components.registry import SINGULAR, Registered, Registry
 from harness.components.weights import load_encoder_weights, resolve_weights
 from harness.errors import HarnessError, one_line
@@ -138,10 +140,12 @@ def build_tta(component: Registered, **params: Any) -> tuple[Transform, ...]:
     return check_tta(build(component, **params), component)
 
 
-def tta_transforms(registry: Registry, name: str) -> tuple[Transform, ...]:
-    """The transforms of the test-time augmentation ``name`` (an older name too: ``flip``)."""
-    name = TTA_ALIASES.get(name, name)
-    return build_tta(registry.get("tta", name))
+def tta_transforms(registry: Registry, text: str) -> tuple[Transform, ...]:
+    """The transforms of the test-time augmentation ``text``, ``NAME[:KEY=VALUE,...]`` (an
+    older name too: ``flip``), its parameters checked against its factory first."""
+    component = parse_component(text, "--tta")
+    component = Component(TTA_ALIASES.get(component.name, component.name), component.params)
+    return build_tta(registry.check("tta", component), **component.kwargs)
 
 
 def build_postprocessor(component: Registered, **params: Any) -> Callable[[np.ndarray], Any]:
@@ -149,6 +153,43 @@ def build_postprocessor(component: Registered, **params: Any) -> Callable[[np.nd
     postprocess = build(component, **params)
     check_postprocessor(postprocess, component)
     return postprocess
+
+
+@dataclass(frozen=True)
+class Postprocessing:
+    """A post-processor applied to some classes only: the masks of ``classes`` (indices into
+    ``CLASSES``) are the post-processor's, every other class's stay as they were."""
+
+    component: Registered
+    run: Callable[[np.ndarray], Any]
+    classes: tuple[int, ...]
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """``(29, H, W)`` bool masks, post-processed for the chosen classes (a new array)."""
+        if not self.classes:
+            return masks
+        out = masks.copy()
+        done = postprocessed(self.run, masks, self.component)
+        chosen = list(self.classes)
+        out[chosen] = done[chosen]
+        return out
+
+
+def build_postprocessing(
+    registry: Registry, text: str, classes: Sequence[str] | None = None, option: str = "--classes"
+) -> Postprocessing:
+    """The post-processor ``text`` (``NAME[:KEY=VALUE,...]``) for ``classes`` (None: every
+    class); an unknown class is a one-line error naming ``option`` and the near matches."""
+    choice = parse_component(text, "--postprocessor")
+    component = registry.check("postprocessors", choice)
+    chosen = CLASSES if classes is None else tuple(classes)
+    for cls in chosen:
+        if cls not in CLASSES:
+            close = difflib.get_close_matches(cls, CLASSES, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise HarnessError(f"{option} {cls!r}: not a class; {hint}(the 29 are in CLASSES)")
+    indices = tuple(sorted({CLASSES.index(c) for c in chosen}))
+    return Postprocessing(component, build_postprocessor(component, **choice.kwargs), indices)
 
 
 def build_components(
