@@ -64,6 +64,8 @@ def table_view(table: Path, twin: TableData, runs_dir: Path | None = None) -> Vi
     twin = {"format": FORMAT, **twin}  # as the twin's file holds it
     if twin.get("kind") == "ablation":
         return _ablation_view(Path(table), twin, sources)
+    if twin.get("kind") == "selection":
+        return _selection_view(twin)
     return _leaderboard_view(Path(table), twin, sources)
 
 
@@ -137,6 +139,46 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
         data=twin,
         plots=() if forest is None else (forest,),
     )
+
+
+def _selection_view(twin: TableData) -> View:
+    """A selection's configurations (``harness select``), each opening its per-class Dice and
+    Dice by fold; the forest of their intervals."""
+    declared = cols.of_table(twin)
+    rows = [
+        _row(
+            declared,
+            r,
+            text=r["entry"],
+            parts={"tta": r["tta"], "postprocessor": r["postprocessor"]},
+            detail=_selection_detail(r),
+        )
+        for r in twin["rows"]
+    ]
+    labels = [f"#{r['rank']}" for r in twin["rows"]]
+    forest = plots.forest(twin["rows"], labels, (twin.get("noise") or {}).get("reference"))
+    return View(
+        title=_title(notes(twin)),
+        before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
+        columns=_columns(declared, rows),
+        rows=tuple(rows),
+        after=markdown_html(after(twin)),
+        ranges=_ranges(declared, rows),
+        data=twin,
+        plots=() if forest is None else (forest,),
+    )
+
+
+def _selection_detail(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A configuration's drill-down: Dice by fold, per-class Dice, the classes post-processed."""
+    folds = [[f"fold {f}", number(d, 4)] for f, d in row["dice_by_fold"].items()]
+    classes = [[c, number(d, 4)] for c, d in row["per_class_dice"].items()]
+    kept = ", ".join(row.get("kept_for") or []) or "none"
+    return [
+        {"kind": "table", "title": "Dice by fold", "columns": ["Fold", "Dice"], "rows": folds},
+        {"kind": "table", "title": "Per-class Dice", "columns": ["Class", "Dice"], "rows": classes},
+        {"kind": "text", "title": "Post-processed classes", "text": kept},
+    ]
 
 
 def _board_rows(board: Path) -> dict[str, Mapping[str, Any]]:

@@ -544,7 +544,79 @@ class Ablation(_Open):
         return self
 
 
-TWINS: dict[str, type[BaseModel]] = {"leaderboard": Leaderboard, "ablation": Ablation}
+class SelectionRow(_Open):
+    """A configuration of ``harness select``'s table."""
+
+    rank: Positive
+    entry: Line
+    key: Line
+    members: list[Line]
+    tta: Name
+    postprocessor: Name
+    kept_for: list[ClassName]
+    mean_dice: Dice
+    std: Amount | None = None
+    n: Positive
+    vs_leader: Line
+    interval: DiceInterval = None
+    rank_band: RankBand = None
+    test: Test | None = None
+    dice_by_fold: dict[str, Dice]
+    per_class_dice: dict[ClassName, Dice]
+    passes: Positive
+    inference_images_per_s: Amount | None = None
+    runs: list[Line]
+
+
+class SelectionMember(_Open):
+    name: Line
+    folder: SafeId
+    entry: Line
+    runs: Positive
+    inference_images_per_s: Amount | None = None
+
+
+class SelectionSettings(_Open):
+    max_members: Positive
+    tta: list[Name]
+    passes: dict[Name, Positive]
+    postprocessors: list[Name]
+    rule: Line
+
+
+class HeldOut(_Open):
+    scored: Flag
+    reason: Line | None = None
+    mean_dice: Dice | None = None
+    images: Whole | None = None
+
+
+class Selection(_Open):
+    """``harness select``'s table: configurations ranked by cross-validated Dice."""
+
+    format: Line
+    kind: Literal["selection"]
+    benchmark_id: SafeId
+    benchmark: Benchmark
+    members: list[SelectionMember]
+    settings: SelectionSettings
+    excluded: list[Excluded]
+    noise: Noise | None = None
+    held_out: HeldOut
+    command: Text | None = None
+    rows: list[SelectionRow]
+
+    @model_validator(mode="after")
+    def _model_rows(self) -> Selection:
+        _in_table(self.noise, len(self.rows))
+        return self
+
+
+TWINS: dict[str, type[BaseModel]] = {
+    "leaderboard": Leaderboard,
+    "ablation": Ablation,
+    "selection": Selection,
+}
 
 
 # What is wrong, in one phrase.
