@@ -34,12 +34,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.classes import CLASSES
-from harness.components.contracts import Postprocessing, build_postprocessing, build_tta
 from harness.components.entry import Entry
 from harness.components.registry import Registry
 from harness.errors import HarnessError, visible
@@ -51,6 +50,9 @@ from harness.results.records import Record, Unusable, scan_records
 from harness.results.rows import entry_of
 from harness.results.significance import verdict
 from harness.results.tables import Say
+
+if TYPE_CHECKING:  # torch: imported when the post-processors are built
+    from harness.components.contracts import Postprocessing
 
 #: The table beside the benchmark's leaderboard: ``<benchmark>.select.md``.
 SUFFIX = ".select.md"
@@ -279,6 +281,8 @@ def choices(request: SelectRequest, members: Sequence[Member], registry: Registr
     """Every member set of up to ``max_members``, every test-time augmentation every member
     kept (or those asked, each checked to be kept), every post-processor installed (or those
     asked); ``none`` always."""
+    from harness.components.contracts import build_postprocessing, build_tta
+
     count = len(members)
     sets = tuple(
         s for k in range(1, min(request.max_members, count) + 1)
