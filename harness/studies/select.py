@@ -477,11 +477,20 @@ def select(
     choice = choices(request, found.members, registry)
     data = dataset_root(request, found.benchmark)
     scores = score(found, choice, truth_of(data, found.benchmark), progress)
-    rows = sorted(configurations(scores, choice), key=lambda c: (-c.mean, _label(found, c)))
+    rows = sorted(configurations(scores, choice), key=lambda c: _order(found, choice, c))
     held = held_out(request, found, rows[0], data) if rows else {"scored": False}
     table_data = selection_data(found, choice, rows, request, held)
     written = publish(request.table, lambda: table_data, Path(request.runs_dir), say)
     return Selection(written, table_data, ship_command(request, found, rows[0], data))
+
+
+def _order(found: Found, choice: Choice, config: Configuration) -> tuple[Any, ...]:
+    """Best CV Dice first; among equals the cheaper, then the one that changes fewer classes
+    (a post-processor kept for no class after no post-processing at all), then by name."""
+    members = [found.members[i] for i in config.members]
+    passes = _cost(members, choice.passes[config.tta])["passes"]
+    changed = (len(config.kept_for), config.postprocessor != "none")
+    return (-config.mean, passes, changed, _label(found, config))
 
 
 def _label(found: Found, config: Configuration) -> str:

@@ -10,7 +10,7 @@ cross-validated folds.
   piece; specks elsewhere are false positives), as nnU-Net's post-processing does.
 - ``fill-holes``: each class's holes filled (a bone has none).
 
-OpenCV and SciPy are imported when a post-processor runs.
+OpenCV is imported when a post-processor runs.
 """
 
 from __future__ import annotations
@@ -60,15 +60,25 @@ def largest_component(*, connectivity: int = 8) -> Postprocess:
 
 
 def fill_holes() -> Postprocess:
-    """Each class's holes filled (``scipy.ndimage.binary_fill_holes``, channel by channel)."""
+    """Each class's holes filled: every background pixel that the image's border cannot reach
+    through background (4-connected) becomes the class's, as ``scipy.ndimage.
+    binary_fill_holes`` does (OpenCV's flood fill from the border: faster)."""
 
     def run(masks: Any) -> Any:
+        import cv2
         import numpy as np
-        from scipy.ndimage import binary_fill_holes
 
         out = np.empty_like(masks, dtype=bool)
+        height, width = masks.shape[1:]
         for c, mask in enumerate(masks):
-            out[c] = binary_fill_holes(mask) if mask.any() else mask
+            if not mask.any():
+                out[c] = mask
+                continue
+            # The mask in a frame of background, so the border's background is one region.
+            framed = np.zeros((height + 2, width + 2), np.uint8)
+            framed[1:-1, 1:-1] = mask
+            cv2.floodFill(framed, None, (0, 0), 1, flags=4)
+            out[c] = mask | (framed[1:-1, 1:-1] == 0)
         return out
 
     return run
