@@ -19,7 +19,7 @@ from harness.results import plots
 from harness.results.leaderboard import regenerate
 from harness.results.records import iter_records, read_record, write_record
 from harness.results.rows import rows
-from tests.helpers import REPO, make_record
+from tests.helpers import REPO, make_record, selection_data, selection_runs
 
 BOARDS = REPO / "leaderboards"
 RECORDS = BOARDS / "records"
@@ -342,3 +342,32 @@ def test_the_pareto_front_is_the_rows_no_other_beats_on_both() -> None:
     points = [(0, 2.0, 0.86), (1, 1.8, 0.83), (2, 0.75, 0.78), (3, 1.2, 0.66), (4, 0.75, 0.78)]
     assert plots.pareto(points, less_is_better=True) == [2, 4, 1, 0]  # ties both kept
     assert plots.pareto(points, less_is_better=False) == [0]
+
+
+def test_a_selection_page_shows_its_configurations_and_opens_each(
+    browser: Any, tmp_path: Path
+) -> None:
+    """``harness select``'s page: every configuration a row, in the markdown's order, each
+    opening its Dice by fold and per class; the index links it as ``select``."""
+    import numpy as np
+
+    from harness.studies.select import SelectRequest, select
+
+    def sure(truth: Any, name: str, fold: int) -> Any:
+        return np.where(truth, 0.8, 0.1).astype(np.float32)
+
+    data = selection_data(tmp_path)
+    bench = selection_runs(tmp_path / "runs", data, {"a": {"none": sure}, "b": {"none": sure}})
+    made = select(SelectRequest(bench, runs_dir=tmp_path / "runs", data=data))
+    assert made.table is not None
+    _open(browser, made.table.with_suffix(".html"))
+    script = (
+        "return [...document.querySelectorAll('#board tbody tr')].map(t => t.cells[1].textContent)"
+    )
+    assert browser.execute_script(script) == [" + ".join(r["members"]) for r in made.data["rows"]]
+    browser.find_element("css selector", "#board tbody tr[data-i='0']").click()
+    detail = browser.find_element("id", "detail").text
+    assert "Dice by fold" in detail and "Per-class Dice" in detail and "Radius" in detail
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    _open(browser, made.table.parent / "index.html")
+    assert "select" in browser.find_element("tag name", "body").text
