@@ -425,14 +425,15 @@ def selection_data(root: Path, labelled_test: bool = False) -> Path:
     return data
 
 
-def selection_benchmark(data: Path, folds: tuple[int, ...] = (0, 1)) -> dict:
-    """The benchmark dict a cross-validated tiny run on ``data`` records."""
+def selection_benchmark(data: Path, folds: tuple[int, ...] | None = (0, 1)) -> dict:
+    """The benchmark dict a cross-validated tiny run on ``data`` records (``folds`` None: one
+    that is not cross-validated, on the protocol's fold)."""
     from harness import protocol as protocols
     from harness.data.sources import describe
 
     proto = protocols.load("tiny")
     info = describe(data)
-    fields = {**proto.hashed_fields(), "cv_folds": list(folds)}
+    fields = {**proto.hashed_fields(), **({"cv_folds": list(folds)} if folds else {})}
     return {
         "id": f"tiny-{proto.hash}__{info.name}-{info.fingerprint[:8]}",
         "dataset": {"name": info.name, "fingerprint": info.fingerprint},
@@ -452,7 +453,8 @@ def selection_runs(
 ) -> str:
     """``runs/<benchmark>/<member>/fold-F-seed-0``: a succeeded record for each member and
     fold, its validation images' kept predictions (each test-time augmentation's, from its
-    predictor) and Dice scored from them; the benchmark's id."""
+    predictor) and Dice scored from them; the benchmark's id. A benchmark that is not
+    cross-validated (no ``cv_folds``) gets runs of no fold (``seed-0``), on ``folds[0]``."""
     import numpy as np
 
     from harness.data.annotations import rasterize, read_annotation
@@ -461,6 +463,7 @@ def selection_runs(
     from harness.results.predictions import cut, quantize, write_predictions
 
     bench = bench or selection_benchmark(data, folds)
+    cross = bool(bench["protocol"]["fields"].get("cv_folds"))
     for name, by_tta in members.items():
         for fold in folds:
             images = split(sorted(list_images(data, "train")), 5, fold)[1]
@@ -469,7 +472,7 @@ def selection_runs(
                 (p.name, {t: f(truth, p.name, fold) for t, f in by_tta.items()})
                 for p, truth in zip(images, truths, strict=True)
             ]
-            folder = runs / bench["id"] / name / f"fold-{fold}-seed-0"
+            folder = runs / bench["id"] / name / (f"fold-{fold}-seed-0" if cross else "seed-0")
             summary = write_predictions(folder, kept, 0.5) if keep else None
             scores = [
                 dice_scores(
@@ -490,7 +493,7 @@ def selection_runs(
                 cost={"wall_s": 1.0, "device": "cpu", "inference_images_per_s": 10.0},
                 per_image_dice=scores,
                 val_images=[p.name for p in images],
-                fold=fold,
+                fold=fold if cross else None,
                 predictions=summary,
             )
             write_record(folder / "record.json", record)

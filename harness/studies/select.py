@@ -112,7 +112,15 @@ class Run:
 
     @property
     def fold(self) -> int:
-        return int(self.record.fold if self.record.fold is not None else -1)
+        """The fold it validated on: its own, or (not cross-validated) the protocol's."""
+        return fold_of(self.record)
+
+
+def fold_of(record: Record) -> int:
+    """The fold a run validated on: a cross-validated run's, else its protocol's ``fold``."""
+    if record.fold is not None:
+        return int(record.fold)
+    return int(record.benchmark.get("protocol", {}).get("fields", {}).get("fold", 0))
 
 
 @dataclass(frozen=True)
@@ -206,8 +214,9 @@ def _wanted(request: SelectRequest, folders: set[str]) -> list[str]:
 
 
 def _folds(records: Sequence[tuple[Path, Record]]) -> tuple[int, ...]:
+    """A cross-validated benchmark's folds; else the one fold its runs validated on."""
     fields = records[0][1].benchmark.get("protocol", {}).get("fields", {})
-    folds = fields.get("cv_folds") or sorted({int(r.fold or 0) for _, r in records})
+    folds = fields.get("cv_folds") or sorted({fold_of(r) for _, r in records})
     return tuple(int(f) for f in folds)
 
 
@@ -222,7 +231,9 @@ def _members(
     members, left_out = [], []
     for folder in sorted(by_entry):
         records = by_entry[folder]
-        missing = [f for f in folds if not any(r.fold == f and r.predictions for _, r in records)]
+        missing = [
+            f for f in folds if not any(fold_of(r) == f and r.predictions for _, r in records)
+        ]
         if missing:
             why = f"no kept predictions on fold {', '.join(map(str, missing))}"
             if named:
@@ -234,8 +245,8 @@ def _members(
             continue
         runs = tuple(
             Run(r, Kept.open(p.parent, r.predictions), p.relative_to(runs_dir).as_posix())
-            for p, r in sorted(records, key=lambda pr: (pr[1].fold or 0, pr[1].seed))
-            if r.predictions and r.fold in folds
+            for p, r in sorted(records, key=lambda pr: (fold_of(pr[1]), pr[1].seed))
+            if r.predictions and fold_of(r) in folds
         )
         entry = entry_of(records[0][1])
         members.append(Member(folder, entry, runs))
@@ -281,7 +292,7 @@ def choices(request: SelectRequest, members: Sequence[Member], registry: Registr
     """Every member set of up to ``max_members``, every test-time augmentation every member
     kept (or those asked, each checked to be kept), every post-processor installed (or those
     asked); ``none`` always."""
-    from harness.components.contracts import build_postprocessing, build_tta
+    from harness.components.contracts import build_postprocessing
 
     count = len(members)
     sets = tuple(
@@ -297,9 +308,7 @@ def choices(request: SelectRequest, members: Sequence[Member], registry: Registr
                 f"--tta {name}: not kept by every member's runs (kept: {', '.join(sorted(kept))}); "
                 "runs keep every test-time augmentation installed when they train"
             )
-    passes = {
-        name: 1 if name == "none" else len(build_tta(registry.get("tta", name))) for name in tta
-    }
+    passes = {name: 1 if name == "none" else _passes(registry, name) for name in tta}
     names = request.postprocessors
     if names is None:
         names = tuple(registry.components("postprocessors"))
@@ -310,6 +319,19 @@ def choices(request: SelectRequest, members: Sequence[Member], registry: Registr
     return Choice(sets, tta, passes, post)
 
 
+def _passes(registry: Registry, name: str) -> int:
+    """A test-time augmentation's forward passes (its transforms), from its plugin."""
+    from harness.components.contracts import build_tta
+
+    try:
+        return len(build_tta(registry.get("tta", name)))
+    except HarnessError as exc:
+        raise HarnessError(
+            f"tta {name}: the runs kept predictions under it, but {exc}; pass its plugin with "
+            f"--plugin, or leave it out with --tta"
+        ) from None
+
+
 @dataclass
 class Scores:
     """Per-image, per-class Dice of each configuration on each fold: ``[fold][key]`` a list
@@ -318,7 +340,6 @@ class Scores:
     folds: dict[int, dict[tuple[tuple[int, ...], str, str], list[np.ndarray]]] = field(
         default_factory=dict
     )
-    names: dict[int, list[str]] = field(default_factory=dict)
 
     def add(self, fold: int, key: tuple[tuple[int, ...], str, str], row: np.ndarray) -> None:
         self.folds.setdefault(fold, {}).setdefault(key, []).append(row)
@@ -337,7 +358,6 @@ def score(
     for done, (fold, name, index) in enumerate(images):
         if progress is not None:
             progress(done, len(images))
-        scores.names.setdefault(fold, []).append(name)
         probabilities = _member_probabilities(found.members, fold, index, choice.tta)
         target = truth(name)
         for members, tta in itertools.product(choice.sets, choice.tta):

@@ -18,7 +18,7 @@ from harness.classes import CLASSES
 from harness.errors import HarnessError
 from harness.results.records import WEIGHTS_NAME
 from harness.studies.select import RULE, SelectRequest, kept_classes, select
-from tests.helpers import PLUGIN, selection_data, selection_runs
+from tests.helpers import PLUGIN, selection_benchmark, selection_data, selection_runs
 
 RADIUS = CLASSES.index("Radius")
 
@@ -246,6 +246,17 @@ def test_bad_input_is_one_line(crafted: dict, changes: dict, says: str) -> None:
     with pytest.raises(HarnessError, match=None) as caught:
         select(_request(crafted, leaderboards_dir=crafted["root"] / "bad", **changes))
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_benchmark_that_is_not_cross_validated_is_selected_on_its_fold(tmp_path: Path) -> None:
+    data = selection_data(tmp_path)
+    bench = selection_runs(
+        tmp_path / "runs", data, MEMBERS, folds=(0,), bench=selection_benchmark(data, None)
+    )
+    made = select(SelectRequest(bench, runs_dir=tmp_path / "runs", data=data, tta=("none",)))
+    rows = made.data["rows"]
+    assert {r["n"] for r in rows} == {1} and list(rows[0]["dice_by_fold"]) == ["0"]
+    assert {r["passes"] for r in rows} == {1, 2}
 
 
 def test_runs_without_kept_predictions_are_refused(tmp_path: Path) -> None:
