@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from harness.components.contracts import build_components, check_logits, check_loss
+from harness.components.contracts import Transform, build_components, check_logits, check_loss
 from harness.components.entry import Entry
 from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
@@ -24,6 +24,7 @@ from harness.engine.device import (
     seed_everything,
 )
 from harness.engine.distributed import World
+from harness.engine.inference import resolve_tta
 from harness.engine.loader import make_train_loader
 from harness.engine.step import StepSettings, TrainStep
 from harness.protocol import Protocol
@@ -115,6 +116,8 @@ class Setup:
     #: The micro-batch asked for (None: whole batches, halved on out of memory).
     micro_batch: int | None = None
     compile: bool = False
+    #: The entry's validation test-time augmentation, as its plugin's transforms (none: ``()``).
+    tta: tuple[Transform, ...] = ()
 
 
 def _on_device(model: torch.nn.Module, protocol: Protocol, device: torch.device) -> torch.nn.Module:
@@ -184,4 +187,5 @@ def build_setup(run: RunSpec, execution: Execution) -> Setup:
         parameters=parameters,
         micro_batch=execution.micro_batch,
         compile=execution.compile,
+        tta=resolve_tta(run.recipe.entry.tta, run.recipe.registry),
     )
