@@ -163,7 +163,11 @@ def find_members(request: SelectRequest) -> Found:
     if not runs_dir.is_dir():
         raise HarnessError(f"--runs-dir {visible(runs_dir)}: no such folder")
     found, unusable = scan_records(runs_dir)
-    mine = [(p, r) for p, r in found if r.benchmark_id == request.benchmark]
+    mine = [
+        (p, r)  # in the runs layout: <benchmark>/<entry>/<run>/record.json
+        for p, r in found
+        if r.benchmark_id == request.benchmark and len(p.relative_to(runs_dir).parts) == 4
+    ]
     if not mine:
         raise HarnessError(_no_benchmark(request.benchmark, runs_dir, found))
     wanted = _wanted(request, {p.relative_to(runs_dir).parts[1] for p, _ in mine})
