@@ -509,3 +509,99 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+# Runs with kept predictions, made by hand (``harness select``).
+
+#: What a crafted member predicts: from an image's ``(29, H, W)`` bool truth, its name and
+#: fold, float probabilities ``(29, H, W)``; one function per kept test-time augmentation.
+Predictor = Callable[[Any, str, int], Any]
+
+
+def selection_data(root: Path, labelled_test: bool = False) -> Path:
+    """A 5-ID, 64 px phantom (``labelled_test``: one of its training IDs also copied, with its
+    labels, into ``test/``, as a held-out set with labels)."""
+    import shutil
+
+    from harness.data.phantom import synthesize
+
+    data = synthesize(root / "data", ids=5, size=64, test_ids=0 if labelled_test else 1)
+    if labelled_test:
+        for part in ("DCM", "outputs_json"):
+            shutil.copytree(data / "train" / part / "ID004", data / "test" / part / "ID099")
+    return data
+
+
+def selection_benchmark(data: Path, folds: tuple[int, ...] | None = (0, 1)) -> dict:
+    """The benchmark dict a cross-validated tiny run on ``data`` records (``folds`` None: one
+    that is not cross-validated, on the protocol's fold)."""
+    from harness import protocol as protocols
+    from harness.data.sources import describe
+
+    proto = protocols.load("tiny")
+    info = describe(data)
+    fields = {**proto.hashed_fields(), **({"cv_folds": list(folds)} if folds else {})}
+    return {
+        "id": f"tiny-{proto.hash}__{info.name}-{info.fingerprint[:8]}",
+        "dataset": {"name": info.name, "fingerprint": info.fingerprint},
+        "protocol": {"name": "tiny", "label": "tiny", "hash": proto.hash, "fields": fields},
+    }
+
+
+def selection_runs(
+    runs: Path,
+    data: Path,
+    members: dict[str, dict[str, Predictor]],
+    *,
+    folds: tuple[int, ...] = (0, 1),
+    bench: dict | None = None,
+    model: str = "small-cnn",
+    keep: bool = True,
+) -> str:
+    """``runs/<benchmark>/<member>/fold-F-seed-0``: a succeeded record for each member and
+    fold, its validation images' kept predictions (each test-time augmentation's, from its
+    predictor) and Dice scored from them; the benchmark's id. A benchmark that is not
+    cross-validated (no ``cv_folds``) gets runs of no fold (``seed-0``), on ``folds[0]``."""
+    import numpy as np
+
+    from harness.data.annotations import rasterize, read_annotation
+    from harness.data.layout import label_path, list_images, split
+    from harness.metric.dice import dice_scores
+    from harness.results.predictions import cut, quantize, write_predictions
+
+    bench = bench or selection_benchmark(data, folds)
+    cross = bool(bench["protocol"]["fields"].get("cv_folds"))
+    for name, by_tta in members.items():
+        for fold in folds:
+            images = split(sorted(list_images(data, "train")), 5, fold)[1]
+            truths = [rasterize(read_annotation(label_path(p))).astype(bool) for p in images]
+            kept = [
+                (p.name, {t: f(truth, p.name, fold) for t, f in by_tta.items()})
+                for p, truth in zip(images, truths, strict=True)
+            ]
+            folder = runs / bench["id"] / name / (f"fold-{fold}-seed-0" if cross else "seed-0")
+            summary = write_predictions(folder, kept, 0.5) if keep else None
+            scores = [
+                dice_scores(
+                    torch.from_numpy(quantize(probs["none"], 0.5) > cut(0.5)),
+                    torch.from_numpy(truth),
+                ).tolist()
+                for (_, probs), truth in zip(kept, truths, strict=True)
+            ]
+            per_class = np.mean(scores, axis=0)
+            entry = {**_entry("dice"), "model": _comp(model), "encoder": name}
+            record = Record(
+                status="succeeded",
+                seed=0,
+                mean_dice=float(per_class.mean()),
+                per_class_dice={c: float(v) for c, v in zip(CLASSES, per_class, strict=True)},
+                benchmark=bench,
+                entry=entry,
+                cost={"wall_s": 1.0, "device": "cpu", "inference_images_per_s": 10.0},
+                per_image_dice=scores,
+                val_images=[p.name for p in images],
+                fold=fold if cross else None,
+                predictions=summary,
+            )
+            write_record(folder / "record.json", record)
+    return str(bench["id"])

@@ -2,7 +2,9 @@
 leaderboards/records`` regenerates, into an empty folder, each committed table (ablation tables
 from the designs kept beside the records), its JSON twin, its web page, the folder's index.html
 and (main tables) its heatmap byte for byte, and every row of a committed ablation table is a
-row those records make."""
+row those records make. A committed selection (``<benchmark>.select.md``) comes back the same
+way from the records and the predictions they keep: ``harness select BENCHMARK --runs-dir
+leaderboards/records``."""
 
 from __future__ import annotations
 
@@ -23,7 +25,11 @@ RECORDS = BOARDS / "records"
 
 
 def _main_tables() -> list[Path]:
-    return sorted(p for p in BOARDS.glob("*.md") if ".ablation-" not in p.name)
+    return sorted(p for p in BOARDS.glob("*.md") if ".ablation-" not in p.name and p not in _SELECT)
+
+
+#: The committed selections (``harness select``), made from the records' kept predictions.
+_SELECT = sorted(BOARDS.glob("*.select.md"))
 
 
 def test_every_committed_table_has_its_records() -> None:
@@ -36,7 +42,8 @@ def test_every_committed_table_has_its_records() -> None:
         assert table.stem in ids, f"{table.name}: no records under {RECORDS}"
     for path, _ in found:  # record.json files in the runs/ layout, and ablation designs
         assert path.name == "record.json" and len(path.relative_to(RECORDS).parts) == 4
-    others = {p for p in RECORDS.rglob("*") if p.is_file() and p.name != "record.json"}
+    kept = {p.parent / r.predictions["file"] for p, r in found if r.predictions}
+    others = {p for p in RECORDS.rglob("*") if p.is_file() and p.name != "record.json"} - kept
     assert all(p.parent.name == "ablations" and p.suffix == ".json" for p in others), others
 
 
@@ -44,6 +51,10 @@ def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_pat
     # Into an empty folder: the ablation tables come back from their designs beside the records.
     result = cli("leaderboard", "--runs-dir", RECORDS, "--leaderboards-dir", tmp_path, "--strict")
     assert result.code == 0, result.err
+    for table in _SELECT:  # the selections, from the records' kept predictions
+        bench = table.name.removesuffix(".select.md")
+        result = cli("select", bench, "--runs-dir", RECORDS, "--leaderboards-dir", tmp_path)
+        assert result.code == 0, result.err
     made = sorted(p.name for p in tmp_path.glob("*.md"))
     assert made == sorted(p.name for p in BOARDS.glob("*.md"))  # no table without records
     for table in sorted(BOARDS.glob("*.md")):
@@ -62,7 +73,8 @@ def test_every_committed_table_has_its_json_twin() -> None:
     for table in sorted(BOARDS.glob("*.md")):
         twin = read_twin(table)
         assert twin is not None, f"{table.name}: no JSON twin"
-        assert len(twin["rows"]) == len(run_counts(table.read_text())), table.name
+        if table not in _SELECT:  # a selection's rows are configurations, not entries' runs
+            assert len(twin["rows"]) == len(run_counts(table.read_text())), table.name
 
 
 _ROW = re.compile(

@@ -1,10 +1,10 @@
 """The command line: each command parses, calls one library function, renders.
 
 One module per command (``run``, ``sweep``, ``tune``, ``listing`` for ``list``, ``show``,
-``leaderboard``, ``evaluate``, ``compare``, ``power``, ``cost``, ``predict``, ``export``,
-``check_plugin``) or command group (``data``); ``root`` holds the app, its consoles and the
-entry point ``main``, which maps errors to exit codes; ``launch`` what run, sweep and tune
-share. This module only assembles them, in the order ``harness --help`` lists them.
+``leaderboard``, ``evaluate``, ``compare``, ``power``, ``cost``, ``predict``, ``select``,
+``export``, ``check_plugin``) or command group (``data``); ``root`` holds the app, its consoles
+and the entry point ``main``, which maps errors to exit codes; ``launch`` what run, sweep and
+tune share. This module only assembles them, in the order ``harness --help`` lists them.
 """
 
 from harness.cli import (
@@ -20,6 +20,7 @@ from harness.cli import (
     predict,
     rank,
     run,
+    select,
     show,
     sweep,
     tune,
@@ -37,6 +38,7 @@ app.command()(compare.compare)
 app.command()(power.power)
 app.command()(cost.cost)
 app.command()(predict.predict)
+app.command()(select.select)
 app.command()(export.export)
 app.command("check-plugin")(check_plugin.check_plugin)
 app.add_typer(data.app, name="data")

@@ -29,8 +29,26 @@ def predict(
         str, typer.Option(help="test (test/DCM) or val (the validation fold)")
     ] = "test",
     tta: Annotated[
-        str, typer.Option(help="none, or flip: logits averaged with the mirror's")
+        str,
+        typer.Option(
+            help="A test-time augmentation (`harness list tta`): none, hflip (logits averaged "
+            "with the mirror's; flip is its older name), multiscale, or a plugin's"
+        ),
     ] = "none",
+    postprocessor: Annotated[
+        str,
+        typer.Option(
+            help="A post-processor of the masks (`harness list postprocessors`): none, "
+            "largest-component, fill-holes, or a plugin's"
+        ),
+    ] = "none",
+    postprocess_classes: Annotated[
+        str | None,
+        typer.Option(
+            help="The classes the post-processor is for, comma-separated (default: every "
+            "class; `harness select` prints the ones it chose)"
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass")] = None,
     num_workers: Annotated[int, typer.Option(help="Data-loader workers")] = 0,
@@ -46,6 +64,8 @@ def predict(
     options = PredictOptions(
         split=split,
         tta=tta,
+        postprocessor=postprocessor,
+        postprocess_classes=_classes(postprocess_classes),
         device=device,
         batch_size=batch_size,
         plugins=tuple(plugin or ()),
@@ -57,6 +77,13 @@ def predict(
     if prediction.ensemble_dice is not None:
         out.print(_ensemble_table(prediction))
     line(f"wrote {prediction.path}")
+
+
+def _classes(text: str | None) -> tuple[str, ...] | None:
+    """``finger-1,Radius``: the classes named, each once, in order (None: every class)."""
+    if text is None:
+        return None
+    return tuple(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
 
 
 def _ensemble_table(prediction: Any) -> Table:

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 def show(
     kind: Annotated[
-        str, typer.Argument(help="models, losses, optimizers, schedulers or augmentations")
+        str,
+        typer.Argument(
+            help="models, losses, optimizers, schedulers, augmentations, tta or postprocessors"
+        ),
     ],
     name: Annotated[str, typer.Argument(help="The component's name, e.g. dice")],
     plugin: Annotated[

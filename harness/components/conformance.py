@@ -19,6 +19,11 @@ the rest is behaviour a run cannot see on one batch:
   binary, and keeps image and masks aligned;
 - a component that declares a tuning space (``harness.tunable``) declares a valid one
   (``harness.components.spaces``): names it takes, bounds in order, log ranges above 0.
+- a **test-time augmentation** builds its ``(apply, invert)`` pairs, gives model inputs
+  whose sides are multiples of 32 and logits back at the input's shape for two sizes, and
+  its ``invert`` undoes its ``apply`` (a per-pixel model's logits come back where they were);
+- a **post-processor** returns bool masks of its input's shape for two sizes, leaves its
+  input unchanged, and gives the same masks for the same input.
 
 An exception inside a plugin is a failed check carrying its message, never a
 traceback, so one report lists every problem at once. Asking for a component that
@@ -120,13 +125,17 @@ def resolve_kind(registry: Registry, name: str, kind: str | None = None) -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        kinds = " and ".join(f"a {SINGULAR[k]}" for k in found)
+        kinds = " and ".join(f"{_article(SINGULAR[k])} {SINGULAR[k]}" for k in found)
         choices = " or ".join(f"--kind {SINGULAR[k]}" for k in found)
         raise HarnessError(f"'{name}' names {kinds}; choose one with {choices}")
     names = sorted({n for k in KINDS for n in registry.components(k)})
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     hint = f"did you mean: {', '.join(close)}? " if close else ""
     raise HarnessError(f"no component is named '{name}'; {hint}(`harness list` shows all)")
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
 
 
 def check_component(
@@ -608,10 +617,143 @@ def _check_augmentation(
             checks.skip(name, "the shapes and dtypes are wrong")
 
 
+# -- test-time augmentations -----------------------------------------------------------------
+
+
+def _smooth_images(size: int) -> torch.Tensor:
+    """``(2, 1, size, size)`` images without symmetry and smooth enough to resize."""
+    axis = torch.linspace(0, 1, size)
+    rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+    image = torch.sin(4 * rows) + torch.cos(3 * cols) + rows * cols
+    return torch.stack([image, image.flip(-1) * 0.5])[:, None]
+
+
+def _check_tta(
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
+) -> None:
+    state: dict[str, Any] = {}
+
+    def build() -> str:
+        state["transforms"] = contracts.build_tta(component, **params)
+        return f"{_count(len(state['transforms']), 'transform')} (forward passes)"
+
+    names = [f"logits back at the input's shape for 2x1x{s}x{s}" for s in MODEL_SIZES]
+    names.append("invert undoes apply")
+    if not checks.run("builds", build):
+        for name in names:
+            checks.skip(name, "the test-time augmentation did not build")
+        return
+    generator = torch.Generator().manual_seed(0)
+    pixelwise = nn.Conv2d(1, NUM_CLASSES, 1)
+    nn.init.normal_(pixelwise.weight, generator=generator)
+
+    def shapes(size: int) -> Callable[[], str]:
+        def run() -> str:
+            x = _smooth_images(size)
+            seen = []
+            for transform in state["transforms"]:
+                applied = transform.apply(x.clone())
+                _expect(
+                    isinstance(applied, torch.Tensor)
+                    and applied.shape[:2] == x.shape[:2]
+                    and all(side % 32 == 0 for side in applied.shape[-2:]),
+                    f"apply gave {_kind_of_tensor(applied)} for input {tuple(x.shape)}; "
+                    "expected (2, 1, H', W') with H' and W' multiples of 32",
+                )
+                with torch.no_grad():
+                    contracts.check_tta_logits(transform.invert(pixelwise(applied)), x, component)
+                seen.append("x".join(map(str, applied.shape[-2:])))
+            return f"model inputs {', '.join(seen)}"
+
+        return run
+
+    def undoes() -> str:
+        x = _smooth_images(MODEL_SIZES[1])
+        with torch.no_grad():
+            plain = pixelwise(x)
+            spread = float(plain.std())
+            worst = 0.0
+            for transform in state["transforms"]:
+                back = transform.invert(pixelwise(transform.apply(x.clone())))
+                worst = max(worst, float((back.float() - plain).abs().mean()) / spread)
+        _expect(worst <= 0.1, f"a per-pixel model's logits came back moved: error {worst:.3f}")
+        return f"a per-pixel model's logits come back within {worst:.3f} of their spread"
+
+    for size, name in zip(MODEL_SIZES, names, strict=False):
+        checks.run(name, shapes(size))
+    checks.run(names[-1], undoes)
+
+
+def _kind_of_tensor(value: Any) -> str:
+    return (
+        f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+    )
+
+
+# -- post-processors -------------------------------------------------------------------------
+
+
+def _masks_sample(size: int) -> np.ndarray:
+    """``(29, size, size)`` bool masks: the augmentation check's three boxes, one with a hole
+    and a speck beside it; the other classes empty."""
+    _, mask = _shapes_sample(size)
+    masks = np.moveaxis(mask, -1, 0).astype(bool)
+    masks[0, size // 4, size // 5] = False  # a hole
+    masks[1, 2, 2] = True  # a speck
+    return masks
+
+
+def _check_postprocessor(
+    component: Registered, params: dict[str, Any], checks: _Checks, encoder: str | None
+) -> None:
+    state: dict[str, Any] = {}
+
+    def build() -> str:
+        state["run"] = contracts.build_postprocessor(component, **params)
+        return type(state["run"]).__name__
+
+    names = [f"bool masks back at the input's shape for 29x{s}x{s}" for s in MODEL_SIZES]
+    names += ["leaves its input unchanged", "same masks for the same input"]
+    if not checks.run("builds", build):
+        for name in names:
+            checks.skip(name, "the post-processor did not build")
+        return
+
+    def shapes(size: int) -> Callable[[], str]:
+        def run() -> str:
+            masks = _masks_sample(size)
+            out = contracts.postprocessed(state["run"], masks, component)
+            changed = int((out != masks).sum())
+            return f"{_count(changed, 'pixel')} changed"
+
+        return run
+
+    def unchanged() -> str:
+        masks = _masks_sample(MODEL_SIZES[0])
+        before = masks.copy()
+        state["run"](masks)
+        _expect(np.array_equal(masks, before), "it changed the masks it was given in place")
+        return "the masks it was given are as they were"
+
+    def same() -> str:
+        masks = _masks_sample(MODEL_SIZES[0])
+        first = contracts.postprocessed(state["run"], masks, component)
+        second = contracts.postprocessed(state["run"], masks, component)
+        _expect(np.array_equal(first, second), "two calls on the same masks differ")
+        return "two calls agree"
+
+    for size, name in zip(MODEL_SIZES, names, strict=False):
+        checks.run(name, shapes(size))
+    checks.run(names[-2], unchanged)
+    checks.run(names[-1], same)
+
+
 _CHECKERS: dict[str, Callable[[Registered, dict[str, Any], _Checks, str | None], None]] = {
     "models": _check_model,
     "losses": _check_loss,
     "optimizers": _check_optimizer,
     "schedulers": _check_scheduler,
     "augmentations": _check_augmentation,
+    "tta": _check_tta,
+    "postprocessors": _check_postprocessor,
 }

@@ -14,7 +14,12 @@ naming the component and the plugin that provides it:
 - a scheduler factory returns an LR scheduler: ``step``, ``get_last_lr``, ``state_dict``
   and ``load_state_dict`` (``check_scheduler``);
 - an augmentation factory returns ``None`` or a transform called as
-  ``transform(image=..., mask=...)`` (``check_augmentation``).
+  ``transform(image=..., mask=...)`` (``check_augmentation``);
+- a test-time augmentation factory returns a non-empty sequence of ``(apply, invert)``
+  pairs of callables (``check_tta``), whose inverted logits are ``(N, 29, H, W)`` for an
+  ``(N, C, H, W)`` input (``check_tta_logits``);
+- a post-processor factory returns a callable (``check_postprocessor``) that maps bool
+  masks ``(29, H, W)`` to masks of the same shape, bool or 0/1 (``check_postprocessed``).
 
 ``build`` calls a factory and turns any exception it raises into one line; the
 ``build_*`` functions build one kind of component through it and check the result.
@@ -22,13 +27,17 @@ naming the component and the plugin that provides it:
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
-from harness.classes import NUM_CLASSES
-from harness.components.entry import Entry
+from harness.classes import CLASSES, NUM_CLASSES
+from harness.components.entry import Component, Entry, parse_component
 from harness.components.registry import SINGULAR, Registered, Registry
 from harness.components.weights import load_encoder_weights, resolve_weights
 from harness.errors import HarnessError, one_line
@@ -113,6 +122,74 @@ def build_augmentation(component: Registered, *, image_size: int, **params: Any)
     transform = build(component, image_size=image_size, **params)
     check_augmentation(transform, component)
     return transform
+
+
+class Transform(NamedTuple):
+    """One test-time transform: ``apply`` to the model's input, ``invert`` on its logits."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    invert: Callable[[torch.Tensor], torch.Tensor]
+
+
+#: Older names of test-time augmentations (``harness predict --tta flip``, an entry's ``tta``).
+TTA_ALIASES: dict[str, str] = {"flip": "hflip"}
+
+
+def build_tta(component: Registered, **params: Any) -> tuple[Transform, ...]:
+    """A test-time augmentation's transforms, checked to be ``(apply, invert)`` pairs."""
+    return check_tta(build(component, **params), component)
+
+
+def tta_transforms(registry: Registry, text: str) -> tuple[Transform, ...]:
+    """The transforms of the test-time augmentation ``text``, ``NAME[:KEY=VALUE,...]`` (an
+    older name too: ``flip``), its parameters checked against its factory first."""
+    component = parse_component(text, "--tta")
+    component = Component(TTA_ALIASES.get(component.name, component.name), component.params)
+    return build_tta(registry.check("tta", component), **component.kwargs)
+
+
+def build_postprocessor(component: Registered, **params: Any) -> Callable[[np.ndarray], Any]:
+    """A post-processor, checked to be callable."""
+    postprocess = build(component, **params)
+    check_postprocessor(postprocess, component)
+    return postprocess
+
+
+@dataclass(frozen=True)
+class Postprocessing:
+    """A post-processor applied to some classes only: the masks of ``classes`` (indices into
+    ``CLASSES``) are the post-processor's, every other class's stay as they were."""
+
+    component: Registered
+    run: Callable[[np.ndarray], Any]
+    classes: tuple[int, ...]
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """``(29, H, W)`` bool masks, post-processed for the chosen classes (a new array)."""
+        if not self.classes:
+            return masks
+        out = masks.copy()
+        done = postprocessed(self.run, masks, self.component)
+        chosen = list(self.classes)
+        out[chosen] = done[chosen]
+        return out
+
+
+def build_postprocessing(
+    registry: Registry, text: str, classes: Sequence[str] | None = None, option: str = "--classes"
+) -> Postprocessing:
+    """The post-processor ``text`` (``NAME[:KEY=VALUE,...]``) for ``classes`` (None: every
+    class); an unknown class is a one-line error naming ``option`` and the near matches."""
+    choice = parse_component(text, "--postprocessor")
+    component = registry.check("postprocessors", choice)
+    chosen = CLASSES if classes is None else tuple(classes)
+    for cls in chosen:
+        if cls not in CLASSES:
+            close = difflib.get_close_matches(cls, CLASSES, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise HarnessError(f"{option} {cls!r}: not a class; {hint}(the 29 are in CLASSES)")
+    indices = tuple(sorted({CLASSES.index(c) for c in chosen}))
+    return Postprocessing(component, build_postprocessor(component, **choice.kwargs), indices)
 
 
 def build_components(
@@ -279,6 +356,86 @@ def check_augmentation(transform: Any, component: Registered) -> None:
         f"returned {_kind_of(transform)}, not a transform called as "
         "transform(image=..., mask=...) (or None); fix the plugin's factory",
     )
+
+
+def check_tta(transforms: Any, component: Registered) -> tuple[Transform, ...]:
+    """A test-time augmentation factory returns a non-empty sequence of ``(apply, invert)``
+    pairs of callables; they come back as ``Transform``s."""
+    pairs = list(transforms) if isinstance(transforms, list | tuple) else None
+    if pairs and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 and all(map(callable, pair))
+        for pair in pairs
+    ):
+        return tuple(Transform(*pair) for pair in pairs)
+    raise _broken(
+        component,
+        f"returned {_kind_of(transforms) if pairs is None else 'a sequence'} that is not a "
+        "non-empty sequence of (apply, invert) pairs of callables; fix the plugin's factory",
+    )
+
+
+def check_tta_logits(logits: Any, inputs: torch.Tensor, component: Registered) -> None:
+    """A transform's ``invert`` gives float logits ``(N, 29, H, W)`` for ``(N, C, H, W)`` input."""
+    n, _, h, w = inputs.shape
+    expected = (n, NUM_CLASSES, h, w)
+    if not isinstance(logits, torch.Tensor):
+        got = _kind_of(logits)
+    elif tuple(logits.shape) != expected:
+        got = f"shape {tuple(logits.shape)}"
+    elif not logits.is_floating_point():
+        got = f"dtype {logits.dtype}"
+    else:
+        return
+    raise _broken(
+        component,
+        f"inverted the logits to {got} for input of shape {tuple(inputs.shape)}, expected "
+        f"{expected}; invert must bring the logits back to the input's frame and size",
+    )
+
+
+def check_postprocessor(postprocess: Any, component: Registered) -> None:
+    """A post-processor factory returns a callable ``postprocess(masks) -> masks``."""
+    if not callable(postprocess):
+        raise _broken(
+            component,
+            f"returned {_kind_of(postprocess)}, not a callable postprocess(masks); "
+            "fix the plugin's factory",
+        )
+
+
+def check_postprocessed(out: Any, masks: np.ndarray, component: Registered) -> np.ndarray:
+    """A post-processor returns masks of its input's shape, bool or 0/1 integers; they come
+    back as bool."""
+    if not isinstance(out, np.ndarray):
+        got = _kind_of(out)
+    elif out.shape != masks.shape:
+        got = f"shape {out.shape}"
+    elif out.dtype == np.bool_:
+        return out
+    elif np.issubdtype(out.dtype, np.integer) and not ((out != 0) & (out != 1)).any():
+        return out != 0
+    else:
+        got = f"dtype {out.dtype} with values other than 0 and 1"
+    raise _broken(
+        component,
+        f"returned {got} for masks of shape {masks.shape}; a post-processor returns a numpy "
+        "array of the same shape, bool (or 0/1)",
+    )
+
+
+def postprocessed(
+    postprocess: Callable[[np.ndarray], Any], masks: np.ndarray, component: Registered
+) -> np.ndarray:
+    """``postprocess`` run on a copy of ``masks`` (its input is never the caller's), checked."""
+    try:
+        out = postprocess(masks.copy())
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise _broken(
+            component, f"raised {type(exc).__name__}: {one_line(exc, 200)}; fix the plugin"
+        ) from exc
+    return check_postprocessed(out, masks, component)
 
 
 # -- what training calls on its first batch -----------------------------------------------------

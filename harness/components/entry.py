@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.errors import HarnessError
 from harness.protocol import TUNABLE, Protocol
 
@@ -80,7 +80,7 @@ def _parse_scalar(raw: str) -> Scalar:
 
 
 #: Entry field -> plugin kind ("loss" -> "losses"), in table order (``harness.components.kinds``).
-KINDS_BY_FIELD: dict[str, str] = {kind.field: kind.plural for kind in COMPONENT_KINDS}
+KINDS_BY_FIELD: dict[str, str] = {kind.field: kind.plural for kind in TRAINING_KINDS}
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,68 @@ def harness_augmentations() -> Mapping[str, Factory]:
                 return albumentations.Compose([albumentations.VerticalFlip(p=p)])
             return {"vflip": vflip}
     """
+
+
+# -- after training ---------------------------------------------------------------------
+#
+# The two kinds below are applied to a trained model's outputs (``harness predict``,
+# ``harness select``): they are no part of a training entry, its hash or its folder.
+
+
+@hookspec
+def harness_tta() -> Mapping[str, Factory]:
+    """Offer test-time augmentations.
+
+    Each factory is called as ``factory(**params)`` and returns a non-empty sequence of
+    *transforms*, each a pair ``(apply, invert)`` of callables; the model runs once per
+    transform (the sequence's length is the TTA's cost in forward passes):
+
+    - ``apply(images) -> images``: float ``(N, C, H, W)`` model input in, float
+      ``(N, C, H', W')`` out, ``H'`` and ``W'`` divisible by 32 (what a model takes);
+    - ``invert(logits) -> logits``: the model's float ``(N, 29, H', W')`` logits for the
+      transformed images, brought back to the input's frame: ``(N, 29, H, W)``, pixel for
+      pixel where the untransformed image's logits would be.
+
+    The harness averages the inverted logits of every transform (in float32) and scores
+    that as it scores one model's logits. A single ``(identity, identity)`` pair is no
+    test-time augmentation.
+
+    Example::
+
+        @hookimpl
+        def harness_tta():
+            def vflip():
+                def flip(t):
+                    return torch.flip(t, dims=(-2,))
+                return [(lambda t: t, lambda t: t), (flip, flip)]
+            return {"vflip": vflip}
+    """
+
+
+@hookspec
+def harness_postprocessors() -> Mapping[str, Factory]:
+    """Offer post-processing of predicted masks.
+
+    Each factory is called as ``factory(**params)`` and returns a callable
+    ``postprocess(masks) -> masks``:
+
+    - ``masks``: a numpy ``bool`` array ``(29, H, W)``, channel ``i`` the class
+      ``harness.classes.CLASSES[i]``, at the resolution the metric scores (thresholded
+      predictions, the classes multi-label); the callable must not change it in place;
+    - it returns a numpy array of the same shape, ``bool`` (or 0/1 integers).
+
+    ``harness select`` keeps a post-processor only for the classes where it helps on the
+    cross-validated folds (``docs/usage.md`` says the rule), so it may act on every class;
+    the harness takes its output class by class.
+
+    Example::
+
+        @hookimpl
+        def harness_postprocessors():
+            def erode(*, iterations=1):
+                def run(masks):
+                    return scipy.ndimage.binary_erosion(
+                        masks, structure=numpy.ones((1, 3, 3)), iterations=iterations)
+                return run
+            return {"erode": erode}
+    """

@@ -1,10 +1,14 @@
 """The kinds of component, declared once: every name a kind goes by, in one ordered table.
 
-The registry collects each kind from its hook, an entry holds one component of each kind
-in its field, the command line chooses it with its option, a sweep varies it by its axis
-names, and a record lists it under its field: all of them read ``COMPONENT_KINDS``. What
-the harness itself passes to each kind's factory (``contract``) is declared here too, so
-that a component's own parameters are the rest of its factory's signature.
+The registry collects each kind from its hook, ``harness list``, ``show`` and
+``check-plugin`` cover it: all of them read ``COMPONENT_KINDS``. A kind that trains
+(``Kind.trains``) is also part of an entry: an entry holds one component of each such kind
+in its field, the command line of ``run`` chooses it with its option, a sweep varies it by
+its axis names, and a record lists it under its field; those read ``TRAINING_KINDS``. The
+kinds applied after training (test-time augmentation, post-processing) are chosen by
+``harness predict`` and ``harness select`` and never enter an entry, its key or its folder.
+What the harness itself passes to each kind's factory (``contract``) is declared here too,
+so that a component's own parameters are the rest of its factory's signature.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class Kind:
     #: Positional arguments the harness passes first (an optimizer's parameters, a
     #: scheduler's optimizer), whatever the factory names them.
     positional: int = 0
+    #: Part of a training entry (its identity, hash and folder). False: applied to a trained
+    #: model's outputs (``harness predict``, ``harness select``), never part of an entry.
+    trains: bool = True
 
     @property
     def hook(self) -> str:
@@ -66,7 +73,12 @@ COMPONENT_KINDS: tuple[Kind, ...] = (
         aliases=("--aug",),
         contract=("image_size",),
     ),
+    Kind("tta", "tta", "--tta", trains=False),
+    Kind("postprocessors", "postprocessor", "--postprocessor", trains=False),
 )
+
+#: The kinds an entry is made of, in table order: what trains (``Kind.trains``).
+TRAINING_KINDS: tuple[Kind, ...] = tuple(kind for kind in COMPONENT_KINDS if kind.trains)
 
 #: Plural -> kind (``"losses"`` -> the loss kind).
 BY_PLURAL: dict[str, Kind] = {kind.plural: kind for kind in COMPONENT_KINDS}

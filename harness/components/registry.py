@@ -1,4 +1,5 @@
-"""The component registry: every model, loss, optimizer, scheduler and augmentation by name.
+"""The component registry: every model, loss, optimizer, scheduler, augmentation, test-time
+augmentation and post-processor by name (the kinds of ``harness.components.kinds``).
 
 Plugins are found in two ways, and the built-ins get no special treatment: every
 entry point of the ``harness`` group (installed distributions, this one included),

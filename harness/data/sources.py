@@ -93,3 +93,16 @@ def synthetic_dataset(
         if not (root / "train").is_dir():
             synthesize(root, ids=ids, size=size, seed=seed, progress=progress)
     return root
+
+
+_PHANTOM = re.compile(r"^phantom-v(\d+)-ids(\d+)-size(\d+)-seed(\d+)$")
+
+
+def phantom_named(name: str) -> Path | None:
+    """The built-in phantom a dataset's name (as a benchmark id holds it) names, generated into
+    the cache if it is not there; None when the name is not one of this version's phantoms."""
+    found = _PHANTOM.match(name)
+    if found is None or int(found[1]) != PHANTOM_VERSION:
+        return None
+    ids, size, seed = (int(found[i]) for i in (2, 3, 4))
+    return synthetic_dataset(ids=ids, size=size, seed=seed)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from harness.components.contracts import build_components, check_logits, check_loss
+from harness.components.contracts import Transform, build_components, check_logits, check_loss
 from harness.components.entry import Entry
 from harness.components.registry import Registry
 from harness.data.datasets import EvalDataset, TrainDataset
@@ -24,6 +24,7 @@ from harness.engine.device import (
     seed_everything,
 )
 from harness.engine.distributed import World
+from harness.engine.inference import resolve_tta
 from harness.engine.loader import make_train_loader
 from harness.engine.step import StepSettings, TrainStep
 from harness.protocol import Protocol
@@ -120,6 +121,8 @@ class Setup:
     compile: bool = False
     #: Runs of the command training at once (``Execution.concurrent_runs``).
     concurrent_runs: int | None = 1
+    #: The entry's validation test-time augmentation, as its plugin's transforms (none: ``()``).
+    tta: tuple[Transform, ...] = ()
 
 
 def _on_device(model: torch.nn.Module, protocol: Protocol, device: torch.device) -> torch.nn.Module:
@@ -190,4 +193,5 @@ def build_setup(run: RunSpec, execution: Execution) -> Setup:
         micro_batch=execution.micro_batch,
         compile=execution.compile,
         concurrent_runs=execution.concurrent_runs,
+        tta=resolve_tta(run.recipe.entry.tta, run.recipe.registry),
     )

@@ -387,7 +387,7 @@ class Trainer:
             setup.protocol,
             setup.step.placement,
             should_stop=should_stop,
-            tta=setup.entry.tta,
+            tta=setup.tta,
             world=setup.world,
         )
 

@@ -14,9 +14,12 @@ Several runs of one benchmark predict as an ensemble: their sigmoid probabilitie
 averaged (``ensemble_logits``), and on the validation split each member's Dice is scored
 beside the ensemble's, so one sees whether the ensemble beats its members.
 
-Horizontal-flip test-time augmentation averages the logits of the image and of its
-mirror (flipped back) before the threshold; ``harness.engine.inference.tta_logits`` is
-the one place that does it, for ``harness predict --tta flip`` and for validation alike.
+A test-time augmentation (a ``harness_tta`` plugin: ``--tta hflip`` averages the logits of
+the image and of its mirror, flipped back) is applied before the threshold by
+``harness.engine.inference.tta_logits``, the one place that does it, for ``harness predict``
+and for validation alike. A post-processor (a ``harness_postprocessors`` plugin, for the
+classes ``--postprocess-classes`` names: what ``harness select`` chose) is applied to the
+thresholded masks, before they are written and scored.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.classes import CLASSES
+from harness.components.contracts import Postprocessing, Transform, build_postprocessing
+from harness.components.registry import Registry
 from harness.engine.device import Placement, Unavailable, resolve_device
-from harness.engine.inference import TTA_CHOICES, tta_logits
+from harness.engine.inference import TTA, resolve_tta, tta_logits
 from harness.errors import HarnessError
 from harness.results.records import RECORD_NAME, WEIGHTS_NAME
 
@@ -210,7 +215,7 @@ def _benchmark_of(run: LoadedRun) -> str:
 
 
 def ensemble_logits(
-    models: Sequence[torch.nn.Module], x: torch.Tensor, tta: str = "none"
+    models: Sequence[torch.nn.Module], x: torch.Tensor, tta: TTA = "none"
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each model's logits, and the ensemble's: the logit of the mean sigmoid probability.
 
@@ -256,10 +261,12 @@ class ValScores:
     def add(
         self, index: int, name: str, members: list[torch.Tensor], ensemble: torch.Tensor
     ) -> None:
+        """Each member's logits and the ensemble's final masks (thresholded and, when asked,
+        post-processed: what the submission holds) scored against image ``index``'s truth."""
         truth = self.truth(index)
         for scores, logits in zip(self.members, members if self.members else [], strict=True):
             scores.add_logits(logits, truth, name=name)
-        self.ensemble.add_logits(ensemble, truth, name=name)
+        self.ensemble.add_masks(ensemble, truth, name=name)
 
 
 def _as_runs(run: LoadedRun | Sequence[LoadedRun]) -> list[LoadedRun]:
@@ -270,24 +277,26 @@ def predict_rows(
     run: LoadedRun | Sequence[LoadedRun],
     images: Sequence[Path],
     *,
-    tta: str = "none",
+    tta: TTA = "none",
     batch_size: int | None = None,
     num_workers: int = 0,
     progress: Progress | None = None,
     scores: ValScores | None = None,
+    postprocess: Postprocessing | None = None,
 ) -> Iterator[tuple[str, str, str]]:
     """Submission rows ``(image_name, class, rle)``, image by image in the given order.
 
-    Several runs predict as an ensemble (``ensemble_logits``); ``scores`` (labelled images
-    only) is given each member's logits and the ensemble's as the rows are made.
+    Several runs predict as an ensemble (``ensemble_logits``) under the test-time
+    augmentation ``tta`` (a plugin's name, or its transforms); ``postprocess`` changes the
+    thresholded masks of the classes it was chosen for. ``scores`` (labelled images only) is
+    given each member's logits and the ensemble's final masks as the rows are made.
     """
     from harness.data.datasets import PredictDataset
     from harness.metric.dice import logits_to_masks
     from harness.metric.rle import encode
 
-    if tta not in TTA_CHOICES:
-        raise HarnessError(f"--tta {tta!r}: choose one of {', '.join(TTA_CHOICES)}")
     runs = _as_runs(run)
+    transforms = resolve_tta(tta)
     protocol = runs[0].protocol
     batch_size = batch_size or protocol.batch_size
     if batch_size < 1:
@@ -302,14 +311,16 @@ def predict_rows(
         progress(done, len(dataset))
     with torch.inference_mode():
         for inputs, indices, heights, widths in loader:
-            members, logits = _batch_logits(runs, inputs, device, tta)
+            members, logits = _batch_logits(runs, inputs, device, transforms)
             for i, (row, index, height, width) in enumerate(
                 zip(logits, indices.tolist(), heights.tolist(), widths.tolist(), strict=True)
             ):
                 name = dataset.paths[index].name
-                if scores is not None:
-                    scores.add(index, name, [m[i] for m in members], row)
                 masks = logits_to_masks(row, (height, width), protocol.threshold).cpu().numpy()
+                if postprocess is not None:
+                    masks = postprocess(masks)
+                if scores is not None:
+                    scores.add(index, name, [m[i] for m in members], torch.from_numpy(masks))
                 for cls, mask in zip(CLASSES, masks, strict=True):
                     yield name, cls, encode(mask)
                 del masks
@@ -320,7 +331,7 @@ def predict_rows(
 
 
 def _batch_logits(
-    runs: Sequence[LoadedRun], inputs: torch.Tensor, device: torch.device, tta: str
+    runs: Sequence[LoadedRun], inputs: torch.Tensor, device: torch.device, tta: TTA
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """One batch through every run, as validation feeds it (channels, memory format, autocast)."""
     protocol = runs[0].protocol
@@ -347,9 +358,12 @@ class Prediction:
 @dataclass(frozen=True)
 class PredictOptions:
     """How to predict: the images (``split``: ``test``, or the protocol's validation fold
-    ``val``), the test-time augmentation, the device, the images per forward pass (None: the
-    protocol's batch), the data-loader workers, the plugins the runs' models came from,
-    and whether the validation split is scored (each member and the ensemble)."""
+    ``val``), the test-time augmentation (a ``harness_tta`` plugin's name), the
+    post-processor (a ``harness_postprocessors`` plugin's name) and the classes it is for
+    (None: every class), the device, the images per forward pass (None: the protocol's
+    batch), the data-loader workers, the plugins the runs' models (and the test-time
+    augmentation and post-processor) came from, and whether the validation split is scored
+    (each member and the ensemble)."""
 
     split: str = "test"
     tta: str = "none"
@@ -358,6 +372,28 @@ class PredictOptions:
     num_workers: int = 0
     plugins: Sequence[str] = ()
     score: bool = True
+    postprocessor: str = "none"
+    postprocess_classes: tuple[str, ...] | None = None
+
+    def after_training(self) -> tuple[tuple[Transform, ...], Postprocessing | None]:
+        """The test-time augmentation's transforms and the post-processing, built through
+        the registry (``--tta``, ``--postprocessor`` name the plugin in a one-line error)."""
+        if self.tta == "none" and self.postprocessor == "none":
+            return (), None
+        registry = Registry.load(self.plugins)
+        try:
+            transforms = resolve_tta(self.tta, registry)
+        except HarnessError as exc:
+            raise HarnessError(f"--tta {self.tta}: {exc}") from None
+        if self.postprocessor == "none":
+            return transforms, None
+        try:
+            post = build_postprocessing(
+                registry, self.postprocessor, self.postprocess_classes, "--postprocess-classes"
+            )
+        except HarnessError as exc:
+            raise HarnessError(f"--postprocessor {self.postprocessor}: {exc}") from None
+        return transforms, post
 
 
 def predict_ensemble(
@@ -380,8 +416,7 @@ def predict_ensemble(
 
     if options.split not in SPLITS:
         raise HarnessError(f"--split {options.split!r}: choose one of {', '.join(SPLITS)}")
-    if options.tta not in TTA_CHOICES:
-        raise HarnessError(f"--tta {options.tta!r}: choose one of {', '.join(TTA_CHOICES)}")
+    transforms, postprocess = options.after_training()  # before any model loads
     out = Path(out)
     if out.is_dir():
         raise HarnessError(f"--out {out}: is a folder; give a file name such as submission.csv")
@@ -402,11 +437,12 @@ def predict_ensemble(
     rows = predict_rows(
         runs,
         images,
-        tta=options.tta,
+        tta=transforms,
         batch_size=options.batch_size,
         num_workers=options.num_workers,
         progress=progress,
         scores=scores,
+        postprocess=postprocess,
     )
     write_submission(out, rows)
     if scores is None or not images:

@@ -101,6 +101,26 @@ def logits_to_masks(
     return out
 
 
+def logits_to_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Float32 ``(C, H, W)`` probabilities from ``(C, h, w)`` logits: what ``logits_to_masks``
+    thresholds, value for value (upsampled in float32, bilinear, ``align_corners=False``,
+    a few channels at a time, then the sigmoid)."""
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be (C, h, w); got {tuple(logits.shape)}")
+    height, width = size
+    channels = logits.shape[0]
+    out = torch.empty((channels, height, width), dtype=torch.float32, device=logits.device)
+    with torch.no_grad():
+        for start in range(0, channels, _CHUNK):
+            chunk = logits[start : start + _CHUNK].detach().float()
+            if tuple(chunk.shape[1:]) != (height, width):
+                chunk = F.interpolate(
+                    chunk[None], size=(height, width), mode="bilinear", align_corners=False
+                )[0]
+            torch.sigmoid(chunk, out=out[start : start + _CHUNK])
+    return out
+
+
 class DiceAccumulator:
     """Streams images through the metric and keeps only their per-class score rows."""
 

@@ -239,10 +239,41 @@ def ablation(axis: str, tuned: bool) -> tuple[Column, ...]:
     return (Column(axis_title(axis), ("value",)), *ABLATION, *((CHOSEN,) if tuned else ()))
 
 
+def _members(row: Row) -> str:
+    return " + ".join(row["members"])
+
+
+def _postprocessing(row: Row) -> str:
+    """``none``, or the post-processor and how many classes the rule kept it for."""
+    name, kept = row["postprocessor"], len(row.get("kept_for") or ())
+    if name == "none":
+        return name
+    return f"{name} ({kept} of {len(CLASSES)} classes)" if kept else f"{name} (no class)"
+
+
+#: ``harness select``'s columns: a configuration (members, TTA, post-processing), its
+#: cross-validated Dice judged as a leaderboard's rows are, and its cost at inference.
+SELECTION = (
+    Column("#", ("rank",), align="right", numeric=True),
+    Column("Members", _members),
+    Column("TTA", ("tta",)),
+    Column("Post-processing", _postprocessing),
+    _measure("CV Dice", "mean_dice", 4),
+    INTERVAL,
+    RANK_BAND,
+    Column("n", ("n",), align="right", numeric=True),
+    Column("vs #1", ("vs_leader",), align="center"),
+    _measure("Passes", "passes", 0, ranged=True),
+    _measure("Infer img/s", "inference_images_per_s", 1),
+)
+
+
 def of_table(data: Mapping[str, Any]) -> tuple[Column, ...]:
-    """The columns of a table's data (a leaderboard's twin, or an ablation's)."""
+    """The columns of a table's data (a leaderboard's twin, an ablation's, a selection's)."""
     if data.get("kind") == "ablation":
         return ablation(str(data["axis"]), bool(data.get("budget")))
+    if data.get("kind") == "selection":
+        return SELECTION
     return LEADERBOARD
 
 

@@ -154,8 +154,21 @@ def judge(table_rows: Sequence[Row]) -> TableNoise:
     return _judged(table_rows, model, SEEDS, everyone, problem)
 
 
+def judge_units(units: Sequence[Sequence[Unit]], means: Sequence[float]) -> TableNoise:
+    """Rows given by their units of per-image Dice, in table order (``harness select``'s
+    configurations, scored from kept predictions: no records of their own), under the same
+    rules; ``means``: the rows' mean Dice, which name the leader when no model can be fitted."""
+    try:
+        model = fit_noise([list(row) for row in units])
+    except ValueError as exc:
+        best = max(range(len(means)), key=lambda i: (means[i], -i), default=-1)
+        judged = tuple(Judgement(i == best) for i in range(len(means)))
+        return TableNoise(None, None, (), judged, problem=str(exc))
+    return _judged(units, model, IMAGES, tuple(range(len(units))))
+
+
 def _judged(
-    table_rows: Sequence[Row],
+    table_rows: Sequence[Row] | Sequence[Sequence[Unit]],
     model: NoiseModel,
     basis: str,
     covered: tuple[int, ...],

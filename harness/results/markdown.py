@@ -1,4 +1,5 @@
-"""The markdown view of a table's JSON twin: a leaderboard's, or an ablation's.
+"""The markdown view of a table's JSON twin: a leaderboard's, an ablation's, or a selection's
+(``harness select``).
 
 A table's markdown is its notes (``notes``: what the rows are, how Dice and the noise were
 measured; lines of markdown the page shows too), then its rows in the columns
@@ -78,11 +79,14 @@ def code(text: object) -> str:
 
 def render(data: TableData, picture: str | None = None) -> str:
     """The markdown of a table's data (its twin): a leaderboard's (``picture``: its heatmap's
-    file name, linked under the per-class heading) or an ablation's."""
-    rows, ablation = data["rows"], data.get("kind") == "ablation"
-    lines = [*notes(data), *table_lines(of_table(data), rows, None if ablation else EMPTY)]
+    file name, linked under the per-class heading), an ablation's or a selection's."""
+    rows, kind = data["rows"], data.get("kind")
+    lines = [
+        *notes(data),
+        *table_lines(of_table(data), rows, EMPTY if kind == "leaderboard" else None),
+    ]
     lines += after(data, picture)
-    if not ablation:
+    if kind == "leaderboard":
         lines += table_lines(PER_CLASS, rows)
     return "\n".join(lines) + "\n"
 
@@ -91,6 +95,8 @@ def notes(data: TableData) -> list[str]:
     """What a table says before its rows, as lines of markdown (the page shows them too)."""
     if data.get("kind") == "ablation":
         return _ablation_notes(data)
+    if data.get("kind") == "selection":
+        return selection_notes(data)
     return [*header_lines(data), "", GENERATED, ""]
 
 
@@ -117,6 +123,8 @@ def _line(cells: Iterable[str]) -> str:
 
 def after(data: TableData, picture: str | None = None) -> list[str]:
     """What follows a table's rows (before a leaderboard's per-class table), as lines."""
+    if data.get("kind") == "selection":
+        return _selection_after(data)
     if data.get("kind") == "ablation":
         shown = ablation_picture(data)
         axis = escape(data["axis"])
@@ -217,6 +225,87 @@ def _ablation_notes(data: TableData) -> list[str]:
         *excluded,
         "",
     ]
+
+
+def selection_notes(data: TableData) -> list[str]:
+    """A selection's title and notes: what was tried, how it was scored and by which rules,
+    what it costs, the held-out score and the command that ships #1."""
+    protocol, dataset = data["benchmark"]["protocol"], data["benchmark"]["dataset"]
+    settings = data["settings"]
+    members = "; ".join(
+        f"{escape(m['name'])} = {code(m['entry'])} ({m['runs']} runs)" for m in data["members"]
+    )
+    tta = ", ".join(
+        f"{escape(t)} ({settings['passes'][t]} pass{'es' * (settings['passes'][t] > 1)})"
+        for t in settings["tta"]
+    )
+    return [
+        f"# Selection: ensembles, test-time augmentation and post-processing on "
+        f"{code(data['benchmark_id'])}",
+        "",
+        f"- **Benchmark**: protocol {code(protocol['label'])}, hash {code(protocol['hash'])}; "
+        f"dataset {code(dataset['name'])}, fingerprint {code(dataset['fingerprint'][:16])}.",
+        f"- **Members**: {members}.",
+        f"- **Configurations**: each member alone and every ensemble of up to "
+        f"{settings['max_members']} of them (their sigmoid probabilities averaged, as `harness "
+        f"predict` averages them), under each test-time augmentation its runs kept ({tta}) and "
+        f"with each post-processor ({escape(', '.join(settings['postprocessors']))}): "
+        f"{len(data['rows'])} rows.",
+        "- **Chosen on cross-validation only**: every configuration is scored on the folds' "
+        "validation images alone, each image by the runs that did not train on it (its fold's), "
+        "from the probabilities the runs kept (`--keep-predictions`: one byte a pixel at the "
+        "scoring resolution, thresholded exactly where the run's own validation did). CV Dice is "
+        "the mean over folds of each fold's Dice, the competition's (per image and class, "
+        "averaged over images per class, then over the 29 classes), as a cross-validated "
+        "leaderboard's.",
+        f"- **Post-processing**: {escape(settings['rule'])} (the column counts those classes; "
+        "the JSON twin names them).",
+        *table_noise_lines(data),
+        "- **Rows share runs**: every configuration of a member set, and every ensemble with "
+        "its members, is scored from the same runs; the model takes the rows as separate "
+        "entries, so a verdict between two of them is approximate.",
+        "- **Cost**: Passes is forward passes per image, every run of every member (each "
+        "fold's and seed's model ships) times the test-time augmentation's passes; Infer img/s "
+        "follows from the runs' measured inference images/s (the model alone at batch 1, on "
+        "their own device; averaging and post-processing not timed).",
+        f"- **Held-out test images**: {_held_out_text(data.get('held_out') or {})}",
+        f"- **Ship #1**: {code(data['command'] or 'no configuration')} (RUNS: the runs folder "
+        "they trained in, with their weights; DATA: the dataset's folder).",
+        *_left_out_lines(data.get("left_out") or []),
+        *excluded_lines(data["excluded"]),
+        "",
+        "Generated by `harness select` from the run records and their kept predictions; do not "
+        "edit by hand.",
+        "",
+    ]
+
+
+def _held_out_text(held: Mapping[str, Any]) -> str:
+    if held.get("scored"):
+        return (
+            f"scored once, for #1 alone (after the choice): mean Dice "
+            f"{held['mean_dice']:.4f} over {held['images']} images."
+        )
+    reason = escape(held.get("reason") or "none")
+    return f"not scored ({reason}); the table's Dice is cross-validated only."
+
+
+def _left_out_lines(left: Sequence[Mapping[str, str]]) -> list[str]:
+    if not left:
+        return []
+    return [
+        "- **Left out**: entries of this benchmark without kept predictions on every fold:",
+        *(f"  - {code(e['entry'])}: {escape(e['reason'])}" for e in left),
+    ]
+
+
+def _selection_after(data: TableData) -> list[str]:
+    """Under a selection's rows: the classes #1 post-processes, by name."""
+    rows = data["rows"]
+    if not rows or not rows[0].get("kept_for"):
+        return []
+    named = escape(", ".join(rows[0]["kept_for"]))
+    return ["", f"#1 applies {escape(rows[0]['postprocessor'])} to: {named}."]
 
 
 def budget_lines(table_rows: Sequence[Row]) -> list[str]:

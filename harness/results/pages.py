@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.results import columns as cols
 from harness.results import plots
 from harness.results.columns import minus, number, signed
@@ -46,7 +46,7 @@ from harness.results.significance import BEST, difference_method
 from harness.results.tables import FORMAT, read_twin
 
 #: What an entry's key holds, in order (``harness.components.entry.Entry.key``).
-KEY_PARTS = (*(kind.field for kind in COMPONENT_KINDS), "encoder")
+KEY_PARTS = (*(kind.field for kind in TRAINING_KINDS), "encoder")
 INDEX_LINK = '<nav><a href="index.html">All tables</a></nav>'
 
 TableData = Mapping[str, Any]
@@ -64,6 +64,8 @@ def table_view(table: Path, twin: TableData, runs_dir: Path | None = None) -> Vi
     twin = {"format": FORMAT, **twin}  # as the twin's file holds it
     if twin.get("kind") == "ablation":
         return _ablation_view(Path(table), twin, sources)
+    if twin.get("kind") == "selection":
+        return _selection_view(twin)
     return _leaderboard_view(Path(table), twin, sources)
 
 
@@ -137,6 +139,46 @@ def _ablation_view(table: Path, twin: TableData, sources: Sources) -> View:
         data=twin,
         plots=() if forest is None else (forest,),
     )
+
+
+def _selection_view(twin: TableData) -> View:
+    """A selection's configurations (``harness select``), each opening its per-class Dice and
+    Dice by fold; the forest of their intervals."""
+    declared = cols.of_table(twin)
+    rows = [
+        _row(
+            declared,
+            r,
+            text=r["entry"],
+            parts={"tta": r["tta"], "postprocessor": r["postprocessor"]},
+            detail=_selection_detail(r),
+        )
+        for r in twin["rows"]
+    ]
+    labels = [f"#{r['rank']}" for r in twin["rows"]]
+    forest = plots.forest(twin["rows"], labels, (twin.get("noise") or {}).get("reference"))
+    return View(
+        title=_title(notes(twin)),
+        before=INDEX_LINK + "\n" + markdown_html(notes(twin)),
+        columns=_columns(declared, rows),
+        rows=tuple(rows),
+        after=markdown_html(after(twin)),
+        ranges=_ranges(declared, rows),
+        data=twin,
+        plots=() if forest is None else (forest,),
+    )
+
+
+def _selection_detail(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A configuration's drill-down: Dice by fold, per-class Dice, the classes post-processed."""
+    folds = [[f"fold {f}", number(d, 4)] for f, d in row["dice_by_fold"].items()]
+    classes = [[c, number(d, 4)] for c, d in row["per_class_dice"].items()]
+    kept = ", ".join(row.get("kept_for") or []) or "none"
+    return [
+        {"kind": "table", "title": "Dice by fold", "columns": ["Fold", "Dice"], "rows": folds},
+        {"kind": "table", "title": "Per-class Dice", "columns": ["Class", "Dice"], "rows": classes},
+        {"kind": "text", "title": "Post-processed classes", "text": kept},
+    ]
 
 
 def _board_rows(board: Path) -> dict[str, Mapping[str, Any]]:
@@ -274,7 +316,7 @@ def compare_view(result: Comparison, a: Path, b: Path) -> View:
 
 def _compare_row(d: Delta) -> ViewRow:
     data = d.data()
-    components = [kind.field for kind in COMPONENT_KINDS]
+    components = [kind.field for kind in TRAINING_KINDS]
     parts = dict(zip(components, re.sub(r" \(.*?\)", "", d.entry).split(" · "), strict=False))
     detail = [{"kind": "table", "title": "A and B", **_side_by_side(d.a, d.b)}]
     parts["noise"] = data["noise"]

@@ -67,6 +67,9 @@ class Record:
     #: The fold a cross-validated run trained without and validated on (None: the
     #: protocol's own ``fold``, as every run before cross-validation).
     fold: int | None = None
+    #: The out-of-fold predictions kept beside the record (``--keep-predictions``;
+    #: ``harness.results.predictions``): file, bytes, sha256, tta, images. None: not kept.
+    predictions: dict[str, Any] | None = None
     schema: int = SCHEMA
 
     @property

@@ -152,11 +152,16 @@ def rows(records: Iterable[Record], benchmark_id: str) -> list[Row]:
     for record in records:
         if record.status != "succeeded" or record.benchmark.get("id") != benchmark_id:
             continue
-        entry = Entry.from_dict(_names_only(record.entry))
+        entry = entry_of(record)
         groups[entry.key].append(record)
         entries[entry.key] = entry
     out = [Row(entries[k], tuple(sorted(v, key=lambda r: r.seed))) for k, v in groups.items()]
     return sorted(out, key=lambda r: (-r.mean, r.entry.label))
+
+
+def entry_of(record: Record) -> Entry:
+    """A record's entry as a leaderboard keys it (names and parameters, not versions)."""
+    return Entry.from_dict(_names_only(record.entry))
 
 
 def _names_only(entry: dict) -> dict:

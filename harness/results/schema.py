@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from harness.classes import CLASSES
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.errors import hidden, visible
 
 #: The plugin naming rule (``harness.components.registry``): ``unetpp``, ``warmup-cosine``.
@@ -235,7 +235,7 @@ class _Entry(_Open):
 
 
 #: An entry's component fields, one per kind (``harness.components.kinds``), in table order.
-ENTRY_FIELDS = tuple(kind.field for kind in COMPONENT_KINDS)
+ENTRY_FIELDS = tuple(kind.field for kind in TRAINING_KINDS)
 #: An entry as a record holds it: a component of each kind, its encoder, TTA and own values.
 EntryInfo = create_model(
     "EntryInfo", __base__=_Entry, **{name: (Component, ...) for name in ENTRY_FIELDS}
@@ -380,6 +380,17 @@ class Tuning(_Open):
     default: Default | None = None
 
 
+class Predictions(_Open):
+    """The out-of-fold predictions kept beside a record (``--keep-predictions``): the file (in
+    the run's folder), its size and SHA-256, the test-time augmentations it holds, its images."""
+
+    file: SafeId
+    bytes: Whole
+    sha256: Hex
+    tta: list[Name]
+    images: Whole
+
+
 class Record(_Closed):
     """A run's record as ``record.json`` holds it (schema 1)."""
 
@@ -403,6 +414,7 @@ class Record(_Closed):
     tuning: Tuning = Tuning()
     hardware: Hardware = Hardware()
     fold: Whole | None = None
+    predictions: Predictions | None = None
     schema_: Literal[1] = Field(1, alias="schema")
 
     @model_validator(mode="after")
@@ -615,7 +627,79 @@ class Ablation(_Open):
         return self
 
 
-TWINS: dict[str, type[BaseModel]] = {"leaderboard": Leaderboard, "ablation": Ablation}
+class SelectionRow(_Open):
+    """A configuration of ``harness select``'s table."""
+
+    rank: Positive
+    entry: Line
+    key: Line
+    members: list[Line]
+    tta: Name
+    postprocessor: Name
+    kept_for: list[ClassName]
+    mean_dice: Dice
+    std: Amount | None = None
+    n: Positive
+    vs_leader: Line
+    interval: DiceInterval = None
+    rank_band: RankBand = None
+    test: Test | None = None
+    dice_by_fold: dict[str, Dice]
+    per_class_dice: dict[ClassName, Dice]
+    passes: Positive
+    inference_images_per_s: Amount | None = None
+    runs: list[Line]
+
+
+class SelectionMember(_Open):
+    name: Line
+    folder: SafeId
+    entry: Line
+    runs: Positive
+    inference_images_per_s: Amount | None = None
+
+
+class SelectionSettings(_Open):
+    max_members: Positive
+    tta: list[Name]
+    passes: dict[Name, Positive]
+    postprocessors: list[Name]
+    rule: Line
+
+
+class HeldOut(_Open):
+    scored: Flag
+    reason: Line | None = None
+    mean_dice: Dice | None = None
+    images: Whole | None = None
+
+
+class Selection(_Open):
+    """``harness select``'s table: configurations ranked by cross-validated Dice."""
+
+    format: Line
+    kind: Literal["selection"]
+    benchmark_id: SafeId
+    benchmark: Benchmark
+    members: list[SelectionMember]
+    settings: SelectionSettings
+    excluded: list[Excluded]
+    noise: Noise | None = None
+    held_out: HeldOut
+    command: Text | None = None
+    rows: list[SelectionRow]
+
+    @model_validator(mode="after")
+    def _model_rows(self) -> Selection:
+        _in_table(self.noise, len(self.rows))
+        return self
+
+
+TWINS: dict[str, type[BaseModel]] = {
+    "leaderboard": Leaderboard,
+    "ablation": Ablation,
+    "selection": Selection,
+}
 
 
 # What is wrong, in one phrase.

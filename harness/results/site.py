@@ -1,5 +1,5 @@
 """``index.html`` in a leaderboards folder: every benchmark with its protocol, dataset and row
-count, linking its leaderboard's page and its ablation tables' pages.
+count, linking its leaderboard's page and its ablation tables' (and selection's) pages.
 
 It is made from the folder's JSON twins alone (sorted; the same twins give the same bytes)
 and rewritten whenever a table's page is, under a lock of its own (``lock``): the last writer
@@ -108,7 +108,7 @@ def index_view(
 def _row(
     bench: str, board: tuple[Path, Mapping[str, Any]] | None, ablations: Sequence[Path]
 ) -> ViewRow:
-    links = ", ".join(_link(t, t.stem.split(".ablation-", 1)[-1]) for t in ablations) or "—"
+    links = ", ".join(_link(t, _beside(t)) for t in ablations) or "—"
     if board is None:
         cells = (html.escape(bench), "—", "—", "—", "—", "—", "—", links)
         return ViewRow(cells, (bench, None, None, None, None, None, None, None), bench, bench)
@@ -139,6 +139,13 @@ def _row(
     text = " ".join(str(v) for v in (bench, protocol["label"], dataset["name"], values[5]) if v)
     parts = {"protocol": str(protocol["label"]), "dataset": str(dataset["name"])}
     return ViewRow(cells, values, text, bench, parts)
+
+
+def _beside(table: Path) -> str:
+    """A table beside a leaderboard, as the index names it: an ablation's axis (``loss``,
+    ``loss-tuned``), or ``select`` (``harness select``)."""
+    stem = table.stem
+    return stem.split(".ablation-", 1)[1] if ".ablation-" in stem else stem.rsplit(".", 1)[-1]
 
 
 def _link(table: Path, label: str) -> str:

@@ -79,7 +79,8 @@ def inspect_twin(table: Path) -> dict[str, Any] | str | None:
         )
     model = TWINS.get(data.get("kind"))  # type: ignore[arg-type]
     if model is None:
-        return f"kind: {visible(repr(data.get('kind')), 40)} is neither leaderboard nor ablation"
+        kinds = ", ".join(TWINS)
+        return f"kind: {visible(repr(data.get('kind')), 40)} is not one of {kinds}"
     wrong = problem(model, data)
     return data if wrong is None else wrong
 

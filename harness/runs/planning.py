@@ -37,7 +37,7 @@ from harness.components.entry import (
     Entry,
     parse_component,
 )
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.components.registry import Registry
 from harness.components.weights import EncoderWeights, resolve_weights
 from harness.data import sources
@@ -326,7 +326,7 @@ def _id_folders(data: Path | None, proto: Protocol) -> int | None:
 def _components(request: RunRequest, proto: Protocol, registry: Registry) -> dict[str, Component]:
     """Each component of the entry parsed and known to the registry (unknown names fail)."""
     components: dict[str, Component] = {}
-    for kind in COMPONENT_KINDS:
+    for kind in TRAINING_KINDS:
         # An entry names every kind but the protocol's defaults (optimizer, scheduler,
         # augmentation), which the protocol names.
         text = getattr(request.entry, kind.field) or getattr(proto, kind.field, "")

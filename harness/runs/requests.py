@@ -5,7 +5,7 @@ anything is resolved, as typed values in three parts:
   test-time augmentation, the entry's own hyperparameters as numbers);
 - ``BenchmarkChoice``: on what (the protocol and its overrides, the data, the seeds);
 - ``Launch``: how and where (device, precision, processes, ``--jobs``/``--cluster``,
-  tracking, folders, resume).
+  tracking, kept predictions, folders, resume).
 
 Each option is declared once, on its field, with its flag, help text and (where the
 command line's text is not the value itself) how to read and write it: the command line
@@ -28,7 +28,7 @@ from typing import Any
 
 from harness import protocol as protocols
 from harness.components.entry import parse_component, parse_hparams
-from harness.components.kinds import BY_FIELD, COMPONENT_KINDS
+from harness.components.kinds import BY_FIELD, TRAINING_KINDS
 from harness.components.registry import Registry
 from harness.errors import HarnessError
 from harness.runs.tracking import check_track, track_help
@@ -312,6 +312,16 @@ class Launch:
         False,
         order=21,
     )
+    #: Keep each run's validation probabilities beside its record (``predictions.npz``,
+    #: ``harness.results.predictions``), under every test-time augmentation installed, for
+    #: ``harness select``; not part of the protocol or the entry.
+    keep_predictions: bool = _option(
+        "--keep-predictions",
+        "Keep each run's validation probabilities (uint8, compressed, at the scoring "
+        "resolution, under every test-time augmentation) beside its record, for harness select",
+        False,
+        order=21.5,
+    )
     runs_dir: Path = _option(
         "--runs-dir", "Where run folders and records go", Path("runs"), order=22, always=True,
         last=True,
@@ -434,7 +444,7 @@ class RunRequest:
         proto = protocols.load(choice.protocol).derive(list(choice.sets))
         proto = proto.with_values(choice.overrides)
         registry = Registry.load(self.plugins)
-        for kind in COMPONENT_KINDS:
+        for kind in TRAINING_KINDS:
             text = getattr(self.entry, kind.field) or getattr(proto, kind.field, "")
             registry.check(kind.plural, parse_component(text, kind.option))
         check_track(self.launch.track)

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_bytes, sweep_stale_temps
+from harness.data.datasets import EvalDataset
 from harness.data.layout import list_images
 from harness.engine import checkpoint, distributed, hardware, inference_cost, throughput
 from harness.engine.device import Placement
 from harness.engine.events import TrainObserver
+from harness.engine.inference import out_of_fold, resolve_tta
 from harness.engine.trainer import (
     Checkpointing,
     Execution,
@@ -33,6 +35,7 @@ from harness.engine.trainer import (
 )
 from harness.errors import HarnessError, RunFailed
 from harness.locking import Lock
+from harness.results.predictions import write_predictions
 from harness.results.records import (
     WEIGHTS_NAME,
     Record,
@@ -238,7 +241,7 @@ def _train(job: Job, start: _Start, observer: TrainObserver) -> Outcome:
         return failure(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
     if not plan.world.is_main:
         return Outcome("succeeded")
-    record = _succeeded(job, result, val_images, base)
+    record = _succeeded(job, result, val_images, base, observer)
     return Outcome("succeeded", record)
 
 
@@ -276,14 +279,21 @@ def _run_trainer(
 
 
 def _succeeded(
-    job: Job, result: TrainResult, val_images: Sequence[Path], base: dict[str, Any]
+    job: Job,
+    result: TrainResult,
+    val_images: Sequence[Path],
+    base: dict[str, Any],
+    observer: TrainObserver,
 ) -> Record:
-    """The final weights, the record and the pictures of a finished seed (main rank)."""
+    """The final weights, the kept predictions, the record and the pictures of a finished
+    seed (main rank)."""
     plan = job.plan
     record = succeeded_record(result, plan.world.size, base)
     record.cost.update(_inference_cost(plan, result.model))
     record.cost["executor"] = plan.executor  # beside the hardware: what carried the run out
     save_weights(job.folder / WEIGHTS_NAME, result.model)
+    if plan.launch.keep_predictions:  # on disk before the record that names them
+        record.predictions = _keep_predictions(job, result.model, val_images, observer)
     write_record(job.record_path, record)
     # The resume state (weights and optimizer, twice the model) is spent once the record
     # says succeeded: weights-final holds the same weights, and best.* stays.
@@ -299,6 +309,32 @@ def _succeeded(
         threshold=proto.threshold,
     )
     return record
+
+
+def _keep_predictions(
+    job: Job, model: Any, val_images: Sequence[Path], observer: TrainObserver
+) -> dict[str, Any] | None:
+    """The run's validation probabilities under every installed test-time augmentation,
+    written beside its record (``harness.results.predictions``); what the record says of
+    them. A test-time augmentation that cannot be built is left out, and predictions that
+    cannot be made cost no result: each is said, and the record says what was kept."""
+    plan = job.plan
+    proto = plan.entry.protocol_for(job.protocol)
+    tta: dict[str, Any] = {"none": ()}
+    for name in plan.registry.components("tta"):
+        try:
+            tta[name] = resolve_tta(name, plan.registry)
+        except HarnessError as exc:
+            observer.message(f"{job.unit}: predictions not kept under tta {name}: {exc}")
+    dataset = EvalDataset(val_images, proto.resolution)
+    placement = Placement.of(proto, plan.device, plan.launch.precision)
+    images = out_of_fold(getattr(model, "module", model), dataset, proto, placement, tta)
+    try:
+        return write_predictions(job.folder, images, proto.threshold)
+    except Exception as exc:  # a kept prediction is never worth the run
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        observer.message(f"{job.unit}: predictions not kept: {reason}")
+        return None
 
 
 def _inference_cost(plan: Plan, model: Any) -> dict[str, Any]:

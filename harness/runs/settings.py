@@ -47,6 +47,8 @@ class LaunchSettings:
     #: Each run's timed windows keep it (``harness.engine.throughput``): on a CPU, runs side
     #: by side share its cores, and their figures are marked contended.
     concurrent_runs: int | None = 1
+    #: Each run keeps its out-of-fold probabilities beside its record (``--keep-predictions``).
+    keep_predictions: bool = False
 
 
 def resolve(
@@ -73,6 +75,7 @@ def resolve(
         track=tracking.tracker_names(launch.track),
         processes=launch.nproc,
         concurrent_runs=launch.jobs or (None if launch.cluster else 1),
+        keep_predictions=launch.keep_predictions,
     )
     return settings, world
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.components.entry import parse_component
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.errors import HarnessError
 
 #: Axis name on the command line -> RunRequest field: each kind's axes
 #: (``harness.components.kinds``), then the encoder.
 AXES = {
-    **{axis: kind.field for kind in COMPONENT_KINDS for axis in kind.axes},
+    **{axis: kind.field for kind in TRAINING_KINDS for axis in kind.axes},
     "encoder": "encoder",
 }
 

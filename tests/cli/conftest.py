@@ -13,13 +13,14 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real `harness run` under the tiny protocol, shared by the tests that read its output."""
+    """One real `harness run` under the tiny protocol, shared by the tests that read its output
+    (it keeps its predictions: ``--keep-predictions``)."""
     root = tmp_path_factory.mktemp("tiny")
     env_cache = tmp_path_factory.getbasetemp() / "cache"
     cmd = [
         sys.executable, "-m", "harness", "run", "--model", "unetpp", "--loss", "dice",
         "--protocol", "tiny", "--runs-dir", str(root / "runs"),
-        "--leaderboards-dir", str(root / "boards"),
+        "--leaderboards-dir", str(root / "boards"), "--keep-predictions",
     ]  # fmt: skip
     proc = subprocess.run(
         cmd,

@@ -52,6 +52,31 @@ def test_tiny_run_leaves_a_record_and_a_leaderboard(tiny_run: dict) -> None:
         assert (record_path.parent / picture).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tiny_run_keeps_predictions_that_score_as_its_record(tiny_run: dict) -> None:
+    """``--keep-predictions``: the validation probabilities under every test-time augmentation,
+    beside the record that names them; thresholded, the plain ones give the record's Dice."""
+    import numpy as np
+    import torch
+
+    from harness.data.annotations import rasterize, read_annotation
+    from harness.data.layout import label_path, list_images
+    from harness.data.sources import phantom_named
+    from harness.metric.dice import dice_scores
+    from harness.results.predictions import Kept, cut
+
+    (record_path,) = (tiny_run["root"] / "runs").rglob("record.json")
+    record = json.loads(record_path.read_text())
+    kept = Kept.open(record_path.parent, record["predictions"])
+    assert record["predictions"]["tta"] == ["hflip", "multiscale", "none"]
+    assert list(kept.names) == record["val_images"]
+    data = phantom_named(record["benchmark"]["dataset"]["name"])
+    paths = {p.name: p for p in list_images(data, "train")}
+    for i, name in enumerate(kept.names):
+        truth = torch.from_numpy(rasterize(read_annotation(label_path(paths[name]))))
+        pred = torch.from_numpy(kept.load("none", i) > cut(0.5))
+        assert np.array_equal(dice_scores(pred, truth).numpy(), record["per_image_dice"][i])
+
+
 def test_same_seed_same_result_on_cpu(tiny_run: dict, cli, tmp_path: Path) -> None:
     result = cli(
         "run", "--model", "unetpp", "--loss", "dice", "--protocol", "tiny",

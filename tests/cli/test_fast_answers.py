@@ -44,7 +44,16 @@ def probe(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("list",), ("list", "losses"), ("show", "models", "unet"), ("run", "--help")],
+    [
+        ("--help",),
+        ("list",),
+        ("list", "losses"),
+        ("list", "tta"),
+        ("show", "models", "unet"),
+        ("show", "postprocessors", "fill-holes"),
+        ("run", "--help"),
+        ("select", "--help"),
+    ],  # fmt: skip
     ids=" ".join,
 )
 def test_help_list_and_show_import_no_model_library(tmp_path: Path, args: tuple[str, ...]) -> None:
@@ -70,6 +79,7 @@ def test_help_list_and_show_import_no_model_library(tmp_path: Path, args: tuple[
          "unknown protocol 'tinny'"),
         (("run", "--model", "unet", "--loss", "dice", "--set", "epochz=3"),
          "did you mean epochs?"),
+        (("select", "tiny-0__x-1", "--max-members", "0"), "--max-members 0: give at least 1"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
 )  # fmt: skip

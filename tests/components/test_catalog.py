@@ -35,6 +35,8 @@ PROMISED: dict[str, set[str]] = {
     "optimizers": {"sgd", "adam", "adamw", "lion", "radam", "muon"},
     "schedulers": {"flat", "cosine", "warmup-cosine", "poly", "onecycle"},
     "augmentations": {"none", "basic", "flip", "rotate", "clahe", "study"},
+    "tta": {"none", "hflip", "multiscale"},
+    "postprocessors": {"none", "largest-component", "fill-holes"},
 }  # fmt: skip
 
 #: Models of this project that wrap an SMP architecture (and so take any SMP encoder).
@@ -271,3 +273,20 @@ def test_study_recipe_changes_contrast_and_geometry() -> None:
     assert any(
         np.array_equal(o["mask"], mask) and not np.array_equal(o["image"], ramp) for o in outs
     )
+
+
+def test_fill_holes_is_scipys_and_largest_component_keeps_the_largest_piece() -> None:
+    from scipy.ndimage import binary_fill_holes
+
+    rng = np.random.default_rng(0)
+    fill = REGISTRY.get("postprocessors", "fill-holes").factory()
+    for density in (0.3, 0.6):
+        masks = rng.random((29, 40, 37)) < density
+        assert np.array_equal(fill(masks), np.stack([binary_fill_holes(m) for m in masks]))
+    masks = np.zeros((29, 20, 20), bool)
+    masks[0, 2:8, 2:8] = True  # 36 pixels
+    masks[0, 12:15, 12:15] = True  # 9: dropped
+    masks[1, 0, 0] = True  # one piece: kept
+    out = REGISTRY.get("postprocessors", "largest-component").factory()(masks)
+    assert out[0].sum() == 36 and out[0, 2, 2] and not out[0, 12, 12]
+    assert np.array_equal(out[1:], masks[1:])

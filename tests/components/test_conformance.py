@@ -118,6 +118,36 @@ def harness_augmentations():
         "image-only-flip": lambda *, image_size: ImageOnlyFlip(),
         "grey-mask": lambda *, image_size: GreyMask(),
     }
+
+
+def _same(t):
+    return t
+
+
+@hookimpl
+def harness_tta():
+    def not_inverted():  # flips the input, never flips the logits back
+        return [(_same, _same), (lambda t: torch.flip(t, dims=(-1,)), _same)]
+
+    def odd_size():  # inputs no model takes
+        return [(lambda t: t[..., :-1, :-1], _same)]
+
+    return {"not-inverted": not_inverted, "odd-size": odd_size, "not-pairs": lambda: [_same]}
+
+
+@hookimpl
+def harness_postprocessors():
+    def in_place():
+        def run(masks):
+            masks[:] = False
+            return masks
+
+        return run
+
+    def grey():
+        return lambda masks: masks.astype(np.uint8) * 255
+
+    return {"in-place": in_place, "grey": grey}
 """
 
 
@@ -140,6 +170,16 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Registry:
         ("schedulers", "negative", "steps with lr finite and >= 0", "has lr -"),
         ("augmentations", "image-only-flip", "keeps image and masks aligned", "IoU"),
         ("augmentations", "grey-mask", "keeps masks binary", "mask values [0, 255]"),
+        ("tta", "not-inverted", "invert undoes apply", "logits came back moved"),
+        ("tta", "odd-size", "logits back at the input's shape for 2x1x64x64", "multiples of 32"),
+        ("tta", "not-pairs", "builds", "(apply, invert) pairs"),
+        ("postprocessors", "in-place", "leaves its input unchanged", "in place"),
+        (
+            "postprocessors",
+            "grey",
+            "bool masks back at the input's shape for 29x64x64",
+            "values other than 0 and 1",
+        ),
     ],
 )
 def test_checks_report_broken_plugins_without_raising(

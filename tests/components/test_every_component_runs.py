@@ -1,7 +1,9 @@
-"""Every registered component trains under the `tiny` protocol end to end.
+"""Every registered training component trains under the `tiny` protocol end to end.
 
 Parametrized over the registry, so a new built-in is covered without editing this file.
-The other four components are the protocol's defaults with a small U-Net.
+The other four components are the protocol's defaults with a small U-Net. The kinds applied
+after training (test-time augmentation, post-processing) train nothing: ``harness predict``
+and ``harness select`` run them (``tests/inference``, ``tests/studies/test_select.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.components.kinds import BY_PLURAL
-from harness.components.registry import KINDS, SINGULAR, Registry
+from harness.components.kinds import BY_PLURAL, TRAINING_KINDS
+from harness.components.registry import SINGULAR, Registry
+
+KINDS = [kind.plural for kind in TRAINING_KINDS]
 
 OPTION = {kind: BY_PLURAL[kind].option for kind in KINDS}
 CASES = [(kind, name) for kind in KINDS for name in Registry.load().components(kind)]

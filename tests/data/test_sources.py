@@ -112,3 +112,13 @@ def test_the_phantom_is_generated_once_per_setting(
     assert len(list_images(root, "train")) == 2  # one ID folder: a right and a left hand
     assert synthetic_dataset(1, 64, 3) == root and made == [root]
     assert synthetic_dataset(1, 64, 4) != root and len(made) == 2
+
+
+def test_a_phantoms_name_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``harness select`` finds a benchmark's phantom by the name its records hold."""
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    root = sources.phantom_named(f"phantom-v{PHANTOM_VERSION}-ids1-size64-seed3")
+    assert root == synthetic_dataset(1, 64, 3)
+    assert sources.describe(root).name == f"phantom-v{PHANTOM_VERSION}-ids1-size64-seed3"
+    for other in ("hand-xrays", f"phantom-v{PHANTOM_VERSION + 1}-ids1-size64-seed3"):
+        assert sources.phantom_named(other) is None

@@ -12,9 +12,9 @@ from harness import protocol as protocols
 from harness.classes import CLASSES
 from harness.engine.control import StopRequested
 from harness.engine.device import Placement
-from harness.engine.inference import TTA_CHOICES, evaluate, tta_logits
+from harness.engine.inference import TTA_CHOICES, evaluate, out_of_fold, tta_logits
 from harness.errors import HarnessError
-from harness.metric.dice import DiceAccumulator
+from harness.metric.dice import DiceAccumulator, logits_to_masks, logits_to_probabilities
 
 CPU = torch.device("cpu")
 N, SIZE = 5, 8
@@ -94,7 +94,8 @@ def test_flip_tta_averages_the_mirrored_logits() -> None:
     ramp = torch.arange(4.0)
     assert torch.equal(tta_logits(Ramp(), x, "none"), x + ramp)
     torch.testing.assert_close(tta_logits(Ramp(), x, "flip"), x + (ramp + ramp.flip(-1)) / 2)
-    with pytest.raises(HarnessError, match="--tta 'rot'"):
+    torch.testing.assert_close(tta_logits(Ramp(), x, "hflip"), x + (ramp + ramp.flip(-1)) / 2)
+    with pytest.raises(HarnessError, match="unknown tta 'rot'"):
         tta_logits(Ramp(), x, "rot")
     assert TTA_CHOICES == ("none", "flip")
 
@@ -111,3 +112,28 @@ def test_validation_with_flip_tta_scores_the_averaged_logits(protocol: protocols
             expected.add_logits(logits, data.truth(i))
     assert flipped.per_image().tolist() == expected.per_image().tolist()
     assert flipped.per_image().tolist() != plain.per_image().tolist()
+
+
+def test_out_of_fold_gives_the_probabilities_validation_thresholds(
+    protocol: protocols.Protocol,
+) -> None:
+    """Kept predictions (``--keep-predictions``) are what ``evaluate`` scores, per TTA."""
+    data, model = Images(), Model()
+    model.train()
+    kept = list(out_of_fold(model, data, protocol, Placement(CPU), {"none": "none", "h": "hflip"}))
+    assert model.training  # left as it was found
+    assert [name for name, _ in kept] == [p.name for p in data.paths]
+    for tta, name in (("none", "none"), ("h", "flip")):
+        scores = DiceAccumulator(CLASSES, threshold=protocol.threshold)
+        for i, (_, by_tta) in enumerate(kept):
+            assert by_tta[tta].dtype == torch.float32 and by_tta[tta].shape == (29, SIZE, SIZE)
+            scores.add_masks(by_tta[tta] > protocol.threshold, data.truth(i))
+        expected = evaluate(model, data, protocol, Placement(CPU), tta=name)
+        assert scores.per_image().tolist() == expected.per_image().tolist()
+
+
+def test_probabilities_are_what_the_masks_threshold() -> None:
+    logits = torch.randn(29, 6, 6, generator=torch.Generator().manual_seed(3)) * 3
+    for size in ((6, 6), (13, 11)):
+        probabilities = logits_to_probabilities(logits, size)
+        assert torch.equal(probabilities > 0.5, logits_to_masks(logits, size, 0.5))

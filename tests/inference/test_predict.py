@@ -136,7 +136,8 @@ def test_flip_tta_averages_logits_before_the_threshold(
     x = torch.randn(2, 1, 4, 8)
     assert torch.equal(tta_logits(Shifted(), x, "none"), x + ramp)
     torch.testing.assert_close(tta_logits(Shifted(), x, "flip"), x + (ramp + ramp.flip(-1)) / 2)
-    with pytest.raises(HarnessError, match="--tta 'rot'"):
+    torch.testing.assert_close(tta_logits(Shifted(), x, "hflip"), tta_logits(Shifted(), x, "flip"))
+    with pytest.raises(HarnessError, match="unknown tta 'rot'"):
         tta_logits(Shifted(), x, "rot")
 
     plain = predict_submission(run_dir, data, tmp_path / "a.csv", PredictOptions(split="val"))
@@ -150,8 +151,13 @@ def test_flip_tta_averages_logits_before_the_threshold(
 def test_bad_arguments(run_dir: Path, data: Path, tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="--split 'train'"):
         predict_submission(run_dir, data, tmp_path / "s.csv", PredictOptions(split="train"))
-    with pytest.raises(HarnessError, match="--tta 'both'"):
+    with pytest.raises(HarnessError, match="--tta both: unknown tta 'both'"):
         predict_submission(run_dir, data, tmp_path / "s.csv", PredictOptions(tta="both"))
+    with pytest.raises(HarnessError, match="--postprocessor fill: unknown postprocessor 'fill'"):
+        predict_submission(run_dir, data, tmp_path / "s.csv", PredictOptions(postprocessor="fill"))
+    wrong_class = PredictOptions(postprocessor="fill-holes", postprocess_classes=("Radiuss",))
+    with pytest.raises(HarnessError, match="--postprocess-classes 'Radiuss'.*Radius"):
+        predict_submission(run_dir, data, tmp_path / "s.csv", wrong_class)
     with pytest.raises(HarnessError, match="is a folder"):
         predict_submission(run_dir, data, tmp_path)
     with pytest.raises(HarnessError, match="nowhere"):
@@ -310,3 +316,23 @@ def test_runs_of_another_benchmark_are_named(run_dir: Path, data: Path, tmp_path
     assert not (tmp_path / "e.csv").exists()
     with pytest.raises(HarnessError, match="at least one RUN_DIR"):
         predict_ensemble([], data, tmp_path / "e.csv")
+
+
+def test_tta_plugins_and_postprocessing_for_chosen_classes(
+    run_dir: Path, data: Path, tmp_path: Path
+) -> None:
+    """``--tta multiscale:low=0.5`` is a plugin's, with its parameters (at 64 px: 32 and 64);
+    a post-processor changes only the classes named."""
+    plain = predict_submission(run_dir, data, tmp_path / "a.csv", PredictOptions(split="val"))
+    scaled = predict_submission(
+        run_dir, data, tmp_path / "b.csv", PredictOptions(split="val", tta="multiscale:low=0.5")
+    )
+    assert plain.read_text() != scaled.read_text()
+    chosen = ("finger-1", "Radius")
+    options = PredictOptions(
+        split="val", postprocessor="largest-component", postprocess_classes=chosen
+    )
+    post = read_submission(predict_submission(run_dir, data, tmp_path / "c.csv", options))
+    before = read_submission(plain)
+    changed = {c for image in before for c in CLASSES if before[image][c] != post[image][c]}
+    assert changed and changed <= set(chosen)

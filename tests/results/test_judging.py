@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from harness.results.ablation import ablation_data
-from harness.results.judging import IMAGES, SEEDS, judge, model_of
+from harness.results.judging import IMAGES, SEEDS, judge, judge_units, model_of
 from harness.results.leaderboard import regenerate, table_data
 from harness.results.markdown import render
-from harness.results.noise import fit_noise, verdicts
+from harness.results.noise import Unit, fit_noise, verdicts
 from harness.results.records import Record
 from harness.results.rows import rows
 from harness.results.tables import twin_path
@@ -182,3 +182,17 @@ def test_an_ablation_is_judged_by_the_same_rule_in_its_own_order() -> None:
     assert [r["vs_best"] for r in data["rows"][:3]] == ["below", "best", "≈"]
     assert data["noise"]["rows"] == [0, 1, 2] and data["noise"]["reference"] == 1
     assert "**Resolution**" in "\n".join(render(data).splitlines())
+
+
+def test_rows_given_as_units_are_judged_as_rows_of_records_are() -> None:
+    """``judge_units`` (``harness select``'s configurations, which have no records): the same
+    model and verdicts as the records' rows with the same per-image Dice."""
+    levels = {"dice": 0.85, "combo": 0.84, "bce": 0.70}
+    made = rows([scored(loss, s, d) for loss, d in levels.items() for s in range(3)], BENCH["id"])
+    units = [[Unit(_units(r), None) for r in row.records] for row in made]
+    by_units = judge_units(units, [row.mean for row in made])
+    by_records = judge(made)
+    assert by_units.summary() == by_records.summary()
+    assert [j.data() for j in by_units.judged] == [j.data() for j in by_records.judged]
+    alone = judge_units([[Unit(np.array([0.5]))]], [0.5])  # one row: no model, it leads
+    assert alone.model is None and alone.judged[0].leader and alone.problem

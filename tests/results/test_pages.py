@@ -18,7 +18,7 @@ import pytest
 from harness.results.leaderboard import regenerate
 from harness.results.pages import table_view
 from harness.results.records import write_record
-from tests.helpers import REPO, make_record, open_page, shown_rows
+from tests.helpers import REPO, make_record, open_page, selection_data, selection_runs, shown_rows
 
 BOARDS = REPO / "leaderboards"
 MAIN = next(
@@ -181,3 +181,32 @@ def test_each_page_renders_the_markdowns_ranked_rows(browser: Any) -> None:
         assert len(shown_rows(browser)) == _ranked_rows(table), table.name
     open_page(browser, BOARDS / "index.html")
     assert len(shown_rows(browser)) == len({p.name.split(".")[0] for p in TABLES})
+
+
+def test_a_selection_page_shows_its_configurations_and_opens_each(
+    browser: Any, tmp_path: Path
+) -> None:
+    """``harness select``'s page: every configuration a row, in the markdown's order, each
+    opening its Dice by fold and per class; the index links it as ``select``."""
+    import numpy as np
+
+    from harness.studies.select import SelectRequest, select
+
+    def sure(truth: Any, name: str, fold: int) -> Any:
+        return np.where(truth, 0.8, 0.1).astype(np.float32)
+
+    data = selection_data(tmp_path)
+    bench = selection_runs(tmp_path / "runs", data, {"a": {"none": sure}, "b": {"none": sure}})
+    made = select(SelectRequest(bench, runs_dir=tmp_path / "runs", data=data))
+    assert made.table is not None
+    open_page(browser, made.table.with_suffix(".html"))
+    script = (
+        "return [...document.querySelectorAll('#board tbody tr')].map(t => t.cells[1].textContent)"
+    )
+    assert browser.execute_script(script) == [" + ".join(r["members"]) for r in made.data["rows"]]
+    browser.find_element("css selector", "#board tbody tr[data-i='0']").click()
+    detail = browser.find_element("id", "detail").text
+    assert "Dice by fold" in detail and "Per-class Dice" in detail and "Radius" in detail
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    open_page(browser, made.table.parent / "index.html")
+    assert "select" in browser.find_element("tag name", "body").text

@@ -45,6 +45,7 @@ EVERY_FIELD = {
     "cluster_opts": ("time=4:00:00", "account=lab"),
     "detach": True,
     "dry_run": True,
+    "keep_predictions": True,
     "runs_dir": Path("my runs"),
     "leaderboards_dir": Path("boards"),
     "resume": True,
@@ -66,6 +67,7 @@ LATER_FIELDS = {
     "folds",
     "precision",
     "rerun",
+    "keep_predictions",
 }
 #: Fields a resume command never carries: it continues, it never trains a finished run again.
 NOT_CARRIED = {"rerun"}

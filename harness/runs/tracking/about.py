@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_write_text
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import TRAINING_KINDS
 from harness.pictures.charts import CURVES, PER_CLASS
 from harness.results.records import RECORD_NAME
 from harness.runs.report import PREDICTION
@@ -38,7 +38,7 @@ STATE_NAME = "tracking.json"
 #: W&B's files live under the runs folder, where every ``record.json`` is a run's record.
 TRACKED_RECORD = "harness-record.json"
 #: The entry's components, in the record's order.
-_KINDS = tuple(kind.field for kind in COMPONENT_KINDS)
+_KINDS = tuple(kind.field for kind in TRAINING_KINDS)
 _STATE_LOCK = threading.Lock()  # two trackers' threads may note their runs at once
 
 
