@@ -12,6 +12,7 @@ from harness.cli.tables import trials_table
 from harness.runs.requests import RunRequest
 
 if TYPE_CHECKING:
+    from harness.studies.axes import Axis
     from harness.studies.tune import TuneOptions, TuneOutcome
 
 
@@ -56,12 +57,15 @@ def tune(
     """Tune the entry with the protocol's equal budget over its space (what its components
     declare, the protocol's for the rest; trials on a tuning fold, never on the protocol's),
     then run the chosen values on its seeds."""
+    # A bad protocol, name or parameter (of any value of --vary): one line before torch loads.
+    axis = None if vary is None else _checked_axis(request, vary)
+    if axis is None:
+        request.check_early()
     from harness.studies.tune import TuneOptions
 
     chosen = TuneOptions(trials, schedule, eta, min_epochs, audit)
-    if vary is not None:
-        return _tune_sweep(request, chosen, vary)
-    request.check_early()  # a bad protocol, name or parameter: one line before torch loads
+    if axis is not None:
+        return _tune_sweep(request, chosen, axis)
     executor = launch.executor(request)
     from harness.results.leaderboard import leaderboard_path
     from harness.studies.tune import tune as run_tune
@@ -111,13 +115,18 @@ def _say_gain(outcome: TuneOutcome) -> None:
         line(f"audit: {outcome.audit}")
 
 
-def _tune_sweep(request: RunRequest, chosen: TuneOptions, vary: str) -> None:
-    """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
+def _checked_axis(request: RunRequest, vary: str) -> Axis:
+    """``--vary``'s axis, every value's request checked (light: no torch)."""
     from harness.studies.axes import parse_vary
 
     axis = parse_vary(vary)
-    for value in axis.values:  # a bad name or parameter is one line before torch loads
+    for value in axis.values:
         request.replace(**{axis.name: value}).check_early()
+    return axis
+
+
+def _tune_sweep(request: RunRequest, chosen: TuneOptions, axis: Axis) -> None:
+    """``harness tune --vary``: each value tuned with the same budget; the tuned ablation table."""
     executor = launch.executor(request)
     from harness.studies.tune import tune_dry_run, tune_sweep
 
