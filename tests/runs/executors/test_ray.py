@@ -12,6 +12,7 @@ command leaves in test_markers.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from harness import protocol as protocols
+from harness.components.entry import Entry, parse_component
+from harness.components.registry import Registry
 from harness.engine import checkpoint
 from harness.engine.events import NullObserver
 from harness.results.records import read_record, write_record
@@ -34,6 +37,7 @@ from harness.runs.executors import markers as job_markers
 from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
 from harness.studies import tune
+from harness.studies.space import entry_space
 from tests.helpers import PLUGIN, make_record, subprocess_env
 
 pytest.importorskip("ray")
@@ -380,7 +384,11 @@ def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: P
     assert [r.status for r in records] == ["succeeded"] * 3
     continued = [runs / t["record"] for t, r in zip(trials, records, strict=True) if r.resumes]
     assert continued == interrupted, "the interrupted trial started over instead of resuming"
-    budget = tune.budget_of(protocols.load("tiny"), 3)
+    proto = protocols.load("tiny")
+    texts = ("unet", "bce", "adamw", "warmup-cosine", "none")
+    entry = Entry(*(parse_component(t, "--x") for t in texts))
+    space = entry_space(entry, proto, Registry.load([]))  # AdamW declares its own space
+    budget = dataclasses.replace(tune.budget_of(proto, 3), space=space.ranges)
     clean = tune._points(tune._study(tmp_path / "clean", budget), budget)  # nothing trained
     assert [t["values"] for t in trials] == [values for _, values, _ in clean]
     best = max(trials, key=lambda t: (t["mean_dice"], -t["number"]))
