@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness.components.kinds import COMPONENT_KINDS
+from harness.components.kinds import COMPONENT_KINDS, TRAINING_KINDS
 from harness.errors import HarnessError
 from harness.studies.axes import AXES, Axis, parse_vary
 from tests.helpers import subprocess_env
@@ -28,10 +28,15 @@ def test_bad_vary(text: str) -> None:
 
 
 def test_every_name_of_a_kind_is_an_axis_of_its_field() -> None:
-    for kind in COMPONENT_KINDS:
+    """Every name of a kind that trains varies its field; the kinds applied after training
+    (test-time augmentations, post-processors) are in no entry, so no sweep varies them."""
+    for kind in TRAINING_KINDS:
         for name in kind.axes:
             assert parse_vary(f"{name}=a,b") == Axis(kind.field, ("a", "b"))
-    assert set(AXES.values()) == {kind.field for kind in COMPONENT_KINDS} | {"encoder"}
+    assert set(AXES.values()) == {kind.field for kind in TRAINING_KINDS} | {"encoder"}
+    for kind in set(COMPONENT_KINDS) - set(TRAINING_KINDS):
+        with pytest.raises(HarnessError, match="--vary"):
+            parse_vary(f"{kind.field}=a,b")
 
 
 def test_encoders_are_names_not_components() -> None:
