@@ -14,7 +14,7 @@ float32 sum of a 2048² mask is not exact in general).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -82,21 +82,11 @@ def logits_to_masks(
     Upsampled in float32 (bilinear, ``align_corners=False``) a few channels at a time,
     then ``sigmoid(x) > threshold``: a probability of exactly the threshold is background.
     """
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be (C, h, w); got {tuple(logits.shape)}")
-    height, width = size
-    channels = logits.shape[0]
-    out = torch.empty((channels, height, width), dtype=torch.bool, device=logits.device)
+    out = torch.empty((logits.shape[0], *size), dtype=torch.bool, device=logits.device)
     with torch.no_grad():
-        for start in range(0, channels, _CHUNK):
-            chunk = logits[start : start + _CHUNK].detach().float()
-            if tuple(chunk.shape[1:]) != (height, width):
-                chunk = F.interpolate(
-                    chunk[None], size=(height, width), mode="bilinear", align_corners=False
-                )[0]
-                chunk.sigmoid_()
-            else:
-                chunk = torch.sigmoid(chunk)  # never in place: it may be the caller's tensor
+        for start, chunk, upsampled in _float_chunks(logits, size):
+            # never in place unless upsampled here: the chunk may be the caller's tensor
+            chunk = chunk.sigmoid_() if upsampled else torch.sigmoid(chunk)
             torch.gt(chunk, threshold, out=out[start : start + _CHUNK])
     return out
 
@@ -105,20 +95,31 @@ def logits_to_probabilities(logits: torch.Tensor, size: tuple[int, int]) -> torc
     """Float32 ``(C, H, W)`` probabilities from ``(C, h, w)`` logits: what ``logits_to_masks``
     thresholds, value for value (upsampled in float32, bilinear, ``align_corners=False``,
     a few channels at a time, then the sigmoid)."""
-    if logits.dim() != 3:
-        raise ValueError(f"logits must be (C, h, w); got {tuple(logits.shape)}")
-    height, width = size
-    channels = logits.shape[0]
-    out = torch.empty((channels, height, width), dtype=torch.float32, device=logits.device)
+    out = torch.empty((logits.shape[0], *size), dtype=torch.float32, device=logits.device)
     with torch.no_grad():
-        for start in range(0, channels, _CHUNK):
-            chunk = logits[start : start + _CHUNK].detach().float()
-            if tuple(chunk.shape[1:]) != (height, width):
-                chunk = F.interpolate(
-                    chunk[None], size=(height, width), mode="bilinear", align_corners=False
-                )[0]
+        for start, chunk, _ in _float_chunks(logits, size):
             torch.sigmoid(chunk, out=out[start : start + _CHUNK])
     return out
+
+
+def _float_chunks(
+    logits: torch.Tensor, size: tuple[int, int]
+) -> Iterator[tuple[int, torch.Tensor, bool]]:
+    """``(C, h, w)`` logits a few channels at a time, in float32 at ``size`` (bilinear,
+    ``align_corners=False``): each chunk's first channel, the chunk, and whether it was
+    upsampled here (a new tensor) rather than the caller's own."""
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be (C, h, w); got {tuple(logits.shape)}")
+    for start in range(0, logits.shape[0], _CHUNK):
+        chunk = logits[start : start + _CHUNK].detach().float()
+        if tuple(chunk.shape[1:]) == tuple(size):
+            yield start, chunk, False
+        else:
+            yield (
+                start,
+                F.interpolate(chunk[None], size=size, mode="bilinear", align_corners=False)[0],
+                True,
+            )
 
 
 class DiceAccumulator:
