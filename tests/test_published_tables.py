@@ -1,7 +1,8 @@
 """Every committed table ships with its records: ``harness leaderboard --runs-dir
 leaderboards/records`` regenerates, into an empty folder, each committed table (ablation tables
 from the designs kept beside the records), its JSON twin, its web page, the folder's index.html
-and (main tables) its heatmap byte for byte, and every row of a committed ablation table is a
+(main tables) its heatmap and (tuned ablation tables) the picture of their trials byte for
+byte, and every row of a committed ablation table is a
 row those records make. A committed selection (``<benchmark>.select.md``) comes back the same
 way from the records and the predictions they keep: ``harness select BENCHMARK --runs-dir
 leaderboards/records``."""
@@ -64,8 +65,12 @@ def test_the_records_regenerate_every_committed_table_byte_for_byte(cli, tmp_pat
         page = table.with_suffix(".html")
         assert (tmp_path / page.name).read_text() == page.read_text(), page.name
     assert (tmp_path / "index.html").read_text() == (BOARDS / "index.html").read_text()
-    for table in _main_tables():
-        picture = table.with_name(f"{table.stem}.heatmap.png")
+    # Every picture: the main tables' heatmaps and the tuned ablations' trials (drawn from the
+    # tuned records' trials, as ``harness tune --vary`` draws them).
+    pictures = sorted(BOARDS.glob("*.png"))
+    assert {p.name for p in pictures} >= {f"{t.stem}.heatmap.png" for t in _main_tables()}
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [p.name for p in pictures]
+    for picture in pictures:
         assert (tmp_path / picture.name).read_bytes() == picture.read_bytes(), picture.name
 
 

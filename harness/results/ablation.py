@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import visible
+from harness.results import sensitivity
 from harness.results.judging import judge
 from harness.results.publish import publish
 from harness.results.records import Unusable
@@ -88,6 +89,10 @@ def write_ablation_table(
     say: Say | None = None,
 ) -> Path | None:
     """Publish an ablation table (``harness.results.publish``): its twin, markdown and page,
-    where no run is lost; return the path written (None: the table there was kept and none
-    could be written)."""
-    return publish(path, lambda: data, runs_dir, say)
+    and for a tuned one its picture of every trial (``harness.results.sensitivity``), where
+    no run is lost; return the path written (None: the table there was kept and none could
+    be written)."""
+    written = publish(path, lambda: data, runs_dir, say)
+    if written is not None:
+        sensitivity.draw(written, data, runs_dir)
+    return written

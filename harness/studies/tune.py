@@ -55,6 +55,7 @@ from harness.engine.events import TrainObserver
 from harness.errors import HarnessError, NotWritten, RunFailed
 from harness.pictures.charts import TUNING, TrialSeries, tuning_curves
 from harness.protocol import SCHEDULES, Protocol, Range, Tuning
+from harness.results import sensitivity
 from harness.results.records import RECORD_NAME, Record, read_record
 from harness.runs import executors
 from harness.runs.dispatch import dispatch, estimate_hours
@@ -1002,36 +1003,7 @@ def _tuned_table(
     budget = f"tuned: {outcomes[0].shared}"
     untuned = {i for i, o in enumerate(outcomes) if o.chosen is None}  # no row to show
     path = write_ablation(axis, [o.final for o in outcomes], observer, budget, untuned)
-    if outcomes[0].final.world.is_main and path is not None:
-        series = [
-            _series(v, _deepest(o.trials), o.chosen)
-            for v, o in zip(axis.values, outcomes, strict=True)
-        ]
-        picture = tuning_curves(
-            series,
-            _space(_union(o.tuning.space for o in outcomes)),
-            path.with_suffix(".png"),
-            title=f"{axis.title}: every trial of each value ({budget})",
-        )
+    picture = None if path is None else sensitivity.picture_path(path)
+    if outcomes[0].final.world.is_main and picture is not None and picture.is_file():
         observer.message(f"wrote {picture}")
     return path
-
-
-def _deepest(found: Sequence[Trial]) -> list[Trial]:
-    """Each configuration's trial at the deepest rung it reached."""
-    last: dict[int, Trial] = {}
-    for t in found:
-        if t.number not in last or t.rung > last[t.number].rung:
-            last[t.number] = t
-    return [last[n] for n in sorted(last)]
-
-
-def _union(spaces: Any) -> list[tuple[str, Range]]:
-    """Every value's tuned names, each over the union of their ranges (a log axis where any
-    value sampled on one)."""
-    merged: dict[str, Range] = {}
-    for space in spaces:
-        for name, r in space:
-            seen = merged.get(name, r)
-            merged[name] = Range(min(seen.low, r.low), max(seen.high, r.high), seen.log or r.log)
-    return sorted(merged.items())
