@@ -33,6 +33,7 @@ from harness.runs.settings import LaunchSettings
 from harness.studies import audit as audits
 from harness.studies import tune as tuning
 from harness.studies.halving import Rung
+from harness.studies.trials import load_study
 from tests.helpers import BENCH, make_record, spaced_plugin
 
 TRIALS = 2
@@ -489,7 +490,7 @@ def test_a_killed_halving_resumed_across_a_rung_boundary_trains_nothing_twice(ha
     assert "--trials 4" in halved.said[-1] and "--resume" in halved.said[-1]
     # The resumed command: rung 2's two trials, the audit's two others, the final seed.
     assert [c[0].epochs for c in halved.resumed] == [2, 2, 2, 2, 2]
-    study = tuning._study(halved.outcome.folder, halved.outcome.tuning)
+    study = load_study(halved.outcome.folder, halved.outcome.tuning)
     assert len(study.get_trials()) == 4  # no new point was drawn
     assert halved.third == []  # and a third time, nothing at all
 

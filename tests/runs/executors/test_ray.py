@@ -38,6 +38,7 @@ from harness.runs.planning import plan, run_dir
 from harness.runs.requests import RunRequest
 from harness.studies import tune
 from harness.studies.space import entry_space
+from harness.studies.trials import draw_points, load_study
 from tests.helpers import PLUGIN, make_record, subprocess_env
 
 pytest.importorskip("ray")
@@ -389,7 +390,7 @@ def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: P
     entry = Entry(*(parse_component(t, "--x") for t in texts))
     space = entry_space(entry, proto, Registry.load([]))  # AdamW declares its own space
     budget = dataclasses.replace(tune.budget_of(proto, 3), space=space.ranges)
-    clean = tune._points(tune._study(tmp_path / "clean", budget), budget)  # nothing trained
+    clean = draw_points(load_study(tmp_path / "clean", budget), budget)  # nothing trained
     assert [t["values"] for t in trials] == [values for _, values, _ in clean]
     best = max(trials, key=lambda t: (t["mean_dice"], -t["number"]))
     assert summary["chosen"]["values"] == best["values"]
