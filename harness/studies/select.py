@@ -49,6 +49,7 @@ from harness.results.publish import publish
 from harness.results.records import Record, Unusable, scan_records
 from harness.results.rows import entry_of
 from harness.results.significance import verdict
+from harness.results.speed import inference_figure
 from harness.results.tables import Say
 
 if TYPE_CHECKING:  # torch: imported when the post-processors are built
@@ -137,10 +138,12 @@ class Member:
 
     @property
     def images_per_s(self) -> float | None:
-        """One of its runs' measured inference images/s (the mean over its runs)."""
-        speeds = [r.record.cost.get("inference_images_per_s") for r in self.runs]
-        known = [float(s) for s in speeds if isinstance(s, int | float) and s > 0]
-        return statistics.fmean(known) if len(known) == len(speeds) else None
+        """One of its runs' inference images/s (the mean over its runs), each the figure a
+        table shows for its record: a quiet pass's where there is one (``harness cost``),
+        else the run's own (``harness.results.speed.inference_figure``)."""
+        figures = [inference_figure(r.record) for r in self.runs]
+        known = [f.value for f in figures if f is not None and f.value > 0]
+        return statistics.fmean(known) if len(known) == len(figures) else None
 
 
 @dataclass(frozen=True)

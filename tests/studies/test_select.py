@@ -312,3 +312,25 @@ def test_the_held_out_test_images_are_scored_once_for_the_chosen(tmp_path: Path)
     assert 0 <= held["mean_dice"] <= 1
     text = (tmp_path / "runs" / "leaderboards" / f"{bench}.select.md").read_text()
     assert "scored once, for #1 alone (after the choice)" in text
+
+
+def test_a_members_speed_is_the_one_its_table_shows_a_quiet_pass_first() -> None:
+    """Inference images/s per member: each run's quiet pass (``harness cost``) where it has
+    one, else the run's own figure, as the leaderboard shows them."""
+    import dataclasses
+
+    from harness.components.entry import Entry
+    from harness.studies.select import Member, Run
+    from tests.helpers import make_record
+
+    def run(own: float, quiet: float | None) -> Run:
+        record = make_record("dice", 0, 0.8)
+        cost = dict(record.cost, inference_images_per_s=own)
+        if quiet is not None:
+            cost["quiet"] = {"inference_images_per_s": quiet, "machine": ""}
+        return Run(dataclasses.replace(record, cost=cost), None, "r")  # type: ignore[arg-type]
+
+    entry = Entry.from_dict(make_record("dice", 0, 0.8).entry)
+    member = Member("m", entry, (run(10.0, 40.0), run(20.0, None)))
+    assert member.images_per_s == pytest.approx((40.0 + 20.0) / 2)
+    assert Member("m", entry, (run(10.0, None),)).images_per_s == pytest.approx(10.0)
