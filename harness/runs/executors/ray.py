@@ -78,8 +78,10 @@ class Ray:
         if not jobs:  # nothing to train (every run succeeded already): no Ray needed
             markers.clear(Path(self.request.launch.runs_dir), observer)
             return
-        with self.session(jobs[0].plan.runs_dir, observer):
-            self._run(list(jobs), land, observer)
+        # The flag is up before Ray is connected: a Ctrl-C while it starts (seconds, inside
+        # its extension code) is heard and acted on once it has, not swallowed there.
+        with _ctrl_c_flag() as stop, self.session(jobs[0].plan.runs_dir, observer):
+            self._run(list(jobs), land, observer, stop)
 
     @contextlib.contextmanager
     def session(self, runs_dir: Path, observer: TrainObserver | None = None) -> Iterator[None]:
@@ -95,31 +97,34 @@ class Ray:
             finally:
                 token.unlink(missing_ok=True)
 
-    def _run(self, jobs: list[Job], land: Land, observer: TrainObserver) -> None:
-        """Keep up to N tasks in flight; land each as it ends; Ctrl-C cancels them all."""
+    def _run(
+        self, jobs: list[Job], land: Land, observer: TrainObserver, stop: threading.Event
+    ) -> None:
+        """Keep up to N tasks in flight; land each as it ends; Ctrl-C (``stop``) cancels them
+        all."""
         import ray
 
         limit = self.request.launch.jobs or len(jobs)
         waiting = list(jobs)
         running: dict[Any, Job] = {}
         try:
-            with _ctrl_c_flag() as stop:
-                while (waiting or running) and not stop.is_set():
-                    while waiting and len(running) < limit:
-                        job = waiting.pop(0)
-                        running[self._submit(ray, job)] = job
-                    # A short timeout hands control back each second: a blocking ray.wait
-                    # never returns, and Ctrl-C would not be acted on until a run ended.
-                    ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-                    for ref in ready:
-                        land(running.pop(ref), _result(ray, ref))
-                if stop.is_set():
-                    raise KeyboardInterrupt
+            while (waiting or running) and not stop.is_set():
+                while waiting and len(running) < limit:
+                    job = waiting.pop(0)
+                    running[self._submit(ray, job)] = job
+                # A short timeout hands control back each second: a blocking ray.wait
+                # never returns, and Ctrl-C would not be acted on until a run ended.
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    land(running.pop(ref), _result(ray, ref))
+            if stop.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt as exc:
             for ref in running:
                 ray.cancel(ref)
-            with contextlib.suppress(Exception):
-                ray.wait(list(running), num_returns=len(running), timeout=60)
+            if running:  # (nothing sent yet: Ray is not asked, and not started by asking)
+                with contextlib.suppress(Exception):
+                    ray.wait(list(running), num_returns=len(running), timeout=60)
             hint = jobs[0].plan.resume_hint.text()
             observer.message(
                 f"stopped: {len(running)} running and {len(waiting)} waiting runs cancelled; "

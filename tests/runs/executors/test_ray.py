@@ -397,3 +397,41 @@ def test_a_killed_tune_driver_resumes_without_training_a_trial_twice(tmp_path: P
     assert len([p for p in runs.rglob("record.json") if "tuned-3" in str(p)]) == 1  # the final
     assert not list(runs.rglob(job_markers.MARKER))
     assert not list((runs / job_markers.SHARED_DIR).iterdir())
+
+
+def test_ctrl_c_while_ray_starts_is_heard_and_stops_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C that arrives while Ray is being connected (seconds, inside its extension code,
+    where an interrupt can be swallowed) is held by the flag and acted on once it has: no run
+    is sent, and the command says how to resume."""
+    import contextlib
+
+    from harness.runs.executors import ray as executor
+    from harness.runs.job import job_of
+
+    @contextlib.contextmanager
+    def connecting(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the connection
+        yield
+
+    def submit(*args, **kwargs):
+        raise AssertionError("a run was sent after Ctrl-C")
+
+    monkeypatch.setattr(executor.ray_cluster, "connected", connecting)
+    monkeypatch.setattr(executor.Ray, "_submit", submit)
+    plugin = tmp_path / "small_cnn.py"
+    plugin.write_text(PLUGIN)
+    request = RunRequest.from_options(
+        model="small-cnn", loss="dice", plugins=(str(plugin),), protocol="tiny", jobs=2,
+        device="cpu", runs_dir=tmp_path / "runs",
+    )  # fmt: skip
+    job = job_of(plan(request), 0)
+    said: list[str] = []
+    observer = NullObserver()
+    monkeypatch.setattr(observer, "message", said.append)
+    with pytest.raises(KeyboardInterrupt) as info:
+        executor.Ray(request).run([job], lambda *a: None, observer)
+    assert getattr(info.value, "resume_said", False)
+    assert "0 running and 1 waiting runs cancelled" in said[-1] and "--resume" in said[-1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
