@@ -5,19 +5,27 @@ from the committed records' wall times, and write the estimate into docs/tuning.
     python scripts/halving_estimate.py --check    # exit 1 when docs/tuning.md differs
 
 The estimate sits between ``<!-- halving-estimate -->`` and ``<!-- /halving-estimate -->``.
-For each table (``leaderboards/records/<benchmark>/ablations/<axis>.json`` and
-``<axis>-tuned.json``, the designs the committed tables come from), and for the study as a
-whole (an entry in several tables counted once: its study is shared with ``--resume``):
+For each table (``leaderboards/records/<benchmark>/ablations/<axis>.json``, and the designs of
+the tuned tables of the full schedule, kept in ``ablations/full-schedule/<axis>-tuned.json``
+since halving's tables replaced them), and for the study as a whole (an entry in several
+tables counted once: its study is shared with ``--resume``):
 
-- **fixed**: the device-hours of the fixed-budget rows' seeds, as recorded;
-- **tuned, full**: the tuned rows' seeds plus their tuning trials (``tuning.trial_device_hours``),
-  as recorded: what the tables cost under ``schedule = "full"``;
-- **tuned, halving**: the same seeds at their fixed rows' cost, plus the halving trials
-  ``SCHEDULE`` would train, each costed from the entry's own published trials (80 epochs each,
+- **fixed tables**: the device-hours of the fixed-budget rows' seeds, as recorded (another
+  batch, on another machine);
+- **seeds**: the full-schedule tuned rows' seeds, as recorded: what a fixed table of the same
+  entries costs in the batch, and on the machine, that the trials ran in, so the ratios divide
+  by it;
+- **tuned, full**: those seeds plus their tuning trials (``tuning.trial_device_hours``), as
+  recorded: what the tables cost under ``schedule = "full"``;
+- **tuned, halving**: the same seeds plus the halving trials ``SCHEDULE`` would train, each
+  costed from the entry's own full-schedule trials (80 epochs each,
   ``leaderboards/records/<trial benchmark>``): its time outside training (wall time minus
   epochs x training images / ``train_images_per_s``; about 5 s) plus the rung's epochs at the
   trial's measured seconds per epoch. The first rung's trials validate once, not every 20
   epochs, so this slightly overestimates them.
+
+This was the estimate made before the republication; what halving's tables cost, as recorded,
+is docs/study.md's ``tuned-cost`` table (``scripts/study_tables.py``).
 
 Nothing here is typed by hand; the test ``tests/scripts/test_halving_estimate.py`` checks that
 the block in docs/tuning.md is what the records give.
@@ -61,15 +69,16 @@ BLOCK = re.compile(r"(<!-- halving-estimate -->\n)(.*?)(<!-- /halving-estimate -
 
 @dataclass(frozen=True)
 class Costs:
-    """One entry's device-hours: fixed seeds, tuned under full (seeds + trials), the halving
-    estimate (fixed seeds + halving trials), and its audit (every configuration at the full
-    horizon)."""
+    """One entry's device-hours: its fixed row's seeds, its tuned row's seeds, tuned under full
+    (seeds + trials), the halving estimate (seeds + halving trials), and its audit (every
+    configuration at the full horizon)."""
 
     fixed: float
+    seeds: float
     full: float
     halving: float
     audit: float
-    #: The halving estimate (fixed seeds + trials) under each of ``AUDITED_SCHEDULES``.
+    #: The halving estimate (seeds + trials) under each of ``AUDITED_SCHEDULES``.
     schedules: tuple[float, ...] = ()
 
 
@@ -115,7 +124,7 @@ def load(records: Path = RECORDS) -> tuple[dict[str, list[str]], dict[str, Costs
     costs: dict[str, Costs] = {}
     for axis in AXES:
         fixed = _design(records, axis)
-        tuned = _design(records, f"{axis}-tuned")
+        tuned = _design(records, f"full-schedule/{axis}-tuned")
         tables[axis] = [fixed[v] for v in fixed]
         for value, key in fixed.items():
             costs[key] = _costs(by_key[key], by_key[tuned[value]], by_path)
@@ -129,33 +138,34 @@ def _design(records: Path, name: str) -> dict[str, str]:
 
 
 def _costs(fixed: list[Record], tuned: list[Record], by_path: Mapping[str, Record]) -> Costs:
-    seeds = sum(_hours(r) for r in fixed)
     trial_hours = max(float(r.tuning.get("trial_device_hours", 0)) for r in tuned)
     trials = [by_path[t["record"]] for t in tuned[0].tuning["trials"]]
     epochs = int(trials[0].benchmark["protocol"]["fields"]["epochs"])
     audit = halving_trial_hours(trials, epochs, SCHEDULE, audit=True)
+    seeds = sum(_hours(r) for r in tuned)
     schedules = tuple(seeds + halving_trial_hours(trials, epochs, t) for t in AUDITED_SCHEDULES)
-    full = sum(_hours(r) for r in tuned) + trial_hours
     chosen = schedules[AUDITED_SCHEDULES.index(SCHEDULE)]  # the chosen one is among them
-    return Costs(seeds, full, chosen, audit, schedules)
+    fixed_seeds = sum(_hours(r) for r in fixed)
+    return Costs(fixed_seeds, seeds, seeds + trial_hours, chosen, audit, schedules)
 
 
 def table(tables: Mapping[str, list[str]], costs: Mapping[str, Costs]) -> list[str]:
     """The estimate as markdown: a row per table, then the study (each entry once)."""
     rows = [
-        "| Table | entries | fixed | tuned, full (recorded) | tuned, halving (estimate) "
-        "| halving / fixed | full / fixed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Table | entries | fixed tables | seeds | tuned, full (recorded) "
+        "| tuned, halving (estimate) | halving / seeds | full / seeds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     groups: list[tuple[str, list[str]]] = [(axis, keys) for axis, keys in tables.items()]
     groups.append(("the study (each entry once)", list(dict.fromkeys(sum(tables.values(), [])))))
     for name, keys in groups:
         fixed = sum(costs[k].fixed for k in keys)
+        seeds = sum(costs[k].seeds for k in keys)
         full = sum(costs[k].full for k in keys)
         halved = sum(costs[k].halving for k in keys)
         rows.append(
-            f"| {name} | {len(keys)} | {fixed:.2f} h | {full:.2f} h | {halved:.2f} h "
-            f"| {halved / fixed:.2f}x | {full / fixed:.2f}x |"
+            f"| {name} | {len(keys)} | {fixed:.2f} h | {seeds:.2f} h | {full:.2f} h "
+            f"| {halved:.2f} h | {halved / seeds:.2f}x | {full / seeds:.2f}x |"
         )
     rungs = halving.rungs(SCHEDULE, 80)
     audit = sum(costs[k].audit for k in AUDITED)
@@ -176,9 +186,9 @@ def table(tables: Mapping[str, list[str]], costs: Mapping[str, Costs]) -> list[s
 
 def schedules(keys: list[str], costs: Mapping[str, Costs]) -> list[str]:
     """The study's tuned tables (each entry once) under each audited schedule."""
-    fixed = sum(costs[k].fixed for k in keys)
+    fixed = sum(costs[k].seeds for k in keys)
     rows = [
-        "| Schedule | rungs | trial-epochs per entry | the study, tuned (estimate) | / fixed |",
+        "| Schedule | rungs | trial-epochs per entry | the study, tuned (estimate) | / seeds |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for i, tuning in enumerate(AUDITED_SCHEDULES):

@@ -13,15 +13,22 @@ every value of the axis. Mean ± standard deviation over seeds; ``(best)`` marks
 column and ``≈`` a row not resolved from it, by the rule the ablation tables use
 (``harness.results.judging.judge``: a step-down max-t test on a noise model of the column's
 runs). Nothing in these tables is typed by hand, so they cannot drift from the records.
+
+A tuned column takes its rows by key: today's tuned tables from their twins' keys, and the
+tuned tables they replaced (each entry's six trials at the full horizon over one shared space)
+from those tables' designs, kept beside their records in
+``leaderboards/records/<benchmark>/ablations/full-schedule/<axis>-tuned.json``. ``tuned-cost``
+gives each tuned table's device-hours from its records.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -51,6 +58,9 @@ TUNED = {
     "scheduler": "Scheduler (UNet++, Dice loss, AdamW)",
 }
 _FIELDS = ("model", "loss", "optimizer", "scheduler", "augmentation")
+#: Where the designs of the tuned tables that today's replaced are kept, inside the study's
+#: folder of records: the tables of the full schedule over one shared space.
+REPLACED = Path("ablations") / "full-schedule"
 
 
 @dataclass(frozen=True)
@@ -89,19 +99,56 @@ class Study:
     tuned: dict[str, Column]
     protocol: dict[str, object]
     cross_validated: Column | None = None
+    #: The tuned columns today's replaced (full schedule, one shared space), by axis.
+    replaced: dict[str, Column] = field(default_factory=dict)
 
     @property
     def trials(self) -> int:
         """The tuning budget's number of trials (the same for every tuned row)."""
-        counts = {
-            int(r.tuning["tuning"]["trials"])
-            for column in self.tuned.values()
-            for _, row in column.values
-            for r in row.records
-        }
-        if len(counts) != 1:
-            raise SystemExit(f"study_tables: error: tuned rows of several budgets: {counts}")
-        return counts.pop()
+        return _one_budget(self.tuned.values(), "trials")
+
+
+def _one_budget(columns: Iterable[Column], name: str) -> int:
+    """A field of the tuning budget every row of ``columns`` shares (an error when they
+    differ)."""
+    counts = {
+        int(r.tuning["tuning"].get(name) or 0)
+        for column in columns
+        for _, row in column.values
+        for r in row.records
+    }
+    if len(counts) != 1:
+        raise SystemExit(f"study_tables: error: tuned rows of several budgets: {name} {counts}")
+    return counts.pop()
+
+
+def budget_heading(columns: Iterable[Column]) -> str:
+    """A tuned column's heading from its records' budget: ``tuned: 6 trials, halving (eta 2,
+    from 20 epochs), own spaces`` or ``tuned: 6 trials, full, one space``."""
+    columns = list(columns)
+    trials = _one_budget(columns, "trials")
+    spaces = {
+        json.dumps(r.tuning["tuning"]["space"], sort_keys=True)
+        for c in columns
+        for _, row in c.values
+        for r in row.records
+    }
+    kinds = {
+        str(r.tuning["tuning"].get("schedule") or "full")
+        for c in columns
+        for _, row in c.values
+        for r in row.records
+    }
+    if kinds == {"halving"}:
+        eta, low = _one_budget(columns, "eta"), _one_budget(columns, "min_epochs")
+        schedule = f"halving (eta {eta}, from {low} epochs)"
+    elif kinds == {"full"}:
+        schedule = "full"
+    else:
+        raise SystemExit(f"study_tables: error: tuned rows of several schedules: {kinds}")
+    return (
+        f"tuned: {trials} trials, {schedule}, {'one space' if len(spaces) == 1 else 'own spaces'}"
+    )
 
 
 def ablation_values(table: Path) -> list[str]:
@@ -110,6 +157,33 @@ def ablation_values(table: Path) -> list[str]:
     if twin is None or twin.get("kind") != "ablation":
         raise SystemExit(f"study_tables: error: {table.name}: no ablation table's JSON twin")
     return [str(row["value"]) for row in twin["rows"]]
+
+
+def ablation_keys(table: Path) -> list[tuple[str, str]]:
+    """(value, entry key) of each row of a committed ablation table (from its JSON twin)."""
+    twin = read_twin(table)
+    if twin is None or twin.get("kind") != "ablation":
+        raise SystemExit(f"study_tables: error: {table.name}: no ablation table's JSON twin")
+    return [(str(row["value"]), str(row["key"])) for row in twin["rows"]]
+
+
+def design_keys(design: Path) -> list[tuple[str, str]]:
+    """(value, entry key) of each value of an ablation's design file."""
+    try:
+        data = json.loads(design.read_text(encoding="utf-8"))
+        return [(str(v["value"]), str(v["key"])) for v in data["values"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"study_tables: error: {design}: not a design ({exc})") from None
+
+
+def keyed(made: Iterable[Row], axis: str, pairs: Sequence[tuple[str, str]]) -> Column:
+    """The column of ``pairs`` (value, entry key): each key's row (an error naming a key that
+    no record has)."""
+    by_key = {row.entry.key: row for row in made}
+    for value, key in pairs:
+        if key not in by_key:
+            raise SystemExit(f"study_tables: error: {axis} = {value}: no records of {key}")
+    return Column(axis, tuple((value, by_key[key]) for value, key in pairs))
 
 
 def _others(entry: Entry, axis: str) -> tuple[str, ...]:
@@ -144,13 +218,16 @@ def load_study(boards: Path = BOARDS, records: Path = RECORDS) -> Study:
     benchmark = studies.pop()
     found = [r for _, r in iter_records(records)]
     made = rows(found, benchmark)
-    fixed, tuned = {}, {}
+    fixed, tuned, replaced = {}, {}, {}
     for axis in FIXED:
         fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)), False)
-        tuned_values = ablation_values(_table(boards, benchmark, f"{axis}-tuned"))
-        tuned[axis] = column(made, axis, tuned_values, True)
+        tuned[axis] = keyed(made, axis, ablation_keys(_table(boards, benchmark, f"{axis}-tuned")))
+        design = records / benchmark / REPLACED / f"{axis}-tuned.json"
+        if design.is_file():
+            replaced[axis] = keyed(made, axis, design_keys(design))
     protocol = dict(made[0].records[0].benchmark["protocol"]["fields"])
-    return Study(benchmark, fixed, tuned, protocol, _cross_validated(boards, benchmark, found))
+    cross = _cross_validated(boards, benchmark, found)
+    return Study(benchmark, fixed, tuned, protocol, cross, replaced)
 
 
 def _cross_validated(boards: Path, benchmark: str, found: Sequence[Record]) -> Column | None:
@@ -191,17 +268,67 @@ def fixed_table(study: Study) -> str:
 
 
 def tuned_table(study: Study, axis: str) -> str:
+    """The axis at the protocol's values, tuned under today's budget and, where kept, under
+    the budget it replaced; each tuned column with the values it chose."""
     fixed, tuned = study.fixed[axis], study.tuned[axis]
+    replaced = study.replaced.get(axis)
     budget = f"fixed: lr {_short(study.protocol['lr'])}, weight decay "
     budget += _short(study.protocol["weight_decay"])
-    lines = [
-        _line([TUNED[axis], budget, f"tuned: {study.trials} trials", "values chosen"]),
-        _line(["---"] * 4),
-    ]
-    for value, row in tuned.values:
-        chosen = ", ".join(f"{k}={v:.3g}" for k, v in row.entry.hparams)
-        shown = fixed.cell(value) if value in dict(fixed.values) else "—"
-        lines.append(_line([value, shown, tuned.cell(value), chosen]))
+    tuned_columns = [c for c in (replaced, tuned) if c is not None]
+    headings = [TUNED[axis], budget]
+    for c, every in ((replaced, study.replaced), (tuned, study.tuned)):
+        if c is not None:
+            headings += [budget_heading(every.values()), "values chosen"]
+    lines = [_line(headings), _line(["---"] * len(headings))]
+    for value, _ in tuned.values:
+        cells = [value, fixed.cell(value) if value in dict(fixed.values) else "—"]
+        for c in tuned_columns:
+            if value in dict(c.values):
+                chosen = ", ".join(f"{k}={v:.3g}" for k, v in c.row(value).entry.hparams)
+                cells += [c.cell(value), chosen]
+            else:
+                cells += ["—", ""]
+        lines.append(_line(cells))
+    return "\n".join(lines)
+
+
+def _hours(rows: Iterable[Row]) -> tuple[float, float]:
+    """Device-hours of ``rows``' seeds and of their tuning trials, each entry counted once."""
+    once = {row.entry.key: row for row in rows}
+    seeds = trials = 0.0
+    for row in once.values():
+        total = row.device_hours()
+        if total is None:
+            raise SystemExit(f"study_tables: error: {row.entry.key}: a record without wall_s")
+        seeds += total - row.trial_device_hours
+        trials += row.trial_device_hours
+    return seeds, trials
+
+
+def cost_table(study: Study) -> str:
+    """Each tuned table's device-hours from its records, for the study as a whole too (an
+    entry in several tables counted once): its seeds + its trials, and the ratio of the two
+    to the seeds alone, which are what a fixed table of the same entries costs on the same
+    machine in the same batch; beside them the committed fixed tables' own device-hours."""
+    budgets = [c for c in (study.replaced, study.tuned) if c]
+    headings = ["Table", "entries", "fixed tables"]
+    for columns in budgets:
+        heading = budget_heading(columns.values()).removeprefix("tuned: ")
+        headings += [f"{heading}: seeds + trials", "/ its seeds"]
+    headings.append("today's / fixed tables")
+    lines = [_line(headings), _line(["---"] + ["---:"] * (len(headings) - 1))]
+    groups = [(axis, [axis]) for axis in TUNED] + [("the study (each entry once)", list(TUNED))]
+    for title, axes in groups:
+        fixed = sum(_hours(r for a in axes for _, r in study.fixed[a].values))
+        entries = len({r.entry.key for a in axes for _, r in study.tuned[a].values})
+        cells = [title, str(entries), f"{fixed:.2f} h"]
+        total = 0.0
+        for columns in budgets:
+            seeds, trials = _hours(r for a in axes for _, r in columns[a].values)
+            total = seeds + trials
+            cells += [f"{seeds:.2f} + {trials:.2f} h", f"{total / seeds:.2f}x"]
+        cells.append(f"{total / fixed:.2f}x")
+        lines.append(_line(cells))
     return "\n".join(lines)
 
 
@@ -241,6 +368,7 @@ def blocks(study: Study) -> dict[str, str]:
     """Every generated table by its marker name."""
     out = {"fixed": fixed_table(study)}
     out.update({f"tuned-{axis}": tuned_table(study, axis) for axis in TUNED})
+    out["tuned-cost"] = cost_table(study)
     if study.cross_validated is not None:
         out["cross-validated-model"] = cross_validated_table(study)
     return out

@@ -1,5 +1,5 @@
 """``scripts/halving_estimate.py``: the estimate docs/tuning.md shows is what the committed
-records give, each table's halving cost within the study's target, and a trial's seconds are
+records give, each table's halving cost between its seeds' and the full schedule's, and a trial's seconds are
 read from its record as described."""
 
 from __future__ import annotations
@@ -48,13 +48,18 @@ def test_halving_costs_more_than_fixed_and_less_than_full(study) -> None:
     tables, costs = study
     assert sorted(tables) == sorted(estimate.AXES) and len(costs) == 10
     for keys in tables.values():
-        fixed = sum(costs[k].fixed for k in keys)
+        seeds = sum(costs[k].seeds for k in keys)
         halved = sum(costs[k].halving for k in keys)
         full = sum(costs[k].full for k in keys)
-        assert fixed < halved < full
-        # The audited schedules, cheapest first: only the cheapest is within the 1.3x target.
+        assert seeds < halved < full
+        # The audited schedules, cheapest first, the chosen one last.
         ladder = [sum(costs[k].schedules[i] for k in keys) for i in range(3)]
-        assert ladder == sorted(ladder) and ladder[-1] == halved and ladder[0] <= 1.3 * fixed
+        assert ladder == sorted(ladder) and ladder[-1] == halved
+    # For the study as a whole only the cheapest is within the 1.3x target.
+    keys = list({k for keys in tables.values() for k in keys})
+    seeds = sum(costs[k].seeds for k in keys)
+    ladder = [sum(costs[k].schedules[i] for k in keys) for i in range(3)]
+    assert ladder[0] <= 1.3 * seeds < ladder[1]
 
 
 def test_a_trials_seconds_come_from_its_record() -> None:
