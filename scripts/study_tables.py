@@ -70,6 +70,10 @@ class Column:
     axis: str
     values: tuple[tuple[str, Row], ...]
 
+    def keys(self) -> list[tuple[str, str]]:
+        """(value, entry key) of each row."""
+        return [(value, row.entry.key) for value, row in self.values]
+
     def row(self, value: str) -> Row:
         return dict(self.values)[value]
 
@@ -223,7 +227,7 @@ def load_study(boards: Path = BOARDS, records: Path = RECORDS) -> Study:
         fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)), False)
         tuned[axis] = keyed(made, axis, ablation_keys(_table(boards, benchmark, f"{axis}-tuned")))
         design = records / benchmark / REPLACED / f"{axis}-tuned.json"
-        if design.is_file():
+        if design.is_file() and design_keys(design) != tuned[axis].keys():
             replaced[axis] = keyed(made, axis, design_keys(design))
     protocol = dict(made[0].records[0].benchmark["protocol"]["fields"])
     cross = _cross_validated(boards, benchmark, found)
