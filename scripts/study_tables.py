@@ -109,7 +109,7 @@ class Study:
     @property
     def trials(self) -> int:
         """The tuning budget's number of trials (the same for every tuned row)."""
-        return _one_budget(self.tuned.values(), "trials")
+        return _one_budget([*self.tuned.values(), *self.replaced.values()], "trials")
 
 
 def _one_budget(columns: Iterable[Column], name: str) -> int:
@@ -126,33 +126,34 @@ def _one_budget(columns: Iterable[Column], name: str) -> int:
     return counts.pop()
 
 
-def budget_heading(columns: Iterable[Column]) -> str:
+def schedule_of(column: Column) -> str:
+    """``halving`` or ``full``: the tuning schedule of a tuned column's rows."""
+    kinds = {str(r.tuning["tuning"].get("schedule") or "full") for r in _records(column)}
+    if len(kinds) != 1:
+        raise SystemExit(f"study_tables: error: {column.axis}: rows of several schedules {kinds}")
+    return kinds.pop()
+
+
+def _records(column: Column) -> list[Record]:
+    return [r for _, row in column.values for r in row.records]
+
+
+def budget_heading(column: Column) -> str:
     """A tuned column's heading from its records' budget: ``tuned: 6 trials, halving (eta 2,
-    from 20 epochs), own spaces`` or ``tuned: 6 trials, full, one space``."""
-    columns = list(columns)
-    trials = _one_budget(columns, "trials")
-    spaces = {
-        json.dumps(r.tuning["tuning"]["space"], sort_keys=True)
-        for c in columns
-        for _, row in c.values
-        for r in row.records
-    }
-    kinds = {
-        str(r.tuning["tuning"].get("schedule") or "full")
-        for c in columns
-        for _, row in c.values
-        for r in row.records
-    }
-    if kinds == {"halving"}:
-        eta, low = _one_budget(columns, "eta"), _one_budget(columns, "min_epochs")
-        schedule = f"halving (eta {eta}, from {low} epochs)"
-    elif kinds == {"full"}:
-        schedule = "full"
-    else:
-        raise SystemExit(f"study_tables: error: tuned rows of several schedules: {kinds}")
-    return (
-        f"tuned: {trials} trials, {schedule}, {'one space' if len(spaces) == 1 else 'own spaces'}"
+    from 20 epochs), own spaces`` (a component declared some of the space) or ``tuned: 6
+    trials, full, one space``."""
+    trials = _one_budget([column], "trials")
+    own = any(
+        field.get("from") not in (None, "protocol")
+        for r in _records(column)
+        for field in (r.tuning.get("space") or {}).values()
     )
+    if schedule_of(column) == "halving":
+        eta, low = _one_budget([column], "eta"), _one_budget([column], "min_epochs")
+        schedule = f"halving (eta {eta}, from {low} epochs)"
+    else:
+        schedule = "full"
+    return f"tuned: {trials} trials, {schedule}, {'own spaces' if own else 'one space'}"
 
 
 def ablation_values(table: Path) -> list[str]:
@@ -280,9 +281,8 @@ def tuned_table(study: Study, axis: str) -> str:
     budget += _short(study.protocol["weight_decay"])
     tuned_columns = [c for c in (replaced, tuned) if c is not None]
     headings = [TUNED[axis], budget]
-    for c, every in ((replaced, study.replaced), (tuned, study.tuned)):
-        if c is not None:
-            headings += [budget_heading(every.values()), "values chosen"]
+    for c in tuned_columns:
+        headings += [budget_heading(c), "values chosen"]
     lines = [_line(headings), _line(["---"] * len(headings))]
     for value, _ in tuned.values:
         cells = [value, fixed.cell(value) if value in dict(fixed.values) else "—"]
@@ -293,6 +293,45 @@ def tuned_table(study: Study, axis: str) -> str:
             else:
                 cells += ["—", ""]
         lines.append(_line(cells))
+    return "\n".join(lines)
+
+
+def _verdict(column: Column, value: str) -> str:
+    """``best``, ``≈``, ``below`` or ``?``: a row's verdict within its column."""
+    judged = column.noise.judged[[v for v, _ in column.values].index(value)]
+    return "best" if judged.leader else {None: "?", False: "≈", True: "below"}[judged.below]
+
+
+def changes_table(study: Study) -> str:
+    """Each tuned row under the budget it replaced and under today's: its verdict in each
+    table, the change in mean Dice, and whether the two rows of the entry are resolved from
+    each other (the tables' rule, on those two rows alone)."""
+    lines = [
+        _line(["Table", "value", "verdict, full", "verdict, halving", "change", "the change"]),
+        _line(["---", "---", "---", "---", "---:", "---"]),
+    ]
+    for axis in TUNED:
+        made = _by_schedule(study, axis)
+        if len(made) < 2:
+            continue
+        before, after = made["full"], made["halving"]
+        for value, row in after.values:
+            if value not in dict(before.values):
+                continue
+            pair = judge([before.row(value), row])
+            resolved = any(j.below for j in pair.judged)
+            lines.append(
+                _line(
+                    [
+                        axis,
+                        value,
+                        _verdict(before, value),
+                        _verdict(after, value),
+                        f"{row.mean - before.row(value).mean:+.4f}",
+                        "resolved" if resolved else "within noise",
+                    ]
+                )
+            )
     return "\n".join(lines)
 
 
@@ -309,29 +348,39 @@ def _hours(rows: Iterable[Row]) -> tuple[float, float]:
     return seeds, trials
 
 
+def _by_schedule(study: Study, axis: str) -> dict[str, Column]:
+    """An axis's tuned columns by schedule (``full``, ``halving``): today's and the replaced."""
+    columns = [c for c in (study.replaced.get(axis), study.tuned[axis]) if c is not None]
+    return {schedule_of(c): c for c in columns}
+
+
 def cost_table(study: Study) -> str:
-    """Each tuned table's device-hours from its records, for the study as a whole too (an
-    entry in several tables counted once): its seeds + its trials, and the ratio of the two
-    to the seeds alone, which are what a fixed table of the same entries costs on the same
-    machine in the same batch; beside them the committed fixed tables' own device-hours."""
-    budgets = [c for c in (study.replaced, study.tuned) if c]
+    """Each tuned table's device-hours from its records, under each schedule it was made with,
+    and for the study as a whole (an entry in several tables counted once): seeds + trials,
+    and their ratio to the seeds alone, which are what a fixed table of the same entries costs
+    on the same machine in the same batch; beside them the committed fixed tables' own
+    device-hours. A schedule an axis was not made with is ``—``."""
+    schedules = ("full", "halving")
     headings = ["Table", "entries", "fixed tables"]
-    for columns in budgets:
-        heading = budget_heading(columns.values()).removeprefix("tuned: ")
-        headings += [f"{heading}: seeds + trials", "/ its seeds"]
-    headings.append("today's / fixed tables")
+    for schedule in schedules:
+        headings += [f"tuned, {schedule}: seeds + trials", "/ its seeds"]
+    headings.append("halving / fixed tables")
     lines = [_line(headings), _line(["---"] + ["---:"] * (len(headings) - 1))]
     groups = [(axis, [axis]) for axis in TUNED] + [("the study (each entry once)", list(TUNED))]
     for title, axes in groups:
         fixed = sum(_hours(r for a in axes for _, r in study.fixed[a].values))
         entries = len({r.entry.key for a in axes for _, r in study.tuned[a].values})
         cells = [title, str(entries), f"{fixed:.2f} h"]
-        total = 0.0
-        for columns in budgets:
-            seeds, trials = _hours(r for a in axes for _, r in columns[a].values)
+        total = None
+        for schedule in schedules:
+            made = [_by_schedule(study, a).get(schedule) for a in axes]
+            if any(c is None for c in made):
+                cells += ["—", "—"]
+                continue
+            seeds, trials = _hours(r for c in made for _, r in c.values)
             total = seeds + trials
             cells += [f"{seeds:.2f} + {trials:.2f} h", f"{total / seeds:.2f}x"]
-        cells.append(f"{total / fixed:.2f}x")
+        cells.append("—" if total is None or cells[-1] == "—" else f"{total / fixed:.2f}x")
         lines.append(_line(cells))
     return "\n".join(lines)
 
@@ -373,6 +422,8 @@ def blocks(study: Study) -> dict[str, str]:
     out = {"fixed": fixed_table(study)}
     out.update({f"tuned-{axis}": tuned_table(study, axis) for axis in TUNED})
     out["tuned-cost"] = cost_table(study)
+    if study.replaced:
+        out["tuned-changes"] = changes_table(study)
     if study.cross_validated is not None:
         out["cross-validated-model"] = cross_validated_table(study)
     return out
