@@ -288,7 +288,7 @@ def tuned_table(study: Study, axis: str) -> str:
         cells = [value, fixed.cell(value) if value in dict(fixed.values) else "—"]
         for c in tuned_columns:
             if value in dict(c.values):
-                chosen = ", ".join(f"{k}={v:.3g}" for k, v in c.row(value).entry.hparams)
+                chosen = ", ".join(f"{k}={v:.3g}" for k, v in c.row(value).chosen.items())
                 cells += [c.cell(value), chosen]
             else:
                 cells += ["—", ""]

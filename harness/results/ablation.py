@@ -59,7 +59,7 @@ def ablation_data(
                 "n": len(row.records),
                 **mine.data(),
                 "vs_best": verdict(mine.leader, mine.below, BEST),
-                "chosen": {k: v for k, v in row.entry.hparams},
+                "chosen": row.chosen,
                 "seeds": [r.seed for r in row.records],
                 "dice_by_seed": {str(s): d for s, d in row.by_seed().items()},
                 "runs": sorted((runs_of or {}).get(id(r), "") for r in row.records),

@@ -102,6 +102,16 @@ class Row:
         return max((float(r.tuning.get("trial_device_hours", 0)) for r in self.records), default=0)
 
     @property
+    def chosen(self) -> dict[str, float]:
+        """The values tuning chose for the entry (its records' ``tuning.chosen.values``: a
+        component's own, ``optimizer.momentum``, too), else its own hyperparameters."""
+        for r in self.records:
+            values = (r.tuning.get("chosen") or {}).get("values")
+            if values:
+                return {str(k): float(v) for k, v in values.items()}
+        return {k: v for k, v in self.entry.hparams}
+
+    @property
     def budget(self) -> str:
         """The tuning budget of the row in words (``fixed`` for the protocol's values)."""
         for r in self.records:

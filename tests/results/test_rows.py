@@ -37,3 +37,13 @@ def test_the_device_names_the_cpu_and_a_precision_other_than_fp32() -> None:
     other = make_record("bce", 0, 0.7)
     other.cost["precision"] = "fp16"
     assert precisions(rows([record, other], BENCH["id"])) == ["fp16", "fp32"]
+
+
+def test_a_tuned_rows_chosen_values_name_a_components_own_as_tuning_chose_them() -> None:
+    record = make_record("dice", 0, 0.8)
+    assert rows([record], BENCH["id"])[0].chosen == {}  # not tuned, no values of its own
+    record.tuning = {
+        "chosen": {"trial": 2, "values": {"lr": 0.356, "optimizer.momentum": 0.977}},
+    }
+    tuned = rows([record], BENCH["id"])[0]
+    assert tuned.chosen == {"lr": 0.356, "optimizer.momentum": 0.977}

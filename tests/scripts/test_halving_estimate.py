@@ -1,6 +1,6 @@
 """``scripts/halving_estimate.py``: the estimate docs/tuning.md shows is what the committed
-records give, each table's halving cost between its seeds' and the full schedule's, and a trial's seconds are
-read from its record as described."""
+records give, each table's halving cost between its seeds' and the full schedule's, and a
+trial's seconds are read from its record as described."""
 
 from __future__ import annotations
 
