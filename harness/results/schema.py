@@ -606,7 +606,7 @@ class AblationRow(_Open):
     interval: DiceInterval = None
     rank_band: RankBand = None
     test: Test | None = None
-    chosen: dict[Key, Number] | None = None
+    chosen: dict[TunedName, Number] | None = None
     seeds: list[Whole] = []
     dice_by_seed: dict[str, Dice] = {}
 

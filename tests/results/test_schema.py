@@ -95,3 +95,13 @@ def test_a_twins_judgement_and_noise_model_that_fail_are_named(change, says: str
     change(twin)
     found = schema.problem(schema.Leaderboard, twin)
     assert found is not None and found.startswith(says), found
+
+
+def test_a_twins_chosen_values_may_name_a_components_own_and_nothing_else() -> None:
+    name = "synthetic-2267276f85__phantom-v2-ids20-size256-seed0-d52b2e9a.ablation-optimizer-tuned"
+    twin = json.loads((REPO / "leaderboards" / f"{name}.json").read_text())
+    twin["rows"][1]["chosen"] = {"lr": 0.356, "optimizer.momentum": 0.977}
+    assert schema.problem(schema.TWINS["ablation"], twin) is None
+    twin["rows"][1]["chosen"] = {"lr<img src=x>": 0.356}
+    found = schema.problem(schema.TWINS["ablation"], twin)
+    assert found is not None and found.startswith("rows[1].chosen"), found
