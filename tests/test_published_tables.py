@@ -111,4 +111,9 @@ def test_every_ablation_row_is_a_row_of_the_records(table: Path) -> None:
 
 
 def _value(entry: Entry, field: str) -> str:
-    return entry.encoder or "" if field == "encoder" else str(getattr(entry, field))
+    """The value an ablation row shows: the component's name (``sgd``, also for a tuned
+    ``sgd:momentum=0.977``), or the encoder."""
+    if field == "encoder":
+        return entry.encoder or ""
+    component = getattr(entry, field)
+    return str(getattr(component, "name", component))

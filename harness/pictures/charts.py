@@ -9,6 +9,7 @@ give the same bytes. Only numpy and matplotlib are loaded to draw them.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -73,7 +74,13 @@ def tuning_curves(
     narrow band shows as one narrow peak. One colour per entry in ``series``: one entry for
     a tuned entry's own picture, every value of an axis for ``harness tune --vary``."""
     several = len(series) > 1
-    fig = Figure(figsize=(3.6 * len(space) + (2.2 if several else 0.4), 3.2), dpi=100)
+    width = 3.6 * len(space) + (2.2 if several else 0.4)
+    # A long budget (a halving study's) wraps to the picture's width, about 13 characters
+    # an inch at this size, instead of running off both edges.
+    heading = textwrap.wrap(
+        literal(title) if title else "Dice of each tuning trial", int(13 * width)
+    )
+    fig = Figure(figsize=(width, 3.2 + 0.16 * (len(heading) - 1)), dpi=100)
     fig.set_facecolor("white")
     axes = fig.subplots(1, len(space), squeeze=False)[0]
     for ax, (name, low, high, log) in zip(axes, space, strict=True):
@@ -101,7 +108,7 @@ def tuning_curves(
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
     else:
         axes[-1].legend(loc="lower right", fontsize=7)
-    fig.suptitle(literal(title) if title else "Dice of each tuning trial", fontsize=9)
+    fig.suptitle("\n".join(heading), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     return path
