@@ -90,7 +90,7 @@ def _twin() -> dict:
             lambda t: t["noise"].update(rows=[0, *range(len(t["noise"]["rows"]) - 1)]),
             "noise.rows: a row named twice",
         ),
-        (lambda t: t["noise"].update(reference=25), "noise.reference: not one of the model's"),
+        (lambda t: t["noise"].update(reference=999), "noise.reference: not one of the model's"),
         (lambda t: t["noise"].pop("layout"), "noise.layout or mean_squares: missing"),
         (lambda t: t["noise"]["mean_squares"]["df"].__setitem__(2, 1e12), "noise.mean_squares.df"),
         (lambda t: t["noise"]["layout"]["images"].__setitem__(0, 0), "noise.layout.images[0]"),
