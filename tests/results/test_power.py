@@ -27,12 +27,18 @@ def test_the_answer_is_the_rules_on_the_twins_model() -> None:
     twin = json.loads(twin_path(MAIN).read_text(encoding="utf-8"))
     model = model_of(twin["noise"])
     plan = power(MAIN, 0.03)
-    assert plan.seeds == seeds_needed(model, 0.03) == 47
+    needed = seeds_needed(model, 0.03)
+    assert plan.seeds == needed and 3 < needed < 64  # the README quotes it for this table
     assert plan.resolves == pytest.approx(minimum_detectable_difference(model))
     assert (plan.units, plan.folds) == (3, 1)
     assert plan.line() == (
-        f"{MAIN}: 47 seeds a row would resolve 0.0300 in mean Dice at this noise (80 % power, "
-        "α = 0.05 after the correction); it has 3 seeds a row and resolves 0.0597 now"
+        f"{MAIN}: {needed} seeds a row would resolve 0.0300 in mean Dice at this noise (80 % "
+        "power, α = 0.05 after the correction); it has 3 seeds a row and resolves "
+        f"{minimum_detectable_difference(model):.4f} now"
+    )
+    assert (
+        f"--detect 0.03` says how many would\nresolve 0.03 at a table's noise, in a second: "
+        f"{needed} a row" in (REPO / "README.md").read_text(encoding="utf-8")
     )
     assert power(twin_path(MAIN), 0.03) == replace(plan, table=twin_path(MAIN))
 
