@@ -251,6 +251,8 @@ FIGURES: dict[str, Figures] = {
         min(_tuned(s, "scheduler", "flat").dice),
         max(_tuned(s, "scheduler", "flat").dice),
     ],
+    # Trials and seeds train the same epochs an entry (6×20 + 3×40 against 3×80).
+    "(at 0.78 of a seed's cost an epoch": lambda s: [_study_cost(s, "halving") - 1],
     "All four chose the same configuration (lr 0.0128, weight decay 0.0531)": lambda s: [
         _one([_halved(s, "model", v).chosen["lr"] for v in _MODELS]),
         _one([_halved(s, "model", v).chosen["weight_decay"] for v in _MODELS]),
