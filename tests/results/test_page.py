@@ -110,7 +110,7 @@ def test_a_filter_in_the_fragment_shows_exactly_the_rows_containing_it(browser: 
     entries = [r["entry"] for r in json.loads(MAIN.with_suffix(".json").read_text())["rows"]]
     open_page(browser, MAIN.with_suffix(".html"), "#filter=fpn")
     shown = shown_rows(browser)
-    assert shown == [e for e in entries if "fpn" in e] and len(shown) == 2
+    assert shown == [e for e in entries if "fpn" in e] and len(shown) > 1
     rendered = browser.execute_script("return document.querySelectorAll('#board tbody tr').length")
     assert rendered == len(entries)  # the others carry `hidden`
     open_page(browser, MAIN.with_suffix(".html"), "#model=fpn&params=..4.3&sort=-mean")
