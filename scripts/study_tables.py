@@ -106,11 +106,6 @@ class Study:
     #: The tuned columns today's replaced (full schedule, one shared space), by axis.
     replaced: dict[str, Column] = field(default_factory=dict)
 
-    @property
-    def trials(self) -> int:
-        """The tuning budget's number of trials (the same for every tuned row)."""
-        return _one_budget([*self.tuned.values(), *self.replaced.values()], "trials")
-
 
 def _one_budget(columns: Iterable[Column], name: str) -> int:
     """A field of the tuning budget every row of ``columns`` shares (an error when they
@@ -196,18 +191,18 @@ def _others(entry: Entry, axis: str) -> tuple[str, ...]:
     return (*(str(getattr(entry, f)) for f in _FIELDS if f != axis), entry.encoder or "", entry.tta)
 
 
-def column(made: Iterable[Row], axis: str, values: Sequence[str], tuned: bool) -> Column:
-    """The rows of ``values``: the one group of entries that differ only on ``axis`` and cover
-    every value (an error when none or several do)."""
+def column(made: Iterable[Row], axis: str, values: Sequence[str]) -> Column:
+    """The untuned rows of ``values``: the one group of entries that differ only on ``axis``
+    and cover every value (an error when none or several do). Tuned columns are taken by key
+    (``keyed``)."""
     groups: dict[tuple[str, ...], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in made:
-        if bool(row.entry.tuned) == tuned:
+        if not row.entry.tuned:
             groups[_others(row.entry, axis)][str(getattr(row.entry, axis))].append(row)
     covering = [g for g in groups.values() if all(len(g.get(v, ())) == 1 for v in values)]
     if len(covering) != 1:
-        kind = "tuned" if tuned else "fixed"
         raise SystemExit(
-            f"study_tables: error: {len(covering)} {kind} groups of records cover {axis} = "
+            f"study_tables: error: {len(covering)} fixed groups of records cover {axis} = "
             f"{', '.join(values)} (expected one)"
         )
     return Column(axis, tuple((v, covering[0][v][0]) for v in values))
@@ -225,7 +220,7 @@ def load_study(boards: Path = BOARDS, records: Path = RECORDS) -> Study:
     made = rows(found, benchmark)
     fixed, tuned, replaced = {}, {}, {}
     for axis in FIXED:
-        fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)), False)
+        fixed[axis] = column(made, axis, ablation_values(_table(boards, benchmark, axis)))
         tuned[axis] = keyed(made, axis, ablation_keys(_table(boards, benchmark, f"{axis}-tuned")))
         design = records / benchmark / REPLACED / f"{axis}-tuned.json"
         if design.is_file() and design_keys(design) != tuned[axis].keys():
@@ -242,7 +237,7 @@ def _cross_validated(boards: Path, benchmark: str, found: Sequence[Record]) -> C
         other = table.name.split(".ablation-")[0]
         if other != benchmark:
             made = rows(found, other)
-            return column(made, "model", ablation_values(table), False)
+            return column(made, "model", ablation_values(table))
     return None
 
 
@@ -371,16 +366,16 @@ def cost_table(study: Study) -> str:
         fixed = sum(_hours(r for a in axes for _, r in study.fixed[a].values))
         entries = len({r.entry.key for a in axes for _, r in study.tuned[a].values})
         cells = [title, str(entries), f"{fixed:.2f} h"]
-        total = None
+        totals: dict[str, float] = {}
         for schedule in schedules:
             made = [_by_schedule(study, a).get(schedule) for a in axes]
             if any(c is None for c in made):
                 cells += ["—", "—"]
                 continue
             seeds, trials = _hours(r for c in made for _, r in c.values)
-            total = seeds + trials
-            cells += [f"{seeds:.2f} + {trials:.2f} h", f"{total / seeds:.2f}x"]
-        cells.append("—" if total is None or cells[-1] == "—" else f"{total / fixed:.2f}x")
+            totals[schedule] = seeds + trials
+            cells += [f"{seeds:.2f} + {trials:.2f} h", f"{totals[schedule] / seeds:.2f}x"]
+        cells.append(f"{totals['halving'] / fixed:.2f}x" if "halving" in totals else "—")
         lines.append(_line(cells))
     return "\n".join(lines)
 

@@ -137,7 +137,7 @@ def _lr(row: Row) -> float:
 
 
 def _space(study) -> dict:
-    """The tuning space of the tuned rows (one budget for all: ``Study.trials`` checks it)."""
+    """The tuning space of the full schedule's tuned rows (one space for all)."""
     return _tuned(study, "loss", "dice").records[0].tuning["tuning"]["space"]
 
 
